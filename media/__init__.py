@@ -1,0 +1,22 @@
+"""Cunhui's media library: WebRTC ingest (WHIP) and delivery (WHEP) per meeting.
+
+The server drives it through :class:`MediaHub`; nothing here knows HTTP, SQL
+or socket.io. Rooms are identified by an opaque string (the meeting id).
+"""
+
+from .config import MediaConfig, parse_ice_servers
+from .errors import InvalidOffer, InvalidTrickle, MediaError, SessionNotFound
+from .hub import MediaHub, RoomEvent
+from .session import PeerSession
+
+__all__ = [
+    "InvalidOffer",
+    "InvalidTrickle",
+    "MediaConfig",
+    "MediaError",
+    "MediaHub",
+    "PeerSession",
+    "RoomEvent",
+    "SessionNotFound",
+    "parse_ice_servers",
+]

@@ -1,0 +1,53 @@
+"""Media settings, kept separate from the server's Settings so media/ stays standalone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from aiortc import RTCConfiguration, RTCIceServer
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    """How peer connections are set up.
+
+    ``ice_servers`` is passed to every peer connection *as given*: an empty list
+    means no STUN/TURN at all (aiortc would otherwise fall back to a public STUN
+    server). ``host_addresses``, when non-empty, are the only local addresses
+    ICE may offer; ``("127.0.0.1",)`` keeps all media on loopback.
+    """
+
+    ice_servers: tuple[RTCIceServer, ...] = ()
+    host_addresses: tuple[str, ...] = ()
+    #: a peer that has not connected after this many seconds is closed
+    connect_timeout: float = 30.0
+
+    def rtc_configuration(self) -> RTCConfiguration:
+        return RTCConfiguration(iceServers=list(self.ice_servers))
+
+
+def parse_ice_servers(value: str) -> tuple[RTCIceServer, ...]:
+    """Parse ``ICE_SERVERS``: empty, comma-separated URLs, or a JSON list.
+
+    The JSON form mirrors the browser's ``RTCIceServer`` dictionaries, e.g.
+    ``[{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "p"}]``.
+    """
+    value = value.strip()
+    if not value:
+        return ()
+    if value.startswith("["):
+        try:
+            items = json.loads(value)
+            return tuple(
+                RTCIceServer(
+                    urls=item["urls"],
+                    username=item.get("username"),
+                    credential=item.get("credential"),
+                )
+                for item in items
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"ICE_SERVERS is not a valid JSON list of servers: {exc}") from exc
+    return tuple(RTCIceServer(urls=url.strip()) for url in value.split(",") if url.strip())
+

@@ -1,0 +1,1 @@
+"""Cunhui's server: HTTP API, socket.io, domain services and storage."""

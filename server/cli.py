@@ -1,0 +1,81 @@
+"""``cunhui``: run the server and administer accounts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from .errors import CunhuiError
+from .settings import ConfigError, Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cunhui", description="Cunhui village meetings")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the web server")
+    serve.add_argument("--host", help="address to listen on (default: $HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: $PORT or 8080)")
+
+    admin = commands.add_parser("admin", help="administer accounts")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    create_user = admin_commands.add_parser("create-user", help="create a committee account")
+    create_user.add_argument("username")
+    create_user.add_argument("--password", required=True)
+
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"cunhui: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port)
+    return asyncio.run(_create_user(settings, args.username, args.password))
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+
+    host = host or settings.host
+    port = port or settings.port
+    web.run_app(create_app(settings), host=host, port=port, print=_announce(host, port))
+    return 0
+
+
+def _announce(host: str, port: int):
+    def announce(_message: str) -> None:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        print(f"Cunhui is running on http://{shown}:{port}  (Ctrl+C to stop)", flush=True)
+
+    return announce
+
+
+async def _create_user(settings: Settings, username: str, password: str) -> int:
+    from .services import accounts
+    from .store import Database
+
+    database = Database(settings.database_url)
+    try:
+        await database.create_schema()
+        async with database.session() as db:
+            user = await accounts.create_user(db, username, password)
+    except CunhuiError as exc:
+        print(f"cunhui: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        await database.close()
+    print(f"created committee account {user.username!r} (id {user.id})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The HTTP edge: routes, request parsing, auth and error translation."""

@@ -1,0 +1,159 @@
+"""The JSON API: login and meetings (docs/api.md lists every route)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+
+from .. import keys
+from ..errors import BadRequest, Forbidden, Unauthorized
+from ..services import accounts, identity, meetings
+from ..services.tokens import Principal
+from ..store import Meeting
+from .auth import COOKIE, principal_of, require_committee, set_session_cookie
+
+logger = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+
+async def read_json(request: web.Request) -> dict:
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body must be a JSON object: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def base_url(request: web.Request) -> str:
+    return request.app[keys.SETTINGS].base_url(str(request.url.origin()))
+
+
+def meeting_json(request: web.Request, view: meetings.MeetingView) -> dict:
+    data = view.as_dict()
+    data["join_url"] = f"{base_url(request)}/m/{view.meeting.code}"
+    media = request.app[keys.MEDIA].stats(str(view.meeting.id))
+    data["publishing"] = media.publishing
+    data["viewers"] = media.viewers
+    return data
+
+
+def check_can_watch(principal: Principal | None, meeting: Meeting) -> None:
+    """Committee always; anyone for a meeting open to guests."""
+    if principal is not None and principal.is_committee:
+        return
+    if meeting.allow_guests:
+        return
+    if principal is None:
+        raise Unauthorized("this meeting is for village members: open your invite link")
+    raise Forbidden("you may not watch this meeting")
+
+
+@routes.post("/api/login")
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise BadRequest("username and password are required")
+    async with request.app[keys.DATABASE].session() as db:
+        user = await accounts.authenticate(db, username, password)
+    token = identity.committee_token(request.app[keys.TOKENS], user.id)
+    logger.info("user %s logged in", user.id)
+    response = web.json_response(
+        {"token": token, "user": {"id": user.id, "username": user.username}}
+    )
+    set_session_cookie(response, request, token)
+    return response
+
+
+@routes.post("/api/logout")
+async def logout(request: web.Request) -> web.Response:
+    response = web.json_response({"ok": True})
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+@routes.get("/api/me")
+async def me(request: web.Request) -> web.Response:
+    principal = await principal_of(request)
+    return web.json_response({"you": principal.as_dict() if principal else None})
+
+
+@routes.post("/api/meetings")
+async def create_meeting(request: web.Request) -> web.Response:
+    principal = await require_committee(request)
+    body = await read_json(request)
+    allow_guests = body.get("allow_guests", False)
+    if not isinstance(allow_guests, bool):
+        raise BadRequest("allow_guests must be true or false")
+    async with request.app[keys.DATABASE].session() as db:
+        view = await meetings.create_meeting(
+            db,
+            title=meetings.check_title(body.get("title")),
+            agenda=meetings.parse_agenda(body.get("agenda")),
+            starts_at=meetings.parse_time(body.get("starts_at")),
+            allow_guests=allow_guests,
+            created_by=int(principal.id[1:]),
+        )
+    logger.info("meeting %s created by %s", view.meeting.id, principal.id)
+    return web.json_response(meeting_json(request, view), status=201)
+
+
+@routes.get("/api/meetings")
+async def list_meetings(request: web.Request) -> web.Response:
+    principal = await principal_of(request)
+    committee = principal is not None and principal.is_committee
+    async with request.app[keys.DATABASE].session() as db:
+        found = await meetings.list_meetings(db, public_only=not committee)
+        views = [await meetings.view(db, m) for m in found]
+    return web.json_response({"meetings": [meeting_json(request, v) for v in views]})
+
+
+@routes.get("/api/meetings/{id}")
+async def get_meeting(request: web.Request) -> web.Response:
+    principal = await principal_of(request)
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meetings.get_meeting(db, request.match_info["id"])
+        check_can_watch(principal, meeting)
+        view = await meetings.view(db, meeting)
+    return web.json_response(meeting_json(request, view))
+
+
+@routes.post("/api/meetings/{id}/start")
+async def start_meeting(request: web.Request) -> web.Response:
+    await require_committee(request)
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meetings.get_meeting(db, request.match_info["id"])
+        meeting, seq = await meetings.start_meeting(db, meeting)
+        view = await meetings.view(db, meeting)
+    if seq is not None:
+        logger.info("meeting %s is live", meeting.id)
+        await request.app[keys.REALTIME].meeting_status(meeting.id, meeting.status, seq)
+    return web.json_response(meeting_json(request, view))
+
+
+@routes.post("/api/meetings/{id}/end")
+async def end_meeting(request: web.Request) -> web.Response:
+    await require_committee(request)
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meetings.get_meeting(db, request.match_info["id"])
+        meeting, seq = await meetings.end_meeting(db, meeting)
+        view = await meetings.view(db, meeting)
+    if seq is not None:
+        logger.info("meeting %s ended", meeting.id)
+        await request.app[keys.MEDIA].close_room(str(meeting.id))
+        await request.app[keys.REALTIME].meeting_status(meeting.id, meeting.status, seq)
+    return web.json_response(meeting_json(request, view))
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        await request.app[keys.DATABASE].ping()
+    except Exception as exc:  # report, don't crash: this is what load balancers poll
+        logger.warning("health check: database unreachable: %s", exc)
+        return web.json_response({"ok": False, "database": "unreachable"}, status=503)
+    return web.json_response({"ok": True, "database": "ok"})

@@ -1,0 +1,190 @@
+"""WHIP (RFC 9725) ingest and WHEP playback endpoints.
+
+A session's resource URL (``Location``) carries 128 random bits and is the
+capability to PATCH or DELETE it; WHIP resources also require the
+committee's token, like the POST that created them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from media import InvalidOffer, InvalidTrickle, MediaHub, PeerSession, SessionNotFound
+from media.errors import IceRestartUnsupported
+from media.sdp import MAX_SDP_BYTES
+
+from .. import keys
+from ..errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    TooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from ..services import meetings
+from ..store import Meeting
+from .api import check_can_watch
+from .auth import principal_of, require_committee
+
+logger = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, PATCH, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Patch, Accept-Post",
+    "Access-Control-Max-Age": "86400",
+}
+SDP = "application/sdp"
+SDPFRAG = "application/trickle-ice-sdpfrag"
+
+
+async def _read_body(request: web.Request, content_type: str) -> str:
+    if request.content_length is not None and request.content_length > MAX_SDP_BYTES:
+        raise TooLarge(f"the body is larger than {MAX_SDP_BYTES} bytes")
+    if request.content_type != content_type:
+        raise UnsupportedMediaType(f"send the body as Content-Type: {content_type}")
+    body = await request.content.read(MAX_SDP_BYTES + 1)
+    if len(body) > MAX_SDP_BYTES:
+        raise TooLarge(f"the body is larger than {MAX_SDP_BYTES} bytes")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("the body is not UTF-8 text") from exc
+
+
+async def _live_meeting(request: web.Request) -> Meeting:
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meetings.get_meeting(db, request.match_info["meeting_id"])
+    return meeting
+
+
+def _require_live(meeting: Meeting) -> None:
+    if meeting.status != meetings.LIVE:
+        raise Conflict(f"the meeting is {meeting.status}, not live")
+
+
+def _ice_links(request: web.Request) -> list[str]:
+    links = []
+    for server in request.app[keys.SETTINGS].media_config().ice_servers:
+        urls = server.urls if isinstance(server.urls, list) else [server.urls]
+        for url in urls:
+            link = f'<{url}>; rel="ice-server"'
+            if server.username:
+                link += f'; username="{server.username}"; credential="{server.credential}"'
+                link += '; credential-type="password"'
+            links.append(link)
+    return links
+
+
+def _created(request: web.Request, kind: str, meeting: Meeting, session: PeerSession):
+    location = f"/{kind}/{meeting.id}/{session.id}"
+    response = web.Response(
+        status=201,
+        body=session.answer_sdp.encode(),
+        content_type=SDP,
+        headers={
+            **CORS_HEADERS,
+            "Location": location,
+            "ETag": session.etag,
+            "Accept-Patch": SDPFRAG,
+        },
+    )
+    for link in _ice_links(request):
+        response.headers.add("Link", link)
+    return response
+
+
+async def _negotiate(request, kind, meeting, start) -> web.Response:
+    offer = await _read_body(request, SDP)
+    try:
+        session = await start(str(meeting.id), offer)
+    except InvalidOffer as exc:
+        logger.info("%s meeting %s: bad offer: %s", kind, meeting.id, exc)
+        raise BadRequest(str(exc)) from exc
+    logger.info("%s meeting %s: session %s created", kind, meeting.id, session.id)
+    return _created(request, kind, meeting, session)
+
+
+@routes.post("/whip/{meeting_id}")
+async def whip_publish(request: web.Request) -> web.Response:
+    await require_committee(request)
+    meeting = await _live_meeting(request)
+    _require_live(meeting)
+    hub: MediaHub = request.app[keys.MEDIA]
+    return await _negotiate(request, "whip", meeting, hub.publish)
+
+
+@routes.post("/whep/{meeting_id}")
+async def whep_subscribe(request: web.Request) -> web.Response:
+    principal = await principal_of(request)
+    meeting = await _live_meeting(request)
+    check_can_watch(principal, meeting)
+    _require_live(meeting)
+    hub: MediaHub = request.app[keys.MEDIA]
+    return await _negotiate(request, "whep", meeting, hub.subscribe)
+
+
+def _session(request: web.Request, role: str) -> PeerSession:
+    hub: MediaHub = request.app[keys.MEDIA]
+    try:
+        session = hub.session(request.match_info["meeting_id"], request.match_info["session_id"])
+    except SessionNotFound as exc:
+        raise NotFound("no such session (it ended or never existed)") from exc
+    if session.role != role:
+        raise NotFound("no such session (it ended or never existed)")
+    return session
+
+
+async def _patch(request: web.Request, role: str) -> web.Response:
+    session = _session(request, role)
+    if_match = request.headers.get("If-Match")
+    if if_match not in (None, "*", session.etag):
+        raise web.HTTPPreconditionFailed(headers=CORS_HEADERS)
+    fragment = await _read_body(request, SDPFRAG)
+    try:
+        await session.add_trickle(fragment)
+    except IceRestartUnsupported as exc:
+        raise Unprocessable(str(exc)) from exc
+    except InvalidTrickle as exc:
+        raise BadRequest(str(exc)) from exc
+    return web.Response(status=204, headers=CORS_HEADERS)
+
+
+async def _delete(request: web.Request, role: str) -> web.Response:
+    session = _session(request, role)
+    logger.info("%s session %s of room %s closed by the client", role, session.id, session.room_id)
+    await session.close()
+    return web.Response(status=200, headers=CORS_HEADERS)
+
+
+@routes.patch("/whip/{meeting_id}/{session_id}")
+async def whip_patch(request: web.Request) -> web.Response:
+    await require_committee(request)
+    return await _patch(request, "publisher")
+
+
+@routes.delete("/whip/{meeting_id}/{session_id}")
+async def whip_delete(request: web.Request) -> web.Response:
+    await require_committee(request)
+    return await _delete(request, "publisher")
+
+
+@routes.patch("/whep/{meeting_id}/{session_id}")
+async def whep_patch(request: web.Request) -> web.Response:
+    return await _patch(request, "viewer")
+
+
+@routes.delete("/whep/{meeting_id}/{session_id}")
+async def whep_delete(request: web.Request) -> web.Response:
+    return await _delete(request, "viewer")
+
+
+@routes.route("OPTIONS", "/whip/{tail:.*}")
+@routes.route("OPTIONS", "/whep/{tail:.*}")
+async def preflight(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers={**CORS_HEADERS, "Accept-Post": SDP})

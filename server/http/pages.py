@@ -1,0 +1,116 @@
+"""Server-rendered pages (jinja2). The browser does the rest over the JSON API and socket.io."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from .. import keys
+from ..errors import CunhuiError
+from ..i18n import LOCALE_COOKIE, LOCALES, current_locale, pick_locale, set_locale
+from ..services import meetings
+from .api import check_can_watch, meeting_json
+from .auth import principal_of
+
+routes = web.RouteTableDef()
+
+
+@web.middleware
+async def locale_middleware(request: web.Request, handler):
+    token = set_locale(
+        pick_locale(request.cookies.get(LOCALE_COOKIE), request.headers.get("Accept-Language"))
+    )
+    try:
+        return await handler(request)
+    finally:
+        from ..i18n import _current
+
+        _current.reset(token)
+
+
+async def base_context(request: web.Request) -> dict:
+    principal = await principal_of(request)
+    return {
+        "user": principal.as_dict() if principal else None,
+        "lang": current_locale(),
+        "html_lang": "zh-CN" if current_locale() == "zh_CN" else "en",
+        "path": request.path_qs,
+    }
+
+
+def _login_redirect(request: web.Request) -> web.HTTPFound:
+    return web.HTTPFound(f"/login?next={quote(request.path_qs)}")
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.Response:
+    context = await base_context(request)
+    committee = context["user"] is not None and context["user"]["role"] == "committee"
+    async with request.app[keys.DATABASE].session() as db:
+        found = await meetings.list_meetings(db, public_only=not committee)
+        views = [meeting_json(request, await meetings.view(db, m)) for m in found]
+    context["live"] = [m for m in views if m["status"] == meetings.LIVE]
+    context["upcoming"] = [m for m in views if m["status"] == meetings.SCHEDULED]
+    return aiohttp_jinja2.render_template("home.html", request, context)
+
+
+@routes.get("/login")
+async def login_page(request: web.Request) -> web.Response:
+    context = await base_context(request)
+    next_url = request.query.get("next", "/")
+    context["next"] = next_url if next_url.startswith("/") and not next_url.startswith("//") else "/"
+    return aiohttp_jinja2.render_template("login.html", request, context)
+
+
+@routes.get("/meetings/new")
+async def new_meeting_page(request: web.Request) -> web.Response:
+    context = await base_context(request)
+    if context["user"] is None or context["user"]["role"] != "committee":
+        raise _login_redirect(request)
+    return aiohttp_jinja2.render_template("new_meeting.html", request, context)
+
+
+@routes.get("/meetings/{id}/host")
+async def host_page(request: web.Request) -> web.Response:
+    context = await base_context(request)
+    if context["user"] is None or context["user"]["role"] != "committee":
+        raise _login_redirect(request)
+    async with request.app[keys.DATABASE].session() as db:
+        try:
+            meeting = await meetings.get_meeting(db, request.match_info["id"])
+        except CunhuiError:
+            raise web.HTTPNotFound() from None
+        context["meeting"] = meeting_json(request, await meetings.view(db, meeting))
+    return aiohttp_jinja2.render_template("host.html", request, context)
+
+
+@routes.get("/m/{code}")
+async def watch_page(request: web.Request) -> web.Response:
+    context = await base_context(request)
+    principal = await principal_of(request)
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meetings.find_by_code(db, request.match_info["code"])
+        if meeting is None:
+            raise web.HTTPNotFound()
+        try:
+            check_can_watch(principal, meeting)
+            context["can_watch"] = True
+        except CunhuiError:
+            context["can_watch"] = False
+        context["meeting"] = meeting_json(request, await meetings.view(db, meeting))
+    return aiohttp_jinja2.render_template("watch.html", request, context)
+
+
+@routes.get("/lang/{locale}")
+async def switch_language(request: web.Request) -> web.Response:
+    locale = request.match_info["locale"]
+    if locale not in LOCALES:
+        raise web.HTTPNotFound()
+    next_url = request.query.get("next", "/")
+    if not next_url.startswith("/") or next_url.startswith("//"):
+        next_url = "/"
+    response = web.HTTPFound(next_url)
+    response.set_cookie(LOCALE_COOKIE, locale, max_age=365 * 24 * 3600, samesite="Lax", path="/")
+    raise response

@@ -1,0 +1,51 @@
+"""Signed, expiring bearer tokens, and the principal they stand for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from ..errors import Unauthorized
+
+Role = Literal["committee", "member", "guest"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a committee user, a member or a guest."""
+
+    id: str
+    name: str
+    role: Role
+
+    @property
+    def is_committee(self) -> bool:
+        return self.role == "committee"
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "role": self.role}
+
+
+class TokenService:
+    """Issues and checks tokens; the payload names the account, never a password."""
+
+    def __init__(self, secret_key: str, max_age: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_key, salt="cunhui.token.v1")
+        self.max_age = max_age
+
+    def issue(self, kind: str, subject: str | int, **claims: str | int) -> str:
+        return self._serializer.dumps({"k": kind, "s": str(subject), **claims})
+
+    def verify(self, token: str) -> dict:
+        """Return the payload (``k`` kind, ``s`` subject, claims), or raise Unauthorized."""
+        try:
+            payload = self._serializer.loads(token, max_age=self.max_age)
+        except SignatureExpired as exc:
+            raise Unauthorized("the token has expired; log in again") from exc
+        except BadSignature as exc:
+            raise Unauthorized("the token is not valid") from exc
+        if not isinstance(payload, dict) or "k" not in payload or "s" not in payload:
+            raise Unauthorized("the token is not valid")
+        return payload

@@ -1,0 +1,119 @@
+"""Configuration from environment variables, read once and passed to create_app()."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from media import MediaConfig, parse_ice_servers
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = REPO_ROOT / "data"
+    database_url: str = ""
+    redis_url: str = ""
+    recordings_dir: Path = REPO_ROOT / "recordings"
+    secret_key: str = field(default="", repr=False)
+    public_url: str = ""
+    ice_servers: str = ""
+    ice_host_addresses: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    #: the web/ folder (templates, static files, translations, node_modules)
+    web_dir: Path = REPO_ROOT / "web"
+    #: login tokens and cookies stay valid this long
+    token_max_age: int = 14 * 24 * 3600
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
+        """Read every setting from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("DATA_DIR") or REPO_ROOT / "data")
+        try:
+            port = int(env.get("PORT") or 8080)
+        except ValueError as exc:
+            raise ConfigError(f"PORT must be a number, not {env.get('PORT')!r}") from exc
+        values = dict(
+            host=env.get("HOST") or "127.0.0.1",
+            port=port,
+            data_dir=data_dir,
+            database_url=normalize_database_url(
+                env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'cunhui.db'}"
+            ),
+            redis_url=env.get("REDIS_URL", ""),
+            recordings_dir=Path(env.get("RECORDINGS_DIR") or REPO_ROOT / "recordings"),
+            secret_key=env.get("SECRET_KEY", ""),
+            public_url=(env.get("PUBLIC_URL") or "").rstrip("/"),
+            ice_servers=env.get("ICE_SERVERS", ""),
+            ice_host_addresses=tuple(
+                a.strip() for a in env.get("ICE_HOST_ADDRESSES", "").split(",") if a.strip()
+            ),
+            log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+        )
+        values.update(overrides)
+        settings = cls(**values)
+        settings.media_config()  # fail early on a bad ICE_SERVERS
+        return settings
+
+    def with_secret(self) -> Settings:
+        """Return settings whose secret key is set: SECRET_KEY, or one kept in DATA_DIR."""
+        if self.secret_key:
+            return self
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            path.touch(mode=0o600)
+            path.write_text(key + "\n")
+            logger.info("generated a new SECRET_KEY in %s", path)
+        return _replace(self, secret_key=key)
+
+    def media_config(self) -> MediaConfig:
+        try:
+            servers = parse_ice_servers(self.ice_servers)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        return MediaConfig(ice_servers=servers, host_addresses=self.ice_host_addresses)
+
+    def base_url(self, request_url: str | None = None) -> str:
+        """PUBLIC_URL if set, else the URL the request came in on, else host:port."""
+        if self.public_url:
+            return self.public_url
+        if request_url:
+            return request_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the usual URL spellings and pick the async driver for each."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite:///"):
+        url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    if not (url.startswith("postgresql+asyncpg://") or url.startswith("sqlite+aiosqlite://")):
+        raise ConfigError(f"DATABASE_URL must be a SQLite or PostgreSQL URL, not {url!r}")
+    return url
+
+
+def _replace(settings: Settings, **changes) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, **changes)

@@ -1,0 +1,61 @@
+"""Shared fixtures: a real app on SQLite (or PostgreSQL), with media on loopback only."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.app import create_app
+from server.keys import DATABASE
+from server.services import accounts
+from server.settings import Settings
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    env = {
+        "DATA_DIR": str(tmp_path / "data"),
+        "RECORDINGS_DIR": str(tmp_path / "recordings"),
+        "SECRET_KEY": "test-secret-key",
+        # MEDIA-NOTES: keep ICE on loopback; no STUN server.
+        "ICE_HOST_ADDRESSES": "127.0.0.1",
+        "ICE_SERVERS": "",
+    }
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings):
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def clerk_token(client) -> str:
+    """A committee account, logged in over the API."""
+    async with client.app[DATABASE].session() as db:
+        await accounts.create_user(db, "clerk", PASSWORD)
+    response = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    assert response.status == 200
+    # Tests call with an explicit Bearer token; keep the jar free of the session
+    # cookie so that "anonymous" requests really are anonymous.
+    client.session.cookie_jar.clear()
+    return (await response.json())["token"]
+
+
+def auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def live_meeting(client, clerk_token) -> dict:
+    response = await client.post(
+        "/api/meetings",
+        json={"title": "村民会议", "agenda": [{"title": "修路"}], "allow_guests": True},
+        headers=auth(clerk_token),
+    )
+    assert response.status == 201
+    meeting = await response.json()
+    response = await client.post(f"/api/meetings/{meeting['id']}/start", headers=auth(clerk_token))
+    assert response.status == 200
+    return await response.json()

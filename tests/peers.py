@@ -1,0 +1,163 @@
+"""Real aiortc peers for the media tests: a synthetic camera, WHIP and WHEP clients."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+import time
+from dataclasses import dataclass, field
+
+import av
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
+
+NO_ICE_SERVERS = RTCConfiguration(iceServers=[])  # never a public STUN server
+
+
+class MovingVideoTrack(VideoStreamTrack):
+    """A moving gradient: every frame differs, so a frozen picture would show."""
+
+    def __init__(self, width: int = 640, height: int = 480) -> None:
+        super().__init__()
+        self.width, self.height = width, height
+        self._base = np.add.outer(np.arange(height), np.arange(width)).astype(np.uint8)
+        self._n = 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        self._n += 1
+        y = (self._base + self._n * 3).astype(np.uint8)
+        uv = np.full((self.height // 2, self.width // 2), 128, dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(
+            np.concatenate([y, uv.reshape(-1, self.width), uv.reshape(-1, self.width)]),
+            format="yuv420p",
+        )
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+class ToneAudioTrack(AudioStreamTrack):
+    """A 440 Hz tone in 20 ms frames at 48 kHz."""
+
+    RATE = 48000
+    SAMPLES = 960
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pts = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.time()
+        else:
+            wait = self._start + self._pts / self.RATE - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        t = (np.arange(self.SAMPLES) + self._pts) / self.RATE
+        samples = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate = self.RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, self.RATE)
+        self._pts += self.SAMPLES
+        return frame
+
+
+async def gathered_offer(pc: RTCPeerConnection) -> str:
+    """aiortc gathers all candidates in setLocalDescription: a non-trickle offer."""
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc.localDescription.sdp
+
+
+@dataclass
+class Publisher:
+    """A WHIP publisher: synthetic camera and microphone."""
+
+    width: int = 640
+    height: int = 480
+    pc: RTCPeerConnection = field(default_factory=lambda: RTCPeerConnection(NO_ICE_SERVERS))
+    location: str | None = None
+
+    def __post_init__(self) -> None:
+        self.pc.addTransceiver(MovingVideoTrack(self.width, self.height), direction="sendonly")
+        self.pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
+
+    async def publish(self, client, meeting_id: int, token: str) -> None:
+        offer = await gathered_offer(self.pc)
+        response = await client.post(
+            f"/whip/{meeting_id}",
+            data=offer,
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+        )
+        assert response.status == 201, await response.text()
+        self.location = response.headers["Location"]
+        answer = await response.text()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+@dataclass
+class Viewer:
+    """A WHEP viewer that decodes what it receives and counts it."""
+
+    pc: RTCPeerConnection = field(default_factory=lambda: RTCPeerConnection(NO_ICE_SERVERS))
+    video_frames: int = 0
+    audio_frames: int = 0
+    sizes: set = field(default_factory=set)
+    first_video_at: float | None = None
+    location: str | None = None
+    _tasks: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track) -> None:
+        self._tasks.append(asyncio.ensure_future(self._consume(track)))
+
+    async def _consume(self, track) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                if track.kind == "video":
+                    self.video_frames += 1
+                    self.sizes.add((frame.width, frame.height))
+                    if self.first_video_at is None:
+                        self.first_video_at = time.monotonic()
+                else:
+                    self.audio_frames += 1
+        except MediaStreamError:
+            pass
+
+    async def watch(self, client, meeting_id: int, token: str | None = None) -> None:
+        offer = await gathered_offer(self.pc)
+        headers = {"Content-Type": "application/sdp"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        response = await client.post(f"/whep/{meeting_id}", data=offer, headers=headers)
+        assert response.status == 201, await response.text()
+        self.location = response.headers["Location"]
+        answer = await response.text()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    async def wait_for(self, *, video: int, audio: int = 1, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.video_frames < video or self.audio_frames < audio:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"after {timeout} s: {self.video_frames} video frames (wanted {video}), "
+                    f"{self.audio_frames} audio frames (wanted {audio})"
+                )
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,148 @@
+"""The JSON API as an outside client uses it: login, meetings, errors in the contract's shape."""
+
+from __future__ import annotations
+
+from .conftest import PASSWORD, auth
+
+
+async def error_code(response) -> str:
+    body = await response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["message"]
+    return body["error"]["code"]
+
+
+async def test_login_returns_token_user_and_cookie(client, clerk_token):
+    response = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    body = await response.json()
+    assert response.status == 200
+    assert body["user"]["username"] == "clerk" and isinstance(body["user"]["id"], int)
+    assert body["token"]
+    assert "cunhui_session" in response.cookies
+
+
+async def test_wrong_password_and_unknown_user_get_the_same_401(client, clerk_token):
+    wrong = await client.post("/api/login", json={"username": "clerk", "password": "nope"})
+    unknown = await client.post("/api/login", json={"username": "ghost", "password": "nope"})
+    assert wrong.status == unknown.status == 401
+    assert (await wrong.json()) == (await unknown.json())
+
+
+async def test_create_get_start_end_meeting(client, clerk_token):
+    response = await client.post(
+        "/api/meetings",
+        json={
+            "title": "2026年第四季度村民会议",
+            "starts_at": "2026-12-01T09:00:00+08:00",
+            "agenda": [{"title": "修村道", "description": "预算 12 万元"}, {"title": "低保名单"}],
+        },
+        headers=auth(clerk_token),
+    )
+    assert response.status == 201
+    created = await response.json()
+    assert created["status"] == "scheduled"
+    assert created["code"].isdigit() and len(created["code"]) == 9
+    assert created["join_url"].endswith(f"/m/{created['code']}")
+    assert [a["title"] for a in created["agenda"]] == ["修村道", "低保名单"]
+    assert all(isinstance(a["id"], int) for a in created["agenda"])
+    assert created["allow_guests"] is False
+
+    got = await (await client.get(f"/api/meetings/{created['id']}", headers=auth(clerk_token))).json()
+    assert got["title"] == "2026年第四季度村民会议"
+    assert got["starts_at"].startswith("2026-12-01T01:00:00")
+
+    listed = await (await client.get("/api/meetings", headers=auth(clerk_token))).json()
+    assert [m["id"] for m in listed["meetings"]] == [created["id"]]
+
+    start = await client.post(f"/api/meetings/{created['id']}/start", headers=auth(clerk_token))
+    assert (await start.json())["status"] == "live"
+    again = await client.post(f"/api/meetings/{created['id']}/start", headers=auth(clerk_token))
+    assert again.status == 200  # the host reconnecting may press start again
+    end = await client.post(f"/api/meetings/{created['id']}/end", headers=auth(clerk_token))
+    assert (await end.json())["status"] == "ended"
+    restart = await client.post(f"/api/meetings/{created['id']}/start", headers=auth(clerk_token))
+    assert restart.status == 409 and await error_code(restart) == "conflict"
+
+
+async def test_ending_a_meeting_that_never_started_is_a_conflict(client, clerk_token):
+    created = await (
+        await client.post("/api/meetings", json={"title": "t"}, headers=auth(clerk_token))
+    ).json()
+    response = await client.post(f"/api/meetings/{created['id']}/end", headers=auth(clerk_token))
+    assert response.status == 409 and await error_code(response) == "conflict"
+
+
+async def test_committee_only_routes_refuse_anonymous_and_bad_tokens(client, clerk_token):
+    anonymous = await client.post("/api/meetings", json={"title": "x"})
+    assert anonymous.status == 401 and await error_code(anonymous) == "unauthorized"
+    forged = await client.post(
+        "/api/meetings", json={"title": "x"}, headers=auth(clerk_token[:-4] + "AAAA")
+    )
+    assert forged.status == 401 and await error_code(forged) == "unauthorized"
+    scheme = await client.post(
+        "/api/meetings", json={"title": "x"}, headers={"Authorization": "Basic abc"}
+    )
+    assert scheme.status == 401
+
+
+async def test_members_only_meeting_is_hidden_from_anonymous_callers(client, clerk_token):
+    created = await (
+        await client.post("/api/meetings", json={"title": "t"}, headers=auth(clerk_token))
+    ).json()
+    response = await client.get(f"/api/meetings/{created['id']}")
+    assert response.status == 401
+    listed = await (await client.get("/api/meetings")).json()
+    assert listed["meetings"] == []
+
+
+async def test_bad_meeting_bodies_are_400_with_reasons(client, clerk_token):
+    for body in (
+        {},
+        {"title": ""},
+        {"title": "x" * 201},
+        {"title": "t", "agenda": "not a list"},
+        {"title": "t", "agenda": [{"description": "no title"}]},
+        {"title": "t", "starts_at": "tomorrow"},
+        {"title": "t", "starts_at": "2026-12-01T09:00:00"},
+        {"title": "t", "allow_guests": "yes"},
+    ):
+        response = await client.post("/api/meetings", json=body, headers=auth(clerk_token))
+        assert response.status == 400, body
+        assert await error_code(response) == "bad_request"
+    response = await client.post(
+        "/api/meetings", data="{not json", headers={**auth(clerk_token), "Content-Type": "application/json"}
+    )
+    assert response.status == 400 and await error_code(response) == "bad_request"
+
+
+async def test_unknown_ids_of_any_form_are_404(client, clerk_token):
+    for path in ("/api/meetings/999", "/api/meetings/abc", "/api/meetings/-1",
+                 "/api/meetings/99999999999999999999999", "/api/nothing-here"):
+        response = await client.get(path, headers=auth(clerk_token))
+        assert response.status == 404, path
+        assert await error_code(response) == "not_found"
+
+
+async def test_oversized_json_body_is_413(client, clerk_token):
+    response = await client.post(
+        "/api/meetings",
+        data='{"title": "' + "x" * 300_000 + '"}',
+        headers={**auth(clerk_token), "Content-Type": "application/json"},
+    )
+    assert response.status == 413 and await error_code(response) == "too_large"
+
+
+async def test_cookie_session_refuses_cross_site_posts(client, clerk_token):
+    await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    same = await client.post("/api/meetings", json={"title": "t"},
+                             headers={"Origin": f"http://{client.host}:{client.port}"})
+    assert same.status == 201
+    cross = await client.post("/api/meetings", json={"title": "t"},
+                              headers={"Origin": "https://evil.example"})
+    assert cross.status == 403 and await error_code(cross) == "forbidden"
+
+
+async def test_healthz(client):
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert (await response.json())["ok"] is True
