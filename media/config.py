@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 
@@ -22,6 +23,13 @@ class MediaConfig:
     host_addresses: tuple[str, ...] = ()
     #: a peer that has not connected after this many seconds is closed
     connect_timeout: float = 30.0
+
+    @property
+    def loopback_only(self) -> bool:
+        """True when ICE may use loopback addresses only (tests, benchmarks)."""
+        return bool(self.host_addresses) and all(
+            ipaddress.ip_address(a).is_loopback for a in self.host_addresses
+        )
 
     def rtc_configuration(self) -> RTCConfiguration:
         return RTCConfiguration(iceServers=list(self.ice_servers))

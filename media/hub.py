@@ -192,7 +192,6 @@ class MediaHub:
     async def close(self) -> None:
         for room_id in list(self._rooms):
             await self.close_room(room_id)
-        restrict_host_addresses(())
 
     def _notify(self, room: Room, event: RoomEvent | None = None) -> None:
         event = event or RoomEvent(room.id, publishing=room.publishing, viewers=len(room.viewers))

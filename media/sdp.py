@@ -7,6 +7,7 @@ developer can act on.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from aiortc import RTCIceCandidate
@@ -69,6 +70,33 @@ def check_offer(sdp: str) -> OfferSummary:
         receives=frozenset(m.kind for m in media if m.port and m.direction in _RECEIVING),
         ice_ufrag=ufrag,
     )
+
+
+def is_loopback_candidate(candidate: RTCIceCandidate) -> bool:
+    try:
+        return ipaddress.ip_address(candidate.ip).is_loopback
+    except ValueError:  # an mDNS name such as 1f0c....local
+        return False
+
+
+def keep_loopback_candidates(sdp: str) -> str:
+    """Drop the offer's non-loopback candidates.
+
+    With ``ICE_HOST_ADDRESSES=127.0.0.1`` our side offers only loopback, but a
+    browser also lists its other interfaces and ICE would send checks there.
+    Dropping them keeps every packet on loopback.
+    """
+    kept = []
+    for line in sdp.split("\r\n"):
+        if line.startswith("a=candidate:"):
+            try:
+                candidate = candidate_from_sdp(line[len("a=candidate:") :])
+            except Exception:
+                continue
+            if not is_loopback_candidate(candidate):
+                continue
+        kept.append(line)
+    return "\r\n".join(kept)
 
 
 @dataclass

@@ -13,7 +13,14 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from .config import MediaConfig
 from .errors import InvalidOffer
-from .sdp import OfferSummary, check_offer, normalize, parse_trickle
+from .sdp import (
+    OfferSummary,
+    check_offer,
+    is_loopback_candidate,
+    keep_loopback_candidates,
+    normalize,
+    parse_trickle,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +74,12 @@ class PeerSession:
         """
         try:
             self.offer = check_offer(offer_sdp)
+            offer_sdp = normalize(offer_sdp)
+            if self._config.loopback_only:
+                offer_sdp = keep_loopback_candidates(offer_sdp)
             try:
                 await self.pc.setRemoteDescription(
-                    RTCSessionDescription(sdp=normalize(offer_sdp), type="offer")
+                    RTCSessionDescription(sdp=offer_sdp, type="offer")
                 )
             except Exception as exc:
                 raise InvalidOffer(f"the offer was refused: {exc}") from exc
@@ -90,6 +100,8 @@ class PeerSession:
         assert self.offer is not None
         parsed = parse_trickle(fragment, session_ufrag=self.offer.ice_ufrag)
         for candidate in parsed.candidates:
+            if self._config.loopback_only and not is_loopback_candidate(candidate):
+                continue
             if candidate.sdpMid is None:
                 candidate.sdpMid = self._first_mid()
             await self.pc.addIceCandidate(candidate)

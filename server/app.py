@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)
     app[keys.REALTIME] = Realtime(app)
+    app.on_shutdown.append(_hang_up)
 
     catalogs = Catalogs(settings.web_dir / "translations")
     env = aiohttp_jinja2.setup(
@@ -74,6 +75,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     logger.info("database: %s", database.engine.url.render_as_string(hide_password=True))
     yield
     await database.close()
+
+
+async def _hang_up(app: web.Application) -> None:
+    """On shutdown, close sockets and peers first: open ones would hold the exit for a minute."""
+    await app[keys.REALTIME].sio.shutdown()
+    await app[keys.MEDIA].close()
 
 
 async def _media(app: web.Application) -> AsyncIterator[None]:

@@ -47,7 +47,13 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
 
     host = host or settings.host
     port = port or settings.port
-    web.run_app(create_app(settings), host=host, port=port, print=_announce(host, port))
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        print=_announce(host, port),
+        shutdown_timeout=10,  # a restart should not wait on idle keep-alive clients
+    )
     return 0
 
 

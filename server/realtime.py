@@ -53,7 +53,8 @@ class MeetingNamespace(socketio.AsyncNamespace):
                 principal = await self.rt.resolve(token)
             except Unauthorized as exc:
                 if auth and auth.get("token"):
-                    raise ConnectionRefusedError(exc.as_dict()) from exc
+                    # the client's connect_error gets {"message": code, "data": {code, message}}
+                    raise socketio.exceptions.ConnectionRefusedError(exc.code, exc.as_dict()) from exc
         await self.save_session(sid, {"principal": principal, "meeting_id": None})
 
     async def on_disconnect(self, sid, reason=None):

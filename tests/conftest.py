@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import pytest
 
+from media.aiortc_hooks import restrict_host_addresses
 from server.app import create_app
 from server.keys import DATABASE
 from server.services import accounts
 from server.settings import Settings
 
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def loopback_ice():
+    """Every aiortc peer in every test offers only 127.0.0.1 (MEDIA-NOTES: loopback only)."""
+    restrict_host_addresses(["127.0.0.1"])
+    yield
+    restrict_host_addresses(["127.0.0.1"])
 
 
 @pytest.fixture

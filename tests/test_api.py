@@ -146,3 +146,24 @@ async def test_healthz(client):
     response = await client.get("/healthz")
     assert response.status == 200
     assert (await response.json())["ok"] is True
+
+
+async def test_unknown_meeting_code_gets_a_friendly_page(client):
+    response = await client.get("/m/123456789", headers={"Accept-Language": "zh-CN"})
+    assert response.status == 404
+    page = await response.text()
+    assert "没有这个会议" in page and "123456789" in page
+
+
+async def test_pages_escape_user_text(client, clerk_token):
+    response = await client.post(
+        "/api/meetings",
+        json={"title": "<script>alert(1)</script>", "allow_guests": True,
+              "agenda": [{"title": "<img src=x onerror=alert(2)>"}]},
+        headers=auth(clerk_token),
+    )
+    meeting = await response.json()
+    page = await (await client.get(f"/m/{meeting['code']}")).text()
+    assert "<script>alert(1)</script>" not in page
+    assert "<img src=x onerror" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page or "\\u003cscript\\u003e" in page

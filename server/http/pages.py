@@ -93,7 +93,8 @@ async def watch_page(request: web.Request) -> web.Response:
     async with request.app[keys.DATABASE].session() as db:
         meeting = await meetings.find_by_code(db, request.match_info["code"])
         if meeting is None:
-            raise web.HTTPNotFound()
+            context["code"] = request.match_info["code"]
+            return aiohttp_jinja2.render_template("not_found.html", request, context, status=404)
         try:
             check_can_watch(principal, meeting)
             context["can_watch"] = True

@@ -1,0 +1,197 @@
+"""Users in real Chromium: the clerk starts the meeting from the camera, villagers watch.
+
+These run inside a loopback-only network namespace (scripts/test phase 2), so no
+media can leave the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from playwright.async_api import async_playwright
+
+from server.app import create_app
+from server.keys import DATABASE, MEDIA
+from server.services import accounts
+
+from .browser import Browser, require_browser_sandbox
+from .conftest import PASSWORD
+from .peers import Viewer
+
+pytestmark = pytest.mark.netns
+
+
+@pytest.fixture
+async def server(aiohttp_server, settings):
+    require_browser_sandbox()
+    app = create_app(settings)
+    srv = await aiohttp_server(app, host="127.0.0.1")
+    async with app[DATABASE].session() as db:
+        await accounts.create_user(db, "clerk", PASSWORD)
+    return srv
+
+
+BLOCK_AUTOPLAY_WITH_SOUND = """
+// (navigator.userActivation is already set in Playwright's pages: count real taps.)
+let tapped = false;
+addEventListener("pointerdown", () => { tapped = true; }, true);
+const realPlay = HTMLMediaElement.prototype.play;
+HTMLMediaElement.prototype.play = function () {
+  if (!this.muted && !tapped) {
+    return Promise.reject(new DOMException(
+      "play() failed because the user didn't interact with the document first.",
+      "NotAllowedError"));
+  }
+  return realPlay.call(this);
+};
+"""
+
+
+async def wait_state(page, state: str, timeout: float = 20_000) -> None:
+    await page.wait_for_function(
+        "s => document.body.dataset.state === s", arg=state, timeout=timeout
+    )
+
+
+async def host_starts_meeting(page, base: str) -> int:
+    """Log in, create a meeting with an agenda, press Start. Returns the meeting id."""
+    await page.goto(f"{base}/login?next=/meetings/new")
+    await page.fill("#username", "clerk")
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-button")
+    await page.wait_for_url(f"{base}/meetings/new")
+    await page.fill("#title", "第三季度村民会议")
+    await page.locator(".agenda-title").first.fill("村道修缮")
+    await page.click("#create-button")
+    await page.wait_for_url("**/meetings/*/host")
+    meeting_id = int(page.url.rstrip("/").split("/")[-2])
+    await page.click("#start-button")
+    await wait_state(page, "live")
+    return meeting_id
+
+
+async def video_is_playing(page) -> tuple[int, float, float]:
+    """The picture arrives (videoWidth > 0) and time advances."""
+    await page.wait_for_function(
+        "() => document.getElementById('player').videoWidth > 0", timeout=10_000
+    )
+    width = await page.evaluate("document.getElementById('player').videoWidth")
+    t0 = await page.evaluate("document.getElementById('player').currentTime")
+    await asyncio.sleep(1.5)
+    t1 = await page.evaluate("document.getElementById('player').currentTime")
+    return width, t0, t1
+
+
+async def test_clerk_publishes_from_the_browser_and_villagers_watch(server):
+    base = str(server.make_url("")).rstrip("/")
+    async with async_playwright() as pw:
+        async with Browser(pw) as host:
+            page = await host.new_page()
+            meeting_id = await host_starts_meeting(page, base)
+            hub = server.app[MEDIA]
+            assert hub.stats(str(meeting_id)).publishing
+
+            # an aiortc viewer receives the clerk's camera
+            viewer = Viewer()
+            try:
+                await viewer.watch(_Client(server), meeting_id)
+                await viewer.wait_for(video=30, audio=10, timeout=15)
+                width, height = next(iter(viewer.sizes))
+                assert width >= 320 and height >= 240
+            finally:
+                await viewer.close()
+
+            # a villager opens the meeting link on a phone and it plays
+            code = (await _Client(server).get_json(f"/api/meetings/{meeting_id}"))["code"]
+            async with Browser(pw, "--autoplay-policy=no-user-gesture-required") as villager:
+                watch = await villager.new_page()
+                broken = []
+                watch.on("response", lambda r: broken.append(r.url) if r.status >= 400 else None)
+                await watch.goto(f"{base}/m/{code}")
+                await wait_state(watch, "playing")
+                width, t0, t1 = await video_is_playing(watch)
+                assert width > 0 and t1 > t0, (width, t0, t1)
+                assert [u for u in broken if not u.endswith("favicon.ico")] == []
+                # the clerk sees the audience
+                await page.wait_for_function(
+                    "() => Number(document.getElementById('viewer-count').textContent.replace(/\\D/g, '')) >= 1",
+                    timeout=10_000,
+                )
+
+                # the clerk ends the meeting: the villager is told
+                page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+                await page.click("#end-button")
+                await wait_state(page, "ended")
+                await wait_state(watch, "ended")
+            assert not hub.stats(str(meeting_id)).publishing
+
+
+async def test_blocked_autoplay_shows_a_big_play_button(server):
+    base = str(server.make_url("")).rstrip("/")
+    async with async_playwright() as pw:
+        async with Browser(pw) as host:
+            page = await host.new_page()
+            meeting_id = await host_starts_meeting(page, base)
+            code = (await _Client(server).get_json(f"/api/meetings/{meeting_id}"))["code"]
+            async with Browser(pw, "--autoplay-policy=document-user-activation-required") as phone:
+                watch = await phone.new_page()
+                # Headless Chromium lets WebRTC streams autoplay with sound whatever the
+                # flag says; a phone's browser does not. Enforce the phone's rule.
+                await watch.add_init_script(BLOCK_AUTOPLAY_WITH_SOUND)
+                await watch.goto(f"{base}/m/{code}")
+                button = watch.locator("#play-button")
+                await button.wait_for(state="visible", timeout=20_000)
+                box = await button.bounding_box()
+                assert box["height"] >= 44 and box["width"] >= 120  # big enough to find
+                await button.click()
+                await wait_state(watch, "playing")
+                muted = await watch.evaluate("document.getElementById('player').muted")
+                assert muted is False  # one tap gives sound
+                width, t0, t1 = await video_is_playing(watch)
+                assert width > 0 and t1 > t0
+
+
+async def test_watch_page_says_when_the_meeting_has_not_started(server):
+    base = str(server.make_url("")).rstrip("/")
+    login = await _Client(server).post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    token = (await login.json())["token"]
+    response = await _Client(server).post(
+        "/api/meetings", json={"title": "下周会议", "allow_guests": True},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    meeting = await response.json()
+    async with async_playwright() as pw:
+        async with Browser(pw) as phone:
+            watch = await phone.new_page()
+            await watch.goto(f"{base}/m/{meeting['code']}")
+            await wait_state(watch, "waiting")
+            assert "尚未开始" in await watch.inner_text("body")
+
+
+class _Client:
+    """Just enough of aiohttp's TestClient over a TestServer for peers.Viewer."""
+
+    def __init__(self, server) -> None:
+        self._server = server
+
+    async def get_json(self, path):
+        import aiohttp
+
+        login = await self.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+        token = (await login.json())["token"]
+        async with aiohttp.ClientSession() as session:
+            async with session.get(self._server.make_url(path),
+                                   headers={"Authorization": f"Bearer {token}"}) as response:
+                return await response.json()
+
+    async def post(self, path, **kwargs):
+        import aiohttp
+
+        session = aiohttp.ClientSession()
+        try:
+            response = await session.post(self._server.make_url(path), **kwargs)
+            await response.read()
+            return response
+        finally:
+            await session.close()

@@ -1,0 +1,355 @@
+// Watch a meeting: WHEP playback, one big button when the browser blocks sound,
+// waiting for the start over socket.io, reconnecting after network drops.
+//
+// document.body.dataset.state is one of
+// "waiting" | "connecting" | "playing" | "ended" | "forbidden" | "error".
+
+import { getJSON } from "./api.js";
+import { t } from "./i18n.js";
+import { joinMeeting } from "./realtime.js";
+import { play } from "./whep.js";
+
+const meeting = JSON.parse(document.getElementById("meeting-data").textContent);
+const meetingId = meeting.id;
+
+const $ = (id) => document.getElementById(id);
+const player = $("player");
+const overlay = $("player-overlay");
+const spinner = $("spinner");
+const overlayTitle = $("overlay-title");
+const waitingDetail = $("waiting-detail");
+const overlayDetail = $("overlay-detail");
+const retryButton = $("retry-button");
+const playButton = $("play-button");
+const playLabel = $("play-button-label");
+const statusLine = $("watch-status");
+const viewersLine = $("viewers-line");
+const viewersText = $("viewers-text");
+const badgeSlot = $("meeting-badge");
+
+let status = meeting.status; // scheduled | live | ended
+let publishing = Boolean(meeting.publishing);
+let viewer = null;
+let state = document.body.dataset.state;
+let reconnecting = false;
+let lastError = "";
+
+// ---------------------------------------------------------------- UI
+
+function setState(next) {
+  state = next;
+  document.body.dataset.state = next;
+  render();
+}
+
+function render() {
+  let title = "";
+  let detail = "";
+  let busy = false;
+  let showOverlay = true;
+  switch (state) {
+    case "waiting":
+      title = t("waiting");
+      break;
+    case "connecting":
+      title = reconnecting ? t("reconnecting") : t("connecting");
+      busy = true;
+      break;
+    case "playing":
+      if (!publishing) {
+        title = t("no_video");
+        busy = true;
+      } else {
+        showOverlay = false;
+      }
+      break;
+    case "ended":
+      title = t("ended");
+      detail = t("ended_detail");
+      break;
+    case "forbidden":
+      title = t("forbidden");
+      break;
+    default:
+      title = t("error");
+      detail = lastError;
+  }
+  overlay.hidden = !showOverlay;
+  overlay.classList.toggle("translucent", state === "playing");
+  spinner.hidden = !busy;
+  overlayTitle.textContent = title;
+  waitingDetail.hidden = state !== "waiting";
+  overlayDetail.textContent = detail;
+  overlayDetail.hidden = !detail;
+  retryButton.hidden = state !== "error";
+  // The overlay already says it; the line below the video then only speaks to screen readers.
+  statusLine.textContent = state === "playing" && publishing ? t("playing") : title;
+  statusLine.classList.toggle("visually-hidden", showOverlay);
+  statusLine.dataset.state = state;
+  if (state !== "playing") hidePlayButton();
+  viewersLine.hidden = !(status === "live" && state !== "ended");
+}
+
+function updateBadge() {
+  const label = { live: t("badge_live"), ended: t("badge_ended") }[status];
+  if (!label) return;
+  const badge = document.createElement("span");
+  badge.className = `badge badge-${status}`;
+  if (status === "live") {
+    const dot = document.createElement("span");
+    dot.className = "dot";
+    dot.setAttribute("aria-hidden", "true");
+    badge.append(dot);
+  }
+  badge.append(label);
+  badgeSlot.replaceChildren(badge);
+}
+
+function showPlayButton(label) {
+  playLabel.textContent = label;
+  playButton.hidden = false;
+}
+
+function hidePlayButton() {
+  playButton.hidden = true;
+}
+
+// ---------------------------------------------------------------- playback
+
+async function tryPlay() {
+  player.muted = false;
+  try {
+    await player.play();
+    hidePlayButton();
+    return;
+  } catch (error) {
+    if (error.name !== "NotAllowedError") return; // e.g. AbortError: a newer stream took over
+  }
+  // Sound may not start by itself: play without sound and offer one big button.
+  player.muted = true;
+  try {
+    await player.play();
+    showPlayButton(t("tap_for_sound"));
+  } catch {
+    showPlayButton(t("tap_to_play"));
+  }
+}
+
+playButton.addEventListener("click", () => {
+  // Inside the tap itself, so the browser allows sound.
+  player.muted = false;
+  const started = player.play();
+  hidePlayButton();
+  if (started && started.catch) {
+    started.catch(() => {
+      showPlayButton(t("tap_to_play"));
+    });
+  }
+});
+
+player.addEventListener("pause", () => {
+  // Some phones pause the video (a call, the screen locked): offer to go on.
+  if (state === "playing" && player.srcObject && document.visibilityState === "visible") {
+    showPlayButton(t("tap_to_play"));
+  }
+});
+
+function onViewerState(viewerState, error) {
+  switch (viewerState) {
+    case "connecting":
+      reconnecting = false;
+      setState("connecting");
+      break;
+    case "connected":
+      reconnecting = false;
+      setState("playing");
+      if (player.srcObject && player.paused) tryPlay();
+      break;
+    case "reconnecting":
+      reconnecting = true;
+      if (state !== "ended") setState("connecting");
+      break;
+    case "failed":
+      viewer = null;
+      onViewerFailed(error);
+      break;
+    default:
+      break;
+  }
+}
+
+async function onViewerFailed(error) {
+  const httpStatus = error && error.status;
+  if (httpStatus === 401 || httpStatus === 403) {
+    setState("forbidden");
+    return;
+  }
+  if (httpStatus === 409 || httpStatus === 404) {
+    // Not live: not started yet, or already over.
+    await refreshStatus();
+    if (status === "ended") showEnded();
+    else if (status === "live") {
+      lastError = (error && error.message) || "";
+      setState("error");
+    } else setState("waiting");
+    return;
+  }
+  lastError = (error && error.message) || "";
+  setState("error");
+}
+
+function startPlaying() {
+  if (viewer || state === "ended" || state === "forbidden") return;
+  if (!("RTCPeerConnection" in window)) {
+    lastError = t("no_webrtc");
+    setState("error");
+    return;
+  }
+  reconnecting = false;
+  setState("connecting");
+  viewer = play(`/whep/${encodeURIComponent(meetingId)}`, {
+    onState: onViewerState,
+    onStream(stream) {
+      player.srcObject = stream;
+      tryPlay();
+    },
+  });
+}
+
+function stopPlaying() {
+  const current = viewer;
+  viewer = null;
+  if (current) current.stop();
+  player.pause();
+  player.srcObject = null;
+}
+
+function showEnded() {
+  status = "ended";
+  stopPlaying();
+  updateBadge();
+  setState("ended");
+}
+
+function applyStatus(next) {
+  if (next === "ended") {
+    if (state !== "ended") showEnded();
+  } else if (next === "live") {
+    const changed = status !== "live";
+    status = "live";
+    if (changed) updateBadge();
+    if (state === "waiting" || (state === "error" && !viewer)) startPlaying();
+  }
+}
+
+async function refreshStatus() {
+  try {
+    const fresh = await getJSON(`/api/meetings/${encodeURIComponent(meetingId)}`);
+    if (fresh && fresh.status) {
+      status = fresh.status;
+      if (typeof fresh.publishing === "boolean") publishing = fresh.publishing;
+    }
+  } catch {
+    // keep what we know
+  }
+}
+
+retryButton.addEventListener("click", async () => {
+  retryButton.disabled = true;
+  await refreshStatus();
+  retryButton.disabled = false;
+  if (status === "ended") showEnded();
+  else if (status === "live") startPlaying();
+  else setState("waiting");
+});
+
+// ---------------------------------------------------------------- realtime
+
+function showViewers(n) {
+  if (typeof n !== "number" || !Number.isFinite(n)) return;
+  viewersText.textContent = t("viewers", { n });
+}
+
+joinMeeting(meetingId, {
+  onJoin(ack) {
+    const live = ack.state || {};
+    if (typeof live.publishing === "boolean") publishing = live.publishing;
+    showViewers(live.viewers);
+    const serverStatus = live.meeting && live.meeting.status;
+    if (serverStatus) applyStatus(serverStatus);
+    render();
+  },
+  onPresence(presence) {
+    showViewers(presence.viewers);
+    if (typeof presence.publishing === "boolean" && presence.publishing !== publishing) {
+      publishing = presence.publishing;
+      if (publishing && viewer && player.srcObject && player.paused) tryPlay();
+    }
+    render();
+  },
+  onStatus(event) {
+    applyStatus(event.status);
+  },
+});
+
+// A connection can look fine while nothing arrives (the server restarted, the
+// network changed under us): if the host is sending but no media came for about
+// 10 s, start over.
+const STALL_CHECK_MS = 2500;
+const STALL_CHECKS = 4;
+let lastBytes = -1;
+let stalledChecks = 0;
+
+async function inboundBytes(pc) {
+  let bytes = 0;
+  const stats = await pc.getStats();
+  stats.forEach((report) => {
+    if (report.type === "inbound-rtp") bytes += report.bytesReceived || 0;
+  });
+  return bytes;
+}
+
+setInterval(async () => {
+  const pc = viewer && viewer.pc;
+  if (!pc || state !== "playing" || !publishing || pc.connectionState !== "connected") {
+    stalledChecks = 0;
+    lastBytes = -1;
+    return;
+  }
+  let bytes;
+  try {
+    bytes = await inboundBytes(pc);
+  } catch {
+    return;
+  }
+  stalledChecks = bytes === lastBytes ? stalledChecks + 1 : 0;
+  lastBytes = bytes;
+  if (stalledChecks >= STALL_CHECKS && viewer) {
+    stalledChecks = 0;
+    lastBytes = -1;
+    viewer.restart();
+  }
+}, STALL_CHECK_MS);
+
+// If socket.io cannot get through (some in-app browsers, proxies), look now and then.
+setInterval(async () => {
+  if (state !== "waiting" || document.visibilityState !== "visible") return;
+  await refreshStatus();
+  applyStatus(status);
+}, 30000);
+
+// ---------------------------------------------------------------- page life
+
+window.addEventListener("pagehide", () => {
+  if (viewer) viewer.stop(); // DELETE the WHEP session (keepalive)
+  viewer = null;
+});
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted && status === "live" && state !== "ended") {
+    setState("waiting");
+    startPlaying();
+  }
+});
+
+render();
+if (state === "connecting" || status === "live") startPlaying();

@@ -1,0 +1,385 @@
+// WHIP / WHEP plumbing shared by whip.js and whep.js: one HTTP offer/answer
+// exchange per peer connection (non-trickle: the offer waits for ICE
+// gathering, at most a couple of seconds), and a session that keeps itself
+// alive by starting over with a new peer connection when the network drops.
+//
+// No DOM here, so anything that publishes or plays (the host's camera, the
+// floor speaker's microphone, viewers) can reuse it.
+
+import { ApiError, errorFromResponse } from "./api.js";
+
+/** Resolve when ICE gathering is complete, or after `timeoutMs` (whatever was gathered is used). */
+export function waitForIceGathering(pc, timeoutMs = 2000) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    let timer = null;
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", onState);
+      pc.removeEventListener("icecandidate", onCandidate);
+      resolve();
+    };
+    const onState = () => {
+      if (pc.iceGatheringState === "complete") done();
+    };
+    const onCandidate = (event) => {
+      if (!event.candidate) done();
+    };
+    timer = setTimeout(done, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", onState);
+    pc.addEventListener("icecandidate", onCandidate);
+  });
+}
+
+/**
+ * ICE servers from the `Link` headers of a WHIP/WHEP answer (RFC 9725 §4.6):
+ *   <turn:turn.example.net?transport=udp>; rel="ice-server"; username="u"; credential="p"
+ * Several headers arrive joined by ", ".
+ */
+export function parseIceServerLinks(value) {
+  const servers = [];
+  if (!value) return servers;
+  const linkPattern = /<([^>]*)>((?:\s*;\s*[^;,=\s]+(?:\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,\s]*))?)*)/g;
+  const paramPattern = /;\s*([^;,=\s]+)(?:\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;,\s]*)))?/g;
+  for (const link of value.matchAll(linkPattern)) {
+    const params = {};
+    for (const param of link[2].matchAll(paramPattern)) {
+      const raw = param[2] !== undefined ? param[2].replace(/\\(.)/g, "$1") : param[3] || "";
+      params[param[1].toLowerCase()] = raw;
+    }
+    if ((params.rel || "").toLowerCase().split(/\s+/).includes("ice-server")) {
+      const server = { urls: link[1] };
+      if (params.username) server.username = params.username;
+      if (params.credential) server.credential = params.credential;
+      servers.push(server);
+    }
+  }
+  return servers;
+}
+
+function withTimeout(timeoutMs) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  return { signal: controller.signal, clear: () => clearTimeout(timer) };
+}
+
+/**
+ * POST an SDP offer to a WHIP/WHEP endpoint.
+ * Resolves with {answer, location, etag, iceServers}; rejects with ApiError
+ * (status 0 when the network failed or the server did not answer in time).
+ */
+export async function exchangeSdp(url, offerSdp, { headers = {}, timeoutMs = 15000 } = {}) {
+  const timeout = withTimeout(timeoutMs);
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp", ...headers },
+      body: offerSdp,
+      credentials: "same-origin",
+      signal: timeout.signal,
+    });
+  } catch (exc) {
+    throw new ApiError(0, "network_error", String((exc && exc.message) || exc));
+  } finally {
+    timeout.clear();
+  }
+  if (response.status !== 201 && response.status !== 200) {
+    throw await errorFromResponse(response);
+  }
+  const answer = await response.text();
+  const base = response.url || new URL(url, globalThis.location && globalThis.location.href).href;
+  const locationHeader = response.headers.get("Location");
+  return {
+    answer,
+    location: locationHeader ? new URL(locationHeader, base).href : null,
+    etag: response.headers.get("ETag"),
+    iceServers: parseIceServerLinks(response.headers.get("Link")),
+  };
+}
+
+/**
+ * DELETE a WHIP/WHEP session resource; never throws. Resolves with the HTTP status
+ * (404: the server had already closed it), or 0 when the network failed or it took
+ * longer than `timeoutMs`. `keepalive` lets the request outlive the page.
+ */
+export async function deleteResource(location, { headers = {}, keepalive = true, timeoutMs = 5000 } = {}) {
+  if (!location) return 0;
+  const timeout = withTimeout(timeoutMs);
+  try {
+    const response = await fetch(location, {
+      method: "DELETE",
+      headers,
+      credentials: "same-origin",
+      keepalive,
+      signal: timeout.signal,
+    });
+    return response.status;
+  } catch {
+    return 0; // the server also closes sessions whose peer goes away
+  } finally {
+    timeout.clear();
+  }
+}
+
+/** Exponential backoff with jitter: 1 s, 2 s, 4 s … up to `max`. */
+export class Backoff {
+  constructor({ base = 1000, max = 15000 } = {}) {
+    this.base = base;
+    this.max = max;
+    this.attempt = 0;
+  }
+
+  next() {
+    const delay = Math.min(this.max, this.base * 2 ** this.attempt);
+    this.attempt += 1;
+    return Math.round(delay * (0.8 + Math.random() * 0.4));
+  }
+
+  reset() {
+    this.attempt = 0;
+  }
+}
+
+/** Errors worth trying again: the network, time-outs, rate limits and server failures. */
+export function isRetryable(error) {
+  if (!(error instanceof ApiError)) return true;
+  return error.status === 0 || error.status === 408 || error.status === 429 || error.status >= 500;
+}
+
+/**
+ * One WHIP or WHEP session that survives network trouble.
+ *
+ * options:
+ *   setup(pc)        add transceivers / handlers to a new peer connection (called per attempt)
+ *   onState(state, detail)  "connecting" | "connected" | "reconnecting" | "failed" | "closed";
+ *                    detail is the Error that caused "reconnecting" or "failed"
+ *   onConnected(pc)  after each successful connection (e.g. to cap the bitrate)
+ *   headers          extra request headers (e.g. {Authorization: "Bearer …"})
+ *   iceServers       initial ICE servers (default none; the server's Link headers are used next time)
+ *   gatherTimeout    ms to wait for ICE gathering (default 2000)
+ *   disconnectGrace  ms a "disconnected" connection may take to recover before starting over (5000)
+ *   connectTimeout   ms from the answer to "connected" before starting over (20000)
+ *   backoff          {base, max} in ms
+ *   shouldRetry({error, gone})  optional, may be async: called before starting over after a
+ *                    lost connection; `gone` is true when the server had already closed the
+ *                    session (e.g. another publisher replaced it). Return false to stop
+ *                    instead: the state becomes "failed" with error.code "not_retried".
+ */
+export class HttpPeerSession {
+  constructor(url, options = {}) {
+    this.url = url;
+    this.options = options;
+    this.state = "new";
+    this.pc = null;
+    this.location = null;
+    this._iceServers = options.iceServers || [];
+    this._generation = 0;
+    this._stopped = false;
+    this._retryTimer = null;
+    this._graceTimer = null;
+    this._connectTimer = null;
+    this._backoff = new Backoff(options.backoff);
+    this._onOnline = () => {
+      if (this._retryTimer !== null) this.restart();
+    };
+    globalThis.addEventListener?.("online", this._onOnline);
+  }
+
+  /** Start the first connection. */
+  start() {
+    this._setState("connecting");
+    this._connect();
+    return this;
+  }
+
+  /** Drop the current connection and start a new one now (e.g. after the network came back). */
+  restart() {
+    if (this._stopped) return;
+    this._clearTimers();
+    this._setState("reconnecting");
+    this._connect();
+  }
+
+  /** Close for good; DELETE the session resource (best effort). */
+  async stop() {
+    if (this._stopped) return;
+    this._stopped = true;
+    this._generation += 1;
+    this._clearTimers();
+    globalThis.removeEventListener?.("online", this._onOnline);
+    const location = this.location;
+    this.location = null;
+    this._setState("closed");
+    // DELETE first (the server then knows it was on purpose), then hang up;
+    // don't let a dead network keep the connection open for long.
+    const deleted = deleteResource(location, { headers: this.options.headers || {} });
+    await Promise.race([deleted, new Promise((resolve) => setTimeout(resolve, 1500))]);
+    this._closePc();
+  }
+
+  _setState(state, detail) {
+    if (state === this.state && !detail) return;
+    this.state = state;
+    try {
+      this.options.onState?.(state, detail);
+    } catch (exc) {
+      console.error(exc);
+    }
+  }
+
+  _clearTimers() {
+    clearTimeout(this._retryTimer);
+    clearTimeout(this._graceTimer);
+    clearTimeout(this._connectTimer);
+    this._retryTimer = this._graceTimer = this._connectTimer = null;
+  }
+
+  _closePc() {
+    if (this.pc) {
+      const pc = this.pc;
+      this.pc = null;
+      try {
+        pc.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  async _connect() {
+    const generation = ++this._generation;
+    const stale = () => generation !== this._generation || this._stopped;
+    this._clearTimers();
+    this._closePc();
+    // The previous session (if any) is replaced or times out on the server;
+    // telling it is polite but must not delay the new one.
+    if (this.location) {
+      deleteResource(this.location, { headers: this.options.headers || {} });
+      this.location = null;
+    }
+    let pc;
+    try {
+      pc = new RTCPeerConnection({ iceServers: this._iceServers, bundlePolicy: "max-bundle" });
+    } catch (exc) {
+      this._fail(exc);
+      return;
+    }
+    this.pc = pc;
+    pc.addEventListener("connectionstatechange", () => {
+      if (!stale()) this._onConnectionState(pc, generation);
+    });
+    try {
+      this.options.setup?.(pc);
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitForIceGathering(pc, this.options.gatherTimeout ?? 2000);
+      if (stale()) return;
+      const result = await exchangeSdp(this.url, pc.localDescription.sdp, {
+        headers: this.options.headers || {},
+      });
+      if (stale()) {
+        deleteResource(result.location, { headers: this.options.headers || {} });
+        return;
+      }
+      this.location = result.location;
+      if (result.iceServers.length) {
+        this._iceServers = result.iceServers;
+        try {
+          pc.setConfiguration({ ...pc.getConfiguration(), iceServers: result.iceServers });
+        } catch {
+          // some browsers refuse changes after the offer; the next attempt uses them
+        }
+      }
+      await pc.setRemoteDescription({ type: "answer", sdp: result.answer });
+      if (stale()) return;
+      if (pc.connectionState !== "connected") {
+        this._connectTimer = setTimeout(() => {
+          if (!stale() && pc.connectionState !== "connected") {
+            this._retry(new Error("the connection did not come up in time"));
+          }
+        }, this.options.connectTimeout ?? 20000);
+      }
+    } catch (exc) {
+      if (stale()) return;
+      if (isRetryable(exc)) this._retry(exc);
+      else this._fail(exc);
+    }
+  }
+
+  _onConnectionState(pc, generation) {
+    const state = pc.connectionState;
+    if (state === "connected") {
+      clearTimeout(this._graceTimer);
+      clearTimeout(this._connectTimer);
+      this._graceTimer = this._connectTimer = null;
+      this._backoff.reset();
+      this._setState("connected");
+      try {
+        this.options.onConnected?.(pc);
+      } catch (exc) {
+        console.error(exc);
+      }
+    } else if (state === "disconnected") {
+      // Often recovers by itself (a short radio gap); start over if it doesn't.
+      this._setState("reconnecting");
+      clearTimeout(this._graceTimer);
+      this._graceTimer = setTimeout(() => {
+        if (generation === this._generation && pc.connectionState !== "connected") {
+          this._retry(new Error("the connection was lost"));
+        }
+      }, this.options.disconnectGrace ?? 5000);
+    } else if (state === "failed") {
+      this._retry(new Error("the connection failed"));
+    }
+  }
+
+  async _retry(error) {
+    if (this._stopped) return;
+    this._clearTimers();
+    const generation = ++this._generation; // late events of the old connection are ignored
+    this._setState("reconnecting", error);
+    // Tell the server before hanging up (hanging up first would close it on the
+    // server too, and then we could not learn whether it was still there).
+    const location = this.location;
+    this.location = null;
+    let gone = false;
+    if (location) {
+      const status = await deleteResource(location, {
+        headers: this.options.headers || {},
+        keepalive: false,
+        timeoutMs: 3000,
+      });
+      gone = status === 404;
+    }
+    if (generation !== this._generation || this._stopped) return;
+    this._closePc();
+    if (this.options.shouldRetry) {
+      let again = true;
+      try {
+        again = await this.options.shouldRetry({ error, gone });
+      } catch (exc) {
+        console.error(exc);
+      }
+      if (generation !== this._generation || this._stopped) return;
+      if (again === false) {
+        const stop = new Error("not retried");
+        stop.code = "not_retried";
+        stop.cause = error;
+        this._fail(stop);
+        return;
+      }
+    }
+    const delay = this._backoff.next();
+    this._retryTimer = setTimeout(() => {
+      this._retryTimer = null;
+      this._connect();
+    }, delay);
+  }
+
+  _fail(error) {
+    this._clearTimers();
+    this._generation += 1;
+    this._closePc();
+    this._setState("failed", error);
+  }
+}
