@@ -23,6 +23,11 @@ class MediaConfig:
     host_addresses: tuple[str, ...] = ()
     #: a peer that has not connected after this many seconds is closed
     connect_timeout: float = 30.0
+    #: video codecs a room may forward, best first. H.264 first: phones encode it
+    #: in hardware and HLS and MP4 recordings take it without re-encoding.
+    video_codecs: tuple[str, ...] = ("video/h264", "video/vp8")
+    #: at most one keyframe request to a publisher per this many seconds
+    keyframe_interval: float = 1.0
 
     @property
     def loopback_only(self) -> bool:

@@ -9,6 +9,10 @@ class InvalidOffer(MediaError):
     """The SDP offer cannot be used (malformed, or lacks what is needed)."""
 
 
+class CodecMismatch(InvalidOffer):
+    """The offer lacks the codec this room forwards (media is never re-encoded)."""
+
+
 class InvalidTrickle(MediaError):
     """A trickle-ICE SDP fragment is malformed."""
 

@@ -1,8 +1,9 @@
-"""Per-meeting rooms: one publisher fanned out to many viewers.
+"""Per-meeting rooms: one publisher fanned out to many viewers, encoded.
 
-This is the only part of media/ the server calls. The fan-out behind it
-(today aiortc's MediaRelay: decode once, encode per viewer) can change
-without the server noticing.
+This is the only part of media/ the server calls. The publisher's frames are
+never decoded and never re-encoded: whatever codec the room forwards, every
+viewer must receive it (the room pins one video codec, and restricts both
+publishers' and viewers' answers to it).
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiortc.contrib.media import MediaBlackhole, MediaRelay
-
-from .aiortc_hooks import restrict_host_addresses
+from . import aiortc_hooks as hooks
 from .config import MediaConfig
-from .errors import InvalidOffer, SessionNotFound
+from .errors import CodecMismatch, InvalidOffer, SessionNotFound
+from .fanout import Fanout, KeyframeRequester
 from .sdp import OfferSummary
 from .session import PeerSession
 from .switchable import SwitchableTrack
@@ -24,6 +24,7 @@ from .switchable import SwitchableTrack
 logger = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
+AUDIO_CODEC = "audio/opus"
 
 
 @dataclass(frozen=True)
@@ -44,16 +45,15 @@ class Room:
     def __init__(self, room_id: str, hub: MediaHub) -> None:
         self.id = room_id
         self._hub = hub
-        self._relay = MediaRelay()
         self._sources = {kind: SwitchableTrack(kind) for kind in KINDS}
+        self._video_receiver = None
+        self.keyframes = KeyframeRequester(self._ask_publisher_for_keyframe,
+                                           hub.config.keyframe_interval)
+        self.fanouts = {kind: Fanout(self._sources[kind], self.keyframes) for kind in KINDS}
+        #: the video codec this room forwards, pinned by its first publisher or viewer
+        self.video_codec: str | None = None
         self.publisher: PeerSession | None = None
         self.viewers: dict[str, PeerSession] = {}
-        # Keep reading the sources even with no viewer, so the receiver's
-        # frame queue never grows without bound.
-        self._drain = MediaBlackhole()
-        for track in self._sources.values():
-            self._drain.addTrack(self._relay.subscribe(track, buffered=False))
-        self._drain_started = False
 
     @property
     def publishing(self) -> bool:
@@ -64,50 +64,96 @@ class Room:
             return self.publisher
         return self.viewers.get(session_id)
 
+    def _choose_codecs(self, session: PeerSession, kinds: frozenset[str]) -> str | None:
+        """Narrow each transceiver of ``kinds`` to the room's codecs; return the video one."""
+        video_codec = None
+        for transceiver in session.pc.getTransceivers():
+            if transceiver.kind not in kinds:
+                continue
+            if transceiver.kind == "audio":
+                wanted = AUDIO_CODEC
+            else:
+                offered = hooks.negotiated_codecs(transceiver)
+                wanted = self.video_codec or next(
+                    (c for c in self._hub.config.video_codecs if c in offered), None
+                )
+                video_codec = wanted
+            if wanted is None or not hooks.restrict_codecs(transceiver, wanted):
+                raise CodecMismatch(
+                    f"this meeting is forwarded as {wanted or 'H.264 or VP8'} "
+                    f"({transceiver.kind}) without re-encoding, and the offer does not include it"
+                )
+        return video_codec
+
     async def publish(self, offer_sdp: str) -> PeerSession:
         session = PeerSession(self.id, "publisher", self._hub.config)
         tracks = []
+        chosen: dict[str, str | None] = {}
 
         def on_track(track) -> None:
             if track.kind in self._sources:
+                hooks.receive_encoded(track)
                 tracks.append(track)
 
         def prepare(offer: OfferSummary) -> None:
             if not offer.sends:
                 raise InvalidOffer("a WHIP offer must send audio or video (sendonly or sendrecv)")
+            chosen["video"] = self._choose_codecs(session, offer.sends)
 
         session.pc.on("track", on_track)
         await session.negotiate(offer_sdp, prepare)
+        if chosen.get("video"):
+            self.video_codec = chosen["video"]
         previous = self.publisher
         self.publisher = session
         for track in tracks:
             self._sources[track.kind].set_source(track)
+        self._video_receiver = next(
+            (t.receiver for t in session.pc.getTransceivers() if t.kind == "video"), None
+        )
         session.on_close(self._publisher_closed(tracks))
         if previous is not None:
             logger.info("room %s: %r replaces %r", self.id, session, previous)
             await previous.close()
-        if not self._drain_started:
-            self._drain_started = True
-            await self._drain.start()
+        logger.info("room %s: publishing %s", self.id, self.video_codec or "audio only")
         self._hub._notify(self)
         return session
 
     async def subscribe(self, offer_sdp: str) -> PeerSession:
         session = PeerSession(self.id, "viewer", self._hub.config)
+        tracks = []
+        chosen: dict[str, str | None] = {}
 
         def prepare(offer: OfferSummary) -> None:
             if not offer.receives:
                 raise InvalidOffer("a WHEP offer must receive audio or video (recvonly)")
+            chosen["video"] = self._choose_codecs(session, offer.receives)
             for transceiver in session.pc.getTransceivers():
                 if transceiver.kind in offer.receives and transceiver.sender.track is None:
-                    track = self._relay.subscribe(self._sources[transceiver.kind], buffered=False)
-                    session.pc.addTrack(track)
+                    track = self.fanouts[transceiver.kind].subscribe()
+                    tracks.append(track)
+                    sender = session.pc.addTrack(track)
+                    if transceiver.kind == "video":
+                        hooks.on_keyframe_request(sender, self.keyframes.request)
 
-        await session.negotiate(offer_sdp, prepare)
+        try:
+            await session.negotiate(offer_sdp, prepare)
+        except BaseException:
+            for track in tracks:
+                track.stop()
+            raise
+        if chosen.get("video") and self.video_codec is None:
+            self.video_codec = chosen["video"]
         self.viewers[session.id] = session
         session.on_close(self._viewer_closed)
         self._hub._notify(self)
         return session
+
+    async def _ask_publisher_for_keyframe(self) -> bool:
+        receiver = self._video_receiver
+        if receiver is None or not self.publishing:
+            return False
+        return await hooks.send_pli(receiver)
 
     def _publisher_closed(self, tracks):
         def callback(session: PeerSession) -> None:
@@ -115,23 +161,35 @@ class Room:
                 self._sources[track.kind].clear_source(track)
             if self.publisher is session:
                 self.publisher = None
+                self._video_receiver = None
                 self._hub._notify(self)
 
         return callback
 
     def _viewer_closed(self, session: PeerSession) -> None:
         if self.viewers.pop(session.id, None) is not None:
-            for sender in session.pc.getSenders():
-                if sender.track is not None:
-                    sender.track.stop()
             self._hub._notify(self)
+        for sender in session.pc.getSenders():
+            if sender.track is not None:
+                sender.track.stop()
+
+    def stats(self) -> dict:
+        """Counters for tests and benchmarks."""
+        return {
+            "frames": {k: f.frames for k, f in self.fanouts.items()},
+            "keyframe_requests": self.keyframes.requested,
+            "keyframes_requested_upstream": self.keyframes.sent,
+            "video_codec": self.video_codec,
+        }
 
     async def close(self) -> None:
         sessions = list(self.viewers.values())
         if self.publisher is not None:
             sessions.append(self.publisher)
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
-        await self._drain.stop()
+        self.keyframes.close()
+        for fanout in self.fanouts.values():
+            await fanout.close()
         for track in self._sources.values():
             track.stop()
 
@@ -147,7 +205,7 @@ class MediaHub:
         self.config = config
         self._rooms: dict[str, Room] = {}
         self._listeners: list[Listener] = []
-        restrict_host_addresses(config.host_addresses)
+        hooks.restrict_host_addresses(config.host_addresses)
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
+
+from media.aiortc_hooks import receive_encoded
 
 NO_ICE_SERVERS = RTCConfiguration(iceServers=[])  # never a public STUN server
 
@@ -28,7 +30,7 @@ class MovingVideoTrack(VideoStreamTrack):
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
         self._n += 1
-        y = (self._base + self._n * 3).astype(np.uint8)
+        y = self._base + np.uint8((self._n * 3) % 256)  # wraps around, as uint8 does
         uv = np.full((self.height // 2, self.width // 2), 128, dtype=np.uint8)
         frame = av.VideoFrame.from_ndarray(
             np.concatenate([y, uv.reshape(-1, self.width), uv.reshape(-1, self.width)]),
@@ -81,8 +83,17 @@ class Publisher:
     pc: RTCPeerConnection = field(default_factory=lambda: RTCPeerConnection(NO_ICE_SERVERS))
     location: str | None = None
 
+    codec: str | None = None  # offer only this video codec, e.g. "video/VP8"
+
     def __post_init__(self) -> None:
-        self.pc.addTransceiver(MovingVideoTrack(self.width, self.height), direction="sendonly")
+        video = self.pc.addTransceiver(
+            MovingVideoTrack(self.width, self.height), direction="sendonly"
+        )
+        if self.codec:
+            capabilities = RTCRtpSender.getCapabilities("video").codecs
+            video.setCodecPreferences(
+                [c for c in capabilities if c.mimeType.lower() in (self.codec.lower(), "video/rtx")]
+            )
         self.pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
 
     async def publish(self, client, meeting_id: int, token: str) -> None:
@@ -103,10 +114,12 @@ class Publisher:
 
 @dataclass
 class Viewer:
-    """A WHEP viewer that decodes what it receives and counts it."""
+    """A WHEP viewer that counts what it receives; it decodes unless ``decode=False``."""
 
+    decode: bool = True
     pc: RTCPeerConnection = field(default_factory=lambda: RTCPeerConnection(NO_ICE_SERVERS))
     video_frames: int = 0
+    keyframe_first: bool | None = None
     audio_frames: int = 0
     sizes: set = field(default_factory=set)
     first_video_at: float | None = None
@@ -119,6 +132,8 @@ class Viewer:
         self.pc.on("track", self._on_track)
 
     def _on_track(self, track) -> None:
+        if not self.decode:
+            receive_encoded(track)
         self._tasks.append(asyncio.ensure_future(self._consume(track)))
 
     async def _consume(self, track) -> None:
@@ -127,7 +142,10 @@ class Viewer:
                 frame = await track.recv()
                 if track.kind == "video":
                     self.video_frames += 1
-                    self.sizes.add((frame.width, frame.height))
+                    if self.decode:
+                        self.sizes.add((frame.width, frame.height))
+                    elif self.keyframe_first is None:
+                        self.keyframe_first = frame.keyframe
                     if self.first_video_at is None:
                         self.first_video_at = time.monotonic()
                 else:

@@ -92,15 +92,19 @@ async def test_clerk_publishes_from_the_browser_and_villagers_watch(server):
             hub = server.app[MEDIA]
             assert hub.stats(str(meeting_id)).publishing
 
-            # an aiortc viewer receives the clerk's camera
-            viewer = Viewer()
+            # Chromium publishes H.264 (the room's first choice), and five aiortc
+            # viewers receive it as forwarded, never re-encoded; one decodes it.
+            assert hub.room(str(meeting_id)).video_codec == "video/h264"
+            viewers = [Viewer(decode=True)] + [Viewer(decode=False) for _ in range(4)]
             try:
-                await viewer.watch(_Client(server), meeting_id)
-                await viewer.wait_for(video=30, audio=10, timeout=15)
-                width, height = next(iter(viewer.sizes))
+                for viewer in viewers:
+                    await viewer.watch(_Client(server), meeting_id)
+                await asyncio.gather(*(v.wait_for(video=30, audio=10, timeout=15) for v in viewers))
+                width, height = next(iter(viewers[0].sizes))
                 assert width >= 320 and height >= 240
+                assert all(v.keyframe_first for v in viewers[1:])
             finally:
-                await viewer.close()
+                await asyncio.gather(*(v.close() for v in viewers))
 
             # a villager opens the meeting link on a phone and it plays
             code = (await _Client(server).get_json(f"/api/meetings/{meeting_id}"))["code"]

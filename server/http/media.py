@@ -11,7 +11,14 @@ import logging
 
 from aiohttp import web
 
-from media import InvalidOffer, InvalidTrickle, MediaHub, PeerSession, SessionNotFound
+from media import (
+    CodecMismatch,
+    InvalidOffer,
+    InvalidTrickle,
+    MediaHub,
+    PeerSession,
+    SessionNotFound,
+)
 from media.errors import IceRestartUnsupported
 from media.sdp import MAX_SDP_BYTES
 
@@ -103,6 +110,9 @@ async def _negotiate(request, kind, meeting, start) -> web.Response:
     offer = await _read_body(request, SDP)
     try:
         session = await start(str(meeting.id), offer)
+    except CodecMismatch as exc:
+        logger.info("%s meeting %s: codec mismatch: %s", kind, meeting.id, exc)
+        raise Unprocessable(str(exc), code="unsupported_codec") from exc
     except InvalidOffer as exc:
         logger.info("%s meeting %s: bad offer: %s", kind, meeting.id, exc)
         raise BadRequest(str(exc)) from exc

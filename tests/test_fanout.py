@@ -1,0 +1,169 @@
+"""Encoded fan-out with real aiortc peers: nothing decoded or encoded per viewer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from server.keys import MEDIA
+
+from .conftest import auth
+from .peers import Publisher, Viewer
+
+VIEWERS = 20
+
+
+def room_of(client, meeting):
+    return client.app[MEDIA].room(str(meeting["id"]))
+
+
+def server_tracks(room, kind="video"):
+    return list(room.fanouts[kind].viewers)
+
+
+async def settle(viewers, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@pytest.mark.parametrize("codec", ["video/H264", "video/VP8"])
+async def test_twenty_viewers_get_every_frame_and_one_decodes_it(
+    client, clerk_token, live_meeting, codec
+):
+    publisher = Publisher(width=320, height=240, codec=codec)
+    decoding = Viewer(decode=True)
+    counting = [Viewer(decode=False) for _ in range(VIEWERS - 1)]
+    viewers = [decoding, *counting]
+    room = room_of(client, live_meeting)
+    try:
+        await publisher.publish(client, live_meeting["id"], clerk_token)
+        await asyncio.gather(*(v.watch(client, live_meeting["id"]) for v in viewers))
+        await asyncio.gather(*(v.wait_for(video=10, audio=5, timeout=15) for v in viewers))
+        assert room.video_codec == codec.lower()
+        tracks = {id(t): t for t in server_tracks(room)}
+        await asyncio.sleep(4)  # ~120 frames at 30 fps
+        await publisher.close()
+        await asyncio.sleep(1.0)  # let the last frames arrive
+        sent_total = room.fanouts["video"].frames
+        assert sent_total >= 100
+        # every viewer got >= 99 % of what was sent after its first keyframe
+        starts = sorted(t.first_frame for t in tracks.values())
+        for viewer in viewers:
+            # match each client to a server track by its count: all start at the
+            # same keyframe here, so the earliest start is the strictest bound
+            expected = sent_total - starts[-1]
+            assert viewer.video_frames >= 0.99 * expected, (viewer.video_frames, expected)
+            assert viewer.audio_frames > 100
+        assert decoding.sizes == {(320, 240)}  # decoded without error at the published size
+        assert all(v.keyframe_first for v in counting)  # every picture started at a keyframe
+    finally:
+        await asyncio.gather(*(v.close() for v in viewers))
+        await publisher.close()
+
+
+async def test_a_stalled_viewer_does_not_slow_the_others(client, clerk_token, live_meeting):
+    publisher = Publisher(width=320, height=240)
+    viewers = [Viewer(decode=False) for _ in range(3)]
+    room = room_of(client, live_meeting)
+    try:
+        await publisher.publish(client, live_meeting["id"], clerk_token)
+        for viewer in viewers:
+            await viewer.watch(client, live_meeting["id"])
+        await asyncio.gather(*(v.wait_for(video=10, timeout=15) for v in viewers))
+        # freeze the server side of one viewer: its sender stops reading
+        stalled = server_tracks(room)[0]
+        release = asyncio.Event()
+        real_recv = stalled.recv
+
+        async def frozen():
+            await release.wait()
+            return await real_recv()
+
+        stalled.recv = frozen
+        before = {id(v): v.video_frames for v in viewers}
+        sent_before = room.fanouts["video"].frames
+        await asyncio.sleep(3)
+        sent = room.fanouts["video"].frames - sent_before
+        gains = sorted(v.video_frames - before[id(v)] for v in viewers)
+        # two viewers kept up in full; the stalled one got (almost) nothing
+        assert gains[0] <= 3
+        assert gains[1] >= 0.97 * sent and gains[2] >= 0.97 * sent, (gains, sent)
+        # its queue stayed bounded and it was set back to wait for a keyframe
+        assert stalled._queue.qsize() <= stalled._queue.maxsize
+        assert stalled.dropped > 0
+        release.set()
+        # once it reads again it recovers, starting at a keyframe
+        frames = min(v.video_frames for v in viewers)
+        for _ in range(100):
+            if min(v.video_frames for v in viewers) > frames + 20:
+                break
+            await asyncio.sleep(0.05)
+        assert min(v.video_frames for v in viewers) > frames + 20
+    finally:
+        await asyncio.gather(*(v.close() for v in viewers))
+        await publisher.close()
+
+
+async def test_joining_mid_stream_starts_at_a_keyframe_and_requests_are_rate_limited(
+    client, clerk_token, live_meeting
+):
+    publisher = Publisher(width=320, height=240)
+    room = room_of(client, live_meeting)
+    viewers = [Viewer(decode=False) for _ in range(VIEWERS)]
+    try:
+        await publisher.publish(client, live_meeting["id"], clerk_token)
+        early = Viewer(decode=False)
+        await early.watch(client, live_meeting["id"])
+        await early.wait_for(video=30, timeout=15)  # the stream is well under way
+        await early.close()
+        sent_before = room.keyframes.sent
+        started = time.monotonic()
+        await asyncio.gather(*(v.watch(client, live_meeting["id"]) for v in viewers))
+        await asyncio.gather(*(v.wait_for(video=5, timeout=15) for v in viewers))
+        elapsed = time.monotonic() - started
+        assert all(v.keyframe_first for v in viewers)
+        assert room.keyframes.requested >= VIEWERS  # every join asked ...
+        upstream = room.keyframes.sent - sent_before
+        limit = 1 + elapsed / room.keyframes.min_interval
+        assert 1 <= upstream <= limit, (upstream, limit)  # ... the phone was asked rarely
+    finally:
+        await asyncio.gather(*(v.close() for v in viewers))
+        await publisher.close()
+
+
+async def test_viewer_whose_offer_lacks_the_rooms_codec_is_told_why(client, clerk_token, live_meeting):
+    from aiortc import RTCPeerConnection, RTCRtpReceiver
+
+    from .peers import NO_ICE_SERVERS, gathered_offer
+
+    publisher = Publisher(width=320, height=240, codec="video/H264")
+    pc = RTCPeerConnection(NO_ICE_SERVERS)
+    try:
+        await publisher.publish(client, live_meeting["id"], clerk_token)
+        video = pc.addTransceiver("video", direction="recvonly")
+        video.setCodecPreferences([c for c in RTCRtpReceiver.getCapabilities("video").codecs
+                                   if c.mimeType == "video/VP8"])
+        response = await client.post(
+            f"/whep/{live_meeting['id']}", data=await gathered_offer(pc),
+            headers={"Content-Type": "application/sdp"},
+        )
+        assert response.status == 422
+        body = await response.json()
+        assert body["error"]["code"] == "unsupported_codec"
+        assert "video/h264" in body["error"]["message"]
+        assert client.app[MEDIA].stats(str(live_meeting["id"])).viewers == 0
+    finally:
+        await pc.close()
+        await publisher.close()
+
+
+async def test_meeting_end_stops_the_fanout(client, clerk_token, live_meeting):
+    publisher = Publisher(width=320, height=240)
+    try:
+        await publisher.publish(client, live_meeting["id"], clerk_token)
+        room = room_of(client, live_meeting)
+        await client.post(f"/api/meetings/{live_meeting['id']}/end", headers=auth(clerk_token))
+        assert all(f._task.done() for f in room.fanouts.values())
+    finally:
+        await publisher.close()
