@@ -1,9 +1,10 @@
 """Encoded fan-out: the publisher's frames go to every viewer without decoding or encoding.
 
-Each frame becomes one ``av.Packet`` shared by all viewers; aiortc's sender
-packetises it (``encoder.pack``) instead of encoding (MEDIA-NOTES). A viewer
-that falls behind never slows the others: its queue is bounded, and on
-overflow it skips to the next keyframe.
+Each frame is packetised into RTP payloads once, with aiortc's own
+packetiser, and the same payload bytes go to every viewer; per viewer only the
+RTP header, SRTP and ``sendto`` remain. A viewer that falls behind never
+slows the others: sending never waits, and a viewer whose socket stops
+draining skips to the next keyframe.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from collections.abc import Awaitable, Callable
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .aiortc_hooks import packetizer
 from .encoded import EncodedFrame
 from .switchable import SwitchableTrack
 
 logger = logging.getLogger(__name__)
 
-#: frames a viewer may have waiting: ~1 s of 30 fps video, ~1 s of 20 ms audio
-VIDEO_QUEUE_FRAMES = 30
-AUDIO_QUEUE_FRAMES = 50
+#: bytes a viewer's socket may have waiting before it skips to the next keyframe
+#: (~1.4 s of 1.5 Mbit/s video)
+MAX_BACKLOG_BYTES = 256 * 1024
 
 
 class KeyframeRequester:
@@ -72,68 +74,65 @@ class KeyframeRequester:
 
 
 class ViewerTrack(MediaStreamTrack):
-    """What one viewer's sender reads: shared ``av.Packet`` objects, from a keyframe on."""
+    """One viewer's end of the fan-out.
+
+    aiortc's sender holds this track for negotiation and RTCP, but ``recv()``
+    never yields: the fan-out hands each frame, already packetised, to the
+    viewer's :class:`~media.aiortc_hooks.RtpForwarder`, which only writes
+    headers, encrypts and sends.
+    """
 
     def __init__(self, fanout: Fanout) -> None:
         super().__init__()
         self.kind = fanout.kind
         self._fanout = fanout
-        size = VIDEO_QUEUE_FRAMES if self.kind == "video" else AUDIO_QUEUE_FRAMES
-        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(maxsize=size)
+        self._forwarder = None
+        self._stopped = asyncio.Event()
         self._need_keyframe = self.kind == "video"
         self.delivered = 0
         self.dropped = 0
-        #: the fan-out's frame count when this viewer's first frame was queued
+        #: the fan-out's frame count when this viewer's first frame was sent
         self.first_frame: int | None = None
 
-    def offer(self, packet: av.Packet, keyframe: bool) -> None:
-        if self._need_keyframe:
-            if not keyframe:
-                self.dropped += 1
-                return
-            self._need_keyframe = False
+    def attach(self, forwarder) -> None:
+        self._forwarder = forwarder
+
+    def forward(self, payloads: list[bytes], timestamp: int, keyframe: bool) -> None:
+        forwarder = self._forwarder
+        if forwarder is None or self.readyState != "live":
+            return
+        if forwarder.backlog() > MAX_BACKLOG_BYTES:
+            # The viewer's socket is not draining (a stalled or far too slow
+            # link). Skip frames and restart at a keyframe once it drains.
+            self.dropped += 1
+            self._need_keyframe = self.kind == "video"
+            return
+        if self._need_keyframe and not keyframe:
+            # Ready for a picture but none can start here: ask (merged, rate-limited).
+            self.dropped += 1
+            self._fanout.keyframes.request()
+            return
+        if not forwarder.send_frame(payloads, timestamp):
+            self.dropped += 1  # not connected yet: keep waiting for a keyframe
+            return
+        self._need_keyframe = False
         if self.first_frame is None:
             self.first_frame = self._fanout.frames
-        try:
-            self._queue.put_nowait(packet)
-        except asyncio.QueueFull:
-            self._overflow(packet)
-
-    def _overflow(self, packet: av.Packet) -> None:
-        if self.kind == "video":
-            # The viewer stalled: what is queued can no longer be decoded in
-            # time. Drop it all and start again at the next keyframe.
-            self.dropped += self._queue.qsize() + 1
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            self._need_keyframe = True
-            self._fanout.keyframes.request()
-        else:
-            self._queue.get_nowait()  # audio: lose the oldest 20 ms
-            self._queue.put_nowait(packet)
-            self.dropped += 1
-
-    async def recv(self) -> av.Packet:
-        if self.readyState != "live":
-            raise MediaStreamError
-        packet = await self._queue.get()
-        if packet is None:
-            raise MediaStreamError
         self.delivered += 1
-        return packet
+
+    async def recv(self):
+        await self._stopped.wait()
+        raise MediaStreamError
 
     def stop(self) -> None:
         if self.readyState == "live":
             self._fanout.unsubscribe(self)
-            try:
-                self._queue.put_nowait(None)
-            except asyncio.QueueFull:
-                pass
+            self._stopped.set()
         super().stop()
 
 
 class Fanout:
-    """Reads one kind of the room's source and hands each frame to every viewer."""
+    """Reads one kind of the room's source, packetises each frame once, sends it to all."""
 
     def __init__(self, source: SwitchableTrack, keyframes: KeyframeRequester) -> None:
         self.kind = source.kind
@@ -141,6 +140,8 @@ class Fanout:
         self.keyframes = keyframes
         self.viewers: set[ViewerTrack] = set()
         self.frames = 0
+        self._codec: str | None = None
+        self._pack = None
         self._task = asyncio.ensure_future(self._pump())
 
     def subscribe(self) -> ViewerTrack:
@@ -157,12 +158,15 @@ class Fanout:
         try:
             while True:
                 frame: EncodedFrame = await self.source.recv()
+                if frame.codec != self._codec:
+                    self._codec, self._pack = frame.codec, packetizer(frame.codec)
                 packet = av.Packet(frame.data)
                 packet.pts = frame.pts
                 packet.time_base = frame.time_base
+                payloads, timestamp = self._pack(packet)
                 self.frames += 1
                 for viewer in tuple(self.viewers):
-                    viewer.offer(packet, frame.keyframe)
+                    viewer.forward(payloads, timestamp, frame.keyframe)
         except MediaStreamError:
             pass
         except asyncio.CancelledError:

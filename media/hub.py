@@ -122,6 +122,7 @@ class Room:
     async def subscribe(self, offer_sdp: str) -> PeerSession:
         session = PeerSession(self.id, "viewer", self._hub.config)
         tracks = []
+        senders = []
         chosen: dict[str, str | None] = {}
 
         def prepare(offer: OfferSummary) -> None:
@@ -132,9 +133,8 @@ class Room:
                 if transceiver.kind in offer.receives and transceiver.sender.track is None:
                     track = self.fanouts[transceiver.kind].subscribe()
                     tracks.append(track)
-                    sender = session.pc.addTrack(track)
-                    if transceiver.kind == "video":
-                        hooks.on_keyframe_request(sender, self.keyframes.request)
+                    session.pc.addTrack(track)
+                    senders.append((transceiver, track))
 
         try:
             await session.negotiate(offer_sdp, prepare)
@@ -144,6 +144,11 @@ class Room:
             raise
         if chosen.get("video") and self.video_codec is None:
             self.video_codec = chosen["video"]
+        for transceiver, track in senders:
+            # the answer fixed the payload type, SSRC and mid: now the forwarder can be built
+            track.attach(hooks.RtpForwarder(transceiver, transceiver.sender))
+            if transceiver.kind == "video":
+                hooks.on_keyframe_request(transceiver.sender, self.keyframes.request)
         self.viewers[session.id] = session
         session.on_close(self._viewer_closed)
         self._hub._notify(self)
@@ -174,12 +179,17 @@ class Room:
                 sender.track.stop()
 
     def stats(self) -> dict:
-        """Counters for tests and benchmarks."""
+        """Counters for operators, tests and benchmarks."""
+        tracks = [t for f in self.fanouts.values() for t in f.viewers]
         return {
+            "publishing": self.publishing,
+            "viewers": len(self.viewers),
+            "video_codec": self.video_codec,
             "frames": {k: f.frames for k, f in self.fanouts.items()},
+            "delivered": sum(t.delivered for t in tracks),
+            "dropped": sum(t.dropped for t in tracks),
             "keyframe_requests": self.keyframes.requested,
             "keyframes_requested_upstream": self.keyframes.sent,
-            "video_codec": self.video_codec,
         }
 
     async def close(self) -> None:
@@ -221,6 +231,10 @@ class MediaHub:
         if room is None:
             return RoomEvent(room_id, publishing=False, viewers=0)
         return RoomEvent(room_id, publishing=room.publishing, viewers=len(room.viewers))
+
+    def room_stats(self, room_id: str) -> dict | None:
+        room = self._rooms.get(room_id)
+        return room.stats() if room else None
 
     async def publish(self, room_id: str, offer_sdp: str) -> PeerSession:
         """Start publishing into ``room_id``; a second publisher replaces the first."""

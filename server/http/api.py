@@ -149,6 +149,16 @@ async def end_meeting(request: web.Request) -> web.Response:
     return web.json_response(meeting_json(request, view))
 
 
+@routes.get("/api/meetings/{id}/media")
+async def media_stats(request: web.Request) -> web.Response:
+    """The meeting's live media counters (extension: for operators and benchmarks)."""
+    await require_committee(request)
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meetings.get_meeting(db, request.match_info["id"])
+    stats = request.app[keys.MEDIA].room_stats(str(meeting.id))
+    return web.json_response(stats or {"publishing": False, "viewers": 0})
+
+
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     try:
