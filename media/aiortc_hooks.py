@@ -236,10 +236,11 @@ class RtpForwarder:
         self._history: list = [None] * _HISTORY
         self._packets = 0
         self._octets = 0
+        self._cached_path = None
         sender._retransmit = self._retransmit
 
     def _path(self):
-        """(protect, send, backlog) once DTLS is up, else None."""
+        """(protect, send, backlog) once DTLS is up, else None. Cached per ICE pair."""
         dtls = self._sender.transport
         srtp = getattr(dtls, "_tx_srtp", None)
         if srtp is None or dtls.state != "connected":
@@ -247,6 +248,15 @@ class RtpForwarder:
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
             return None
+        cached = self._cached_path
+        if cached is not None and cached[0] is pair and cached[1] is srtp:
+            return cached[2]
+        path = self._build_path(srtp, pair)
+        self._cached_path = (pair, srtp, path)
+        return path
+
+    @staticmethod
+    def _build_path(srtp, pair):
         protocol, addr = pair.protocol, pair.remote_addr
         if type(protocol).send_data is aioice.ice.StunProtocol.send_data:
             transport = protocol.transport

@@ -186,3 +186,53 @@ async def test_meeting_end_stops_the_fanout(client, clerk_token, live_meeting):
         assert all(f._task.done() for f in room.fanouts.values())
     finally:
         await publisher.close()
+
+
+async def test_lost_packets_are_retransmitted_on_nack(client, clerk_token, live_meeting):
+    """Drop every 20th video packet to one viewer: its NACKs repair every frame."""
+    publisher, viewer = Publisher(width=320, height=240), Viewer(decode=False)
+    room = room_of(client, live_meeting)
+    try:
+        await publisher.publish(client, live_meeting["id"], clerk_token)
+        await viewer.watch(client, live_meeting["id"])
+        await viewer.wait_for(video=10, timeout=15)
+        forwarder = server_tracks(room)[0]._forwarder
+        counts = {"sent": 0, "lost": 0, "resent": 0}
+        real_path, real_retransmit = forwarder._path, forwarder._sender._retransmit
+
+        def lossy_path():
+            path = real_path()
+            if path is None:
+                return None
+            protect, send, backlog = path
+
+            def lossy_send(data):
+                counts["sent"] += 1
+                if counts["sent"] % 20 == 0:
+                    counts["lost"] += 1
+                    return
+                send(data)
+
+            return protect, lossy_send, backlog
+
+        async def counted_retransmit(seq):
+            counts["resent"] += 1
+            forwarder._path = real_path  # retransmissions themselves get through
+            try:
+                await real_retransmit(seq)
+            finally:
+                forwarder._path = lossy_path
+
+        forwarder._path = lossy_path
+        forwarder._sender._retransmit = counted_retransmit
+        before, sent_before = viewer.video_frames, room.fanouts["video"].frames
+        await asyncio.sleep(4)
+        forwarder._path = real_path
+        await asyncio.sleep(0.5)
+        received = viewer.video_frames - before
+        sent = room.fanouts["video"].frames - sent_before
+        assert counts["lost"] >= 5 and counts["resent"] >= counts["lost"] * 0.8, counts
+        assert received >= 0.97 * sent, (received, sent, counts)
+    finally:
+        await viewer.close()
+        await publisher.close()
