@@ -70,7 +70,7 @@ def create_app(settings: Settings) -> web.Application:
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     database = Database(settings.database_url)
-    await database.create_schema()
+    await database.migrate()
     app[keys.DATABASE] = database
     logger.info("database: %s", database.engine.url.render_as_string(hide_password=True))
     yield

@@ -71,7 +71,7 @@ async def _create_user(settings: Settings, username: str, password: str) -> int:
 
     database = Database(settings.database_url)
     try:
-        await database.create_schema()
+        await database.migrate()
         async with database.session() as db:
             user = await accounts.create_user(db, username, password)
     except CunhuiError as exc:

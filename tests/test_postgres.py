@@ -32,7 +32,7 @@ async def pg_database():
     base = ADMIN_DSN.rsplit("/", 1)[0]
     database = Database(f"postgresql+asyncpg://{base.split('://', 1)[1]}/{name}")
     try:
-        await database.create_schema()
+        await database.migrate()
         yield database
     finally:
         await database.close()

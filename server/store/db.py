@@ -8,7 +8,6 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from . import models  # noqa: F401  (registers the tables)
@@ -35,9 +34,10 @@ class Database:
     def session(self) -> AsyncSession:
         return self._sessions()
 
-    async def create_schema(self) -> None:
+    async def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent; runs at start-up)."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
+            await conn.run_sync(_upgrade)
 
     async def ping(self) -> bool:
         from sqlalchemy import text
@@ -48,6 +48,24 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(sync_connection):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = sync_connection
+    return config
+
+
+def _upgrade(sync_connection) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(sync_connection), "head")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
