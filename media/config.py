@@ -26,8 +26,10 @@ class MediaConfig:
     #: video codecs a room may forward, best first. H.264 first: phones encode it
     #: in hardware and HLS and MP4 recordings take it without re-encoding.
     video_codecs: tuple[str, ...] = ("video/h264", "video/vp8")
-    #: at most one keyframe request to a publisher per this many seconds
-    keyframe_interval: float = 1.0
+    #: at most one keyframe request to a publisher per this many seconds: new
+    #: viewers wait at most this long for their first picture, and the host's
+    #: uplink pays for at most two extra keyframes a second during a join rush
+    keyframe_interval: float = 0.5
 
     @property
     def loopback_only(self) -> bool:

@@ -99,7 +99,8 @@ class ViewerTrack(MediaStreamTrack):
 
     def forward(self, payloads: list[bytes], timestamp: int, keyframe: bool) -> None:
         forwarder = self._forwarder
-        if forwarder is None or self.readyState != "live":
+        if forwarder is None or self.readyState != "live" or not forwarder.ready():
+            self.dropped += 1  # still connecting
             return
         if forwarder.backlog() > MAX_BACKLOG_BYTES:
             # The viewer's socket is not draining (a stalled or far too slow
@@ -108,12 +109,14 @@ class ViewerTrack(MediaStreamTrack):
             self._need_keyframe = self.kind == "video"
             return
         if self._need_keyframe and not keyframe:
-            # Ready for a picture but none can start here: ask (merged, rate-limited).
+            # Connected and waiting for a picture to start at: ask now, not at join
+            # time (a keyframe sent before DTLS is up would be wasted). Merged and
+            # rate-limited with everyone else's requests.
             self.dropped += 1
             self._fanout.keyframes.request()
             return
         if not forwarder.send_frame(payloads, timestamp):
-            self.dropped += 1  # not connected yet: keep waiting for a keyframe
+            self.dropped += 1
             return
         self._need_keyframe = False
         if self.first_frame is None:
@@ -147,8 +150,6 @@ class Fanout:
     def subscribe(self) -> ViewerTrack:
         track = ViewerTrack(self)
         self.viewers.add(track)
-        if self.kind == "video":
-            self.keyframes.request()  # so the newcomer's picture starts soon
         return track
 
     def unsubscribe(self, track: ViewerTrack) -> None:
