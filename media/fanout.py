@@ -91,7 +91,9 @@ class ViewerTrack(MediaStreamTrack):
         self._need_keyframe = self.kind == "video"
         self.delivered = 0
         self.dropped = 0
-        #: the fan-out's frame count when this viewer's first frame was sent
+        #: the fan-out's frame count when this viewer's connection was up, and
+        #: when its first frame went out: the difference is its wait for a keyframe
+        self.ready_frame: int | None = None
         self.first_frame: int | None = None
 
     def attach(self, forwarder) -> None:
@@ -102,6 +104,8 @@ class ViewerTrack(MediaStreamTrack):
         if forwarder is None or self.readyState != "live" or not forwarder.ready():
             self.dropped += 1  # still connecting
             return
+        if self.ready_frame is None:
+            self.ready_frame = self._fanout.frames
         if forwarder.backlog() > MAX_BACKLOG_BYTES:
             # The viewer's socket is not draining (a stalled or far too slow
             # link). Skip frames and restart at a keyframe once it drains.

@@ -190,6 +190,10 @@ class Room:
             "dropped": sum(t.dropped for t in tracks),
             "keyframe_requests": self.keyframes.requested,
             "keyframes_requested_upstream": self.keyframes.sent,
+            "keyframe_wait_frames": _percentiles(
+                [t.first_frame - t.ready_frame for t in self.fanouts["video"].viewers
+                 if t.first_frame is not None and t.ready_frame is not None]
+            ),
         }
 
     async def close(self) -> None:
@@ -202,6 +206,18 @@ class Room:
             await fanout.close()
         for track in self._sources.values():
             track.stop()
+
+
+def _percentiles(values: list[int]) -> dict:
+    """p50/p95/max of ``values`` (for counters operators read), or {} when empty."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def at(q: float) -> int:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"p50": at(0.5), "p95": at(0.95), "max": ordered[-1], "n": len(ordered)}
 
 
 class MediaHub:

@@ -127,6 +127,9 @@ async def test_joining_mid_stream_starts_at_a_keyframe_and_requests_are_rate_lim
         upstream = room.keyframes.sent - sent_before
         limit = 1 + elapsed / room.keyframes.min_interval
         assert 1 <= upstream <= limit, (upstream, limit)  # ... the phone was asked rarely
+        # once connected, no viewer waited more than ~a second of frames for its picture
+        waits = room.stats()["keyframe_wait_frames"]
+        assert waits["n"] == VIEWERS and waits["max"] <= 30, waits
     finally:
         await asyncio.gather(*(v.close() for v in viewers))
         await publisher.close()

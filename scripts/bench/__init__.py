@@ -1,0 +1,30 @@
+"""Benchmark of the encoded WebRTC fan-out (``scripts/bench_fanout.py``).
+
+Modules:
+
+- ``common``: /proc readers, child processes, the JSON-lines protocol between
+  the coordinator and its worker processes, SDP helpers.
+- ``publisher``: the WHIP publisher worker (synthetic 720p video + Opus tone).
+- ``viewers``: the WHEP viewer worker (cheap counting viewers, one decoding viewer).
+- ``baseline_server``: aiortc's stock ``MediaRelay`` behind the same WHIP/WHEP API.
+- ``runner``: the coordinator: starts everything, ramps viewers, measures, reports.
+
+Only public interfaces of the product are used (the ``cunhui`` CLI and the HTTP
+API, including ``GET /api/meetings/{id}/media``) plus
+``media.aiortc_hooks.restrict_host_addresses`` to keep ICE on 127.0.0.1.
+Bench-only aiortc/aioice internals are touched in the worker processes
+(``viewers.py``, ``publisher.py``), never in the server.
+
+Choices that shape the figures (all in the JSON's ``params``):
+
+- viewers are added, not re-created, from one N to the next; all are DELETEd
+  at the end (``*_after_delete`` shows the server forgot them);
+- the publisher's x264 runs with preset ``ultrafast`` (``--publisher-preset``)
+  so the load generator leaves the two cores to the server; the relay's
+  per-viewer encoders are aiortc's own (x264 ``medium``);
+- counting viewers gather 5 ms of datagrams per wake-up
+  (``--viewer-coalesce-ms``): on loopback the server's ``sendto`` runs the
+  receive path and wakes the receiving process, a cost a real network does
+  not charge to the server;
+- every process reads its counters at one agreed instant (CLOCK_MONOTONIC).
+"""
