@@ -12,7 +12,7 @@ from aiohttp import web
 from media import MediaHub
 
 from . import keys
-from .http import api, media, pages
+from .http import api, media, members, pages
 from .http.errors import error_middleware
 from .i18n import Catalogs
 from .realtime import Realtime
@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.router.add_routes(api.routes)
     app.router.add_routes(media.routes)
+    members.setup(app)
     app.router.add_routes(pages.routes)
     app.router.add_static("/static/", settings.web_dir / "static", name="static")
     node_modules = settings.web_dir / "node_modules"

@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     create_user = admin_commands.add_parser("create-user", help="create a committee account")
     create_user.add_argument("username")
     create_user.add_argument("--password", required=True)
+    create_user.add_argument(
+        "--village", help="the account's village (default: the only one; created if new)"
+    )
 
     args = parser.parse_args(argv)
     try:
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
-    return asyncio.run(_create_user(settings, args.username, args.password))
+    return asyncio.run(_create_user(settings, args.username, args.password, args.village))
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
@@ -65,7 +68,9 @@ def _announce(host: str, port: int):
     return announce
 
 
-async def _create_user(settings: Settings, username: str, password: str) -> int:
+async def _create_user(
+    settings: Settings, username: str, password: str, village: str | None
+) -> int:
     from .services import accounts
     from .store import Database
 
@@ -73,7 +78,7 @@ async def _create_user(settings: Settings, username: str, password: str) -> int:
     try:
         await database.migrate()
         async with database.session() as db:
-            user = await accounts.create_user(db, username, password)
+            user = await accounts.create_user(db, username, password, village)
     except CunhuiError as exc:
         print(f"cunhui: {exc.message}", file=sys.stderr)
         return 1

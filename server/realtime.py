@@ -11,8 +11,9 @@ import socketio
 from media import RoomEvent
 
 from . import keys
-from .errors import CunhuiError, Unauthorized
+from .errors import BadRequest, CunhuiError, Unauthorized
 from .services import identity, meetings
+from .services.access import check_can_watch
 from .services.timeline import events_after
 from .services.tokens import Principal
 
@@ -69,8 +70,6 @@ class MeetingNamespace(socketio.AsyncNamespace):
             return refusal(exc)
 
     async def _join(self, sid, data: dict) -> dict:
-        from .errors import BadRequest, Forbidden
-
         if not isinstance(data, dict) or "meeting_id" not in data:
             raise BadRequest("join needs {meeting_id}")
         since = data.get("since_seq")
@@ -80,10 +79,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
         principal: Principal | None = session["principal"]
         async with self.rt.database.session() as db:
             meeting = await meetings.get_meeting(db, data["meeting_id"])
-            if not (principal and principal.is_committee) and not meeting.allow_guests:
-                if principal is None:
-                    raise Unauthorized("this meeting is for village members: open your invite link")
-                raise Forbidden("you may not join this meeting")
+            check_can_watch(principal, meeting)
             view = await meetings.view(db, meeting)
             missed = await events_after(db, meeting.id, since) if since is not None else []
         previous = session.get("meeting_id")

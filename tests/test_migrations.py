@@ -38,3 +38,30 @@ async def test_empty_sqlite_upgrades_to_the_models(tmp_path):
 async def test_empty_postgresql_upgrades_to_the_models(pg_database):  # noqa: F811
     assert {"users", "meetings", "agenda_items", "events", "alembic_version"} <= await tables(pg_database)
     assert await schema_drift(pg_database) == []
+
+
+async def test_accounts_made_before_villages_land_in_one_village(tmp_path):
+    """Upgrading 0001 -> 0002 puts existing committee accounts and meetings in 本村."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from server.store.db import alembic_config
+
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0001"))
+            await conn.execute(text(
+                "INSERT INTO users (username, password_hash, created_at) "
+                "VALUES ('clerk', 'x', CURRENT_TIMESTAMP)"))
+            await conn.execute(text(
+                "INSERT INTO meetings (code, title, allow_guests, status, created_at, last_seq) "
+                "VALUES ('123456789', 't', 0, 'ended', CURRENT_TIMESTAMP, 0)"))
+        await database.migrate()
+        async with database.engine.connect() as conn:
+            village = (await conn.execute(text("SELECT id, name FROM villages"))).one()
+            assert village.name == "本村"
+            assert (await conn.execute(text("SELECT village_id FROM users"))).scalar() == village.id
+            assert (await conn.execute(text("SELECT village_id FROM meetings"))).scalar() == village.id
+    finally:
+        await database.close()

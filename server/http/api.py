@@ -8,10 +8,9 @@ import logging
 from aiohttp import web
 
 from .. import keys
-from ..errors import BadRequest, Forbidden, Unauthorized
+from ..errors import BadRequest
 from ..services import accounts, identity, meetings
-from ..services.tokens import Principal
-from ..store import Meeting
+from ..services.access import check_can_run, check_can_watch
 from .auth import COOKIE, principal_of, require_committee, set_session_cookie
 
 logger = logging.getLogger(__name__)
@@ -41,15 +40,11 @@ def meeting_json(request: web.Request, view: meetings.MeetingView) -> dict:
     return data
 
 
-def check_can_watch(principal: Principal | None, meeting: Meeting) -> None:
-    """Committee always; anyone for a meeting open to guests."""
-    if principal is not None and principal.is_committee:
-        return
-    if meeting.allow_guests:
-        return
-    if principal is None:
-        raise Unauthorized("this meeting is for village members: open your invite link")
-    raise Forbidden("you may not watch this meeting")
+def village_of(principal) -> int | None:
+    """The village whose meetings the caller sees; None: only meetings open to guests."""
+    if principal is not None and principal.role in ("committee", "member"):
+        return principal.village_id
+    return None
 
 
 @routes.post("/api/login")
@@ -97,6 +92,7 @@ async def create_meeting(request: web.Request) -> web.Response:
             starts_at=meetings.parse_time(body.get("starts_at")),
             allow_guests=allow_guests,
             created_by=int(principal.id[1:]),
+            village_id=principal.village_id,
         )
     logger.info("meeting %s created by %s", view.meeting.id, principal.id)
     return web.json_response(meeting_json(request, view), status=201)
@@ -105,9 +101,8 @@ async def create_meeting(request: web.Request) -> web.Response:
 @routes.get("/api/meetings")
 async def list_meetings(request: web.Request) -> web.Response:
     principal = await principal_of(request)
-    committee = principal is not None and principal.is_committee
     async with request.app[keys.DATABASE].session() as db:
-        found = await meetings.list_meetings(db, public_only=not committee)
+        found = await meetings.list_meetings(db, village_id=village_of(principal))
         views = [await meetings.view(db, m) for m in found]
     return web.json_response({"meetings": [meeting_json(request, v) for v in views]})
 
@@ -124,9 +119,10 @@ async def get_meeting(request: web.Request) -> web.Response:
 
 @routes.post("/api/meetings/{id}/start")
 async def start_meeting(request: web.Request) -> web.Response:
-    await require_committee(request)
+    principal = await require_committee(request)
     async with request.app[keys.DATABASE].session() as db:
         meeting = await meetings.get_meeting(db, request.match_info["id"])
+        check_can_run(principal, meeting)
         meeting, seq = await meetings.start_meeting(db, meeting)
         view = await meetings.view(db, meeting)
     if seq is not None:
@@ -137,9 +133,10 @@ async def start_meeting(request: web.Request) -> web.Response:
 
 @routes.post("/api/meetings/{id}/end")
 async def end_meeting(request: web.Request) -> web.Response:
-    await require_committee(request)
+    principal = await require_committee(request)
     async with request.app[keys.DATABASE].session() as db:
         meeting = await meetings.get_meeting(db, request.match_info["id"])
+        check_can_run(principal, meeting)
         meeting, seq = await meetings.end_meeting(db, meeting)
         view = await meetings.view(db, meeting)
     if seq is not None:
@@ -152,9 +149,10 @@ async def end_meeting(request: web.Request) -> web.Response:
 @routes.get("/api/meetings/{id}/media")
 async def media_stats(request: web.Request) -> web.Response:
     """The meeting's live media counters (extension: for operators and benchmarks)."""
-    await require_committee(request)
+    principal = await require_committee(request)
     async with request.app[keys.DATABASE].session() as db:
         meeting = await meetings.get_meeting(db, request.match_info["id"])
+        check_can_run(principal, meeting)
     stats = request.app[keys.MEDIA].room_stats(str(meeting.id))
     return web.json_response(stats or {"publishing": False, "viewers": 0})
 

@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..services import meetings
 from ..store import Meeting
-from .api import check_can_watch
+from ..services.access import check_can_run, check_can_watch
 from .auth import principal_of, require_committee
 
 logger = logging.getLogger(__name__)
@@ -122,8 +122,9 @@ async def _negotiate(request, kind, meeting, start) -> web.Response:
 
 @routes.post("/whip/{meeting_id}")
 async def whip_publish(request: web.Request) -> web.Response:
-    await require_committee(request)
+    principal = await require_committee(request)
     meeting = await _live_meeting(request)
+    check_can_run(principal, meeting)
     _require_live(meeting)
     hub: MediaHub = request.app[keys.MEDIA]
     return await _negotiate(request, "whip", meeting, hub.publish)

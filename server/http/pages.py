@@ -11,7 +11,8 @@ from .. import keys
 from ..errors import CunhuiError
 from ..i18n import LOCALE_COOKIE, LOCALES, current_locale, pick_locale, set_locale
 from ..services import meetings
-from .api import check_can_watch, meeting_json
+from ..services.access import check_can_run, check_can_watch
+from .api import meeting_json, village_of
 from .auth import principal_of
 
 routes = web.RouteTableDef()
@@ -47,9 +48,8 @@ def _login_redirect(request: web.Request) -> web.HTTPFound:
 @routes.get("/")
 async def home(request: web.Request) -> web.Response:
     context = await base_context(request)
-    committee = context["user"] is not None and context["user"]["role"] == "committee"
     async with request.app[keys.DATABASE].session() as db:
-        found = await meetings.list_meetings(db, public_only=not committee)
+        found = await meetings.list_meetings(db, village_id=village_of(await principal_of(request)))
         views = [meeting_json(request, await meetings.view(db, m)) for m in found]
     context["live"] = [m for m in views if m["status"] == meetings.LIVE]
     context["upcoming"] = [m for m in views if m["status"] == meetings.SCHEDULED]
@@ -80,6 +80,7 @@ async def host_page(request: web.Request) -> web.Response:
     async with request.app[keys.DATABASE].session() as db:
         try:
             meeting = await meetings.get_meeting(db, request.match_info["id"])
+            check_can_run(await principal_of(request), meeting)
         except CunhuiError:
             raise web.HTTPNotFound() from None
         context["meeting"] = meeting_json(request, await meetings.view(db, meeting))

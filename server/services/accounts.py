@@ -9,6 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import BadRequest, Conflict, Unauthorized
 from ..store import User
+from .villages import village_for_new_account
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so a login takes as long
@@ -28,14 +29,18 @@ def check_username(username: str) -> str:
     return username
 
 
-async def create_user(db: AsyncSession, username: str, password: str) -> User:
+async def create_user(
+    db: AsyncSession, username: str, password: str, village: str | None = None
+) -> User:
+    """A committee account of ``village`` (default: the server's only village)."""
     username = check_username(username)
     if len(password or "") < MIN_PASSWORD_LENGTH:
         raise BadRequest(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     existing = await db.exec(select(User).where(User.username == username))
     if existing.first() is not None:
         raise Conflict(f"the user {username!r} already exists")
-    user = User(username=username, password_hash=_hasher.hash(password))
+    home = await village_for_new_account(db, village)
+    user = User(username=username, password_hash=_hasher.hash(password), village_id=home.id)
     db.add(user)
     await db.commit()
     await db.refresh(user)

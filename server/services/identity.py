@@ -2,28 +2,104 @@
 
 from __future__ import annotations
 
+import secrets
+
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..errors import Unauthorized
+from ..errors import BadRequest, Forbidden, Unauthorized
+from ..store import Meeting, Member
 from .accounts import get_user
+from .members import INVITE
 from .tokens import Principal, TokenService
 
-USER = "u"
+USER, MEMBER, GUEST = "u", "m", "g"
+MAX_GUEST_NAME = 64
 
 
 def committee_token(tokens: TokenService, user_id: int) -> str:
     return tokens.issue(USER, user_id)
 
 
+def member_token(tokens: TokenService, member: Member) -> str:
+    return tokens.issue(MEMBER, member.id, v=member.invite_version)
+
+
 async def resolve(db: AsyncSession, tokens: TokenService, token: str) -> Principal:
-    """Return the principal of a valid token; a deleted account's token is refused."""
+    """Return the principal of a valid token; a removed account's token is refused."""
     payload = tokens.verify(token)
-    if payload["k"] == USER:
-        try:
-            user = await get_user(db, int(payload["s"]))
-        except ValueError:
-            user = None
+    kind = payload["k"]
+    if kind == USER:
+        user = await get_user(db, _int(payload["s"]))
         if user is None:
             raise Unauthorized("the account of this token no longer exists")
-        return Principal(id=f"u{user.id}", name=user.username, role="committee")
+        return Principal(
+            id=f"u{user.id}", name=user.username, role="committee", village_id=user.village_id
+        )
+    if kind == MEMBER:
+        member = await _current_member(db, payload)
+        return Principal(
+            id=f"m{member.id}", name=member.name, role="member", village_id=member.village_id
+        )
+    if kind == GUEST:
+        return Principal(
+            id=f"g{payload['s']}", name=str(payload.get("n", "")), role="guest",
+            meeting_id=_int(payload.get("m")),
+        )
     raise Unauthorized("the token is not valid")
+
+
+async def _current_member(db: AsyncSession, payload: dict) -> Member:
+    member = await db.get(Member, _int(payload["s"]))
+    if (
+        member is None
+        or member.removed_at is not None
+        or member.invite_version != payload.get("v")
+    ):
+        raise Unauthorized("this invite or sign-in is no longer valid: ask the committee")
+    return member
+
+
+def _int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise Unauthorized("the token is not valid") from None
+
+
+async def join_with_invite(db: AsyncSession, tokens: TokenService, invite: str) -> Member:
+    """The member behind a personal invite (link or QR code)."""
+    payload = tokens.verify(invite, expires=False)
+    if payload["k"] != INVITE:
+        raise Unauthorized("this is not an invite")
+    return await _current_member(db, payload)
+
+
+async def join_with_pin(db: AsyncSession, meeting: Meeting, pin: str) -> Member:
+    """The member of the meeting's village whose PIN this is."""
+    if meeting.village_id is None:
+        raise Unauthorized("wrong meeting code or PIN")
+    result = await db.exec(
+        select(Member).where(
+            Member.village_id == meeting.village_id,
+            Member.pin == pin,
+            Member.removed_at == None,  # noqa: E711
+        )
+    )
+    member = result.first()
+    if member is None:
+        raise Unauthorized("wrong meeting code or PIN")
+    return member
+
+
+def guest_token(tokens: TokenService, meeting: Meeting, name: object) -> tuple[str, Principal]:
+    if not meeting.allow_guests:
+        raise Forbidden("this meeting does not admit guests: members join with their invite")
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest("a guest needs a display name")
+    name = name.strip()
+    if len(name) > MAX_GUEST_NAME:
+        raise BadRequest(f"the name must be at most {MAX_GUEST_NAME} characters")
+    guest_id = secrets.token_hex(6)
+    token = tokens.issue(GUEST, guest_id, m=meeting.id, n=name)
+    return token, Principal(id=f"g{guest_id}", name=name, role="guest", meeting_id=meeting.id)

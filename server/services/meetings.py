@@ -114,8 +114,10 @@ async def create_meeting(
     starts_at: datetime | None,
     allow_guests: bool,
     created_by: int | None,
+    village_id: int | None = None,
 ) -> MeetingView:
     meeting = Meeting(
+        village_id=village_id,
         code=await _free_code(db),
         title=check_title(title),
         starts_at=starts_at,
@@ -165,11 +167,16 @@ async def view(db: AsyncSession, meeting: Meeting) -> MeetingView:
     return MeetingView(meeting, list(result.all()))
 
 
-async def list_meetings(db: AsyncSession, *, public_only: bool) -> list[Meeting]:
-    """Live first, then scheduled by start time, then the most recently ended."""
+async def list_meetings(db: AsyncSession, *, village_id: int | None) -> list[Meeting]:
+    """The village's meetings (or, with no village, those open to guests).
+
+    Live first, then scheduled by start time, then the most recently ended.
+    """
     query = select(Meeting)
-    if public_only:
+    if village_id is None:
         query = query.where(Meeting.allow_guests == True)  # noqa: E712 (SQL expression)
+    else:
+        query = query.where(Meeting.village_id == village_id)
     meetings = list((await db.exec(query.order_by(Meeting.id.desc()).limit(500))).all())
     order = {LIVE: 0, SCHEDULED: 1, ENDED: 2}
     far = datetime.max.replace(tzinfo=None)

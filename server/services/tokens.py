@@ -19,6 +19,10 @@ class Principal:
     id: str
     name: str
     role: Role
+    #: the village of a committee user or member
+    village_id: int | None = None
+    #: the one meeting a guest was admitted to
+    meeting_id: int | None = None
 
     @property
     def is_committee(self) -> bool:
@@ -38,10 +42,13 @@ class TokenService:
     def issue(self, kind: str, subject: str | int, **claims: str | int) -> str:
         return self._serializer.dumps({"k": kind, "s": str(subject), **claims})
 
-    def verify(self, token: str) -> dict:
-        """Return the payload (``k`` kind, ``s`` subject, claims), or raise Unauthorized."""
+    def verify(self, token: str, *, expires: bool = True) -> dict:
+        """Return the payload (``k`` kind, ``s`` subject, claims), or raise Unauthorized.
+
+        ``expires=False`` is for invites, which last until they are re-issued.
+        """
         try:
-            payload = self._serializer.loads(token, max_age=self.max_age)
+            payload = self._serializer.loads(token, max_age=self.max_age if expires else None)
         except SignatureExpired as exc:
             raise Unauthorized("the token has expired; log in again") from exc
         except BadSignature as exc:

@@ -24,14 +24,31 @@ def _time(nullable: bool = False) -> Any:
     return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
 
 
+def _now_column() -> Any:
+    return Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class Village(SQLModel, table=True):
+    """A village (村): its committee and members see only its meetings."""
+
+    __tablename__ = "villages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    created_at: datetime = _now_column()
+
+
 class User(SQLModel, table=True):
-    """A committee account (村委会): may schedule, start and run meetings."""
+    """A committee account (村委会): may schedule, start and run its village's meetings."""
 
     __tablename__ = "users"
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=64, unique=True, index=True)
     password_hash: str
+    village_id: int | None = Field(default=None, foreign_key="villages.id", index=True)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
@@ -46,6 +63,7 @@ class Meeting(SQLModel, table=True):
     title: str = Field(max_length=200)
     starts_at: datetime | None = _time(nullable=True)
     allow_guests: bool = False
+    village_id: int | None = Field(default=None, foreign_key="villages.id", index=True)
     #: scheduled -> live -> ended
     status: str = Field(default="scheduled", max_length=16, index=True)
     created_by: int | None = Field(default=None, foreign_key="users.id")
@@ -56,6 +74,25 @@ class Meeting(SQLModel, table=True):
     ended_at: datetime | None = _time(nullable=True)
     #: the seq of the newest timeline event; bumped in the event's transaction
     last_seq: int = 0
+
+
+class Member(SQLModel, table=True):
+    """A villager on the roll: eligible to vote in the village's meetings."""
+
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("village_id", "pin"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    village_id: int = Field(foreign_key="villages.id", index=True)
+    name: str = Field(max_length=64)
+    phone: str = Field(default="", max_length=32)
+    household: str = Field(default="", max_length=64)
+    #: 6 digits typed with the meeting code on a phone; unique in the village
+    pin: str = Field(max_length=6)
+    #: bumped when the invite is re-issued (lost phone): older tokens stop working
+    invite_version: int = 1
+    removed_at: datetime | None = _time(nullable=True)
+    created_at: datetime = _now_column()
 
 
 class AgendaItem(SQLModel, table=True):

@@ -1,0 +1,123 @@
+"""The member roll and joining: invites, meeting code + PIN, guests."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from .. import keys
+from ..errors import BadRequest, NotFound, Unauthorized
+from ..services import identity, meetings, members
+from ..services.ratelimit import FailureLimiter
+from .api import base_url, read_json
+from .auth import require_committee, set_session_cookie
+
+logger = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+#: wrong PINs: per meeting code and per address (a guessed 6-digit PIN is a stolen vote)
+PIN_GUESSES: web.AppKey[FailureLimiter] = web.AppKey("pin_guesses")
+
+
+def setup(app: web.Application) -> None:
+    app[PIN_GUESSES] = FailureLimiter(limit=5, window=600)
+    app.router.add_routes(routes)
+
+
+@routes.post("/api/members")
+async def add_member(request: web.Request) -> web.Response:
+    principal = await require_committee(request)
+    body = await read_json(request)
+    async with request.app[keys.DATABASE].session() as db:
+        added = await members.add_member(db, request.app[keys.TOKENS], principal.village_id, body)
+    logger.info("member %s added to village %s by %s", added.member.id,
+                principal.village_id, principal.id)
+    return web.json_response(added.as_dict(base_url(request)), status=201)
+
+
+@routes.get("/api/members")
+async def list_members(request: web.Request) -> web.Response:
+    principal = await require_committee(request)
+    async with request.app[keys.DATABASE].session() as db:
+        roll = await members.list_members(db, principal.village_id)
+    return web.json_response({"members": [members.member_dict(m) for m in roll]})
+
+
+@routes.delete("/api/members/{id}")
+async def remove_member(request: web.Request) -> web.Response:
+    principal = await require_committee(request)
+    async with request.app[keys.DATABASE].session() as db:
+        member = await members.village_member(db, principal.village_id, request.match_info["id"])
+        await members.remove_member(db, member)
+    logger.info("member %s removed by %s", member.id, principal.id)
+    return web.json_response({"ok": True})
+
+
+@routes.post("/api/members/{id}/invite")
+async def reissue_invite(request: web.Request) -> web.Response:
+    principal = await require_committee(request)
+    async with request.app[keys.DATABASE].session() as db:
+        member = await members.village_member(db, principal.village_id, request.match_info["id"])
+        renewed = await members.reissue_invite(db, request.app[keys.TOKENS], member)
+    logger.info("invite of member %s re-issued by %s", member.id, principal.id)
+    return web.json_response(renewed.as_dict(base_url(request)))
+
+
+@routes.post("/api/join")
+async def join(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    tokens = request.app[keys.TOKENS]
+    async with request.app[keys.DATABASE].session() as db:
+        if "invite" in body:
+            if not isinstance(body["invite"], str):
+                raise BadRequest("invite must be text")
+            member = await identity.join_with_invite(db, tokens, body["invite"])
+        else:
+            code = body.get("meeting_code")
+            if not isinstance(code, str) or not code.strip():
+                raise BadRequest("send {invite}, {meeting_code, pin} or {meeting_code, name}")
+            meeting = await meetings.find_by_code(db, code)
+            if "pin" in body:
+                member = await _join_with_pin(request, db, code, meeting, body["pin"])
+            else:
+                if meeting is None:
+                    raise NotFound(f"no meeting with the code {code.strip()}")
+                token, guest = identity.guest_token(tokens, meeting, body.get("name"))
+                return _joined(request, token, guest.as_dict())
+    token = identity.member_token(tokens, member)
+    return _joined(request, token, {"id": f"m{member.id}", "name": member.name, "role": "member"})
+
+
+async def _join_with_pin(request, db, code: str, meeting, pin) -> object:
+    limiter = request.app[PIN_GUESSES]
+    keys_ = (f"code:{code.strip()}", f"addr:{request.remote}")
+    limiter.check(*keys_)
+    if meeting is None or not isinstance(pin, str):
+        limiter.failed(*keys_)
+        raise Unauthorized("wrong meeting code or PIN")
+    try:
+        return await identity.join_with_pin(db, meeting, pin.strip())
+    except Unauthorized:
+        limiter.failed(*keys_)
+        raise
+
+
+def _joined(request: web.Request, token: str, participant: dict) -> web.Response:
+    response = web.json_response({"token": token, "participant": participant})
+    set_session_cookie(response, request, token)
+    return response
+
+
+@routes.get("/i/{invite}")
+async def open_invite(request: web.Request) -> web.Response:
+    """A member's personal link or QR code: sign this phone in and go to the meetings."""
+    tokens = request.app[keys.TOKENS]
+    async with request.app[keys.DATABASE].session() as db:
+        try:
+            member = await identity.join_with_invite(db, tokens, request.match_info["invite"])
+        except Unauthorized:
+            raise web.HTTPFound("/?invite=invalid") from None
+    response = web.HTTPFound("/")
+    set_session_cookie(response, request, identity.member_token(tokens, member))
+    raise response

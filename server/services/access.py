@@ -1,0 +1,33 @@
+"""Who may see and run which meeting. Another village's meeting is NotFound, not Forbidden:
+its existence is none of the caller's business."""
+
+from __future__ import annotations
+
+from ..errors import Forbidden, NotFound, Unauthorized
+from ..store import Meeting
+from .tokens import Principal
+
+
+def check_can_watch(principal: Principal | None, meeting: Meeting) -> None:
+    """Committee and members of the meeting's village; guests and anyone where guests are allowed."""
+    if principal is None:
+        if meeting.allow_guests:
+            return
+        raise Unauthorized("this meeting is for village members: open your invite link")
+    if principal.role in ("committee", "member"):
+        if principal.village_id == meeting.village_id:
+            return
+        if meeting.allow_guests:
+            return  # open to anyone with the link
+        raise NotFound(f"no meeting {meeting.id}")
+    if principal.meeting_id == meeting.id and meeting.allow_guests:
+        return
+    raise Forbidden("you may not watch this meeting")
+
+
+def check_can_run(principal: Principal, meeting: Meeting) -> None:
+    """Only the committee of the meeting's own village starts, ends and configures it."""
+    if principal.role != "committee":
+        raise Forbidden("only the village committee may do this")
+    if principal.village_id != meeting.village_id:
+        raise NotFound(f"no meeting {meeting.id}")
