@@ -98,6 +98,9 @@ async def test_guests_join_only_meetings_that_allow_them(client, clerk_token):
     guest_token = body["token"]
     assert (await client.get(f"/api/meetings/{open_meeting['id']}", headers=auth(guest_token))).status == 200
     assert (await client.get(f"/api/meetings/{closed['id']}", headers=auth(guest_token))).status == 403
+    # like anyone with a link, a guest may open another meeting that admits guests
+    other_open = await meeting(client, clerk_token, allow_guests=True)
+    assert (await client.get(f"/api/meetings/{other_open['id']}", headers=auth(guest_token))).status == 200
 
     refused = await client.post("/api/join", json={"meeting_code": closed["code"], "name": "王五"})
     assert refused.status == 403 and await error_code(refused) == "forbidden"
