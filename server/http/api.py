@@ -11,6 +11,7 @@ from .. import keys
 from ..errors import BadRequest
 from ..services import accounts, identity, meetings
 from ..services.access import check_can_run, check_can_watch
+from ..store import Meeting
 from .auth import COOKIE, principal_of, require_committee, set_session_cookie
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,14 @@ def meeting_json(request: web.Request, view: meetings.MeetingView) -> dict:
     data["publishing"] = media.publishing
     data["viewers"] = media.viewers
     return data
+
+
+async def meeting_to_run(request: web.Request, db) -> Meeting:
+    """The meeting of the URL, if the caller is the committee of its village."""
+    principal = await require_committee(request)
+    meeting = await meetings.get_meeting(db, request.match_info["id"])
+    check_can_run(principal, meeting)
+    return meeting
 
 
 def village_of(principal) -> int | None:
@@ -119,11 +128,8 @@ async def get_meeting(request: web.Request) -> web.Response:
 
 @routes.post("/api/meetings/{id}/start")
 async def start_meeting(request: web.Request) -> web.Response:
-    principal = await require_committee(request)
     async with request.app[keys.DATABASE].session() as db:
-        meeting = await meetings.get_meeting(db, request.match_info["id"])
-        check_can_run(principal, meeting)
-        meeting, seq = await meetings.start_meeting(db, meeting)
+        meeting, seq = await meetings.start_meeting(db, await meeting_to_run(request, db))
         view = await meetings.view(db, meeting)
     if seq is not None:
         logger.info("meeting %s is live", meeting.id)
@@ -133,11 +139,8 @@ async def start_meeting(request: web.Request) -> web.Response:
 
 @routes.post("/api/meetings/{id}/end")
 async def end_meeting(request: web.Request) -> web.Response:
-    principal = await require_committee(request)
     async with request.app[keys.DATABASE].session() as db:
-        meeting = await meetings.get_meeting(db, request.match_info["id"])
-        check_can_run(principal, meeting)
-        meeting, seq = await meetings.end_meeting(db, meeting)
+        meeting, seq = await meetings.end_meeting(db, await meeting_to_run(request, db))
         view = await meetings.view(db, meeting)
     if seq is not None:
         logger.info("meeting %s ended", meeting.id)
@@ -149,10 +152,8 @@ async def end_meeting(request: web.Request) -> web.Response:
 @routes.get("/api/meetings/{id}/media")
 async def media_stats(request: web.Request) -> web.Response:
     """The meeting's live media counters (extension: for operators and benchmarks)."""
-    principal = await require_committee(request)
     async with request.app[keys.DATABASE].session() as db:
-        meeting = await meetings.get_meeting(db, request.match_info["id"])
-        check_can_run(principal, meeting)
+        meeting = await meeting_to_run(request, db)
     stats = request.app[keys.MEDIA].room_stats(str(meeting.id))
     return web.json_response(stats or {"publishing": False, "viewers": 0})
 
