@@ -54,7 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     env.install_gettext_callables(catalogs.gettext, catalogs.ngettext, newstyle=True)
 
-    app.router.add_routes(api.routes)
+    api.setup(app)
     app.router.add_routes(media.routes)
     members.setup(app)
     app.router.add_routes(pages.routes)

@@ -167,3 +167,11 @@ async def test_pages_escape_user_text(client, clerk_token):
     assert "<script>alert(1)</script>" not in page
     assert "<img src=x onerror" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page or "\\u003cscript\\u003e" in page
+
+
+async def test_password_guessing_is_locked_out(client, clerk_token):
+    for _ in range(10):
+        wrong = await client.post("/api/login", json={"username": "clerk", "password": "guess"})
+        assert wrong.status == 401
+    locked = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    assert locked.status == 429 and await error_code(locked) == "rate_limited"

@@ -8,14 +8,23 @@ import logging
 from aiohttp import web
 
 from .. import keys
-from ..errors import BadRequest
+from ..errors import BadRequest, Unauthorized
 from ..services import accounts, identity, meetings
 from ..services.access import check_can_run, check_can_watch
+from ..services.ratelimit import FailureLimiter
 from ..store import Meeting
 from .auth import COOKIE, principal_of, require_committee, set_session_cookie
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+
+#: wrong passwords, per account and per address: 10 in 15 minutes, then 429
+LOGIN_GUESSES: web.AppKey[FailureLimiter] = web.AppKey("login_guesses")
+
+
+def setup(app: web.Application) -> None:
+    app[LOGIN_GUESSES] = FailureLimiter(limit=10, window=900)
+    app.router.add_routes(routes)
 
 
 async def read_json(request: web.Request) -> dict:
@@ -62,8 +71,15 @@ async def login(request: web.Request) -> web.Response:
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise BadRequest("username and password are required")
+    limiter = request.app[LOGIN_GUESSES]
+    guesses = (f"user:{username.strip().lower()}", f"addr:{request.remote}")
+    limiter.check(*guesses)
     async with request.app[keys.DATABASE].session() as db:
-        user = await accounts.authenticate(db, username, password)
+        try:
+            user = await accounts.authenticate(db, username, password)
+        except Unauthorized:
+            limiter.failed(*guesses)
+            raise
     token = identity.committee_token(request.app[keys.TOKENS], user.id)
     logger.info("user %s logged in", user.id)
     response = web.json_response(
