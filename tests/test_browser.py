@@ -199,3 +199,36 @@ class _Client:
             return response
         finally:
             await session.close()
+
+
+async def test_member_opens_invite_link_and_watches_members_only_meeting(server):
+    """A migrant worker taps the personal link from the committee, then the meeting plays."""
+    from .peers import Publisher
+
+    base = str(server.make_url("")).rstrip("/")
+    api = _Client(server)
+    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    member = await (await api.post("/api/members", json={"name": "李四"}, headers=headers)).json()
+    meeting = await (await api.post("/api/meetings", json={"title": "村民代表会议"},
+                                    headers=headers)).json()  # members only
+    await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
+
+    publisher = Publisher(width=320, height=240)
+    try:
+        await publisher.publish(api, meeting["id"], headers["Authorization"][7:])
+        async with async_playwright() as pw:
+            async with Browser(pw, "--autoplay-policy=no-user-gesture-required") as phone:
+                page = await phone.new_page()
+                # without the invite the meeting is closed to this phone
+                await page.goto(f"{base}/m/{meeting['code']}")
+                await wait_state(page, "forbidden")
+                await page.goto(member["invite_url"])
+                assert page.url.rstrip("/") == base
+                assert "村民代表会议" in await page.inner_text("body")  # their meetings
+                await page.goto(f"{base}/m/{meeting['code']}")
+                await wait_state(page, "playing")
+                width, t0, t1 = await video_is_playing(page)
+                assert width == 320 and t1 > t0
+    finally:
+        await publisher.close()
