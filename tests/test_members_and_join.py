@@ -168,3 +168,12 @@ async def test_member_token_opens_media_and_the_live_room(client, clerk_token):
     finally:
         await room.close()
         await viewer.close()
+
+
+async def test_a_revoked_invite_link_says_so(client, clerk_token):
+    added = await add_member(client, clerk_token)
+    await client.delete(f"/api/members/{added['id']}", headers=auth(clerk_token))
+    response = await client.get(f"/i/{added['invite']}", headers={"Accept-Language": "zh-CN"})
+    page = await response.text()
+    assert response.status == 200 and str(response.url).endswith("/?invite=invalid")
+    assert "这个邀请链接已经失效" in page

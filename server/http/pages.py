@@ -51,6 +51,7 @@ async def home(request: web.Request) -> web.Response:
     async with request.app[keys.DATABASE].session() as db:
         found = await meetings.list_meetings(db, village_id=village_of(await principal_of(request)))
         views = [meeting_json(request, await meetings.view(db, m)) for m in found]
+    context["invite_invalid"] = request.query.get("invite") == "invalid"
     context["live"] = [m for m in views if m["status"] == meetings.LIVE]
     context["upcoming"] = [m for m in views if m["status"] == meetings.SCHEDULED]
     return aiohttp_jinja2.render_template("home.html", request, context)
