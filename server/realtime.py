@@ -131,10 +131,10 @@ class Realtime:
         async with self.database.session() as db:
             return await identity.resolve(db, self._app[keys.TOKENS], token)
 
-    async def meeting_status(self, meeting_id: int, status: str, seq: int) -> None:
+    async def meeting_status(self, meeting_id: int, status: str, seq: int, **extra) -> None:
         """Tell the room the meeting's status changed (already committed as ``seq``)."""
         await self.sio.emit(
-            "meeting:status", {"status": status, "seq": seq}, room=room_of(meeting_id)
+            "meeting:status", {"status": status, **extra, "seq": seq}, room=room_of(meeting_id)
         )
 
     async def send_presence(self, meeting_id: int) -> None:

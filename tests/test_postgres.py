@@ -43,9 +43,10 @@ async def pg_database():
 async def test_meeting_lifecycle_on_postgres(pg_database):
     async with pg_database.session() as db:
         view = await meetings.create_meeting(
-            db, title="村民代表会议", agenda=[meetings.AgendaDraft("议题一")],
-            starts_at=meetings.parse_time("2026-12-01T09:00:00+08:00"),
-            allow_guests=False, created_by=None,
+            db,
+            meetings.parse_fields({"title": "村民代表会议", "agenda": [{"title": "议题一"}],
+                                   "starts_at": "2026-12-01T09:00:00+08:00"}, partial=False),
+            created_by=None,
         )
         meeting_id = view.meeting.id
     async with pg_database.session() as db:
@@ -62,7 +63,7 @@ async def test_concurrent_events_get_consecutive_seqs_on_postgres(pg_database):
     """Twenty writers at once: seqs 1..20, no gap, no duplicate (row lock on the meeting)."""
     async with pg_database.session() as db:
         view = await meetings.create_meeting(
-            db, title="t", agenda=[], starts_at=None, allow_guests=False, created_by=None
+            db, meetings.parse_fields({"title": "t"}, partial=False), created_by=None
         )
     meeting_id = view.meeting.id
 

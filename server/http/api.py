@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .. import keys
 from ..errors import BadRequest, Unauthorized
-from ..services import accounts, identity, meetings
+from ..services import accounts, identity, meetings, notices
 from ..services.access import check_can_run, check_can_watch
 from ..services.ratelimit import FailureLimiter
 from ..store import Meeting
@@ -105,22 +105,51 @@ async def me(request: web.Request) -> web.Response:
 @routes.post("/api/meetings")
 async def create_meeting(request: web.Request) -> web.Response:
     principal = await require_committee(request)
-    body = await read_json(request)
-    allow_guests = body.get("allow_guests", False)
-    if not isinstance(allow_guests, bool):
-        raise BadRequest("allow_guests must be true or false")
+    fields = meetings.parse_fields(await read_json(request), partial=False)
     async with request.app[keys.DATABASE].session() as db:
         view = await meetings.create_meeting(
-            db,
-            title=meetings.check_title(body.get("title")),
-            agenda=meetings.parse_agenda(body.get("agenda")),
-            starts_at=meetings.parse_time(body.get("starts_at")),
-            allow_guests=allow_guests,
-            created_by=int(principal.id[1:]),
-            village_id=principal.village_id,
+            db, fields, created_by=int(principal.id[1:]), village_id=principal.village_id
         )
     logger.info("meeting %s created by %s", view.meeting.id, principal.id)
     return web.json_response(meeting_json(request, view), status=201)
+
+
+@routes.patch("/api/meetings/{id}")
+async def edit_meeting(request: web.Request) -> web.Response:
+    fields = meetings.parse_fields(await read_json(request), partial=True)
+    async with request.app[keys.DATABASE].session() as db:
+        view = await meetings.update_meeting(db, await meeting_to_run(request, db), fields)
+    return web.json_response(meeting_json(request, view))
+
+
+@routes.post("/api/meetings/{id}/cancel")
+async def cancel_meeting(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meeting_to_run(request, db)
+        seq = await meetings.cancel_meeting(db, meeting, body.get("reason"))
+        view = await meetings.view(db, meeting)
+    logger.info("meeting %s cancelled", meeting.id)
+    await request.app[keys.REALTIME].meeting_status(
+        meeting.id, meeting.status, seq, reason=meeting.cancel_reason
+    )
+    return web.json_response(meeting_json(request, view))
+
+
+@routes.get("/api/meetings/{id}/invite.ics")
+async def calendar_invite(request: web.Request) -> web.Response:
+    principal = await principal_of(request)
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meetings.get_meeting(db, request.match_info["id"])
+        check_can_watch(principal, meeting)
+        view = await meetings.view(db, meeting)
+    body = notices.ics(view, f"{base_url(request)}/m/{meeting.code}")
+    return web.Response(
+        body=body,
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="meeting-{meeting.code}.ics"'},
+    )
 
 
 @routes.get("/api/meetings")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import BadRequest, Conflict, NotFound
+from ..store.models import utcnow as _now
 from ..store import AgendaItem, Meeting, utcnow
 from ..store.models import as_utc
 from .timeline import append_event
@@ -19,7 +20,15 @@ MAX_DESCRIPTION = 4000
 MAX_AGENDA_ITEMS = 50
 CODE_DIGITS = 9
 
-SCHEDULED, LIVE, ENDED = "scheduled", "live", "ended"
+SCHEDULED, LIVE, ENDED, CANCELLED = "scheduled", "live", "ended", "cancelled"
+
+#: 村民会议, 村民代表会议, or any other meeting the committee holds
+KINDS = ("villagers_assembly", "representatives_meeting", "general")
+#: Organic Law of Village Committees art. 21: a villagers' assembly is announced
+#: ten days ahead, except in an emergency.
+ASSEMBLY_NOTICE = timedelta(days=10)
+MAX_REASON = 500
+MAX_PLACE = 200
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,11 @@ class MeetingView:
             "started_at": _iso(m.started_at),
             "ended_at": _iso(m.ended_at),
             "allow_guests": m.allow_guests,
+            "kind": m.kind,
+            "place": m.place,
+            "notice_published_at": _iso(m.notice_published_at),
+            "emergency_reason": m.emergency_reason,
+            "cancel_reason": m.cancel_reason,
             "agenda": [
                 {"id": a.id, "title": a.title, "description": a.description} for a in self.agenda
             ],
@@ -106,33 +120,122 @@ def parse_time(raw: object) -> datetime | None:
     return value.astimezone(UTC)
 
 
+def _text(raw: object, what: str, limit: int) -> str:
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise BadRequest(f"{what} must be text")
+    if len(raw.strip()) > limit:
+        raise BadRequest(f"{what} must be at most {limit} characters")
+    return raw.strip()
+
+
+def parse_fields(body: dict, *, partial: bool) -> dict:
+    """Validate the meeting fields of a create (all) or edit (only those sent) request."""
+    fields: dict = {}
+    if not partial or "title" in body:
+        fields["title"] = check_title(body.get("title"))
+    if not partial or "agenda" in body:
+        fields["agenda"] = parse_agenda(body.get("agenda"))
+    if not partial or "starts_at" in body:
+        fields["starts_at"] = parse_time(body.get("starts_at"))
+    if not partial or "allow_guests" in body:
+        allow = body.get("allow_guests", False)
+        if not isinstance(allow, bool):
+            raise BadRequest("allow_guests must be true or false")
+        fields["allow_guests"] = allow
+    if not partial or "kind" in body:
+        kind = body.get("kind") or "general"
+        if kind not in KINDS:
+            raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
+        fields["kind"] = kind
+    if not partial or "place" in body:
+        fields["place"] = _text(body.get("place"), "place", MAX_PLACE)
+    if not partial or "emergency_reason" in body:
+        fields["emergency_reason"] = _text(
+            body.get("emergency_reason"), "emergency_reason", MAX_REASON
+        )
+    return fields
+
+
+def check_notice(meeting: Meeting) -> None:
+    """A villagers' assembly needs ten days' notice, or a stated emergency."""
+    if meeting.kind != "villagers_assembly":
+        return
+    if meeting.starts_at is None:
+        raise BadRequest("a villagers' assembly needs a start time (starts_at)")
+    published = as_utc(meeting.notice_published_at) or _now()
+    if as_utc(meeting.starts_at) - published < ASSEMBLY_NOTICE and not meeting.emergency_reason:
+        raise BadRequest(
+            "a villagers' assembly must be announced ten days ahead (Organic Law of Village "
+            "Committees art. 21); give emergency_reason for a shorter notice",
+            code="notice_too_short",
+        )
+
+
 async def create_meeting(
     db: AsyncSession,
+    fields: dict,
     *,
-    title: str,
-    agenda: list[AgendaDraft],
-    starts_at: datetime | None,
-    allow_guests: bool,
     created_by: int | None,
     village_id: int | None = None,
 ) -> MeetingView:
+    """Schedule a meeting; scheduling publishes its notice."""
+    agenda = fields.get("agenda", [])
     meeting = Meeting(
         village_id=village_id,
         code=await _free_code(db),
-        title=check_title(title),
-        starts_at=starts_at,
-        allow_guests=allow_guests,
         created_by=created_by,
+        notice_published_at=_now(),
+        **{k: v for k, v in fields.items() if k != "agenda"},
     )
+    check_notice(meeting)
     db.add(meeting)
     await db.flush()
-    items = [
-        AgendaItem(meeting_id=meeting.id, position=i, title=a.title, description=a.description)
-        for i, a in enumerate(agenda)
-    ]
+    items = _agenda_rows(meeting, agenda)
     db.add_all(items)
     await db.commit()
     return MeetingView(meeting, items)
+
+
+def _agenda_rows(meeting: Meeting, agenda: list[AgendaDraft]) -> list[AgendaItem]:
+    return [
+        AgendaItem(meeting_id=meeting.id, position=i, title=a.title, description=a.description)
+        for i, a in enumerate(agenda)
+    ]
+
+
+async def update_meeting(db: AsyncSession, meeting: Meeting, fields: dict) -> MeetingView:
+    """Edit a meeting until it starts. A new agenda replaces the old one."""
+    if meeting.status != SCHEDULED:
+        raise Conflict(f"the meeting is {meeting.status}; only a scheduled meeting can be edited")
+    for name, value in fields.items():
+        if name != "agenda":
+            setattr(meeting, name, value)
+    check_notice(meeting)
+    if "agenda" in fields:
+        old = await db.exec(select(AgendaItem).where(AgendaItem.meeting_id == meeting.id))
+        for item in old.all():
+            await db.delete(item)
+        await db.flush()
+        db.add_all(_agenda_rows(meeting, fields["agenda"]))
+    db.add(meeting)
+    await db.commit()
+    return await view(db, meeting)
+
+
+async def cancel_meeting(db: AsyncSession, meeting: Meeting, reason: object) -> int:
+    """scheduled -> cancelled, with the reason members are shown. Returns the event's seq."""
+    reason = _text(reason, "reason", MAX_REASON)
+    if not reason:
+        raise BadRequest("say why the meeting is cancelled (reason)")
+    if meeting.status != SCHEDULED:
+        raise Conflict(f"the meeting is {meeting.status}; only a scheduled meeting can be cancelled")
+    meeting.status = CANCELLED
+    meeting.cancel_reason = reason
+    seq = await append_event(db, meeting, "meeting:status", {"status": CANCELLED, "reason": reason})
+    await db.commit()
+    return seq
 
 
 async def _free_code(db: AsyncSession) -> str:
@@ -178,12 +281,12 @@ async def list_meetings(db: AsyncSession, *, village_id: int | None) -> list[Mee
     else:
         query = query.where(Meeting.village_id == village_id)
     meetings = list((await db.exec(query.order_by(Meeting.id.desc()).limit(500))).all())
-    order = {LIVE: 0, SCHEDULED: 1, ENDED: 2}
+    order = {LIVE: 0, SCHEDULED: 1, ENDED: 2, CANCELLED: 2}
     far = datetime.max.replace(tzinfo=None)
 
     def key(m: Meeting):
         when = as_utc(m.starts_at or m.created_at).replace(tzinfo=None)
-        if m.status == ENDED:
+        if m.status in (ENDED, CANCELLED):
             ended = as_utc(m.ended_at or m.created_at).replace(tzinfo=None)
             return (2, far - ended)
         return (order.get(m.status, 3), when - datetime.min)
@@ -196,8 +299,8 @@ async def start_meeting(db: AsyncSession, meeting: Meeting) -> tuple[Meeting, in
 
     Returns the meeting and the seq of the stored status event (None if unchanged).
     """
-    if meeting.status == ENDED:
-        raise Conflict("the meeting has ended and cannot be started again")
+    if meeting.status in (ENDED, CANCELLED):
+        raise Conflict(f"the meeting is {meeting.status} and cannot be started")
     if meeting.status == LIVE:
         return meeting, None
     meeting.status = LIVE
@@ -209,8 +312,8 @@ async def start_meeting(db: AsyncSession, meeting: Meeting) -> tuple[Meeting, in
 
 async def end_meeting(db: AsyncSession, meeting: Meeting) -> tuple[Meeting, int | None]:
     """live -> ended. Ending an ended meeting again is harmless."""
-    if meeting.status == SCHEDULED:
-        raise Conflict("the meeting has not started")
+    if meeting.status in (SCHEDULED, CANCELLED):
+        raise Conflict(f"the meeting is {meeting.status}, not live")
     if meeting.status == ENDED:
         return meeting, None
     meeting.status = ENDED

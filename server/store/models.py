@@ -64,7 +64,15 @@ class Meeting(SQLModel, table=True):
     starts_at: datetime | None = _time(nullable=True)
     allow_guests: bool = False
     village_id: int | None = Field(default=None, foreign_key="villages.id", index=True)
-    #: scheduled -> live -> ended
+    #: villagers_assembly (村民会议), representatives_meeting (村民代表会议) or general
+    kind: str = Field(default="general", max_length=32)
+    place: str = Field(default="", max_length=200)
+    #: when the notice went out (scheduling publishes it); the law counts from here
+    notice_published_at: datetime | None = _time(nullable=True)
+    #: why a villagers' assembly is announced less than ten days ahead
+    emergency_reason: str = Field(default="", max_length=500)
+    cancel_reason: str = Field(default="", max_length=500)
+    #: scheduled -> live -> ended, or scheduled -> cancelled
     status: str = Field(default="scheduled", max_length=16, index=True)
     created_by: int | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = Field(
