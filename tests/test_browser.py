@@ -232,3 +232,50 @@ async def test_member_opens_invite_link_and_watches_members_only_meeting(server)
                 assert width == 320 and t1 > t0
     finally:
         await publisher.close()
+
+
+async def test_clerk_schedules_an_assembly_with_short_notice_and_villagers_see_a_cancellation(server):
+    """The form asks for the emergency behind a short notice; a cancellation reaches the phone."""
+    base = str(server.make_url("")).rstrip("/")
+    async with async_playwright() as pw:
+        async with Browser(pw) as clerk:
+            page = await clerk.new_page()
+            await page.goto(f"{base}/login?next=/meetings/new")
+            await page.fill("#username", "clerk")
+            await page.fill("#password", PASSWORD)
+            await page.click("#login-button")
+            await page.wait_for_url(f"{base}/meetings/new")
+            await page.fill("#title", "防汛紧急村民会议")
+            await page.select_option("#kind", "villagers_assembly")
+            await page.fill("#starts-at", "2030-01-01T09:00")
+            assert await page.is_hidden("#emergency-field")  # years ahead: no warning
+            tomorrow = await page.evaluate(
+                "() => { const d = new Date(Date.now() + 86400000);"
+                " d.setMinutes(d.getMinutes() - d.getTimezoneOffset());"
+                " return d.toISOString().slice(0, 16); }")
+            await page.fill("#starts-at", tomorrow)
+            await page.wait_for_selector("#emergency-field", state="visible")
+            assert "十天" in await page.inner_text("#emergency-field")
+            await page.fill("#emergency-reason", "汛期河堤加固")
+            await page.fill("#place", "村委会大院")
+            await page.check("#allow-guests")
+            await page.click("#create-button")
+            await page.wait_for_url("**/meetings/*/host")
+            meeting_id = int(page.url.rstrip("/").split("/")[-2])
+
+        api = _Client(server)
+        login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+        meeting = await api.get_json(f"/api/meetings/{meeting_id}")
+        assert meeting["kind"] == "villagers_assembly"
+        assert meeting["emergency_reason"] == "汛期河堤加固" and meeting["place"] == "村委会大院"
+
+        async with Browser(pw) as phone:
+            watch = await phone.new_page()
+            await watch.goto(f"{base}/m/{meeting['code']}")
+            await wait_state(watch, "waiting")
+            await api.post(f"/api/meetings/{meeting_id}/cancel",
+                           json={"reason": "<b>改期</b> 另行通知"}, headers=headers)
+            await wait_state(watch, "cancelled")
+            text = await watch.inner_text("body")
+            assert "会议已取消" in text and "<b>改期</b> 另行通知" in text  # shown as text

@@ -9,6 +9,23 @@ const startsAt = document.getElementById("starts-at");
 const rows = document.getElementById("agenda-rows");
 const addButton = document.getElementById("add-agenda-item");
 const allowGuests = document.getElementById("allow-guests");
+const kind = document.getElementById("kind");
+const place = document.getElementById("place");
+const emergencyField = document.getElementById("emergency-field");
+const emergencyReason = document.getElementById("emergency-reason");
+
+const NOTICE_DAYS = 10; // Organic Law of Village Committees art. 21
+
+// A villagers' assembly announced less than ten days ahead needs a stated emergency.
+function updateNoticeWarning() {
+  let short = false;
+  if (kind.value === "villagers_assembly" && startsAt.value) {
+    const starts = new Date(startsAt.value).getTime();
+    short = starts - Date.now() < NOTICE_DAYS * 24 * 3600 * 1000;
+  }
+  emergencyField.hidden = !short;
+}
+kind.addEventListener("change", updateNoticeWarning);
 const createButton = document.getElementById("create-button");
 const errorBox = document.getElementById("create-error");
 const createLabel = createButton.textContent;
@@ -105,6 +122,7 @@ function showError(message, field) {
 
 form.addEventListener("input", (event) => {
   event.target.removeAttribute?.("aria-invalid");
+  if (event.target === startsAt) updateNoticeWarning();
 });
 
 function collect() {
@@ -133,8 +151,17 @@ function collect() {
     }
     agenda.push({ title: itemTitle.value.trim(), description });
   }
-  const body = { title: value, agenda, allow_guests: allowGuests.checked };
+  const body = {
+    title: value,
+    agenda,
+    allow_guests: allowGuests.checked,
+    kind: kind.value,
+    place: place.value.trim(),
+  };
   if (starts) body.starts_at = starts;
+  if (!emergencyField.hidden && emergencyReason.value.trim()) {
+    body.emergency_reason = emergencyReason.value.trim();
+  }
   return body;
 }
 
@@ -151,7 +178,10 @@ form.addEventListener("submit", async (event) => {
     return;
   } catch (error) {
     if (error.isNetwork) showError(t("network"));
-    else if (error.status === 401) showError(`${t("login_again")} (${error.message})`);
+    else if (error.code === "notice_too_short") {
+      emergencyField.hidden = false;
+      showError(t("notice_too_short"), emergencyReason);
+    } else if (error.status === 401) showError(`${t("login_again")} (${error.message})`);
     else showError(`${t("failed")} ${error.message}`);
   }
   createButton.disabled = false;

@@ -2,7 +2,7 @@
 // waiting for the start over socket.io, reconnecting after network drops.
 //
 // document.body.dataset.state is one of
-// "waiting" | "connecting" | "playing" | "ended" | "forbidden" | "error".
+// "waiting" | "connecting" | "playing" | "ended" | "cancelled" | "forbidden" | "error".
 
 import { getJSON } from "./api.js";
 import { t } from "./i18n.js";
@@ -27,7 +27,8 @@ const viewersLine = $("viewers-line");
 const viewersText = $("viewers-text");
 const badgeSlot = $("meeting-badge");
 
-let status = meeting.status; // scheduled | live | ended
+let status = meeting.status; // scheduled | live | ended | cancelled
+let cancelReason = meeting.cancel_reason || "";
 let publishing = Boolean(meeting.publishing);
 let viewer = null;
 let state = document.body.dataset.state;
@@ -66,6 +67,10 @@ function render() {
     case "ended":
       title = t("ended");
       detail = t("ended_detail");
+      break;
+    case "cancelled":
+      title = t("cancelled");
+      detail = cancelReason; // the committee's own words, shown as text
       break;
     case "forbidden":
       title = t("forbidden");
@@ -231,8 +236,17 @@ function showEnded() {
   setState("ended");
 }
 
-function applyStatus(next) {
-  if (next === "ended") {
+function showCancelled(reason) {
+  status = "cancelled";
+  if (typeof reason === "string" && reason) cancelReason = reason;
+  stopPlaying();
+  setState("cancelled");
+}
+
+function applyStatus(next, reason) {
+  if (next === "cancelled") {
+    if (state !== "cancelled") showCancelled(reason);
+  } else if (next === "ended") {
     if (state !== "ended") showEnded();
   } else if (next === "live") {
     const changed = status !== "live";
@@ -288,7 +302,7 @@ joinMeeting(meetingId, {
     render();
   },
   onStatus(event) {
-    applyStatus(event.status);
+    applyStatus(event.status, event.reason);
   },
 });
 
