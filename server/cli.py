@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Alembic announces each of its plugins at INFO on every start: only say what ran.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
     return asyncio.run(_create_user(settings, args.username, args.password, args.village))
