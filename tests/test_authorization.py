@@ -51,6 +51,7 @@ POLICY = {
     ("GET", "/api/meetings/{id}/media"): "run",
     ("POST", "/api/members"): "committee",
     ("GET", "/api/members"): "committee",
+    ("POST", "/api/members/import"): "committee",
     ("DELETE", "/api/members/{id}"): "run",
     ("POST", "/api/members/{id}/invite"): "run",
     ("POST", "/whip/{meeting_id}"): "run",
@@ -130,6 +131,8 @@ def request_for(method: str, path: str, world) -> tuple[str, dict]:
         return url, {"data": "v=0\r\n", "headers": {"Content-Type": "application/sdp"}}
     if path == "/api/members":
         return url, {"json": {"name": "新人"}}
+    if path == "/api/members/import":
+        return url, {"data": "name\n新人甲\n".encode(), "headers": {"Content-Type": "text/csv"}}
     if path == "/api/meetings":
         return url, {"json": {"title": "新会"}}
     if path == "/api/meetings/{id}":

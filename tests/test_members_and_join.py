@@ -177,3 +177,69 @@ async def test_a_revoked_invite_link_says_so(client, clerk_token):
     page = await response.text()
     assert response.status == 200 and str(response.url).endswith("/?invite=invalid")
     assert "这个邀请链接已经失效" in page
+
+
+GBK_ROLL = (
+    "姓名,手机,户,出生年份,代表\n"
+    "王大山,13800000001,一组3号,1968,是\n"
+    "李秀英,13800000002,一组3号,1972,否\n"
+    "赵小明,,二组1号,2008,\n"
+).encode("gbk")
+
+
+async def test_csv_import_of_a_gbk_file_from_excel(client, clerk_token):
+    response = await client.post("/api/members/import", data=GBK_ROLL,
+                                 headers={**auth(clerk_token), "Content-Type": "text/csv"})
+    body = await response.json()
+    assert response.status == 201, body
+    assert [a["name"] for a in body["added"]] == ["王大山", "李秀英", "赵小明"]
+    assert len({a["pin"] for a in body["added"]}) == 3
+    roll = (await (await client.get("/api/members", headers=auth(clerk_token))).json())["members"]
+    wang = next(m for m in roll if m["name"] == "王大山")
+    assert wang["birth_year"] == 1968 and wang["representative"] is True
+    assert next(m for m in roll if m["name"] == "李秀英")["representative"] is False
+    # each imported member can join with their invite
+    joined = await client.post("/api/join", json={"invite": body["added"][2]["invite"]})
+    assert joined.status == 200
+
+
+async def test_csv_with_bad_rows_imports_nothing_and_reports_each_row(client, clerk_token):
+    await add_member(client, clerk_token, name="老会计", phone="13900000000")
+    bad = (
+        "name,phone,household,birth_year,representative\n"
+        "张三,13900000000,,1970,no\n"      # phone already on the roll
+        ",13900000001,,1971,no\n"          # no name
+        "李四,13900000002,,19x0,maybe\n"  # bad year, bad flag
+        "王五,13900000003,,1980,yes\n"     # fine, but the file is refused as a whole
+        "赵六,13900000003,,1981,no\n"      # same phone as line 5
+    ).encode()
+    response = await client.post("/api/members/import", data=bad,
+                                 headers={**auth(clerk_token), "Content-Type": "text/csv"})
+    body = await response.json()
+    assert response.status == 400 and body["error"]["code"] == "import_rejected"
+    report = {row["line"]: row["problems"] for row in body["error"]["rows"]}
+    assert sorted(report) == [2, 3, 4, 6]
+    assert "already on the roll" in report[2][0]
+    assert report[3] == ["no name"]
+    assert len(report[4]) == 2
+    assert "line 5" in report[6][0]
+    roll = (await (await client.get("/api/members", headers=auth(clerk_token))).json())["members"]
+    assert [m["name"] for m in roll] == ["老会计"]  # nothing half-imported
+
+
+async def test_csv_import_refusals(client, clerk_token):
+    headers = {**auth(clerk_token), "Content-Type": "text/csv"}
+    for data, status in (
+        (b"", 400),
+        ("电话\n138\n".encode(), 400),           # no name column
+        (b"name\n", 400),                          # header only
+        (b"\xff\xfe\x00garbage\x81", 400),         # neither UTF-8 nor GBK
+        (b"name\n" + b"x" * (1024 * 1024 + 10), 413),
+    ):
+        response = await client.post("/api/members/import", data=data, headers=headers)
+        assert response.status == status, (data[:20], response.status)
+    member = await add_member(client, clerk_token)
+    token = (await (await client.post("/api/join", json={"invite": member["invite"]})).json())["token"]
+    response = await client.post("/api/members/import", data=GBK_ROLL,
+                                 headers={**auth(token), "Content-Type": "text/csv"})
+    assert response.status == 403

@@ -39,7 +39,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except CunhuiError as exc:
         if exc.status >= 500:
             logger.error("%s %s failed: %s", request.method, request.path, exc.message)
-        return json_error(exc.status, exc.code, exc.message, headers=_cors(request))
+        # as_dict() is {code, message}, plus details some errors carry (an import's rows)
+        return web.json_response({"error": exc.as_dict()}, status=exc.status,
+                                 headers=_cors(request))
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith(_API_PREFIXES):
             raise

@@ -7,8 +7,8 @@ import logging
 from aiohttp import web
 
 from .. import keys
-from ..errors import BadRequest, NotFound, Unauthorized
-from ..services import identity, meetings, members
+from ..errors import BadRequest, NotFound, TooLarge, Unauthorized
+from ..services import identity, meetings, members, roll_import
 from ..services.ratelimit import FailureLimiter
 from .api import base_url, read_json
 from .auth import require_committee, set_session_cookie
@@ -34,6 +34,28 @@ async def add_member(request: web.Request) -> web.Response:
     logger.info("member %s added to village %s by %s", added.member.id,
                 principal.village_id, principal.id)
     return web.json_response(added.as_dict(base_url(request)), status=201)
+
+
+MAX_CSV_BYTES = 1024 * 1024
+
+
+@routes.post("/api/members/import")
+async def import_members(request: web.Request) -> web.Response:
+    """A CSV of the roll (UTF-8 or GBK): all rows added, or none with a per-row report."""
+    principal = await require_committee(request)
+    if request.content_length is not None and request.content_length > MAX_CSV_BYTES:
+        raise TooLarge(f"the file is larger than {MAX_CSV_BYTES // 1024} KB")
+    data = await request.content.read(MAX_CSV_BYTES + 1)
+    if len(data) > MAX_CSV_BYTES:
+        raise TooLarge(f"the file is larger than {MAX_CSV_BYTES // 1024} KB")
+    async with request.app[keys.DATABASE].session() as db:
+        added = await roll_import.import_roll(
+            db, request.app[keys.TOKENS], principal.village_id, data
+        )
+    logger.info("%d members imported into village %s by %s", len(added),
+                principal.village_id, principal.id)
+    base = base_url(request)
+    return web.json_response({"added": [a.as_dict(base) for a in added]}, status=201)
 
 
 @routes.get("/api/members")

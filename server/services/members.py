@@ -40,6 +40,8 @@ def member_dict(member: Member) -> dict:
         "name": member.name,
         "phone": member.phone,
         "household": member.household,
+        "birth_year": member.birth_year,
+        "representative": member.representative,
     }
 
 

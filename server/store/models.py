@@ -95,6 +95,9 @@ class Member(SQLModel, table=True):
     name: str = Field(max_length=64)
     phone: str = Field(default="", max_length=32)
     household: str = Field(default="", max_length=64)
+    #: quorum rules count adults (18 or over) and representatives
+    birth_year: int | None = None
+    representative: bool = False
     #: 6 digits typed with the meeting code on a phone; unique in the village
     pin: str = Field(max_length=6)
     #: bumped when the invite is re-issued (lost phone): older tokens stop working

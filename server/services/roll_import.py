@@ -1,0 +1,166 @@
+"""Importing the member roll from a spreadsheet's CSV export, all or nothing.
+
+Excel in China saves CSV as GBK (GB18030 covers it); newer tools as UTF-8 with or
+without a BOM. Headers may be English or Chinese. Any rejected row rejects the
+whole file, with a report of every problem, so nothing is half-imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..errors import BadRequest
+from ..store import Member
+from .members import MAX_NAME, NewInvite, _free_pin, invite_for
+from .tokens import TokenService
+
+MAX_ROWS = 5000
+
+HEADERS = {
+    "name": ("name", "姓名", "名字"),
+    "phone": ("phone", "电话", "手机", "手机号", "联系电话"),
+    "household": ("household", "户", "户号", "户主", "所属户"),
+    "birth_year": ("birth_year", "year of birth", "出生年份", "出生年"),
+    "representative": ("representative", "代表", "村民代表", "是否代表"),
+}
+YES = {"yes", "y", "true", "1", "是", "√", "代表"}
+NO = {"", "no", "n", "false", "0", "否"}
+
+
+class ImportRejected(BadRequest):
+    """The file has problems; ``report`` lists them per row. Nothing was imported."""
+
+    code = "import_rejected"
+
+    def __init__(self, message: str, report: list[dict]) -> None:
+        super().__init__(message)
+        self.report = report
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "rows": self.report}
+
+
+@dataclass
+class ParsedRow:
+    line: int
+    name: str
+    phone: str
+    household: str
+    birth_year: int | None
+    representative: bool
+    problems: list[str] = field(default_factory=list)
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else GB18030, else a clear refusal."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise BadRequest("the file is neither UTF-8 nor GBK text: save it from Excel as CSV")
+
+
+def parse(text: str) -> list[ParsedRow]:
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise BadRequest("the file is empty") from None
+    columns = _columns(header)
+    rows = []
+    this_year = date.today().year
+    for number, cells in enumerate(reader, start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        if len(rows) >= MAX_ROWS:
+            raise BadRequest(f"at most {MAX_ROWS} members per file")
+
+        def cell(name: str) -> str:
+            index = columns.get(name)
+            return cells[index].strip() if index is not None and index < len(cells) else ""
+
+        row = ParsedRow(number, cell("name"), cell("phone"), cell("household"), None, False)
+        if not row.name:
+            row.problems.append("no name")
+        elif len(row.name) > MAX_NAME:
+            row.problems.append(f"the name is longer than {MAX_NAME} characters")
+        if len(row.phone) > 32 or (row.phone and not row.phone.replace("-", "").replace(" ", "").lstrip("+").isdigit()):
+            row.problems.append(f"the phone {row.phone!r} is not a phone number")
+        if len(row.household) > 64:
+            row.problems.append("the household is longer than 64 characters")
+        year = cell("birth_year")
+        if year:
+            if year.isdigit() and 1900 <= int(year) <= this_year:
+                row.birth_year = int(year)
+            else:
+                row.problems.append(f"the year of birth {year!r} is not a year")
+        flag = cell("representative").lower()
+        if flag in YES:
+            row.representative = True
+        elif flag not in NO:
+            row.problems.append(f"representative must be yes or no, not {flag!r}")
+        rows.append(row)
+    if not rows:
+        raise BadRequest("the file has a header but no members")
+    return rows
+
+
+def _columns(header: list[str]) -> dict[str, int]:
+    columns = {}
+    for index, title in enumerate(header):
+        title = title.strip().lower()
+        for name, spellings in HEADERS.items():
+            if title in spellings:
+                columns[name] = index
+    if "name" not in columns:
+        raise BadRequest(
+            "the first row must name the columns, with at least name (姓名); also understood: "
+            "phone (电话), household (户), birth_year (出生年份), representative (代表)"
+        )
+    return columns
+
+
+async def import_roll(
+    db: AsyncSession, tokens: TokenService, village_id: int, data: bytes
+) -> list[NewInvite]:
+    """Add every row as a member, or none: raises ImportRejected with the report."""
+    rows = parse(decode(data))
+    existing = await db.exec(
+        select(Member.phone).where(
+            Member.village_id == village_id, Member.removed_at == None, Member.phone != ""  # noqa: E711
+        )
+    )
+    known = set(existing.all())
+    seen: dict[str, int] = {}
+    for row in rows:
+        if row.phone:
+            if row.phone in known:
+                row.problems.append(f"the phone {row.phone} is already on the roll")
+            elif row.phone in seen:
+                row.problems.append(f"the phone {row.phone} is also on line {seen[row.phone]}")
+            else:
+                seen[row.phone] = row.line
+    report = [{"line": r.line, "name": r.name, "problems": r.problems} for r in rows if r.problems]
+    if report:
+        raise ImportRejected(
+            f"{len(report)} of {len(rows)} rows have problems; nothing was imported", report
+        )
+    added = []
+    for row in rows:
+        member = Member(
+            village_id=village_id, name=row.name, phone=row.phone, household=row.household,
+            birth_year=row.birth_year, representative=row.representative,
+            pin=await _free_pin(db, village_id),
+        )
+        db.add(member)
+        await db.flush()  # the next PIN must see this one
+        added.append(member)
+    await db.commit()
+    return [NewInvite(m, invite_for(tokens, m)) for m in added]
