@@ -62,7 +62,7 @@ def invite_for(tokens: TokenService, member: Member) -> str:
     return tokens.issue(INVITE, member.id, v=member.invite_version)
 
 
-async def _free_pin(db: AsyncSession, village_id: int) -> str:
+async def free_pin(db: AsyncSession, village_id: int) -> str:
     for _ in range(50):
         pin = "".join(secrets.choice("0123456789") for _ in range(PIN_DIGITS))
         taken = await db.exec(
@@ -81,7 +81,7 @@ async def add_member(
         name=_text(body.get("name"), "name", MAX_NAME, required=True),
         phone=_text(body.get("phone"), "phone", 32),
         household=_text(body.get("household"), "household", 64),
-        pin=await _free_pin(db, village_id),
+        pin=await free_pin(db, village_id),
     )
     db.add(member)
     await db.commit()
@@ -112,7 +112,7 @@ async def list_members(db: AsyncSession, village_id: int) -> list[Member]:
 async def reissue_invite(db: AsyncSession, tokens: TokenService, member: Member) -> NewInvite:
     """A lost phone: the old invite, PIN and sign-ins stop working; new ones are returned."""
     member.invite_version += 1
-    member.pin = await _free_pin(db, member.village_id)
+    member.pin = await free_pin(db, member.village_id)
     db.add(member)
     await db.commit()
     return NewInvite(member, invite_for(tokens, member))

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import BadRequest
 from ..store import Member
-from .members import MAX_NAME, NewInvite, _free_pin, invite_for
+from .members import MAX_NAME, NewInvite, free_pin, invite_for
 from .tokens import TokenService
 
 MAX_ROWS = 5000
@@ -91,7 +91,8 @@ def parse(text: str) -> list[ParsedRow]:
             row.problems.append("no name")
         elif len(row.name) > MAX_NAME:
             row.problems.append(f"the name is longer than {MAX_NAME} characters")
-        if len(row.phone) > 32 or (row.phone and not row.phone.replace("-", "").replace(" ", "").lstrip("+").isdigit()):
+        digits = row.phone.replace("-", "").replace(" ", "").lstrip("+")
+        if len(row.phone) > 32 or (row.phone and not digits.isdigit()):
             row.problems.append(f"the phone {row.phone!r} is not a phone number")
         if len(row.household) > 64:
             row.problems.append("the household is longer than 64 characters")
@@ -157,7 +158,7 @@ async def import_roll(
         member = Member(
             village_id=village_id, name=row.name, phone=row.phone, household=row.household,
             birth_year=row.birth_year, representative=row.representative,
-            pin=await _free_pin(db, village_id),
+            pin=await free_pin(db, village_id),
         )
         db.add(member)
         await db.flush()  # the next PIN must see this one
