@@ -68,6 +68,8 @@ POLICY = {
     ("GET", "/meetings/new"): "public",  # a page: redirects to /login unless committee
     ("GET", "/meetings/{id}/host"): "public",  # a page: login or 404 unless its committee
     ("GET", "/m/{code}"): "public",  # a page: says itself who may watch
+    ("GET", "/m/{code}/qr.svg"): "public",  # the code is public: it is on the notice board
+    ("GET", "/meetings/{id}/notice"): "public",  # a page: 404 unless the caller may watch
     ("GET", "/lang/{locale}"): "public",
 }
 UNROUTED_PREFIXES = ("/socket.io/", "/static", "/vendor/")  # socket.io checks per event

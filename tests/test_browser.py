@@ -279,3 +279,30 @@ async def test_clerk_schedules_an_assembly_with_short_notice_and_villagers_see_a
             await wait_state(watch, "cancelled")
             text = await watch.inner_text("body")
             assert "会议已取消" in text and "<b>改期</b> 另行通知" in text  # shown as text
+
+
+async def test_printed_notice_qr_code_scans_to_the_meeting_link(server, tmp_path):
+    """The notice board's QR code, rendered by Chromium, decodes to the join link."""
+    import shutil
+    import subprocess
+
+    if shutil.which("zbarimg") is None:
+        pytest.skip("QR NOT CHECKED: zbarimg missing (apt-get install zbar-tools)")
+    base = str(server.make_url("")).rstrip("/")
+    api = _Client(server)
+    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    meeting = await (await api.post("/api/meetings", json={"title": "公告", "allow_guests": True},
+                                    headers=headers)).json()
+    async with async_playwright() as pw:
+        async with Browser(pw) as phone:
+            page = await phone.new_page()
+            await page.goto(f"{base}/meetings/{meeting['id']}/notice")
+            await page.wait_for_function(
+                "() => document.getElementById('notice-qr').naturalWidth > 0")
+            shot = tmp_path / "qr.png"
+            await page.locator("#notice-qr").screenshot(path=str(shot))
+    decoded = subprocess.run(["zbarimg", "--raw", "-q", str(shot)],
+                             capture_output=True, text=True, timeout=30)
+    assert decoded.returncode == 0, decoded.stderr
+    assert decoded.stdout.strip() == meeting["join_url"]

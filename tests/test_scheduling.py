@@ -110,3 +110,24 @@ async def test_calendar_invite_parses(client, clerk_token):
     members_only = await (await client.post("/api/meetings", json={"title": "t"},
                                             headers=auth(clerk_token))).json()
     assert (await client.get(f"/api/meetings/{members_only['id']}/invite.ics")).status == 401
+
+
+async def test_notice_page_and_its_qr_code(client, clerk_token):
+    created = await (await client.post(
+        "/api/meetings",
+        json={"title": "<i>村道</i>议事会", "place": "祠堂", "agenda": [{"title": "修路"}]},
+        headers=auth(clerk_token),
+    )).json()
+    page = await client.get(f"/meetings/{created['id']}/notice",
+                            headers={**auth(clerk_token), "Accept-Language": "zh-CN"})
+    html = await page.text()
+    assert page.status == 200
+    assert "会议通知" in html and "祠堂" in html and "修路" in html
+    assert "&lt;i&gt;村道&lt;/i&gt;议事会" in html  # user text escaped
+    assert f"/m/{created['code']}/qr.svg" in html and created["join_url"] in html
+    qr = await client.get(f"/m/{created['code']}/qr.svg")
+    assert qr.status == 200 and qr.content_type == "image/svg+xml"
+    assert (await qr.text()).lstrip().startswith(("<?xml", "<svg"))
+    # a members-only meeting's notice is not for strangers
+    assert (await client.get(f"/meetings/{created['id']}/notice")).status == 404
+    assert (await client.get("/m/000000000/qr.svg")).status == 404

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from urllib.parse import quote
 
 import aiohttp_jinja2
+import segno
 from aiohttp import web
 
 from .. import keys
@@ -12,7 +14,7 @@ from ..errors import CunhuiError
 from ..i18n import LOCALE_COOKIE, LOCALES, current_locale, pick_locale, set_locale
 from ..services import meetings
 from ..services.access import check_can_run, check_can_watch
-from .api import meeting_json, village_of
+from .api import base_url, meeting_json, village_of
 from .auth import principal_of
 
 routes = web.RouteTableDef()
@@ -104,6 +106,34 @@ async def watch_page(request: web.Request) -> web.Response:
             context["can_watch"] = False
         context["meeting"] = meeting_json(request, await meetings.view(db, meeting))
     return aiohttp_jinja2.render_template("watch.html", request, context)
+
+
+@routes.get("/m/{code}/qr.svg")
+async def meeting_qr(request: web.Request) -> web.Response:
+    """The QR code of a meeting's join link (the code is public: it is on the notice board)."""
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meetings.find_by_code(db, request.match_info["code"])
+    if meeting is None:
+        raise web.HTTPNotFound()
+    join_url = f"{base_url(request)}/m/{meeting.code}"
+    svg = io.BytesIO()
+    segno.make(join_url, error="m").save(svg, kind="svg", scale=10, border=2)
+    return web.Response(body=svg.getvalue(), content_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
+@routes.get("/meetings/{id}/notice")
+async def notice_page(request: web.Request) -> web.Response:
+    """The A4 notice for the village notice board: print it, or share the page."""
+    context = await base_context(request)
+    async with request.app[keys.DATABASE].session() as db:
+        try:
+            meeting = await meetings.get_meeting(db, request.match_info["id"])
+            check_can_watch(await principal_of(request), meeting)
+        except CunhuiError:
+            raise web.HTTPNotFound() from None
+        context["meeting"] = meeting_json(request, await meetings.view(db, meeting))
+    return aiohttp_jinja2.render_template("notice.html", request, context)
 
 
 @routes.get("/lang/{locale}")
