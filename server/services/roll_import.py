@@ -82,7 +82,7 @@ def parse(text: str) -> list[ParsedRow]:
         if len(rows) >= MAX_ROWS:
             raise BadRequest(f"at most {MAX_ROWS} members per file")
 
-        def cell(name: str) -> str:
+        def cell(name: str, cells: list[str] = cells) -> str:
             index = columns.get(name)
             return cells[index].strip() if index is not None and index < len(cells) else ""
 
