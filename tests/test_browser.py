@@ -54,13 +54,17 @@ async def wait_state(page, state: str, timeout: float = 20_000) -> None:
     )
 
 
-async def host_starts_meeting(page, base: str) -> int:
-    """Log in, create a meeting with an agenda, press Start. Returns the meeting id."""
-    await page.goto(f"{base}/login?next=/meetings/new")
+async def clerk_logs_in(page, base: str, next_path: str = "/meetings/new") -> None:
+    await page.goto(f"{base}/login?next={next_path}")
     await page.fill("#username", "clerk")
     await page.fill("#password", PASSWORD)
     await page.click("#login-button")
-    await page.wait_for_url(f"{base}/meetings/new")
+    await page.wait_for_url(f"{base}{next_path}")
+
+
+async def host_starts_meeting(page, base: str) -> int:
+    """Log in, create a meeting with an agenda, press Start. Returns the meeting id."""
+    await clerk_logs_in(page, base)
     await page.fill("#title", "第三季度村民会议")
     await page.locator(".agenda-title").first.fill("村道修缮")
     await page.click("#create-button")
@@ -240,11 +244,7 @@ async def test_clerk_schedules_an_assembly_with_short_notice_and_villagers_see_a
     async with async_playwright() as pw:
         async with Browser(pw) as clerk:
             page = await clerk.new_page()
-            await page.goto(f"{base}/login?next=/meetings/new")
-            await page.fill("#username", "clerk")
-            await page.fill("#password", PASSWORD)
-            await page.click("#login-button")
-            await page.wait_for_url(f"{base}/meetings/new")
+            await clerk_logs_in(page, base)
             await page.fill("#title", "防汛紧急村民会议")
             await page.select_option("#kind", "villagers_assembly")
             await page.fill("#starts-at", "2030-01-01T09:00")

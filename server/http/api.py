@@ -50,6 +50,14 @@ def meeting_json(request: web.Request, view: meetings.MeetingView) -> dict:
     return data
 
 
+async def meeting_to_watch(request: web.Request, db) -> Meeting:
+    """The meeting of the URL, if the caller may watch it."""
+    principal = await principal_of(request)
+    meeting = await meetings.get_meeting(db, request.match_info["id"])
+    check_can_watch(principal, meeting)
+    return meeting
+
+
 async def meeting_to_run(request: web.Request, db) -> Meeting:
     """The meeting of the URL, if the caller is the committee of its village."""
     principal = await require_committee(request)
@@ -138,10 +146,8 @@ async def cancel_meeting(request: web.Request) -> web.Response:
 
 @routes.get("/api/meetings/{id}/invite.ics")
 async def calendar_invite(request: web.Request) -> web.Response:
-    principal = await principal_of(request)
     async with request.app[keys.DATABASE].session() as db:
-        meeting = await meetings.get_meeting(db, request.match_info["id"])
-        check_can_watch(principal, meeting)
+        meeting = await meeting_to_watch(request, db)
         view = await meetings.view(db, meeting)
     body = notices.ics(view, f"{base_url(request)}/m/{meeting.code}")
     return web.Response(
@@ -163,11 +169,8 @@ async def list_meetings(request: web.Request) -> web.Response:
 
 @routes.get("/api/meetings/{id}")
 async def get_meeting(request: web.Request) -> web.Response:
-    principal = await principal_of(request)
     async with request.app[keys.DATABASE].session() as db:
-        meeting = await meetings.get_meeting(db, request.match_info["id"])
-        check_can_watch(principal, meeting)
-        view = await meetings.view(db, meeting)
+        view = await meetings.view(db, await meeting_to_watch(request, db))
     return web.json_response(meeting_json(request, view))
 
 

@@ -13,8 +13,8 @@ from .. import keys
 from ..errors import CunhuiError
 from ..i18n import LOCALE_COOKIE, LOCALES, current_locale, pick_locale, set_locale
 from ..services import meetings
-from ..services.access import check_can_run, check_can_watch
-from .api import base_url, meeting_json, village_of
+from ..services.access import check_can_watch
+from .api import base_url, meeting_json, meeting_to_run, meeting_to_watch, village_of
 from .auth import principal_of
 
 routes = web.RouteTableDef()
@@ -80,14 +80,7 @@ async def host_page(request: web.Request) -> web.Response:
     context = await base_context(request)
     if context["user"] is None or context["user"]["role"] != "committee":
         raise _login_redirect(request)
-    async with request.app[keys.DATABASE].session() as db:
-        try:
-            meeting = await meetings.get_meeting(db, request.match_info["id"])
-            check_can_run(await principal_of(request), meeting)
-        except CunhuiError:
-            raise web.HTTPNotFound() from None
-        context["meeting"] = meeting_json(request, await meetings.view(db, meeting))
-    return aiohttp_jinja2.render_template("host.html", request, context)
+    return await _meeting_page(request, context, meeting_to_run, "host.html")
 
 
 @routes.get("/m/{code}")
@@ -126,14 +119,18 @@ async def meeting_qr(request: web.Request) -> web.Response:
 async def notice_page(request: web.Request) -> web.Response:
     """The A4 notice for the village notice board: print it, or share the page."""
     context = await base_context(request)
+    return await _meeting_page(request, context, meeting_to_watch, "notice.html")
+
+
+async def _meeting_page(request, context: dict, find, template: str) -> web.Response:
+    """Render a page about the URL's meeting; any refusal is a plain 404 page."""
     async with request.app[keys.DATABASE].session() as db:
         try:
-            meeting = await meetings.get_meeting(db, request.match_info["id"])
-            check_can_watch(await principal_of(request), meeting)
+            meeting = await find(request, db)
         except CunhuiError:
             raise web.HTTPNotFound() from None
         context["meeting"] = meeting_json(request, await meetings.view(db, meeting))
-    return aiohttp_jinja2.render_template("notice.html", request, context)
+    return aiohttp_jinja2.render_template(template, request, context)
 
 
 @routes.get("/lang/{locale}")
