@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from .. import keys
-from ..errors import BadRequest, Unauthorized
+from ..errors import BadRequest
 from ..services import accounts, identity, meetings, notices
 from ..services.access import check_can_run, check_can_watch
 from ..services.ratelimit import FailureLimiter
@@ -79,15 +79,10 @@ async def login(request: web.Request) -> web.Response:
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise BadRequest("username and password are required")
-    limiter = request.app[LOGIN_GUESSES]
     guesses = (f"user:{username.strip().lower()}", f"addr:{request.remote}")
-    limiter.check(*guesses)
-    async with request.app[keys.DATABASE].session() as db:
-        try:
+    with request.app[LOGIN_GUESSES].guard(*guesses):
+        async with request.app[keys.DATABASE].session() as db:
             user = await accounts.authenticate(db, username, password)
-        except Unauthorized:
-            limiter.failed(*guesses)
-            raise
     token = identity.committee_token(request.app[keys.TOKENS], user.id)
     logger.info("user %s logged in", user.id)
     response = web.json_response(

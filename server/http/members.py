@@ -112,17 +112,10 @@ async def join(request: web.Request) -> web.Response:
 
 
 async def _join_with_pin(request, db, code: str, meeting, pin) -> object:
-    limiter = request.app[PIN_GUESSES]
-    keys_ = (f"code:{code.strip()}", f"addr:{request.remote}")
-    limiter.check(*keys_)
-    if meeting is None or not isinstance(pin, str):
-        limiter.failed(*keys_)
-        raise Unauthorized("wrong meeting code or PIN")
-    try:
+    with request.app[PIN_GUESSES].guard(f"code:{code.strip()}", f"addr:{request.remote}"):
+        if meeting is None or not isinstance(pin, str):
+            raise Unauthorized("wrong meeting code or PIN")
         return await identity.join_with_pin(db, meeting, pin.strip())
-    except Unauthorized:
-        limiter.failed(*keys_)
-        raise
 
 
 def _joined(request: web.Request, token: str, participant: dict) -> web.Response:

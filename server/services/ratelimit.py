@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from ..errors import RateLimited
+from ..errors import RateLimited, Unauthorized
 
 
 class FailureLimiter:
@@ -24,6 +26,16 @@ class FailureLimiter:
                 raise RateLimited(
                     f"too many wrong attempts: try again in {max(1, wait // 60)} minute(s)"
                 )
+
+    @contextmanager
+    def guard(self, *keys: str) -> Iterator[None]:
+        """Refuse while ``keys`` are locked out; count an Unauthorized raised inside as a failure."""
+        self.check(*keys)
+        try:
+            yield
+        except Unauthorized:
+            self.failed(*keys)
+            raise
 
     def failed(self, *keys: str) -> None:
         now = time.monotonic()
