@@ -16,6 +16,7 @@ from .http import api, media, members, pages
 from .http.errors import error_middleware
 from .i18n import Catalogs
 from .realtime import Realtime
+from .services import identity
 from .services.tokens import TokenService
 from .settings import Settings
 from .store import Database
@@ -39,7 +40,10 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=MAX_BODY_BYTES,
     )
     app[keys.SETTINGS] = settings
-    app[keys.TOKENS] = TokenService(settings.secret_key, settings.token_max_age)
+    app[keys.TOKENS] = TokenService(
+        settings.secret_key, settings.token_max_age,
+        lifetimes={identity.MEMBER: identity.MEMBER_SESSION_SECONDS},
+    )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)
     app[keys.REALTIME] = Realtime(app)

@@ -52,6 +52,7 @@ POLICY = {
     ("POST", "/api/members"): "committee",
     ("GET", "/api/members"): "committee",
     ("POST", "/api/members/import"): "committee",
+    ("PATCH", "/api/members/{id}"): "run",
     ("DELETE", "/api/members/{id}"): "run",
     ("POST", "/api/members/{id}/invite"): "run",
     ("POST", "/whip/{meeting_id}"): "run",
@@ -67,6 +68,9 @@ POLICY = {
     ("GET", "/login"): "public",
     ("GET", "/meetings/new"): "public",  # a page: redirects to /login unless committee
     ("GET", "/meetings/{id}/host"): "public",  # a page: login or 404 unless its committee
+    ("GET", "/meetings/{id}/edit"): "public",  # a page: login or 404 unless its committee
+    ("GET", "/members"): "public",  # a page: login unless committee; its own village only
+    ("GET", "/members/cards"): "public",  # likewise (test_members_and_join.py)
     ("GET", "/m/{code}"): "public",  # a page: says itself who may watch
     ("GET", "/m/{code}/qr.svg"): "public",  # the code is public: it is on the notice board
     ("GET", "/meetings/{id}/notice"): "public",  # a page: 404 unless the caller may watch
@@ -133,6 +137,8 @@ def request_for(method: str, path: str, world) -> tuple[str, dict]:
         return url, {"data": "v=0\r\n", "headers": {"Content-Type": "application/sdp"}}
     if path == "/api/members":
         return url, {"json": {"name": "新人"}}
+    if path == "/api/members/{id}" and method == "PATCH":
+        return url, {"json": {"household": "三组"}}
     if path == "/api/members/import":
         return url, {"data": "name\n新人甲\n".encode(), "headers": {"Content-Type": "text/csv"}}
     if path == "/api/meetings":

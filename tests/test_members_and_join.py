@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from server.keys import DATABASE
 from server.services import accounts
 
@@ -88,6 +90,31 @@ async def test_reissued_or_removed_invites_stop_working(client, clerk_token):
     assert roll["members"] == []
 
 
+async def test_editing_a_member_keeps_their_invite(client, clerk_token):
+    added = await add_member(client, clerk_token, phone="13800000001")
+    other = await add_member(client, clerk_token, phone="13800000002")
+    edited = await client.patch(f"/api/members/{added['id']}", headers=auth(clerk_token), json={
+        "name": "张三丰", "household": "二组 5 号", "birth_year": 1980, "representative": True})
+    assert edited.status == 200, await edited.text()
+    roll = (await (await client.get("/api/members", headers=auth(clerk_token))).json())["members"]
+    assert roll[0] == {"id": added["id"], "name": "张三丰", "phone": "13800000001",
+                       "household": "二组 5 号", "birth_year": 1980, "representative": True}
+    assert (await client.post("/api/join", json={"invite": added["invite"]})).status == 200
+
+    taken = await client.patch(f"/api/members/{other['id']}", headers=auth(clerk_token),
+                               json={"phone": "13800000001"})
+    assert taken.status == 409 and await error_code(taken) == "phone_taken"
+    duplicate = await client.post("/api/members", headers=auth(clerk_token),
+                                  json={"name": "李四", "phone": "13800000001"})
+    assert duplicate.status == 409
+    for body in ({"name": ""}, {"birth_year": 1800}, {"birth_year": "1980"},
+                 {"representative": "是"}, {"phone": "call me"}):
+        bad = await client.patch(f"/api/members/{other['id']}", headers=auth(clerk_token), json=body)
+        assert bad.status == 400, body
+    roll = (await (await client.get("/api/members", headers=auth(clerk_token))).json())["members"]
+    assert roll[1]["phone"] == "13800000002" and roll[1]["name"] == "张三"
+
+
 async def test_guests_join_only_meetings_that_allow_them(client, clerk_token):
     open_meeting = await meeting(client, clerk_token, allow_guests=True)
     closed = await meeting(client, clerk_token)
@@ -130,6 +157,34 @@ async def test_villages_do_not_see_each_others_meetings_or_members(client, clerk
     theirs = await meeting(client, theirs_token)
     pin = await client.post("/api/join", json={"meeting_code": theirs["code"], "pin": member["pin"]})
     assert pin.status == 401
+
+
+async def test_roll_pages_are_the_committees_own_village_only(client, clerk_token):
+    ours = await add_member(client, clerk_token, name="本村张三")
+    theirs_token = await second_village_clerk(client)
+    await add_member(client, theirs_token, name="李家村李四")
+    member_token = (await (await client.post("/api/join", json={"invite": ours["invite"]})).json())["token"]
+    client.session.cookie_jar.clear()
+
+    for path in ("/members", "/members/cards", f"/members/cards?ids={ours['id']}"):
+        for token in (None, member_token):
+            response = await client.get(path, headers=auth(token) if token else {},
+                                        allow_redirects=False)
+            assert response.status == 302 and response.headers["Location"].startswith("/login")
+        page = await client.get(path, headers=auth(clerk_token))
+        text = await page.text()
+        if path == "/members":  # the roll is the page's JSON, read by members.js
+            text = json.loads(text.split('id="roll-data">')[1].split("</script>")[0])
+            text = " ".join(m["name"] for m in text)
+        assert page.status == 200 and "本村张三" in text and "李家村李四" not in text
+        if "cards" in path:
+            assert page.headers["Cache-Control"] == "no-store"
+            assert ours["pin"] in text and "<svg" in text
+    # another village's clerk asking for our member's card gets none
+    theirs = await (await client.get(f"/members/cards?ids={ours['id']}", headers=auth(theirs_token))).text()
+    assert "本村张三" not in theirs and ours["pin"] not in theirs
+    edit = await client.get("/meetings/1/edit", headers=auth(theirs_token))
+    assert edit.status == 404
 
 
 async def test_member_invite_link_signs_the_phone_in(client, clerk_token):
@@ -223,6 +278,9 @@ async def test_csv_with_bad_rows_imports_nothing_and_reports_each_row(client, cl
     assert report[3] == ["no name"]
     assert len(report[4]) == 2
     assert "line 5" in report[6][0]
+    codes = {row["line"]: [c["code"] for c in row["codes"]] for row in body["error"]["rows"]}
+    assert codes == {2: ["phone_on_roll"], 3: ["no_name"], 4: ["bad_birth_year", "bad_representative"],
+                     6: ["phone_repeated"]}
     roll = (await (await client.get("/api/members", headers=auth(clerk_token))).json())["members"]
     assert [m["name"] for m in roll] == ["老会计"]  # nothing half-imported
 
@@ -243,3 +301,37 @@ async def test_csv_import_refusals(client, clerk_token):
     response = await client.post("/api/members/import", data=GBK_ROLL,
                                  headers={**auth(token), "Content-Type": "text/csv"})
     assert response.status == 403
+
+
+def test_member_sessions_outlive_committee_sessions(monkeypatch):
+    """A member stays signed in for months; a committee login expires after the usual age."""
+    from itsdangerous.timed import TimestampSigner
+
+    from server.errors import Unauthorized
+    from server.services import identity
+    from server.services.tokens import TokenService
+
+    tokens = TokenService("k" * 32, max_age=14 * 86400,
+                          lifetimes={identity.MEMBER: identity.MEMBER_SESSION_SECONDS})
+    now = TimestampSigner.get_timestamp
+
+    def issued_days_ago(days):
+        monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: now(self) - days * 86400)
+        member = tokens.issue(identity.MEMBER, 1, v=0)
+        user = tokens.issue(identity.USER, 1)
+        monkeypatch.setattr(TimestampSigner, "get_timestamp", now)
+        return member, user
+
+    member, user = issued_days_ago(30)
+    assert tokens.verify(member)["k"] == identity.MEMBER
+    try:
+        tokens.verify(user)
+        raise AssertionError("a 30-day-old committee token was accepted")
+    except Unauthorized as exc:
+        assert "expired" in exc.message
+    member, _ = issued_days_ago(181)
+    try:
+        tokens.verify(member)
+        raise AssertionError("a 181-day-old member token was accepted")
+    except Unauthorized:
+        pass

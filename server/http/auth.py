@@ -72,8 +72,11 @@ def _check_same_origin(request: web.Request) -> None:
         raise Forbidden("cross-site request refused")
 
 
-def set_session_cookie(response: web.StreamResponse, request: web.Request, token: str) -> None:
-    max_age = request.app[keys.SETTINGS].token_max_age
+def set_session_cookie(
+    response: web.StreamResponse, request: web.Request, token: str, kind: str = "u"
+) -> None:
+    """The browser's session: the cookie lives as long as its kind of token does."""
+    max_age = request.app[keys.TOKENS].lifetime(kind)
     response.set_cookie(
         COOKIE,
         token,

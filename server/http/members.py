@@ -66,6 +66,17 @@ async def list_members(request: web.Request) -> web.Response:
     return web.json_response({"members": [members.member_dict(m) for m in roll]})
 
 
+@routes.patch("/api/members/{id}")
+async def edit_member(request: web.Request) -> web.Response:
+    principal = await require_committee(request)
+    body = await read_json(request)
+    async with request.app[keys.DATABASE].session() as db:
+        member = await members.village_member(db, principal.village_id, request.match_info["id"])
+        await members.edit_member(db, member, body)
+    logger.info("member %s edited by %s", member.id, principal.id)
+    return web.json_response(members.member_dict(member))
+
+
 @routes.delete("/api/members/{id}")
 async def remove_member(request: web.Request) -> web.Response:
     principal = await require_committee(request)
@@ -106,9 +117,10 @@ async def join(request: web.Request) -> web.Response:
                 if meeting is None:
                     raise NotFound(f"no meeting with the code {code.strip()}")
                 token, guest = identity.guest_token(tokens, meeting, body.get("name"))
-                return _joined(request, token, guest.as_dict())
+                return _joined(request, token, guest.as_dict(), identity.GUEST)
     token = identity.member_token(tokens, member)
-    return _joined(request, token, {"id": f"m{member.id}", "name": member.name, "role": "member"})
+    participant = {"id": f"m{member.id}", "name": member.name, "role": "member"}
+    return _joined(request, token, participant, identity.MEMBER)
 
 
 async def _join_with_pin(request, db, code: str, meeting, pin) -> object:
@@ -118,9 +130,9 @@ async def _join_with_pin(request, db, code: str, meeting, pin) -> object:
         return await identity.join_with_pin(db, meeting, pin.strip())
 
 
-def _joined(request: web.Request, token: str, participant: dict) -> web.Response:
+def _joined(request: web.Request, token: str, participant: dict, kind: str) -> web.Response:
     response = web.json_response({"token": token, "participant": participant})
-    set_session_cookie(response, request, token)
+    set_session_cookie(response, request, token, kind)
     return response
 
 
@@ -134,5 +146,5 @@ async def open_invite(request: web.Request) -> web.Response:
         except Unauthorized:
             raise web.HTTPFound("/?invite=invalid") from None
     response = web.HTTPFound("/")
-    set_session_cookie(response, request, identity.member_token(tokens, member))
+    set_session_cookie(response, request, identity.member_token(tokens, member), identity.MEMBER)
     raise response

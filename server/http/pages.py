@@ -12,8 +12,9 @@ from aiohttp import web
 from .. import keys
 from ..errors import CunhuiError
 from ..i18n import LOCALE_COOKIE, LOCALES, current_locale, pick_locale, set_locale
-from ..services import meetings
+from ..services import meetings, members
 from ..services.access import check_can_watch
+from ..store import Village
 from .api import base_url, meeting_json, meeting_to_run, meeting_to_watch, village_of
 from .auth import principal_of
 
@@ -56,6 +57,7 @@ async def home(request: web.Request) -> web.Response:
     context["invite_invalid"] = request.query.get("invite") == "invalid"
     context["live"] = [m for m in views if m["status"] == meetings.LIVE]
     context["upcoming"] = [m for m in views if m["status"] == meetings.SCHEDULED]
+    context["past"] = [m for m in views if m["status"] in (meetings.ENDED, meetings.CANCELLED)][:30]
     return aiohttp_jinja2.render_template("home.html", request, context)
 
 
@@ -70,16 +72,73 @@ async def login_page(request: web.Request) -> web.Response:
 @routes.get("/meetings/new")
 async def new_meeting_page(request: web.Request) -> web.Response:
     context = await base_context(request)
+    _require_committee_page(request, context)
+    return aiohttp_jinja2.render_template("new_meeting.html", request, context)
+
+
+def _require_committee_page(request: web.Request, context: dict) -> None:
     if context["user"] is None or context["user"]["role"] != "committee":
         raise _login_redirect(request)
-    return aiohttp_jinja2.render_template("new_meeting.html", request, context)
+
+
+@routes.get("/meetings/{id}/edit")
+async def edit_meeting_page(request: web.Request) -> web.Response:
+    """The schedule form, filled in: a meeting can be edited until it starts."""
+    context = await base_context(request)
+    _require_committee_page(request, context)
+    return await _meeting_page(request, context, meeting_to_run, "new_meeting.html")
+
+
+@routes.get("/members")
+async def members_page(request: web.Request) -> web.Response:
+    """The committee's member roll: add, edit, import, re-issue invites, remove."""
+    context = await base_context(request)
+    _require_committee_page(request, context)
+    principal = await principal_of(request)
+    async with request.app[keys.DATABASE].session() as db:
+        village = await db.get(Village, principal.village_id)
+        roll = await members.list_members(db, principal.village_id)
+    context["village"] = village.name
+    context["members"] = [members.member_dict(m) for m in roll]
+    return aiohttp_jinja2.render_template("members.html", request, context)
+
+
+@routes.get("/members/cards")
+async def member_cards_page(request: web.Request) -> web.Response:
+    """Printable member cards: each with the member's personal QR code (invite link) and PIN.
+
+    ``?ids=3,5`` prints only those members (after adding them or re-issuing an invite).
+    """
+    context = await base_context(request)
+    _require_committee_page(request, context)
+    principal = await principal_of(request)
+    wanted = {int(i) for i in request.query.get("ids", "").split(",") if i.strip().isdigit()}
+    tokens = request.app[keys.TOKENS]
+    base = base_url(request)
+    async with request.app[keys.DATABASE].session() as db:
+        village = await db.get(Village, principal.village_id)
+        roll = await members.list_members(db, principal.village_id)
+    cards = []
+    for member in roll:
+        if wanted and member.id not in wanted:
+            continue
+        invite_url = f"{base}/i/{members.invite_for(tokens, member)}"
+        cards.append({
+            **members.member_dict(member),
+            "pin": member.pin,
+            # segno's SVG holds only the QR's modules: no user text reaches the markup
+            "qr_svg": segno.make(invite_url, error="m").svg_inline(border=2, omitsize=True),
+        })
+    context.update(village=village.name, cards=cards, site=base)
+    response = aiohttp_jinja2.render_template("member_cards.html", request, context)
+    response.headers["Cache-Control"] = "no-store"  # the cards are sign-in credentials
+    return response
 
 
 @routes.get("/meetings/{id}/host")
 async def host_page(request: web.Request) -> web.Response:
     context = await base_context(request)
-    if context["user"] is None or context["user"]["role"] != "committee":
-        raise _login_redirect(request)
+    _require_committee_page(request, context)
     return await _meeting_page(request, context, meeting_to_run, "host.html")
 
 

@@ -15,6 +15,9 @@ from .tokens import Principal, TokenService
 
 USER, MEMBER, GUEST = "u", "m", "g"
 MAX_GUEST_NAME = 64
+#: a member stays signed in on their phone for half a year: the sign-in is revoked
+#: at once by a new invite or removal, and a migrant worker may open it twice a year
+MEMBER_SESSION_SECONDS = 180 * 24 * 3600
 
 
 def committee_token(tokens: TokenService, user_id: int) -> str:

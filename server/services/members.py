@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import date
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,17 +46,83 @@ def member_dict(member: Member) -> dict:
     }
 
 
-def _text(value: object, what: str, limit: int, required: bool = False) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise BadRequest(f"{what} must be text")
-    value = value.strip()
-    if required and not value:
-        raise BadRequest(f"{what} is required")
-    if len(value) > limit:
-        raise BadRequest(f"{what} must be at most {limit} characters")
-    return value
+FIELDS = ("name", "phone", "household", "birth_year", "representative")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a member's details: a code pages translate, and English text."""
+
+    code: str
+    message: str
+    value: str = ""
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "value": self.value}
+
+
+def field_problems(name: str, phone: str, household: str, birth_year: int | None) -> list[Problem]:
+    """What is wrong with a member's details, in words a clerk can act on (empty: fine)."""
+    problems = []
+    if not name:
+        problems.append(Problem("no_name", "no name"))
+    elif len(name) > MAX_NAME:
+        problems.append(Problem("name_too_long", f"the name is longer than {MAX_NAME} characters"))
+    digits = phone.replace("-", "").replace(" ", "").lstrip("+")
+    if len(phone) > 32 or (phone and not digits.isdigit()):
+        problems.append(Problem("bad_phone", f"the phone {phone!r} is not a phone number", phone))
+    if len(household) > 64:
+        problems.append(Problem("household_too_long", "the household is longer than 64 characters"))
+    if birth_year is not None and not 1900 <= birth_year <= date.today().year:
+        problems.append(Problem("bad_birth_year", f"the year of birth {birth_year} is not a year",
+                                str(birth_year)))
+    return problems
+
+
+def parse_fields(body: dict, *, partial: bool) -> dict:
+    """A JSON body's member fields (all for an add, those sent for an edit), checked."""
+    values: dict = {}
+    for name in ("name", "phone", "household"):
+        if name in body or not partial:
+            raw = body.get(name)
+            if raw is not None and not isinstance(raw, str):
+                raise BadRequest(f"{name} must be text")
+            values[name] = (raw or "").strip()
+    if "birth_year" in body or not partial:
+        year = body.get("birth_year")
+        if year == "":
+            year = None
+        if year is not None and (isinstance(year, bool) or not isinstance(year, int)):
+            raise BadRequest("birth_year must be a whole number or null")
+        values["birth_year"] = year
+    if "representative" in body or not partial:
+        flag = body.get("representative", False)
+        if not isinstance(flag, bool):
+            raise BadRequest("representative must be true or false")
+        values["representative"] = flag
+    problems = field_problems(
+        values.get("name", "-"), values.get("phone", ""), values.get("household", ""),
+        values.get("birth_year"),
+    )
+    if problems:
+        raise BadRequest("; ".join(p.message for p in problems))
+    return values
+
+
+async def check_phone_free(
+    db: AsyncSession, village_id: int, phone: str, member_id: int | None = None
+) -> None:
+    """Two members of a village never share a phone number (it is how a clerk finds them)."""
+    if not phone:
+        return
+    query = select(Member.id).where(
+        Member.village_id == village_id, Member.phone == phone,
+        Member.removed_at == None,  # noqa: E711
+    )
+    if member_id is not None:
+        query = query.where(Member.id != member_id)
+    if (await db.exec(query)).first() is not None:
+        raise Conflict(f"the phone {phone} is already on the roll", code="phone_taken")
 
 
 def invite_for(tokens: TokenService, member: Member) -> str:
@@ -76,16 +143,24 @@ async def free_pin(db: AsyncSession, village_id: int) -> str:
 async def add_member(
     db: AsyncSession, tokens: TokenService, village_id: int, body: dict
 ) -> NewInvite:
-    member = Member(
-        village_id=village_id,
-        name=_text(body.get("name"), "name", MAX_NAME, required=True),
-        phone=_text(body.get("phone"), "phone", 32),
-        household=_text(body.get("household"), "household", 64),
-        pin=await free_pin(db, village_id),
-    )
+    fields = parse_fields(body, partial=False)
+    await check_phone_free(db, village_id, fields["phone"])
+    member = Member(village_id=village_id, pin=await free_pin(db, village_id), **fields)
     db.add(member)
     await db.commit()
     return NewInvite(member, invite_for(tokens, member))
+
+
+async def edit_member(db: AsyncSession, member: Member, body: dict) -> Member:
+    """Change a member's details; their invite, PIN and sign-ins stay valid."""
+    fields = parse_fields(body, partial=True)
+    if "phone" in fields:
+        await check_phone_free(db, member.village_id, fields["phone"], member.id)
+    for name, value in fields.items():
+        setattr(member, name, value)
+    db.add(member)
+    await db.commit()
+    return member
 
 
 async def village_member(db: AsyncSession, village_id: int, member_id: object) -> Member:

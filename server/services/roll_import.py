@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import BadRequest
 from ..store import Member
-from .members import MAX_NAME, NewInvite, free_pin, invite_for
+from .members import NewInvite, Problem, field_problems, free_pin, invite_for
 from .tokens import TokenService
 
 MAX_ROWS = 5000
@@ -54,7 +54,7 @@ class ParsedRow:
     household: str
     birth_year: int | None
     representative: bool
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 def decode(data: bytes) -> str:
@@ -87,26 +87,22 @@ def parse(text: str) -> list[ParsedRow]:
             return cells[index].strip() if index is not None and index < len(cells) else ""
 
         row = ParsedRow(number, cell("name"), cell("phone"), cell("household"), None, False)
-        if not row.name:
-            row.problems.append("no name")
-        elif len(row.name) > MAX_NAME:
-            row.problems.append(f"the name is longer than {MAX_NAME} characters")
-        digits = row.phone.replace("-", "").replace(" ", "").lstrip("+")
-        if len(row.phone) > 32 or (row.phone and not digits.isdigit()):
-            row.problems.append(f"the phone {row.phone!r} is not a phone number")
-        if len(row.household) > 64:
-            row.problems.append("the household is longer than 64 characters")
         year = cell("birth_year")
         if year:
             if year.isdigit() and 1900 <= int(year) <= this_year:
                 row.birth_year = int(year)
             else:
-                row.problems.append(f"the year of birth {year!r} is not a year")
+                row.problems.append(
+                    Problem("bad_birth_year", f"the year of birth {year!r} is not a year", year)
+                )
+        row.problems[:0] = field_problems(row.name, row.phone, row.household, row.birth_year)
         flag = cell("representative").lower()
         if flag in YES:
             row.representative = True
         elif flag not in NO:
-            row.problems.append(f"representative must be yes or no, not {flag!r}")
+            row.problems.append(Problem(
+                "bad_representative", f"representative must be yes or no, not {flag!r}", flag
+            ))
         rows.append(row)
     if not rows:
         raise BadRequest("the file has a header but no members")
@@ -143,12 +139,21 @@ async def import_roll(
     for row in rows:
         if row.phone:
             if row.phone in known:
-                row.problems.append(f"the phone {row.phone} is already on the roll")
+                row.problems.append(Problem(
+                    "phone_on_roll", f"the phone {row.phone} is already on the roll", row.phone
+                ))
             elif row.phone in seen:
-                row.problems.append(f"the phone {row.phone} is also on line {seen[row.phone]}")
+                row.problems.append(Problem(
+                    "phone_repeated", f"the phone {row.phone} is also on line {seen[row.phone]}",
+                    str(seen[row.phone]),
+                ))
             else:
                 seen[row.phone] = row.line
-    report = [{"line": r.line, "name": r.name, "problems": r.problems} for r in rows if r.problems]
+    report = [
+        {"line": r.line, "name": r.name, "problems": [p.message for p in r.problems],
+         "codes": [p.as_dict() for p in r.problems]}
+        for r in rows if r.problems
+    ]
     if report:
         raise ImportRejected(
             f"{len(report)} of {len(rows)} rows have problems; nothing was imported", report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -35,9 +36,14 @@ class Principal:
 class TokenService:
     """Issues and checks tokens; the payload names the account, never a password."""
 
-    def __init__(self, secret_key: str, max_age: int) -> None:
+    def __init__(self, secret_key: str, max_age: int, lifetimes: dict[str, int] | None = None) -> None:
         self._serializer = URLSafeTimedSerializer(secret_key, salt="cunhui.token.v1")
         self.max_age = max_age
+        #: kinds of token that live longer (or shorter) than ``max_age``, in seconds
+        self.lifetimes = dict(lifetimes or {})
+
+    def lifetime(self, kind: str) -> int:
+        return self.lifetimes.get(kind, self.max_age)
 
     def issue(self, kind: str, subject: str | int, **claims: str | int) -> str:
         return self._serializer.dumps({"k": kind, "s": str(subject), **claims})
@@ -47,12 +53,19 @@ class TokenService:
 
         ``expires=False`` is for invites, which last until they are re-issued.
         """
+        longest = max([self.max_age, *self.lifetimes.values()])
         try:
-            payload = self._serializer.loads(token, max_age=self.max_age if expires else None)
+            payload, issued = self._serializer.loads(
+                token, max_age=longest if expires else None, return_timestamp=True
+            )
         except SignatureExpired as exc:
             raise Unauthorized("the token has expired; log in again") from exc
         except BadSignature as exc:
             raise Unauthorized("the token is not valid") from exc
         if not isinstance(payload, dict) or "k" not in payload or "s" not in payload:
             raise Unauthorized("the token is not valid")
+        if expires:
+            age = (datetime.now(UTC) - issued).total_seconds()
+            if age > self.lifetime(str(payload["k"])):
+                raise Unauthorized("the token has expired; log in again")
         return payload

@@ -7,11 +7,13 @@ export class ApiError extends Error {
    * @param {string} code   the contract's snake_case code ("network_error" when offline)
    * @param {string} message the server's human text (English)
    */
-  constructor(status, code, message) {
+  constructor(status, code, message, details = {}) {
     super(message || code || `HTTP ${status}`);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    /** the error object's other fields, e.g. an import's per-row report in `rows` */
+    this.details = details;
   }
 
   get isNetwork() {
@@ -23,6 +25,7 @@ export class ApiError extends Error {
 export async function errorFromResponse(response) {
   let code = "http_error";
   let message = `HTTP ${response.status}`;
+  let details = {};
   try {
     const type = response.headers.get("Content-Type") || "";
     if (type.includes("json")) {
@@ -30,6 +33,7 @@ export async function errorFromResponse(response) {
       if (body && typeof body.error === "object" && body.error) {
         if (typeof body.error.code === "string") code = body.error.code;
         if (typeof body.error.message === "string") message = body.error.message;
+        details = body.error;
       }
     } else {
       const text = (await response.text()).trim();
@@ -38,7 +42,7 @@ export async function errorFromResponse(response) {
   } catch {
     // keep the defaults
   }
-  return new ApiError(response.status, code, message);
+  return new ApiError(response.status, code, message, details);
 }
 
 async function request(method, url, body, options = {}) {
@@ -49,7 +53,10 @@ async function request(method, url, body, options = {}) {
     signal: options.signal,
     keepalive: options.keepalive,
   };
-  if (body !== undefined) {
+  if (options.raw !== undefined) {
+    init.headers["Content-Type"] = options.contentType || "application/octet-stream";
+    init.body = options.raw;
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -74,4 +81,19 @@ export function postJSON(url, body = {}, options) {
 /** GET JSON; resolves with the parsed answer, rejects with ApiError. */
 export function getJSON(url, options) {
   return request("GET", url, undefined, options);
+}
+
+/** PATCH a JSON body (partial update); resolves with the parsed answer. */
+export function patchJSON(url, body, options) {
+  return request("PATCH", url, body, options);
+}
+
+/** DELETE; resolves with the parsed answer. */
+export function deleteJSON(url, options) {
+  return request("DELETE", url, undefined, options);
+}
+
+/** POST a file's bytes as they are (a CSV upload); resolves with the parsed answer. */
+export function postFile(url, file, contentType, options = {}) {
+  return request("POST", url, undefined, { ...options, raw: file, contentType });
 }

@@ -55,7 +55,7 @@ function idleMessage() {
 function updateButtons() {
   const sending = state === "starting" || state === "live" || state === "reconnecting";
   startButton.textContent = status === "live" ? t("resume") : t("start");
-  startButton.disabled = busy || sending || status === "ended";
+  startButton.disabled = busy || sending || status === "ended" || status === "cancelled";
   startButton.hidden = sending;
   endButton.disabled = busy || status !== "live";
   endButton.hidden = status === "ended";
@@ -461,6 +461,30 @@ joinUrl.addEventListener("focus", () => joinUrl.select());
 
 // ---------------------------------------------------------------- wiring
 
+// Cancelling a scheduled meeting, with the reason members are shown.
+const cancelButton = document.getElementById("cancel-button");
+cancelButton?.addEventListener("click", async () => {
+  const reason = document.getElementById("cancel-reason");
+  const error = document.getElementById("cancel-error");
+  error.hidden = true;
+  if (!reason.value.trim()) {
+    error.textContent = t("cancel_reason_required");
+    error.hidden = false;
+    reason.focus();
+    return;
+  }
+  if (!window.confirm(t("confirm_cancel"))) return;
+  cancelButton.disabled = true;
+  try {
+    await postJSON(`/api/meetings/${encodeURIComponent(meetingId)}/cancel`, { reason: reason.value.trim() });
+    window.location.reload();
+  } catch (exc) {
+    error.textContent = `${t("cancel_failed")} ${exc.message}`;
+    error.hidden = false;
+    cancelButton.disabled = false;
+  }
+});
+
 startButton.addEventListener("click", start);
 endButton.addEventListener("click", end);
 switchButton.addEventListener("click", switchCamera);
@@ -482,6 +506,7 @@ window.addEventListener("pageshow", (event) => {
     setState("ended", t("ended"));
     return;
   }
+  if (status === "cancelled") return; // the page says so; nothing to start
   setState("idle", idleMessage());
   try {
     const permission = await navigator.permissions.query({ name: "camera" });

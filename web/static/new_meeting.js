@@ -1,6 +1,7 @@
-// New meeting: title, optional start time, agenda rows, guests; POST /api/meetings.
+// The schedule form: title, kind, time, place, agenda rows, guests.
+// New meetings POST /api/meetings; with data-meeting-id the form edits it with PATCH.
 
-import { postJSON } from "./api.js";
+import { patchJSON, postJSON } from "./api.js";
 import { t } from "./i18n.js";
 
 const form = document.getElementById("meeting-form");
@@ -47,6 +48,17 @@ export function localInputToIso(value) {
   const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, "0");
   return `${y}-${mo}-${d}T${h}:${mi}:${s}${sign}${pad(offset / 60)}:${pad(offset % 60)}`;
 }
+
+/** "2026-12-01T01:00:00+00:00" → "2026-12-01T09:00" in the browser's zone, for datetime-local. */
+export function isoToLocalInput(iso) {
+  const date = new Date(iso);
+  if (!iso || Number.isNaN(date.getTime())) return "";
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+const editingId = form.dataset.meetingId || null;
+if (editingId && form.dataset.startsAt) startsAt.value = isoToLocalInput(form.dataset.startsAt);
 
 function makeRow() {
   rowCounter += 1;
@@ -159,6 +171,7 @@ function collect() {
     place: place.value.trim(),
   };
   if (starts) body.starts_at = starts;
+  else if (editingId) body.starts_at = null; // the time was cleared
   if (!emergencyField.hidden && emergencyReason.value.trim()) {
     body.emergency_reason = emergencyReason.value.trim();
   }
@@ -173,7 +186,9 @@ form.addEventListener("submit", async (event) => {
   createButton.disabled = true;
   createButton.textContent = t("busy");
   try {
-    const meeting = await postJSON("/api/meetings", body);
+    const meeting = editingId
+      ? await patchJSON(`/api/meetings/${encodeURIComponent(editingId)}`, body)
+      : await postJSON("/api/meetings", body);
     window.location.assign(`/meetings/${encodeURIComponent(meeting.id)}/host`);
     return;
   } catch (error) {
@@ -189,3 +204,4 @@ form.addEventListener("submit", async (event) => {
 });
 
 updateRemoveButtons();
+updateNoticeWarning();
