@@ -14,6 +14,7 @@ from media import MediaHub
 from . import keys
 from .http import api, media, members, pages
 from .http.errors import error_middleware
+from .http.proxies import forwarded_middleware
 from .i18n import Catalogs
 from .realtime import Realtime
 from .services import identity
@@ -35,10 +36,10 @@ VENDOR_DIRS = {
 
 def create_app(settings: Settings) -> web.Application:
     settings = settings.with_secret()
-    app = web.Application(
-        middlewares=[error_middleware, pages.locale_middleware],
-        client_max_size=MAX_BODY_BYTES,
-    )
+    middlewares = [error_middleware, pages.locale_middleware]
+    if settings.trusted_proxies:
+        middlewares.insert(0, forwarded_middleware(settings.trusted_proxies))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[keys.SETTINGS] = settings
     app[keys.TOKENS] = TokenService(
         settings.secret_key, settings.token_max_age,

@@ -7,6 +7,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from pathlib import Path
 
 from media import MediaConfig, parse_ice_servers
@@ -32,6 +33,8 @@ class Settings:
     public_url: str = ""
     ice_servers: str = ""
     ice_host_addresses: tuple[str, ...] = ()
+    #: reverse proxies whose X-Forwarded-For names the client (addresses or networks)
+    trusted_proxies: tuple[str, ...] = ()
     log_level: str = "INFO"
     #: the web/ folder (templates, static files, translations, node_modules)
     web_dir: Path = REPO_ROOT / "web"
@@ -62,11 +65,19 @@ class Settings:
             ice_host_addresses=tuple(
                 a.strip() for a in env.get("ICE_HOST_ADDRESSES", "").split(",") if a.strip()
             ),
+            trusted_proxies=tuple(
+                a.strip() for a in env.get("TRUSTED_PROXIES", "").split(",") if a.strip()
+            ),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
         )
         values.update(overrides)
         settings = cls(**values)
         settings.media_config()  # fail early on a bad ICE_SERVERS
+        for proxy in settings.trusted_proxies:
+            try:
+                ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"TRUSTED_PROXIES: {proxy!r} is not an address or network") from exc
         return settings
 
     def with_secret(self) -> Settings:

@@ -175,3 +175,35 @@ async def test_password_guessing_is_locked_out(client, clerk_token):
         assert wrong.status == 401
     locked = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
     assert locked.status == 429 and await error_code(locked) == "rate_limited"
+
+
+async def _lock_out_address(client, forwarded_for: str) -> None:
+    """Ten wrong passwords for ten different accounts: only the address can be locked."""
+    for i in range(10):
+        wrong = await client.post("/api/login", json={"username": f"nobody{i}", "password": "x"},
+                                  headers={"X-Forwarded-For": forwarded_for})
+        assert wrong.status == 401
+
+
+async def test_lockouts_key_on_the_client_behind_a_trusted_proxy(aiohttp_client, settings):
+    """Behind nginx, one villager's wrong guesses must not lock out the whole village."""
+    from dataclasses import replace
+
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(replace(settings, trusted_proxies=("127.0.0.1",))))
+    await _lock_out_address(client, "127.0.0.5")
+    locked = await client.post("/api/login", json={"username": "someone", "password": "x"},
+                               headers={"X-Forwarded-For": "127.0.0.5"})
+    assert locked.status == 429
+    other = await client.post("/api/login", json={"username": "someone", "password": "x"},
+                              headers={"X-Forwarded-For": "127.0.0.6"})
+    assert other.status == 401  # another phone behind the same proxy is not locked out
+
+
+async def test_forwarded_headers_from_untrusted_peers_are_ignored(client):
+    """Without TRUSTED_PROXIES a caller cannot dodge the lockout by naming another address."""
+    await _lock_out_address(client, "127.0.0.5")
+    dodge = await client.post("/api/login", json={"username": "someone", "password": "x"},
+                              headers={"X-Forwarded-For": "127.0.0.6"})
+    assert dodge.status == 429
