@@ -82,6 +82,11 @@ class Meeting(SQLModel, table=True):
     ended_at: datetime | None = _time(nullable=True)
     #: the seq of the newest timeline event; bumped in the event's transaction
     last_seq: int = 0
+    #: guests (where allowed) may write in the chat
+    allow_guest_chat: bool = False
+    #: the live room's current state (hand queue, floor, hall attendance, muted chat),
+    #: rewritten in each event's transaction while the row is locked by the seq bump
+    room_state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class Member(SQLModel, table=True):
