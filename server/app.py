@@ -86,6 +86,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _hang_up(app: web.Application) -> None:
     """On shutdown, close sockets and peers first: open ones would hold the exit for a minute."""
     await app[keys.REALTIME].sio.shutdown()
+    await app[keys.REALTIME].close()
     await app[keys.MEDIA].close()
 
 

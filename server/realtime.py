@@ -1,9 +1,17 @@
-"""socket.io: the meeting room's live events (namespace ``/``, see docs/api.md)."""
+"""socket.io: the meeting room's live events (namespace ``/``, see docs/api.md).
+
+Every client event is answered by an ack. Stored events follow one order:
+write (commit, with a per-meeting seq), then broadcast, then acknowledge.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from http.cookies import SimpleCookie
 
 import socketio
@@ -12,15 +20,22 @@ from media import RoomEvent
 
 from . import keys
 from .errors import BadRequest, CunhuiError, Unauthorized
-from .services import identity, meetings
+from .services import identity, meetings, room
 from .services.access import check_can_watch
-from .services.timeline import events_after
+from .services.timeline import Recorded, events_after
 from .services.tokens import Principal
 
 logger = logging.getLogger(__name__)
 
 #: socket.io payloads larger than this are refused by engine.io itself
 MAX_PAYLOAD_BYTES = 64 * 1024
+#: a dropped phone leaves the room after at most PING_INTERVAL + PING_TIMEOUT seconds
+PING_INTERVAL = 15
+PING_TIMEOUT = 15
+#: chat messages per participant per window
+CHAT_BURST, CHAT_WINDOW = 5, 10.0
+#: presence bursts (many joins at once) are sent at most this often per meeting
+PRESENCE_DELAY = 0.25
 
 
 def room_of(meeting_id: int | str) -> str:
@@ -33,6 +48,29 @@ def ok(**fields) -> dict:
 
 def refusal(exc: CunhuiError) -> dict:
     return {"ok": False, "error": exc.as_dict()}
+
+
+class SlidingWindow:
+    """At most ``burst`` accepted actions per ``window`` seconds, per key (this process)."""
+
+    def __init__(self, burst: int, window: float) -> None:
+        self.burst, self.window = burst, window
+        self._times: dict[str, deque[float]] = defaultdict(deque)
+
+    def take(self, key: str) -> None:
+        now = time.monotonic()
+        times = self._times[key]
+        while times and now - times[0] > self.window:
+            times.popleft()
+        if len(times) >= self.burst:
+            wait = self.window - (now - times[0])
+            raise room.RateLimited(
+                f"at most {self.burst} messages in {self.window:.0f} s: wait {wait:.0f} s"
+            )
+        times.append(now)
+
+
+Action = Callable[..., Awaitable[Recorded | None]]
 
 
 class MeetingNamespace(socketio.AsyncNamespace):
@@ -60,47 +98,144 @@ class MeetingNamespace(socketio.AsyncNamespace):
 
     async def on_disconnect(self, sid, reason=None):
         session = await self.get_session(sid)
-        if session.get("meeting_id") is not None:
-            await self.rt.send_presence(session["meeting_id"])
+        meeting_id = session.get("meeting_id")
+        if meeting_id is not None:
+            await self.rt.device_left(sid, meeting_id, session.get("principal"))
+            self.rt.schedule_presence(meeting_id)
+
+    # ------------------------------------------------------------- join
 
     async def on_join(self, sid, data=None):
-        try:
-            return await self._join(sid, data or {})
-        except CunhuiError as exc:
-            return refusal(exc)
+        return await self._guard(self._join(sid, data if data is not None else {}))
 
-    async def _join(self, sid, data: dict) -> dict:
+    async def _join(self, sid, data) -> dict:
         if not isinstance(data, dict) or "meeting_id" not in data:
             raise BadRequest("join needs {meeting_id}")
         since = data.get("since_seq")
-        if since is not None and (not isinstance(since, int) or since < 0):
+        if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
             raise BadRequest("since_seq must be a whole number")
         session = await self.get_session(sid)
         principal: Principal | None = session["principal"]
         async with self.rt.database.session() as db:
             meeting = await meetings.get_meeting(db, data["meeting_id"])
             check_can_watch(principal, meeting)
-            view = await meetings.view(db, meeting)
-            missed = await events_after(db, meeting.id, since) if since is not None else []
         previous = session.get("meeting_id")
         if previous is not None and previous != meeting.id:
             await self.leave_room(sid, room_of(previous))
+            await self.rt.device_left(sid, previous, principal)
+            self.rt.schedule_presence(previous)
         session["meeting_id"] = meeting.id
         await self.save_session(sid, session)
+        # In the room before reading: an event committed from here on is broadcast to
+        # this client too, so nothing falls between the snapshot and the live stream.
+        await self.enter_room(sid, room_of(meeting.id))
+        async with self.rt.database.session() as db:
+            meeting = await meetings.get_meeting(db, meeting.id)
+            view = await meetings.view(db, meeting)
+            snap = await room.snapshot(db, meeting)
+            missed = await events_after(db, meeting.id, since) if since is not None else []
         for event in missed:
             await self.emit(event.type, {**event.data, "seq": event.seq}, to=sid)
-        await self.enter_room(sid, room_of(meeting.id))
+        self.rt.hall_counts[meeting.id] = snap.state.get("in_hall")
+        await self.rt.device_joined(sid, meeting.id, principal)
+        self.rt.expire_floor_later(meeting.id, snap.state.get("floor"))
         stats = self.rt.media.stats(str(meeting.id))
         state = {
             "meeting": view.as_dict(),
             "publishing": stats.publishing,
             "viewers": stats.viewers,
+            **snap.as_dict(principal, meeting),
         }
-        asyncio.get_running_loop().call_soon(
-            lambda: asyncio.ensure_future(self.rt.send_presence(meeting.id))
-        )
+        self.rt.schedule_presence(meeting.id)
         you = principal.as_dict() if principal else {"id": None, "name": None, "role": "viewer"}
         return ok(you=you, state=state, seq=meeting.last_seq)
+
+    # ------------------------------------------------------------- room events
+
+    async def _guard(self, work) -> dict:
+        """Run a handler; its refusal or a bug becomes an error ack, never a dropped one."""
+        try:
+            return await work
+        except CunhuiError as exc:
+            return refusal(exc)
+        except Exception:
+            logger.exception("socket.io handler failed")
+            return {"ok": False, "error": {"code": "internal_error", "message": "server error"}}
+
+    async def _act(self, sid, data, action: Action, **extra) -> dict:
+        async def work():
+            payload = {} if data is None else data
+            if not isinstance(payload, dict):
+                raise BadRequest("the payload must be a JSON object")
+            session = await self.get_session(sid)
+            meeting_id = session.get("meeting_id")
+            if meeting_id is None:
+                raise BadRequest("join a meeting first")
+            principal = session.get("principal")
+            before = extra.pop("before", None)
+            if before is not None:
+                before(principal, payload)
+            async with self.rt.room_lock(meeting_id):
+                async with self.rt.database.session() as db:
+                    recorded = await action(db, meeting_id, principal, payload)
+            if recorded is None:
+                return ok()  # nothing changed (e.g. a hand already raised)
+            await self.rt.broadcast(recorded)
+            await self.rt.after(recorded)
+            return ok(seq=recorded.seq, **_ack_fields(recorded))
+
+        return await self._guard(work())
+
+    async def on_chat_send(self, sid, data=None):
+        def limit(principal, payload):
+            if principal is not None:
+                self.rt.chat_limits.take(principal.id)
+
+        return await self._act(sid, data, room.send_chat, before=limit)
+
+    async def on_chat_delete(self, sid, data=None):
+        return await self._act(sid, data, room.delete_chat)
+
+    async def on_chat_mute(self, sid, data=None):
+        return await self._act(sid, data, room.mute_chat)
+
+    async def on_hand_raise(self, sid, data=None):
+        return await self._act(sid, data, lambda db, mid, p, _: room.raise_hand(db, mid, p))
+
+    async def on_hand_lower(self, sid, data=None):
+        return await self._act(sid, data, room.lower_hand)
+
+    async def on_floor_grant(self, sid, data=None):
+        return await self._act(sid, data, room.grant_floor)
+
+    async def on_floor_revoke(self, sid, data=None):
+        return await self._act(sid, data, lambda db, mid, p, _: room.revoke_floor(db, mid, p))
+
+    async def on_attendance_hall(self, sid, data=None):
+        return await self._act(sid, data, room.record_hall)
+
+    async def on_attendance_list(self, sid, data=None):
+        async def work():
+            session = await self.get_session(sid)
+            meeting_id = session.get("meeting_id")
+            if meeting_id is None:
+                raise BadRequest("join a meeting first")
+            async with self.rt.database.session() as db:
+                meeting = await meetings.get_meeting(db, meeting_id)
+            room.require_host(session.get("principal"), meeting)
+            return ok(**await self.rt.who_is_here(meeting_id))
+
+        return await self._guard(work())
+
+    async def trigger_event(self, event, *args):
+        # socket.io event names with ":" map to on_chat_send etc.
+        return await super().trigger_event(event.replace(":", "_"), *args)
+
+
+def _ack_fields(recorded: Recorded) -> dict:
+    if recorded.type == "chat:message":
+        return {"id": recorded.data["id"]}
+    return {}
 
 
 class Realtime:
@@ -113,11 +248,21 @@ class Realtime:
             async_mode="aiohttp",
             client_manager=manager,
             max_http_buffer_size=MAX_PAYLOAD_BYTES,
+            ping_interval=PING_INTERVAL,
+            ping_timeout=PING_TIMEOUT,
             cors_allowed_origins=[settings.public_url] if settings.public_url else None,
         )
         self.sio.register_namespace(MeetingNamespace(self))
         self.sio.attach(app)
         self._app = app
+        self.chat_limits = SlidingWindow(CHAT_BURST, CHAT_WINDOW)
+        #: meeting id -> participant id -> this process's connected sids
+        self._devices: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._presence_due: set[int] = set()
+        self._floor_timers: dict[int, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self.hall_counts: dict[int, int | None] = {}
 
     @property
     def database(self):
@@ -127,40 +272,149 @@ class Realtime:
     def media(self):
         return self._app[keys.MEDIA]
 
+    def room_lock(self, meeting_id: int) -> asyncio.Lock:
+        """Room changes of one meeting queue here instead of contending for the database."""
+        return self._locks[meeting_id]
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def resolve(self, token: str) -> Principal:
         async with self.database.session() as db:
             return await identity.resolve(db, self._app[keys.TOKENS], token)
+
+    # ------------------------------------------------------------- broadcasting
+
+    async def broadcast(self, recorded: Recorded) -> None:
+        await self.sio.emit(recorded.type, recorded.payload(), room=room_of(recorded.meeting.id))
+
+    async def after(self, recorded: Recorded) -> None:
+        """Side effects of a stored change beyond the broadcast (media, timers, presence)."""
+        meeting_id = recorded.meeting.id
+        if recorded.type == "floor:changed":
+            data = recorded.data
+            if data.get("ended") or data.get("participant_id") is None:
+                await self._stop_floor_media(meeting_id)
+            self.expire_floor_later(meeting_id, recorded.meeting.room_state.get("floor"))
+        elif recorded.type == "attendance:hall":
+            self.hall_counts[meeting_id] = recorded.data.get("in_hall")
+            self.schedule_presence(meeting_id)
+
+    async def _stop_floor_media(self, meeting_id: int) -> None:
+        stop = getattr(self.media, "stop_floor", None)
+        if stop is not None:
+            await stop(str(meeting_id))
+
+    async def record_and_broadcast(self, meeting_id: int, action: Action, *args, **kwargs) -> None:
+        async with self.room_lock(meeting_id):
+            async with self.database.session() as db:
+                recorded = await action(db, meeting_id, *args, **kwargs)
+        if recorded is not None:
+            await self.broadcast(recorded)
+            await self.after(recorded)
 
     async def meeting_status(self, meeting_id: int, status: str, seq: int, **extra) -> None:
         """Tell the room the meeting's status changed (already committed as ``seq``)."""
         await self.sio.emit(
             "meeting:status", {"status": status, **extra, "seq": seq}, room=room_of(meeting_id)
         )
+        if status == meetings.ENDED:
+            await self.record_and_broadcast(
+                meeting_id, room.revoke_floor, None, reason="meeting_ended", by_server=True
+            )
 
-    async def send_presence(self, meeting_id: int) -> None:
-        """Broadcast who is here. Transient: carries no seq."""
-        online: set[str] = set()
-        remote = anonymous = 0
+    # ------------------------------------------------------------- the floor's time limit
+
+    def expire_floor_later(self, meeting_id: int, floor: dict | None) -> None:
+        """Take the floor back when its speaking time runs out (now, if it already has)."""
+        timer = self._floor_timers.pop(meeting_id, None)
+        if timer is not None:
+            timer.cancel()
+        if not floor or not floor.get("until"):
+            return
+        delay = (datetime.fromisoformat(floor["until"]) - datetime.now(UTC)).total_seconds()
+        since = floor["since"]
+
+        def expire() -> None:
+            self._floor_timers.pop(meeting_id, None)
+            self._spawn(self.record_and_broadcast(
+                meeting_id, room.revoke_floor, None, reason="time_up", only_since=since,
+                by_server=True,
+            ))
+
+        self._floor_timers[meeting_id] = asyncio.get_running_loop().call_later(
+            max(delay, 0), expire
+        )
+
+    # ------------------------------------------------------------- attendance and presence
+
+    async def device_joined(self, sid: str, meeting_id: int, principal: Principal | None) -> None:
+        """A participant's first device in the room is a join on the timeline."""
+        if principal is None:
+            return
+        devices = self._devices[meeting_id][principal.id]
+        first = not devices
+        devices.add(sid)
+        if first:
+            await self.record_and_broadcast(meeting_id, room.record_presence, principal, True)
+
+    async def device_left(self, sid: str, meeting_id: int, principal: Principal | None) -> None:
+        """A participant's last device gone (closed, or silent past the ping timeout)."""
+        if principal is None:
+            return
+        devices = self._devices[meeting_id].get(principal.id)
+        if not devices or sid not in devices:
+            return
+        devices.discard(sid)
+        if not devices:
+            del self._devices[meeting_id][principal.id]
+            try:
+                await self.record_and_broadcast(meeting_id, room.record_presence, principal, False)
+            except CunhuiError:
+                logger.info("leave of %s in meeting %s not recorded", principal.id, meeting_id)
+
+    async def who_is_here(self, meeting_id: int) -> dict:
+        participants: dict[str, dict] = {}
+        anonymous = 0
         for sid, _ in self.sio.manager.get_participants("/", room_of(meeting_id)):
-            session = await self.sio.get_session(sid)
-            principal = session.get("principal")
+            principal = (await self.sio.get_session(sid)).get("principal")
             if principal is None:
                 anonymous += 1
                 continue
-            online.add(principal.id)
-            if not principal.is_committee:
-                remote += 1
+            entry = participants.setdefault(principal.id, {**principal.as_dict(), "devices": 0})
+            entry["devices"] += 1
+        return {"participants": list(participants.values()), "anonymous": anonymous}
+
+    def schedule_presence(self, meeting_id: int) -> None:
+        """Send ``presence`` soon; a burst of joins becomes one message."""
+        if meeting_id in self._presence_due:
+            return
+        self._presence_due.add(meeting_id)
+
+        async def later() -> None:
+            await asyncio.sleep(PRESENCE_DELAY)
+            self._presence_due.discard(meeting_id)
+            await self.send_presence(meeting_id)
+
+        self._spawn(later())
+
+    async def send_presence(self, meeting_id: int) -> None:
+        """Broadcast who is here. Transient: carries no seq. One person on two devices is one."""
+        here = await self.who_is_here(meeting_id)
+        people = here["participants"]
+        remote = sum(1 for p in people if p["role"] != "committee") + here["anonymous"]
         stats = self.media.stats(str(meeting_id))
-        await self.sio.emit(
-            "presence",
-            {
-                "online": len(online) + anonymous,
-                "remote": remote + anonymous,
-                "viewers": stats.viewers,
-                "publishing": stats.publishing,
-            },
-            room=room_of(meeting_id),
-        )
+        payload = {
+            "online": len(people) + here["anonymous"],
+            "remote": remote,
+            "viewers": stats.viewers,
+            "publishing": stats.publishing,
+        }
+        if self.hall_counts.get(meeting_id) is not None:
+            payload["in_hall"] = self.hall_counts[meeting_id]
+        await self.sio.emit("presence", payload, room=room_of(meeting_id))
 
     def on_media_event(self, event: RoomEvent) -> None:
         """Media listener: audience or publisher changed; refresh everyone's presence."""
@@ -168,4 +422,10 @@ class Realtime:
             meeting_id = int(event.room_id)
         except ValueError:
             return
-        asyncio.get_running_loop().create_task(self.send_presence(meeting_id))
+        self.schedule_presence(meeting_id)
+
+    async def close(self) -> None:
+        for timer in self._floor_timers.values():
+            timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()

@@ -27,6 +27,10 @@ POLICIES = {
     # the committee of the meeting's (or member's) village
     "run": {"anonymous": 401, "guest": 403, "member": 403, "other_member": 403,
             "other_committee": 404, "committee": OK},
+    # WHIP: the committee of the meeting's village; a member of it only while holding
+    # the floor (nobody does here: tests/test_floor_media.py has the holder)
+    "publish": {"anonymous": 401, "guest": 403, "member": 403, "other_member": 404,
+                "other_committee": 404, "committee": OK},
     # any committee, acting on its own village
     "committee": {"anonymous": 401, "guest": 403, "member": 403, "other_member": 403,
                   "other_committee": OK, "committee": OK},
@@ -46,6 +50,7 @@ POLICY = {
     ("PATCH", "/api/meetings/{id}"): "run",
     ("POST", "/api/meetings/{id}/cancel"): "run",
     ("GET", "/api/meetings/{id}/invite.ics"): "watch",
+    ("GET", "/api/meetings/{id}/timeline"): "watch",
     ("POST", "/api/meetings/{id}/start"): "run",
     ("POST", "/api/meetings/{id}/end"): "run",
     ("GET", "/api/meetings/{id}/media"): "run",
@@ -55,7 +60,7 @@ POLICY = {
     ("PATCH", "/api/members/{id}"): "run",
     ("DELETE", "/api/members/{id}"): "run",
     ("POST", "/api/members/{id}/invite"): "run",
-    ("POST", "/whip/{meeting_id}"): "run",
+    ("POST", "/whip/{meeting_id}"): "publish",
     ("POST", "/whep/{meeting_id}"): "watch",
     ("PATCH", "/whip/{meeting_id}/{session_id}"): "capability",
     ("DELETE", "/whip/{meeting_id}/{session_id}"): "capability",

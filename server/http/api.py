@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .. import keys
 from ..errors import BadRequest
-from ..services import accounts, identity, meetings, notices
+from ..services import accounts, identity, meetings, notices, timeline
 from ..services.access import check_can_run, check_can_watch
 from ..services.ratelimit import FailureLimiter
 from ..store import Meeting
@@ -115,6 +115,14 @@ async def create_meeting(request: web.Request) -> web.Response:
         )
     logger.info("meeting %s created by %s", view.meeting.id, principal.id)
     return web.json_response(meeting_json(request, view), status=201)
+
+
+@routes.get("/api/meetings/{id}/timeline")
+async def meeting_timeline(request: web.Request) -> web.Response:
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meeting_to_watch(request, db)
+        events = await timeline.timeline(db, meeting)
+    return web.json_response({"events": events})
 
 
 @routes.patch("/api/meetings/{id}")

@@ -55,6 +55,7 @@ class MeetingView:
             "started_at": _iso(m.started_at),
             "ended_at": _iso(m.ended_at),
             "allow_guests": m.allow_guests,
+            "allow_guest_chat": m.allow_guest_chat,
             "kind": m.kind,
             "place": m.place,
             "notice_published_at": _iso(m.notice_published_at),
@@ -144,6 +145,11 @@ def parse_fields(body: dict, *, partial: bool) -> dict:
         if not isinstance(allow, bool):
             raise BadRequest("allow_guests must be true or false")
         fields["allow_guests"] = allow
+    if not partial or "allow_guest_chat" in body:
+        chat = body.get("allow_guest_chat", False)
+        if not isinstance(chat, bool):
+            raise BadRequest("allow_guest_chat must be true or false")
+        fields["allow_guest_chat"] = chat
     if not partial or "kind" in body:
         kind = body.get("kind") or "general"
         if kind not in KINDS:

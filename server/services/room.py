@@ -1,15 +1,399 @@
-"""The live room's state: hand queue, floor, hall attendance, muted chat.
+"""The live room: chat, the hand queue, the floor, attendance.
 
-The state lives in ``meetings.room_state`` and changes only inside an event's
-transaction (see ``timeline.record``), so every process sees the same queue.
+The room's state lives in ``meetings.room_state`` and changes only inside the
+transaction of the event that records the change (``timeline.change_room``), so
+every process sees one hand queue, ordered by the server's time of raising.
+Functions here check the caller's role, validate the payload and say what to
+store; they know no socket.io.
 """
 
 from __future__ import annotations
 
-from ..store import Meeting
+import copy
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..errors import BadRequest, Conflict, CunhuiError, Forbidden, NotFound
+from ..store import Event, Meeting, Member
+from .meetings import LIVE, SCHEDULED
+from .timeline import Recorded, change_room
+from .tokens import Principal
+
+MAX_CHAT = 500
+CHAT_HISTORY = 200
+MAX_SPEAKING_SECONDS = 3600
+MAX_HALL_COUNT = 100_000
+
+#: events that change the room's state; the join ack's snapshot already holds them
+STATE_EVENTS = ("hand:queue", "floor:changed", "chat:muted", "attendance:hall")
+
+
+class RateLimited(CunhuiError):
+    status, code = 429, "rate_limited"
 
 
 def floor_holder(meeting: Meeting) -> str | None:
     """The participant id (``m12``) holding the floor, or None."""
     floor = (meeting.room_state or {}).get("floor") or {}
     return floor.get("participant_id")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _person(principal: Principal) -> dict:
+    return {"id": principal.id, "name": principal.name, "role": principal.role}
+
+
+def is_village_member(principal: Principal | None, meeting: Meeting) -> bool:
+    return (
+        principal is not None
+        and principal.role == "member"
+        and principal.village_id == meeting.village_id
+    )
+
+
+def require_host(principal: Principal | None, meeting: Meeting) -> None:
+    if principal is None or principal.role != "committee" or principal.village_id != meeting.village_id:
+        raise Forbidden("only the village committee may do this")
+
+
+def require_member(principal: Principal | None, meeting: Meeting) -> None:
+    if not is_village_member(principal, meeting):
+        raise Forbidden("only members of the village may do this")
+
+
+def require_live(meeting: Meeting) -> None:
+    if meeting.status != LIVE:
+        raise Conflict(f"the meeting is {meeting.status}, not live")
+
+
+def _participant_id(payload: dict, key: str = "participant_id") -> str:
+    value = payload.get(key)
+    if not isinstance(value, str) or not value or len(value) > 40:
+        raise BadRequest(f"{key} must be a participant id")
+    return value
+
+
+# ------------------------------------------------------------------ the snapshot
+
+
+@dataclass
+class Snapshot:
+    """What a (re)joining client needs: the room's state and the chat's tail."""
+
+    state: dict
+    chat: list[dict]
+
+    def as_dict(self, principal: Principal | None, meeting: Meeting) -> dict:
+        state = self.state
+        floor = state.get("floor")
+        you = principal.id if principal else None
+        out = {
+            "hands": list(state.get("hands", [])),
+            "floor": floor,
+            "in_hall": state.get("in_hall"),
+            "hall_members": list(state.get("hall_members", [])),
+            "chat": self.chat,
+            "muted": you in state.get("muted", []) if you else False,
+        }
+        if principal is not None and principal.role == "committee":
+            out["muted_participants"] = list(state.get("muted", []))
+        return out
+
+
+async def snapshot(db: AsyncSession, meeting: Meeting) -> Snapshot:
+    """The room's state and the last chat lines (deleted ones left out)."""
+    rows = await db.exec(
+        select(Event)
+        .where(Event.meeting_id == meeting.id, Event.type.in_(("chat:message", "chat:deleted")))
+        .order_by(Event.seq.desc())
+        .limit(CHAT_HISTORY * 2)
+    )
+    deleted: set[int] = set()
+    chat: list[dict] = []
+    for event in rows.all():
+        if event.type == "chat:deleted":
+            deleted.add(event.data.get("id"))
+        elif event.seq not in deleted and len(chat) < CHAT_HISTORY:
+            chat.append({**event.data, "seq": event.seq})
+    chat.reverse()
+    return Snapshot(copy.deepcopy(meeting.room_state or {}), chat)
+
+
+# ------------------------------------------------------------------ chat
+
+
+def check_chat_allowed(principal: Principal | None, meeting: Meeting, state: dict) -> None:
+    if principal is None:
+        raise Forbidden("join with your invite or a name to write in the chat")
+    if principal.role == "guest":
+        if not (meeting.allow_guests and meeting.allow_guest_chat):
+            raise Forbidden("guests may not write in this meeting's chat")
+    elif principal.role == "member":
+        require_member(principal, meeting)
+    else:
+        require_host(principal, meeting)
+    if meeting.status not in (SCHEDULED, LIVE):
+        raise Conflict(f"the meeting is {meeting.status}: the chat is closed")
+    if principal.id in state.get("muted", []):
+        raise Forbidden("the committee has muted your chat", code="muted")
+
+
+def parse_chat_text(payload: dict) -> str:
+    text = payload.get("text")
+    if not isinstance(text, str):
+        raise BadRequest("text must be text")
+    if not text.strip():
+        raise BadRequest("the message is empty")
+    if len(text) > MAX_CHAT:
+        raise BadRequest(f"a message is at most {MAX_CHAT} characters", code="too_large")
+    return text
+
+
+async def send_chat(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded:
+    text = parse_chat_text(payload)
+
+    def change(meeting: Meeting, state: dict, seq: int):
+        check_chat_allowed(principal, meeting, state)
+        # stored and sent exactly as typed; pages render it as text
+        return "chat:message", {"id": seq, "author": _person(principal), "text": text,
+                                "at": now_iso()}
+
+    return await change_room(db, meeting_id, change)
+
+
+async def delete_chat(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded | None:
+    message_id = payload.get("id")
+    if not isinstance(message_id, int) or isinstance(message_id, bool):
+        raise BadRequest("id must be the chat message's id")
+
+    async def exists() -> bool:
+        found = await db.exec(select(Event.id).where(
+            Event.meeting_id == meeting_id, Event.seq == message_id, Event.type == "chat:message"))
+        return found.first() is not None
+
+    def change(meeting: Meeting, state: dict, seq: int):
+        require_host(principal, meeting)
+        return "chat:deleted", {"id": message_id, "by": _person(principal)}
+
+    if not await exists():
+        raise NotFound(f"no chat message {message_id}")
+    return await change_room(db, meeting_id, change)
+
+
+async def mute_chat(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded | None:
+    target = _participant_id(payload)
+    muted = payload.get("muted", True)
+    if not isinstance(muted, bool):
+        raise BadRequest("muted must be true or false")
+
+    def change(meeting: Meeting, state: dict, seq: int):
+        require_host(principal, meeting)
+        current = state.setdefault("muted", [])
+        if (target in current) == muted:
+            return None  # already so
+        if muted:
+            current.append(target)
+        else:
+            current.remove(target)
+        return "chat:muted", {"participant_id": target, "muted": muted, "by": _person(principal)}
+
+    return await change_room(db, meeting_id, change)
+
+
+# ------------------------------------------------------------------ hands
+
+
+def _queue_event(state: dict, action: str, who: dict, by: Principal | None = None) -> tuple:
+    data = {"queue": list(state.get("hands", [])), "action": action, "participant": who}
+    if by is not None:
+        data["by"] = _person(by)
+    return "hand:queue", data
+
+
+async def raise_hand(db, meeting_id: int, principal: Principal | None) -> Recorded | None:
+    def change(meeting: Meeting, state: dict, seq: int):
+        require_member(principal, meeting)
+        require_live(meeting)
+        hands = state.setdefault("hands", [])
+        if any(h["participant_id"] == principal.id for h in hands):
+            return None  # already in the queue: keep the place
+        hands.append({"participant_id": principal.id, "name": principal.name, "since": now_iso()})
+        return _queue_event(state, "raise", _person(principal))
+
+    return await change_room(db, meeting_id, change)
+
+
+async def lower_hand(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded | None:
+    """A member lowers their own hand; the committee may lower anyone's (``participant_id``)."""
+    target = payload.get("participant_id")
+
+    def change(meeting: Meeting, state: dict, seq: int):
+        nonlocal target
+        by = None
+        if target is None or (principal is not None and target == principal.id):
+            require_member(principal, meeting)
+            target = principal.id
+        else:
+            target = _participant_id(payload)
+            require_host(principal, meeting)
+            by = principal
+        hands = state.setdefault("hands", [])
+        lowered = next((h for h in hands if h["participant_id"] == target), None)
+        if lowered is None:
+            return None
+        hands.remove(lowered)
+        who = {"id": target, "name": lowered["name"], "role": "member"}
+        return _queue_event(state, "lower", who, by)
+
+    return await change_room(db, meeting_id, change)
+
+
+# ------------------------------------------------------------------ floor
+
+
+def _seconds_between(since: str, until: datetime) -> float:
+    return round((until - datetime.fromisoformat(since)).total_seconds(), 1)
+
+
+def _end_floor(state: dict, reason: str) -> dict | None:
+    floor = state.get("floor")
+    if not floor:
+        return None
+    state["floor"] = None
+    return {
+        "participant_id": floor["participant_id"],
+        "name": floor["name"],
+        "seconds": _seconds_between(floor["since"], datetime.now(UTC)),
+        "reason": reason,
+    }
+
+
+def _floor_event(state: dict, ended: dict | None, by: Principal | None) -> tuple:
+    floor = state.get("floor") or {}
+    data = {
+        "participant_id": floor.get("participant_id"),
+        "name": floor.get("name"),
+        "since": floor.get("since"),
+        "until": floor.get("until"),
+    }
+    if ended:
+        data["ended"] = ended
+    if by is not None:
+        data["by"] = _person(by)
+    return "floor:changed", data
+
+
+async def grant_floor(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded:
+    target = _participant_id(payload)
+    seconds = payload.get("seconds")
+    if seconds is not None and (
+        not isinstance(seconds, int) or isinstance(seconds, bool)
+        or not 1 <= seconds <= MAX_SPEAKING_SECONDS
+    ):
+        raise BadRequest(f"seconds must be a whole number from 1 to {MAX_SPEAKING_SECONDS}")
+    if not target.startswith("m") or not target[1:].isdigit():
+        raise BadRequest("the floor goes to a member of the village")
+    member = await db.get(Member, int(target[1:]))
+
+    def change(meeting: Meeting, state: dict, seq: int):
+        require_host(principal, meeting)
+        require_live(meeting)
+        if member is None or member.village_id != meeting.village_id or member.removed_at:
+            raise BadRequest("the floor goes to a member of the village")
+        ended = _end_floor(state, "replaced")
+        since = datetime.now(UTC)
+        until = since + timedelta(seconds=seconds) if seconds else None
+        state["floor"] = {
+            "participant_id": target,
+            "name": member.name,
+            "since": since.isoformat(timespec="milliseconds"),
+            "until": until.isoformat(timespec="milliseconds") if until else None,
+        }
+        # given the floor, their hand comes down
+        state["hands"] = [h for h in state.get("hands", []) if h["participant_id"] != target]
+        return _floor_event(state, ended, principal)
+
+    return await change_room(db, meeting_id, change)
+
+
+async def revoke_floor(
+    db, meeting_id: int, principal: Principal | None, *, reason: str = "revoked",
+    only_since: str | None = None, by_server: bool = False,
+) -> Recorded | None:
+    """End the floor: the chair revokes it, or (``by_server``) its time ran out."""
+
+    def change(meeting: Meeting, state: dict, seq: int):
+        if not by_server:
+            require_host(principal, meeting)
+        floor = state.get("floor")
+        if not floor or (only_since is not None and floor.get("since") != only_since):
+            return None
+        return _floor_event(state, _end_floor(state, reason), None if by_server else principal)
+
+    return await change_room(db, meeting_id, change)
+
+
+# ------------------------------------------------------------------ attendance
+
+
+async def record_hall(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded | None:
+    """The committee counts the hall (``in_hall``) and/or ticks members present there."""
+    count = payload.get("in_hall", ...)
+    if count is not ... and count is not None and (
+        not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_HALL_COUNT
+    ):
+        raise BadRequest("in_hall must be a number of people")
+    tick = payload.get("member_id", ...)
+    present = payload.get("present", True)
+    if tick is not ...:
+        if not isinstance(tick, int) or isinstance(tick, bool):
+            raise BadRequest("member_id must be a member's id")
+        if not isinstance(present, bool):
+            raise BadRequest("present must be true or false")
+    if count is ... and tick is ...:
+        raise BadRequest("send in_hall, or member_id with present")
+    member = await db.get(Member, tick) if tick is not ... else None
+
+    def change(meeting: Meeting, state: dict, seq: int):
+        require_host(principal, meeting)
+        if meeting.status not in (SCHEDULED, LIVE):
+            raise Conflict(f"the meeting is {meeting.status}")
+        if count is not ...:
+            state["in_hall"] = count
+        hall = state.setdefault("hall_members", [])
+        data = {}
+        if tick is not ...:
+            if member is None or member.village_id != meeting.village_id or member.removed_at:
+                raise BadRequest(f"no member {tick} in this village")
+            if present and tick not in hall:
+                hall.append(tick)
+            elif not present and tick in hall:
+                hall.remove(tick)
+            data["member"] = {"id": tick, "name": member.name, "present": present}
+        return "attendance:hall", {
+            "in_hall": state.get("in_hall"), "hall_members": list(hall), **data,
+            "by": _person(principal),
+        }
+
+    return await change_room(db, meeting_id, change)
+
+
+async def record_presence(
+    db, meeting_id: int, principal: Principal, joined: bool
+) -> Recorded | None:
+    """A remote participant's first device joined, or their last one left."""
+
+    def change(meeting: Meeting, state: dict, seq: int):
+        if meeting.status not in (SCHEDULED, LIVE):
+            return None  # replay viewers of an ended meeting are not attendance
+        # the floor outlives a dropped phone (it may come back); the chair revokes it
+        kind = "attendance:joined" if joined else "attendance:left"
+        return kind, {"participant": _person(principal)}
+
+    return await change_room(db, meeting_id, change)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ..errors import NotFound
 from ..store import Event, Meeting
+from ..store.models import as_utc
 
 
 async def append_event(db: AsyncSession, meeting: Meeting, type_: str, data: dict) -> int:
@@ -36,3 +42,71 @@ async def events_after(db: AsyncSession, meeting_id: int, since_seq: int) -> lis
         .order_by(Event.seq)
     )
     return list(result.all())
+
+
+@dataclass
+class Recorded:
+    """A stored event: broadcast it as ``{**data, "seq": seq}``."""
+
+    seq: int
+    type: str
+    data: dict
+    meeting: Meeting
+
+    def payload(self) -> dict:
+        return {**self.data, "seq": self.seq}
+
+
+#: change(meeting, state, seq) mutates ``state`` and returns (type, data) to store,
+#: or None for no change; raising a CunhuiError refuses it and stores nothing
+RoomChange = Callable[[Meeting, dict, int], "tuple[str, dict] | None"]
+
+
+async def change_room(db: AsyncSession, meeting_id: int, change: RoomChange) -> Recorded | None:
+    """Change the live room's state and record the event, in one transaction.
+
+    The seq bump comes first: it locks the meeting's row (PostgreSQL) or takes
+    the write lock (SQLite), so the state read after it is the newest and no other
+    writer changes it before this commit. Returns None (nothing stored) when the
+    change is a no-op.
+    """
+    result = await db.execute(
+        update(Meeting)
+        .where(Meeting.id == meeting_id)
+        .values(last_seq=Meeting.last_seq + 1)
+        .returning(Meeting.last_seq)
+    )
+    seq = result.scalar_one_or_none()
+    if seq is None:
+        raise NotFound(f"no meeting {meeting_id}")
+    meeting = await db.get(Meeting, meeting_id, populate_existing=True)
+    state = copy.deepcopy(meeting.room_state or {})
+    try:
+        outcome = change(meeting, state, seq)
+    except BaseException:
+        await db.rollback()
+        raise
+    if outcome is None:
+        await db.rollback()
+        return None
+    type_, data = outcome
+    meeting.room_state = state
+    db.add(meeting)
+    db.add(Event(meeting_id=meeting_id, seq=seq, type=type_, data=data))
+    await db.commit()
+    return Recorded(seq, type_, data, meeting)
+
+
+async def timeline(db: AsyncSession, meeting: Meeting) -> list[dict]:
+    """Every stored event in order, each with ``t``: seconds from the meeting's start.
+
+    (Once recordings exist, ``t`` counts from the recording's first frame.)
+    """
+    start = as_utc(meeting.started_at)
+    out = []
+    for event in await events_after(db, meeting.id, 0):
+        at = as_utc(event.at)
+        t = round((at - start).total_seconds(), 3) if start else None
+        out.append({**event.data, "seq": event.seq, "t": t, "type": event.type,
+                    "at": at.isoformat(timespec="milliseconds")})
+    return out
