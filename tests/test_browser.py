@@ -434,3 +434,55 @@ async def test_clerk_edits_then_cancels_a_scheduled_meeting(server):
             await page.goto(f"{base}/")
             past = await page.inner_text("#past-list")
             assert "村务公开会（改）" in past and "已取消" in past
+
+
+async def test_chat_and_names_with_markup_are_shown_as_text(server):
+    """A member and a guest chat on their phones; markup in text and names stays inert."""
+    base = str(server.make_url("")).rstrip("/")
+    api = _Client(server)
+    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    member = await (await api.post("/api/members", json={"name": "<img src=x onerror=window.__xss=1>张"},
+                                   headers=headers)).json()
+    meeting = await (await api.post("/api/meetings", json={
+        "title": "村务", "allow_guests": True, "allow_guest_chat": True}, headers=headers)).json()
+    await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
+    payloads = [
+        "<img src=x onerror=window.__xss=1>",
+        "<script>window.__xss=2</script>",
+        "javascript:window.__xss=3",
+        "看这里 https://example.com/notice?a=1&b=<b>2</b> 谢谢",
+    ]
+    async with async_playwright() as pw:
+        async with Browser(pw) as member_phone, Browser(pw) as guest_phone:
+            villager = await member_phone.new_page()
+            await villager.goto(member["invite_url"])
+            await villager.goto(f"{base}/m/{meeting['code']}")
+            await villager.wait_for_selector("#chat-form:not([hidden])")
+
+            guest = await guest_phone.new_page()
+            await guest.goto(f"{base}/m/{meeting['code']}")
+            await guest.wait_for_selector("#guest-form:not([hidden])")
+            await guest.fill("#guest-name", "<b onmouseover=window.__xss=4>老王</b>")
+            await guest.click("#guest-form button")
+            await guest.wait_for_selector("#chat-form:not([hidden])")
+            await guest.fill("#chat-input", "大家好")
+            await guest.press("#chat-input", "Enter")
+
+            for text in payloads:
+                await villager.fill("#chat-input", text)
+                await villager.click("#chat-form button")
+                await villager.wait_for_function("() => document.getElementById('chat-input').value === ''")
+            for page in (villager, guest):
+                await page.wait_for_function(
+                    "n => document.querySelectorAll('#chat-list .chat-line').length === n",
+                    arg=len(payloads) + 1)
+                lines = await page.locator("#chat-list .chat-text").all_inner_texts()
+                assert lines[1:] == payloads
+                authors = await page.locator("#chat-list .chat-author").all_inner_texts()
+                assert authors[0] == "<b onmouseover=window.__xss=4>老王</b>"
+                assert authors[1] == "<img src=x onerror=window.__xss=1>张"
+                assert await page.locator("#chat-list img, #chat-list script, #chat-list b").count() == 0
+                hrefs = await page.eval_on_selector_all("#chat-list a", "as => as.map(a => a.href)")
+                assert hrefs == ["https://example.com/notice?a=1&b="]  # a link stops at markup
+                assert await page.evaluate("() => window.__xss") is None

@@ -7,6 +7,8 @@
 import { postJSON } from "./api.js";
 import { t } from "./i18n.js";
 import { joinMeeting } from "./realtime.js";
+import { createRoom } from "./room.js";
+import { play } from "./whep.js";
 import { publish } from "./whip.js";
 
 const meeting = JSON.parse(document.getElementById("meeting-data").textContent);
@@ -259,6 +261,7 @@ function onPublishState(publishState, error) {
     case "connected":
       setState("live", t("live"));
       keepScreenOn();
+      startFloorListener();
       break;
     case "reconnecting":
       setState("reconnecting", t("reconnecting"));
@@ -352,6 +355,7 @@ async function stopPublishing() {
   const current = publisher;
   publisher = null;
   letScreenSleep();
+  stopFloorListener();
   if (current) await current.stop();
   stopTracks();
 }
@@ -398,11 +402,39 @@ function refreshIdleMessage() {
   else setState("idle", idleMessage());
 }
 
-joinMeeting(meetingId, {
+// ---------------------------------------------------------------- the floor in the hall
+
+// While live, the host device plays the floor speaker's voice through its speaker,
+// so the hall hears them (the browser's echo cancellation keeps it out of our mic).
+const floorAudio = $("floor-audio");
+const room = createRoom({ meetingId, isHost: true });
+let floorListener = null;
+
+function startFloorListener() {
+  if (floorListener) return;
+  floorListener = play(`/whep/${encodeURIComponent(meetingId)}`, {
+    floor: "only",
+    onFloorTrack(track) {
+      floorAudio.srcObject = new MediaStream([track]);
+      floorAudio.play().catch(() => {});
+    },
+  });
+}
+
+function stopFloorListener() {
+  const listener = floorListener;
+  floorListener = null;
+  if (listener) listener.stop();
+  floorAudio.srcObject = null;
+}
+
+const realtime = joinMeeting(meetingId, {
   onConnectionChange(connected) {
     socketConnected = connected;
   },
+  onEvent: room.onEvent,
   onJoin(ack) {
+    room.onJoin(ack);
     const live = ack.state || {};
     showViewers(live.viewers);
     serverPublishing = Boolean(live.publishing);
@@ -418,13 +450,16 @@ joinMeeting(meetingId, {
     refreshIdleMessage();
   },
   onPresence(presence) {
+    room.onPresence(presence);
     showViewers(presence.viewers);
     if (typeof presence.publishing === "boolean") serverPublishing = presence.publishing;
     checkServerHasUs();
     refreshIdleMessage();
   },
   onStatus(event) {
+    room.onStatus(event.status);
     if (event.status === "ended" && status !== "ended") {
+      stopFloorListener();
       stopPublishing().then(showEnded);
     } else if (event.status === "live" && status !== "live") {
       status = "live";
@@ -434,6 +469,7 @@ joinMeeting(meetingId, {
     }
   },
 });
+room.setRealtime(realtime);
 
 // ---------------------------------------------------------------- share
 
@@ -492,6 +528,7 @@ switchButton.addEventListener("click", switchCamera);
 window.addEventListener("pagehide", (event) => {
   if (event.persisted) return; // kept in the back/forward cache; handled on pageshow
   if (publisher) publisher.stop(); // DELETE with keepalive
+  stopFloorListener();
   letScreenSleep();
 });
 window.addEventListener("pageshow", (event) => {

@@ -167,6 +167,7 @@ function collect() {
     title: value,
     agenda,
     allow_guests: allowGuests.checked,
+    allow_guest_chat: allowGuests.checked && document.getElementById("allow-guest-chat").checked,
     kind: kind.value,
     place: place.value.trim(),
   };

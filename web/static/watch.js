@@ -7,6 +7,7 @@
 import { getJSON } from "./api.js";
 import { t } from "./i18n.js";
 import { joinMeeting } from "./realtime.js";
+import { createRoom } from "./room.js";
 import { play } from "./whep.js";
 
 const meeting = JSON.parse(document.getElementById("meeting-data").textContent);
@@ -34,6 +35,24 @@ let viewer = null;
 let state = document.body.dataset.state;
 let reconnecting = false;
 let lastError = "";
+
+// The floor speaker's voice arrives on its own track; the speaker does not hear themself.
+const floorAudio = $("floor-audio");
+const room = createRoom({
+  meetingId,
+  meeting,
+  isHost: false,
+  onFloorChange(floor, mine) {
+    floorAudio.muted = mine;
+  },
+});
+
+function playFloor(track) {
+  floorAudio.srcObject = new MediaStream([track]);
+  floorAudio.play().catch(() => {
+    // no sound allowed yet: the big "tap for sound" button plays it too
+  });
+}
 
 // ---------------------------------------------------------------- UI
 
@@ -143,6 +162,7 @@ async function tryPlay() {
 playButton.addEventListener("click", () => {
   // Inside the tap itself, so the browser allows sound.
   player.muted = false;
+  if (floorAudio.srcObject) floorAudio.play().catch(() => {});
   const started = player.play();
   hidePlayButton();
   if (started && started.catch) {
@@ -213,6 +233,8 @@ function startPlaying() {
   reconnecting = false;
   setState("connecting");
   viewer = play(`/whep/${encodeURIComponent(meetingId)}`, {
+    floor: true,
+    onFloorTrack: playFloor,
     onState: onViewerState,
     onStream(stream) {
       player.srcObject = stream;
@@ -284,8 +306,9 @@ function showViewers(n) {
   viewersText.textContent = t("viewers", { n });
 }
 
-joinMeeting(meetingId, {
+const realtime = joinMeeting(meetingId, {
   onJoin(ack) {
+    room.onJoin(ack);
     const live = ack.state || {};
     if (typeof live.publishing === "boolean") publishing = live.publishing;
     showViewers(live.viewers);
@@ -293,7 +316,9 @@ joinMeeting(meetingId, {
     if (serverStatus) applyStatus(serverStatus);
     render();
   },
+  onEvent: room.onEvent,
   onPresence(presence) {
+    room.onPresence(presence);
     showViewers(presence.viewers);
     if (typeof presence.publishing === "boolean" && presence.publishing !== publishing) {
       publishing = presence.publishing;
@@ -303,8 +328,10 @@ joinMeeting(meetingId, {
   },
   onStatus(event) {
     applyStatus(event.status, event.reason);
+    room.onStatus(event.status);
   },
 });
+room.setRealtime(realtime);
 
 // A connection can look fine while nothing arrives (the server restarted, the
 // network changed under us): if the host is sending but no media came for about
@@ -355,6 +382,7 @@ setInterval(async () => {
 // ---------------------------------------------------------------- page life
 
 window.addEventListener("pagehide", () => {
+  room.stop(); // the floor speaker's microphone, if any
   if (viewer) viewer.stop(); // DELETE the WHEP session (keepalive)
   viewer = null;
 });

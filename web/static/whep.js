@@ -8,6 +8,12 @@
 //
 // Each connection gets one MediaStream holding its audio and video tracks;
 // onStream is called again with a new stream after a reconnect.
+//
+// The floor: with { floor: true } the offer carries a second audio m-line, on
+// which the server forwards the voice of whoever holds the floor (no
+// renegotiation when the speaker changes); onFloorTrack(track) gets it. With
+// { floor: "only" } the main audio and video are offered inactive: the host page
+// hears the floor speaker in the hall without pulling its own video back.
 // States as in whip.js: "connecting", "connected", "reconnecting", "failed"
 // (error.status 401/403: not allowed; 409: the meeting is not live; 404: unknown),
 // "closed".
@@ -21,6 +27,7 @@ import { HttpPeerSession } from "./webrtc-http.js";
  */
 export function play(url, options = {}) {
   const kinds = options.kinds || ["audio", "video"];
+  const onlyFloor = options.floor === "only";
   let stream = null;
 
   const session = new HttpPeerSession(url, {
@@ -28,9 +35,16 @@ export function play(url, options = {}) {
     setup(pc) {
       const mine = new MediaStream();
       let announced = false;
-      for (const kind of kinds) pc.addTransceiver(kind, { direction: "recvonly" });
+      for (const kind of kinds) {
+        pc.addTransceiver(kind, { direction: onlyFloor ? "inactive" : "recvonly" });
+      }
+      const floor = options.floor ? pc.addTransceiver("audio", { direction: "recvonly" }) : null;
       pc.addEventListener("track", (event) => {
         if (session.pc !== pc) return; // a connection we already left
+        if (floor && event.transceiver === floor) {
+          options.onFloorTrack?.(event.track);
+          return;
+        }
         for (const old of mine.getTracks()) {
           if (old.kind === event.track.kind && old !== event.track) mine.removeTrack(old);
         }
