@@ -315,9 +315,10 @@ async def grant_floor(db, meeting_id: int, principal: Principal | None, payload:
             "since": since.isoformat(timespec="milliseconds"),
             "until": until.isoformat(timespec="milliseconds") if until else None,
         }
-        # given the floor, their hand comes down
+        # given the floor, their hand comes down: the event carries the new queue
         state["hands"] = [h for h in state.get("hands", []) if h["participant_id"] != target]
-        return _floor_event(state, ended, principal)
+        kind, data = _floor_event(state, ended, principal)
+        return kind, {**data, "queue": list(state["hands"])}
 
     return await change_room(db, meeting_id, change)
 

@@ -467,6 +467,8 @@ const realtime = joinMeeting(meetingId, {
       updateButtons();
       refreshIdleMessage();
     }
+    // a meeting that started can no longer be edited or cancelled
+    if (event.status !== "scheduled") $("schedule-card")?.remove();
   },
 });
 room.setRealtime(realtime);

@@ -472,6 +472,7 @@ export function createRoom(options) {
           state.floor = data.participant_id
             ? { participant_id: data.participant_id, name: data.name, since: data.since, until: data.until }
             : null;
+          if (Array.isArray(data.queue)) state.hands = data.queue; // the speaker's hand came down
           floorChanged();
           break;
         case "attendance:hall":
