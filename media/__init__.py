@@ -5,12 +5,20 @@ or socket.io. Rooms are identified by an opaque string (the meeting id).
 """
 
 from .config import MediaConfig, parse_ice_servers
-from .errors import CodecMismatch, InvalidOffer, InvalidTrickle, MediaError, SessionNotFound
+from .errors import (
+    CodecMismatch,
+    FloorStopped,
+    InvalidOffer,
+    InvalidTrickle,
+    MediaError,
+    SessionNotFound,
+)
 from .hub import MediaHub, RoomEvent
 from .session import PeerSession
 
 __all__ = [
     "CodecMismatch",
+    "FloorStopped",
     "InvalidOffer",
     "InvalidTrickle",
     "MediaConfig",

@@ -21,5 +21,9 @@ class IceRestartUnsupported(InvalidTrickle):
     """The fragment carries new ICE credentials: aiortc cannot restart ICE."""
 
 
+class FloorStopped(MediaError):
+    """The floor was stopped while this floor speaker's offer was being negotiated."""
+
+
 class SessionNotFound(MediaError):
     """No such publisher or viewer session (closed, failed or never existed)."""

@@ -4,6 +4,11 @@ This is the only part of media/ the server calls. The publisher's frames are
 never decoded and never re-encoded: whatever codec the room forwards, every
 viewer must receive it (the room pins one video codec, and restricts both
 publishers' and viewers' answers to it).
+
+A room has two publisher slots: the main one (the hall's camera and
+microphone) and the floor (the voice of the villager who has been given the
+floor, audio only). Each viewer m-line is fed by one fan-out, chosen by its
+position among the offer's m-lines of its kind (see :data:`VIEWER_FEEDS`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 
 from . import aiortc_hooks as hooks
 from .config import MediaConfig
-from .errors import CodecMismatch, InvalidOffer, SessionNotFound
+from .errors import CodecMismatch, FloorStopped, InvalidOffer, SessionNotFound
 from .fanout import Fanout, KeyframeRequester
 from .sdp import OfferSummary
 from .session import PeerSession
@@ -24,52 +29,75 @@ from .switchable import SwitchableTrack
 logger = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
+#: the fan-out of the floor speaker's audio (the others are named by their kind)
+FLOOR = "floor"
+#: which fan-out feeds a viewer's n-th m-line of each kind: the first audio
+#: m-line gets the main audio, the first video the main video, the second audio
+#: the floor. m-lines beyond these, inactive or disabled ones get nothing (they
+#: still count for the position, so a host that wants only the floor offers
+#: audio inactive, video inactive, audio recvonly).
+VIEWER_FEEDS = {"audio": ("audio", FLOOR), "video": ("video",)}
 AUDIO_CODEC = "audio/opus"
 
 
 @dataclass(frozen=True)
 class RoomEvent:
-    """Sent to listeners whenever a room's publisher or audience changes."""
+    """Sent to listeners whenever a room's publisher, floor speaker or audience changes."""
 
     room_id: str
     publishing: bool
     viewers: int
+    #: someone's floor audio is being received (a floor session is open)
+    floor_publishing: bool = False
 
 
 Listener = Callable[[RoomEvent], None]
 
 
 class Room:
-    """The media of one meeting: its publisher, its viewers and the fan-out."""
+    """The media of one meeting: its publisher, the floor speaker, its viewers, the fan-outs."""
 
     def __init__(self, room_id: str, hub: MediaHub) -> None:
         self.id = room_id
         self._hub = hub
         self._sources = {kind: SwitchableTrack(kind) for kind in KINDS}
+        self._sources[FLOOR] = SwitchableTrack("audio")
         self._video_receiver = None
         self.keyframes = KeyframeRequester(self._ask_publisher_for_keyframe,
                                            hub.config.keyframe_interval)
-        self.fanouts = {kind: Fanout(self._sources[kind], self.keyframes) for kind in KINDS}
+        #: "audio" and "video" (the main publisher's), FLOOR (the floor speaker's)
+        self.fanouts = {name: Fanout(source, self.keyframes)
+                        for name, source in self._sources.items()}
         #: the video codec this room forwards, pinned by its first publisher or viewer
         self.video_codec: str | None = None
         self.publisher: PeerSession | None = None
+        self.floor: PeerSession | None = None
+        self._floor_track = None
+        self._floor_stops = 0  # stop_floor() calls, so a publish in flight can tell
         self.viewers: dict[str, PeerSession] = {}
 
     @property
     def publishing(self) -> bool:
         return self.publisher is not None and not self.publisher.closed
 
+    @property
+    def floor_publishing(self) -> bool:
+        return self.floor is not None and not self.floor.closed
+
+    def event(self) -> RoomEvent:
+        return RoomEvent(self.id, publishing=self.publishing, viewers=len(self.viewers),
+                         floor_publishing=self.floor_publishing)
+
     def session(self, session_id: str) -> PeerSession | None:
-        if self.publisher is not None and self.publisher.id == session_id:
-            return self.publisher
+        for publisher in (self.publisher, self.floor):
+            if publisher is not None and publisher.id == session_id:
+                return publisher
         return self.viewers.get(session_id)
 
-    def _choose_codecs(self, session: PeerSession, kinds: frozenset[str]) -> str | None:
-        """Narrow each transceiver of ``kinds`` to the room's codecs; return the video one."""
+    def _choose_codecs(self, transceivers) -> str | None:
+        """Narrow each of ``transceivers`` to the room's codecs; return the video one."""
         video_codec = None
-        for transceiver in session.pc.getTransceivers():
-            if transceiver.kind not in kinds:
-                continue
+        for transceiver in transceivers:
             if transceiver.kind == "audio":
                 wanted = AUDIO_CODEC
             else:
@@ -98,7 +126,9 @@ class Room:
         def prepare(offer: OfferSummary) -> None:
             if not offer.sends:
                 raise InvalidOffer("a WHIP offer must send audio or video (sendonly or sendrecv)")
-            chosen["video"] = self._choose_codecs(session, offer.sends)
+            chosen["video"] = self._choose_codecs(
+                [t for t in session.pc.getTransceivers() if t.kind in offer.sends]
+            )
 
         session.pc.on("track", on_track)
         await session.negotiate(offer_sdp, prepare)
@@ -119,6 +149,71 @@ class Room:
         self._hub._notify(self)
         return session
 
+    async def publish_floor(self, offer_sdp: str, owner: str | None = None) -> PeerSession:
+        session = PeerSession(self.id, "floor", self._hub.config, owner)
+        stops = self._floor_stops
+        received = []
+
+        def prepare(offer: OfferSummary) -> None:
+            speaker = next(
+                (t for t, line in _offered_lines(session, offer)
+                 if line.kind == "audio" and line.sends),
+                None,
+            )
+            if speaker is None:
+                raise InvalidOffer(
+                    "a floor offer must send audio (an audio m-line, sendonly or sendrecv)"
+                )
+            self._choose_codecs([speaker])
+            # Only the speaker's microphone is taken: a camera or a second audio
+            # m-line is declined in the answer (inactive), never received.
+            for transceiver in session.pc.getTransceivers():
+                transceiver.direction = "recvonly" if transceiver is speaker else "inactive"
+            track = speaker.receiver.track
+            hooks.receive_encoded(track)
+            received.append(track)
+
+        await session.negotiate(offer_sdp, prepare)
+        if self._floor_stops != stops:
+            # The floor was taken back (or passed on) while we negotiated: this
+            # voice must not come back, nor replace the next speaker's.
+            await session.close()
+            raise FloorStopped("the floor was taken back while connecting")
+        track = received[0]
+        previous = self.floor
+        self.floor, self._floor_track = session, track
+        self._sources[FLOOR].set_source(track)
+        session.on_close(self._floor_closed(track))
+        if previous is not None:
+            logger.info("room %s: floor %r replaces %r", self.id, session, previous)
+            await previous.close()
+        logger.info("room %s: floor speaker publishing (%r)", self.id, session)
+        self._hub._notify(self)
+        return session
+
+    async def stop_floor(self) -> bool:
+        """Stop forwarding the floor speaker's audio now and hang up; False if there was none."""
+        self._floor_stops += 1
+        session = self.floor
+        if session is None:
+            return False
+        self._floor_ended(session, self._floor_track)  # before the (slower) hang-up
+        await session.close()
+        logger.info("room %s: floor stopped", self.id)
+        return True
+
+    def _floor_closed(self, track):
+        def callback(session: PeerSession) -> None:
+            self._floor_ended(session, track)
+
+        return callback
+
+    def _floor_ended(self, session: PeerSession, track) -> None:
+        self._sources[FLOOR].clear_source(track)
+        if self.floor is session:
+            self.floor, self._floor_track = None, None
+            self._hub._notify(self)
+
     async def subscribe(self, offer_sdp: str) -> PeerSession:
         session = PeerSession(self.id, "viewer", self._hub.config)
         tracks = []
@@ -126,15 +221,17 @@ class Room:
         chosen: dict[str, str | None] = {}
 
         def prepare(offer: OfferSummary) -> None:
-            if not offer.receives:
+            feeds = _viewer_feeds(session, offer)
+            if not feeds:
                 raise InvalidOffer("a WHEP offer must receive audio or video (recvonly)")
-            chosen["video"] = self._choose_codecs(session, offer.receives)
-            for transceiver in session.pc.getTransceivers():
-                if transceiver.kind in offer.receives and transceiver.sender.track is None:
-                    track = self.fanouts[transceiver.kind].subscribe()
-                    tracks.append(track)
-                    session.pc.addTrack(track)
-                    senders.append((transceiver, track))
+            chosen["video"] = self._choose_codecs([t for t, _ in feeds])
+            for transceiver, name in feeds:
+                track = self.fanouts[name].subscribe()
+                tracks.append(track)
+                # the server only ever sends to a viewer
+                transceiver.sender.replaceTrack(track)
+                transceiver.direction = "sendonly"
+                senders.append((transceiver, track))
 
         try:
             await session.negotiate(offer_sdp, prepare)
@@ -183,6 +280,7 @@ class Room:
         tracks = [t for f in self.fanouts.values() for t in f.viewers]
         return {
             "publishing": self.publishing,
+            "floor_publishing": self.floor_publishing,
             "viewers": len(self.viewers),
             "video_codec": self.video_codec,
             "frames": {k: f.frames for k, f in self.fanouts.items()},
@@ -198,14 +296,39 @@ class Room:
 
     async def close(self) -> None:
         sessions = list(self.viewers.values())
-        if self.publisher is not None:
-            sessions.append(self.publisher)
+        sessions += [s for s in (self.publisher, self.floor) if s is not None]
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         self.keyframes.close()
         for fanout in self.fanouts.values():
             await fanout.close()
         for track in self._sources.values():
             track.stop()
+
+
+def _offered_lines(session: PeerSession, offer: OfferSummary) -> list:
+    """Pair each of the session's transceivers with the offer's m-line it answers."""
+    by_mid = {line.mid: line for line in offer.lines if line.mid is not None}
+    pairs = []
+    for index, transceiver in enumerate(session.pc.getTransceivers()):
+        line = by_mid.get(transceiver.mid) if transceiver.mid is not None else None
+        if line is None and index < len(offer.lines):
+            line = offer.lines[index]  # an offer without a=mid: aiortc keeps the order
+        if line is not None and line.kind == transceiver.kind:
+            pairs.append((transceiver, line))
+    return pairs
+
+
+def _viewer_feeds(session: PeerSession, offer: OfferSummary) -> list:
+    """``(transceiver, fan-out name)`` for each viewer m-line that gets media (VIEWER_FEEDS)."""
+    feeds = []
+    position = {kind: 0 for kind in VIEWER_FEEDS}
+    for transceiver, line in _offered_lines(session, offer):
+        names = VIEWER_FEEDS.get(line.kind, ())
+        index = position.get(line.kind, 0)
+        position[line.kind] = index + 1
+        if index < len(names) and line.receives:
+            feeds.append((transceiver, names[index]))
+    return feeds
 
 
 def _percentiles(values: list[int]) -> dict:
@@ -224,7 +347,7 @@ class MediaHub:
     """All rooms of this process.
 
     Open it once per server (``await hub.close()`` on shutdown closes every peer
-    connection). Listeners hear about publisher and audience changes.
+    connection). Listeners hear about publisher, floor and audience changes.
     """
 
     def __init__(self, config: MediaConfig) -> None:
@@ -246,7 +369,7 @@ class MediaHub:
         room = self._rooms.get(room_id)
         if room is None:
             return RoomEvent(room_id, publishing=False, viewers=0)
-        return RoomEvent(room_id, publishing=room.publishing, viewers=len(room.viewers))
+        return room.event()
 
     def room_stats(self, room_id: str) -> dict | None:
         room = self._rooms.get(room_id)
@@ -256,8 +379,42 @@ class MediaHub:
         """Start publishing into ``room_id``; a second publisher replaces the first."""
         return await self.room(room_id).publish(offer_sdp)
 
+    async def publish_floor(
+        self, room_id: str, offer_sdp: str, *, owner: str | None = None
+    ) -> PeerSession:
+        """Forward the floor speaker's microphone to every viewer's floor m-line.
+
+        The offer must send audio (else :class:`InvalidOffer`); Opus only. Video
+        or further audio m-lines are declined in the answer (inactive). A new
+        floor session replaces (hangs up) the previous one, and viewers carry on
+        with the new voice without renegotiating. ``owner`` is kept on the
+        session for the caller (``session.owner``). Whether the caller may speak
+        is the caller's business: call :meth:`stop_floor` whenever the floor is
+        taken back or passes to someone else: a floor offer still being
+        negotiated when :meth:`stop_floor` runs is hung up and raises
+        :class:`FloorStopped`.
+        """
+        return await self.room(room_id).publish_floor(offer_sdp, owner)
+
+    async def stop_floor(self, room_id: str) -> bool:
+        """Stop the floor speaker's audio at once and hang up their session.
+
+        Forwarding stops before this returns (the source is detached first,
+        then the peer connection closed); listeners hear ``floor_publishing``
+        False. A floor offer being negotiated at this moment is refused
+        (:class:`FloorStopped`). Idempotent: False when no floor session was
+        open. Viewers keep their floor m-line, which receives nothing until
+        the next speaker.
+        """
+        room = self._rooms.get(room_id)
+        return await room.stop_floor() if room is not None else False
+
     async def subscribe(self, room_id: str, offer_sdp: str) -> PeerSession:
-        """Add a viewer; it plays whatever the room's current publisher sends."""
+        """Add a viewer; it plays whatever the room's current publishers send.
+
+        Its m-lines are fed in order (:data:`VIEWER_FEEDS`): first audio → the
+        main audio, first video → the main video, second audio → the floor.
+        """
         return await self.room(room_id).subscribe(offer_sdp)
 
     def session(self, room_id: str, session_id: str) -> PeerSession:
@@ -282,7 +439,7 @@ class MediaHub:
             await self.close_room(room_id)
 
     def _notify(self, room: Room, event: RoomEvent | None = None) -> None:
-        event = event or RoomEvent(room.id, publishing=room.publishing, viewers=len(room.viewers))
+        event = event or room.event()
         for listener in self._listeners:
             try:
                 listener(event)

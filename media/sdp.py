@@ -23,12 +23,34 @@ _RECEIVING = ("recvonly", "sendrecv")
 
 
 @dataclass(frozen=True)
+class MediaLine:
+    """One audio or video m-line of an offer, as the offerer wrote it."""
+
+    kind: str  # "audio" or "video"
+    #: the offerer's direction; "inactive" also for a disabled (port 0) m-line
+    direction: str | None
+    mid: str | None
+
+    @property
+    def sends(self) -> bool:
+        """The offerer will send on this m-line."""
+        return self.direction in _SENDING
+
+    @property
+    def receives(self) -> bool:
+        """The offerer wants to receive on this m-line."""
+        return self.direction in _RECEIVING
+
+
+@dataclass(frozen=True)
 class OfferSummary:
-    """What an offer asks for, per media kind."""
+    """What an offer asks for, per media kind and per m-line."""
 
     sends: frozenset[str]  # kinds the remote will send to us
     receives: frozenset[str]  # kinds the remote wants to receive
     ice_ufrag: str
+    #: the audio and video m-lines, in the offer's order
+    lines: tuple[MediaLine, ...] = ()
 
 
 def normalize(sdp: str) -> str:
@@ -69,6 +91,9 @@ def check_offer(sdp: str) -> OfferSummary:
         sends=frozenset(m.kind for m in media if m.port and m.direction in _SENDING),
         receives=frozenset(m.kind for m in media if m.port and m.direction in _RECEIVING),
         ice_ufrag=ufrag,
+        lines=tuple(
+            MediaLine(m.kind, m.direction if m.port else "inactive", m.rtp.muxId) for m in media
+        ),
     )
 
 

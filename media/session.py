@@ -1,4 +1,4 @@
-"""One WebRTC peer connection of a room: a publisher (WHIP) or a viewer (WHEP)."""
+"""One WebRTC peer connection of a room: a publisher or floor speaker (WHIP), or a viewer (WHEP)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ from .sdp import (
 
 logger = logging.getLogger(__name__)
 
-Role = Literal["publisher", "viewer"]
+#: ``publisher`` sends the meeting's camera and microphone, ``floor`` the voice of
+#: whoever holds the floor, ``viewer`` receives
+Role = Literal["publisher", "floor", "viewer"]
 
 
 class PeerSession:
@@ -35,10 +37,15 @@ class PeerSession:
     ICE failure, connect timeout, replacement, room closed, shutdown).
     """
 
-    def __init__(self, room_id: str, role: Role, config: MediaConfig) -> None:
+    def __init__(
+        self, room_id: str, role: Role, config: MediaConfig, owner: str | None = None
+    ) -> None:
         self.id = secrets.token_urlsafe(16)
         self.room_id = room_id
         self.role = role
+        #: who opened the session, in the caller's own terms (the media library
+        #: never reads it; the server checks it before a PATCH or DELETE)
+        self.owner = owner
         self.pc = RTCPeerConnection(config.rtc_configuration())
         self.answer_sdp = ""
         self.etag = '"' + secrets.token_hex(8) + '"'

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import time
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -15,8 +16,11 @@ class SwitchableTrack(MediaStreamTrack):
     """Reads frames from the current source; viewers never see the switch.
 
     When the host's phone reconnects it publishes on a new peer connection,
-    whose track replaces the old one here. Timestamps are rebased so that they
-    keep increasing across the switch, as a viewer's decoder expects.
+    whose track replaces the old one here; when the floor passes to another
+    speaker, their microphone replaces the last one's. Timestamps are rebased so
+    that they keep increasing across the switch, as a viewer's decoder expects,
+    and advance by the time that passed without a source (a jitter buffer reads
+    a gap in arrival without one in timestamps as a sudden delay).
     """
 
     def __init__(self, kind: str) -> None:
@@ -28,6 +32,7 @@ class SwitchableTrack(MediaStreamTrack):
         self._rebase = False
         self._last_pts: int | None = None
         self._last_duration = 0
+        self._last_at = 0.0  # time.monotonic() of the last frame
 
     @property
     def source(self) -> MediaStreamTrack | None:
@@ -69,16 +74,20 @@ class SwitchableTrack(MediaStreamTrack):
     def _restamp(self, frame):
         if frame.pts is None:
             return frame
+        now = time.monotonic()
         if self._rebase:
             self._rebase = False
             if self._last_pts is not None:
-                self._offset = self._last_pts + self._last_duration - frame.pts
+                time_base = frame.time_base or fractions.Fraction(1, 90000)
+                silent = int((now - self._last_at) / time_base)
+                self._offset = self._last_pts + max(self._last_duration, silent) - frame.pts
         pts = frame.pts + self._offset
         if self._last_pts is not None and pts > self._last_pts:
             self._last_duration = pts - self._last_pts
         elif self._last_duration == 0:
             self._last_duration = _default_duration(frame)
         self._last_pts = pts
+        self._last_at = now
         frame.pts = pts
         return frame
 
