@@ -1,8 +1,13 @@
 """WHIP (RFC 9725) ingest and WHEP playback endpoints.
 
+WHIP with a committee token publishes the meeting's camera and microphone;
+with the token of the member who holds the floor, that member's microphone
+(the media hub's floor slot), which every viewer hears on its offer's second
+audio m-line.
+
 A session's resource URL (``Location``) carries 128 random bits and is the
-capability to PATCH or DELETE it; WHIP resources also require the
-committee's token, like the POST that created them.
+capability to PATCH or DELETE it; WHIP resources also require the token that
+may have created them (the committee's, or the floor speaker's own).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from aiohttp import web
 
 from media import (
     CodecMismatch,
+    FloorStopped,
     InvalidOffer,
     InvalidTrickle,
     MediaHub,
@@ -26,15 +32,18 @@ from .. import keys
 from ..errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     NotFound,
     TooLarge,
     Unprocessable,
     UnsupportedMediaType,
 )
 from ..services import meetings
-from ..store import Meeting
 from ..services.access import check_can_run, check_can_watch
-from .auth import principal_of, require_committee
+from ..services.room import floor_holder
+from ..services.tokens import Principal
+from ..store import Meeting
+from .auth import principal_of, require_principal
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -47,6 +56,7 @@ CORS_HEADERS = {
     "Access-Control-Max-Age": "86400",
 }
 SDP = "application/sdp"
+WHIP_ROLES = ("publisher", "floor")
 SDPFRAG = "application/trickle-ice-sdpfrag"
 
 
@@ -73,6 +83,16 @@ async def _live_meeting(request: web.Request) -> Meeting:
 def _require_live(meeting: Meeting) -> None:
     if meeting.status != meetings.LIVE:
         raise Conflict(f"the meeting is {meeting.status}, not live")
+
+
+def _require_floor(principal: Principal, meeting: Meeting) -> None:
+    if principal.village_id != meeting.village_id or floor_holder(meeting) != principal.id:
+        raise Forbidden("you do not hold the floor")
+
+
+def _require_publisher_role(principal: Principal) -> None:
+    if principal.role not in ("committee", "member"):
+        raise Forbidden("only the village committee, or the member holding the floor, may publish")
 
 
 def _ice_links(request: web.Request) -> list[str]:
@@ -106,7 +126,7 @@ def _created(request: web.Request, kind: str, meeting: Meeting, session: PeerSes
     return response
 
 
-async def _negotiate(request, kind, meeting, start) -> web.Response:
+async def _start(request, kind, meeting, start) -> PeerSession:
     offer = await _read_body(request, SDP)
     try:
         session = await start(str(meeting.id), offer)
@@ -116,18 +136,45 @@ async def _negotiate(request, kind, meeting, start) -> web.Response:
     except InvalidOffer as exc:
         logger.info("%s meeting %s: bad offer: %s", kind, meeting.id, exc)
         raise BadRequest(str(exc)) from exc
-    logger.info("%s meeting %s: session %s created", kind, meeting.id, session.id)
-    return _created(request, kind, meeting, session)
+    except FloorStopped as exc:
+        logger.info("%s meeting %s: %s", kind, meeting.id, exc)
+        raise Forbidden("you do not hold the floor") from exc
+    logger.info("%s meeting %s: %s session %s created", kind, meeting.id, session.role, session.id)
+    return session
+
+
+async def _negotiate(request, kind, meeting, start) -> web.Response:
+    return _created(request, kind, meeting, await _start(request, kind, meeting, start))
 
 
 @routes.post("/whip/{meeting_id}")
 async def whip_publish(request: web.Request) -> web.Response:
-    principal = await require_committee(request)
+    principal = await require_principal(request)
+    _require_publisher_role(principal)
     meeting = await _live_meeting(request)
-    check_can_run(principal, meeting)
-    _require_live(meeting)
     hub: MediaHub = request.app[keys.MEDIA]
-    return await _negotiate(request, "whip", meeting, hub.publish)
+    if principal.is_committee:
+        check_can_run(principal, meeting)
+        _require_live(meeting)
+        return await _negotiate(request, "whip", meeting, hub.publish)
+    # a member: only their own voice, only while they hold the floor
+    check_can_watch(principal, meeting)
+    _require_live(meeting)
+    _require_floor(principal, meeting)
+
+    async def publish_floor(room_id: str, offer: str) -> PeerSession:
+        return await hub.publish_floor(room_id, offer, owner=principal.id)
+
+    session = await _start(request, "whip", meeting, publish_floor)
+    # The floor may have been taken back while we negotiated. Whoever takes it
+    # back commits first and then calls hub.stop_floor: a call during the
+    # negotiation refuses it (FloorStopped above), a later one finds this
+    # session, and one before it is seen by this second look.
+    meeting = await _live_meeting(request)
+    if meeting.status != meetings.LIVE or floor_holder(meeting) != principal.id:
+        await session.close()
+        raise Forbidden("you do not hold the floor")
+    return _created(request, "whip", meeting, session)
 
 
 @routes.post("/whep/{meeting_id}")
@@ -140,19 +187,28 @@ async def whep_subscribe(request: web.Request) -> web.Response:
     return await _negotiate(request, "whep", meeting, hub.subscribe)
 
 
-def _session(request: web.Request, role: str) -> PeerSession:
+def _session(request: web.Request, roles: tuple[str, ...]) -> PeerSession:
     hub: MediaHub = request.app[keys.MEDIA]
     try:
         session = hub.session(request.match_info["meeting_id"], request.match_info["session_id"])
     except SessionNotFound as exc:
         raise NotFound("no such session (it ended or never existed)") from exc
-    if session.role != role:
+    if session.role not in roles:
         raise NotFound("no such session (it ended or never existed)")
     return session
 
 
-async def _patch(request: web.Request, role: str) -> web.Response:
-    session = _session(request, role)
+async def _whip_session(request: web.Request) -> PeerSession:
+    """A WHIP session, for the committee or for the member who opened it (the floor)."""
+    principal = await require_principal(request)
+    _require_publisher_role(principal)
+    session = _session(request, WHIP_ROLES)
+    if principal.is_committee or (session.role == "floor" and session.owner == principal.id):
+        return session
+    raise Forbidden("this is not your session")
+
+
+async def _patch(request: web.Request, session: PeerSession) -> web.Response:
     if_match = request.headers.get("If-Match")
     if if_match not in (None, "*", session.etag):
         raise web.HTTPPreconditionFailed(headers=CORS_HEADERS)
@@ -166,33 +222,31 @@ async def _patch(request: web.Request, role: str) -> web.Response:
     return web.Response(status=204, headers=CORS_HEADERS)
 
 
-async def _delete(request: web.Request, role: str) -> web.Response:
-    session = _session(request, role)
-    logger.info("%s session %s of room %s closed by the client", role, session.id, session.room_id)
+async def _delete(session: PeerSession) -> web.Response:
+    logger.info("%s session %s of room %s closed by the client",
+                session.role, session.id, session.room_id)
     await session.close()
     return web.Response(status=200, headers=CORS_HEADERS)
 
 
 @routes.patch("/whip/{meeting_id}/{session_id}")
 async def whip_patch(request: web.Request) -> web.Response:
-    await require_committee(request)
-    return await _patch(request, "publisher")
+    return await _patch(request, await _whip_session(request))
 
 
 @routes.delete("/whip/{meeting_id}/{session_id}")
 async def whip_delete(request: web.Request) -> web.Response:
-    await require_committee(request)
-    return await _delete(request, "publisher")
+    return await _delete(await _whip_session(request))
 
 
 @routes.patch("/whep/{meeting_id}/{session_id}")
 async def whep_patch(request: web.Request) -> web.Response:
-    return await _patch(request, "viewer")
+    return await _patch(request, _session(request, ("viewer",)))
 
 
 @routes.delete("/whep/{meeting_id}/{session_id}")
 async def whep_delete(request: web.Request) -> web.Response:
-    return await _delete(request, "viewer")
+    return await _delete(_session(request, ("viewer",)))
 
 
 @routes.route("OPTIONS", "/whip/{tail:.*}")
