@@ -180,8 +180,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
                     recorded = await action(db, meeting_id, principal, payload)
             if recorded is None:
                 return ok()  # nothing changed (e.g. a hand already raised)
-            await self.rt.broadcast(recorded)
-            await self.rt.after(recorded)
+            await self.rt.announce(recorded)
             return ok(seq=recorded.seq, **_ack_fields(recorded))
 
         return await self._guard(work())
@@ -287,33 +286,27 @@ class Realtime:
 
     # ------------------------------------------------------------- broadcasting
 
-    async def broadcast(self, recorded: Recorded) -> None:
-        await self.sio.emit(recorded.type, recorded.payload(), room=room_of(recorded.meeting.id))
-
-    async def after(self, recorded: Recorded) -> None:
-        """Side effects of a stored change beyond the broadcast (media, timers, presence)."""
+    async def announce(self, recorded: Recorded) -> None:
+        """After the commit: act on media, broadcast to the room, then timers and presence."""
         meeting_id = recorded.meeting.id
         if recorded.type == "floor:changed":
             data = recorded.data
             if data.get("ended") or data.get("participant_id") is None:
-                await self._stop_floor_media(meeting_id)
+                # the old speaker's voice stops before anyone is told the floor changed
+                await self.media.stop_floor(str(meeting_id))
+        await self.sio.emit(recorded.type, recorded.payload(), room=room_of(meeting_id))
+        if recorded.type == "floor:changed":
             self.expire_floor_later(meeting_id, recorded.meeting.room_state.get("floor"))
         elif recorded.type == "attendance:hall":
             self.hall_counts[meeting_id] = recorded.data.get("in_hall")
             self.schedule_presence(meeting_id)
-
-    async def _stop_floor_media(self, meeting_id: int) -> None:
-        stop = getattr(self.media, "stop_floor", None)
-        if stop is not None:
-            await stop(str(meeting_id))
 
     async def record_and_broadcast(self, meeting_id: int, action: Action, *args, **kwargs) -> None:
         async with self.room_lock(meeting_id):
             async with self.database.session() as db:
                 recorded = await action(db, meeting_id, *args, **kwargs)
         if recorded is not None:
-            await self.broadcast(recorded)
-            await self.after(recorded)
+            await self.announce(recorded)
 
     async def meeting_status(self, meeting_id: int, status: str, seq: int, **extra) -> None:
         """Tell the room the meeting's status changed (already committed as ``seq``)."""

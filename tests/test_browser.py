@@ -486,3 +486,77 @@ async def test_chat_and_names_with_markup_are_shown_as_text(server):
                 hrefs = await page.eval_on_selector_all("#chat-list a", "as => as.map(a => a.href)")
                 assert hrefs == ["https://example.com/notice?a=1&b="]  # a link stops at markup
                 assert await page.evaluate("() => window.__xss") is None
+
+
+# Loudness of an <audio> element's stream over a while: the largest sample seen.
+LOUDNESS = """async ([id, ms]) => {
+  const element = document.getElementById(id);
+  if (!element.srcObject) return -1;
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 2048;
+  ctx.createMediaStreamSource(element.srcObject).connect(analyser);
+  const data = new Float32Array(analyser.fftSize);
+  let peak = 0;
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    analyser.getFloatTimeDomainData(data);
+    for (const v of data) peak = Math.max(peak, Math.abs(v));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await ctx.close();
+  return peak;
+}"""
+
+
+async def test_a_remote_villager_given_the_floor_is_heard_in_the_hall_and_online(server):
+    """Raise a hand on the phone, the host grants the floor, the hall and viewers hear them."""
+    base = str(server.make_url("")).rstrip("/")
+    api = _Client(server)
+    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    speaker = await (await api.post("/api/members", json={"name": "在外打工的李四"},
+                                    headers=headers)).json()
+    listener = await (await api.post("/api/members", json={"name": "王五"}, headers=headers)).json()
+    autoplay = "--autoplay-policy=no-user-gesture-required"
+    async with async_playwright() as pw:
+        async with Browser(pw, autoplay) as hall, Browser(pw, autoplay) as phone, \
+                Browser(pw, autoplay) as other:
+            host = await hall.new_page()
+            await host_starts_meeting(host, base)
+            meeting_code = (await host.input_value("#join-url")).rsplit("/", 1)[-1]
+
+            villager = await phone.new_page()
+            await villager.goto(speaker["invite_url"])
+            await villager.goto(f"{base}/m/{meeting_code}")
+            await villager.wait_for_selector("#hand-row:not([hidden])")
+            await villager.click("#hand-button")
+            await villager.wait_for_function(
+                "() => document.getElementById('hand-status').textContent.includes('第1位')")
+
+            watcher = await other.new_page()
+            await watcher.goto(listener["invite_url"])
+            await watcher.goto(f"{base}/m/{meeting_code}")
+            await wait_state(watcher, "playing")
+
+            await host.wait_for_selector(".queue-item .grant")
+            assert "在外打工的李四" in await host.inner_text("#hand-queue")
+            await host.select_option("#floor-seconds", "")
+            await host.click(".queue-item .grant")
+            await villager.wait_for_selector("#speaking:not([hidden])")
+            await villager.wait_for_function(
+                "() => document.getElementById('speaking').dataset.state === 'connected'",
+                timeout=15_000)
+            assert "李四" in await watcher.inner_text("#floor-banner")
+
+            for page in (host, watcher):
+                await page.wait_for_function(
+                    "() => document.getElementById('floor-audio').srcObject", timeout=10_000)
+                assert await page.evaluate(LOUDNESS, ["floor-audio", 3000]) > 0.05, "no voice heard"
+
+            await host.click("#floor-revoke")
+            await villager.wait_for_selector("#speaking", state="hidden")
+            await asyncio.sleep(0.5)
+            for page in (host, watcher):
+                assert await page.evaluate(LOUDNESS, ["floor-audio", 2500]) < 0.01, "still heard"
