@@ -560,3 +560,17 @@ async def test_a_remote_villager_given_the_floor_is_heard_in_the_hall_and_online
             await asyncio.sleep(0.5)
             for page in (host, watcher):
                 assert await page.evaluate(LOUDNESS, ["floor-audio", 2500]) < 0.01, "still heard"
+
+            # the hall is counted on the host page, and members are ticked present from the roll
+            await host.fill("#hall-count", "35")
+            await host.click("#hall-form button")
+            await watcher.wait_for_function(
+                "() => document.getElementById('room-presence').textContent.includes('会场35人')")
+            await host.click("#hall-roll summary")
+            await host.check("#hall-roll-list li:has-text('王五') input")
+            await host.wait_for_function(
+                "() => document.querySelector('#hall-roll summary').dataset.count.includes('1')")
+            meeting_id = int(host.url.rstrip("/").split("/")[-2])
+            events = (await api.get_json(f"/api/meetings/{meeting_id}/timeline"))["events"]
+            ticks = [e for e in events if e["type"] == "attendance:hall" and e.get("member")]
+            assert ticks[-1]["member"]["name"] == "王五" and ticks[-1]["in_hall"] == 35

@@ -2,7 +2,7 @@
 // queue, who holds the floor, and (for the floor holder) speaking into the hall.
 // All user text goes into the page as text (textContent), never as HTML.
 
-import { postJSON } from "./api.js";
+import { getJSON, postJSON } from "./api.js";
 import { t } from "./i18n.js";
 import { publish } from "./whip.js";
 
@@ -88,7 +88,7 @@ export function createRoom(options) {
   let rt = null;
   let you = null;
   let meetingStatus = "scheduled";
-  let state = { hands: [], floor: null, chat: [], muted: false, in_hall: null };
+  let state = { hands: [], floor: null, chat: [], muted: false, in_hall: null, hall_members: [] };
   let micStream = null;
   let micPublisher = null;
   let micMuted = false;
@@ -390,6 +390,52 @@ export function createRoom(options) {
     $("hall-status").textContent = ack.ok ? t("saved") : describe(ack.error);
   });
 
+  // Ticking members present in the hall, from the roll (for the quorum and the minutes).
+  const hallRoll = $("hall-roll");
+  let rollLoaded = false;
+
+  function renderHallTicks() {
+    if (!hallRoll) return;
+    const present = new Set(state.hall_members || []);
+    for (const box of hallRoll.querySelectorAll("input[type=checkbox]")) {
+      box.checked = present.has(Number(box.value));
+    }
+    hallRoll.querySelector("summary").dataset.count = t("hall_ticked", { n: present.size });
+  }
+
+  hallRoll?.addEventListener("toggle", async () => {
+    if (!hallRoll.open || rollLoaded) return;
+    rollLoaded = true;
+    let roll = [];
+    try {
+      roll = (await getJSON("/api/members")).members;
+    } catch (error) {
+      rollLoaded = false;
+      return;
+    }
+    const items = roll.map((m) => {
+      const li = document.createElement("li");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.id = `hall-member-${m.id}`;
+      box.value = String(m.id);
+      const label = document.createElement("label");
+      label.htmlFor = box.id;
+      label.textContent = m.household ? `${m.name}（${m.household}）` : m.name;
+      box.addEventListener("change", async () => {
+        const ack = await call("attendance:hall", { member_id: m.id, present: box.checked });
+        if (!ack.ok) {
+          box.checked = !box.checked;
+          window.alert(describe(ack.error));
+        }
+      });
+      li.append(box, " ", label);
+      return li;
+    });
+    $("hall-roll-list").replaceChildren(...items);
+    renderHallTicks();
+  });
+
   $("who-button")?.addEventListener("click", async () => {
     const ack = await call("attendance:list", {});
     const list = $("who-list");
@@ -433,7 +479,9 @@ export function createRoom(options) {
         chat: s.chat || [],
         muted: Boolean(s.muted),
         in_hall: s.in_hall ?? null,
+        hall_members: s.hall_members || [],
       };
+      renderHallTicks();
       if (isHost && typeof state.in_hall === "number") $("hall-count").value = String(state.in_hall);
       panel.hidden = false;
       renderChat();
@@ -477,6 +525,8 @@ export function createRoom(options) {
           break;
         case "attendance:hall":
           state.in_hall = data.in_hall;
+          state.hall_members = data.hall_members || [];
+          renderHallTicks();
           break;
         default:
           break;
