@@ -162,7 +162,9 @@ class MeetingNamespace(socketio.AsyncNamespace):
             logger.exception("socket.io handler failed")
             return {"ok": False, "error": {"code": "internal_error", "message": "server error"}}
 
-    async def _act(self, sid, data, action: Action, **extra) -> dict:
+    async def _act(self, sid, data, action: Action, before=None) -> dict:
+        """The common path of room events: the joined meeting, ``before`` checks, the change."""
+
         async def work():
             payload = {} if data is None else data
             if not isinstance(payload, dict):
@@ -172,7 +174,6 @@ class MeetingNamespace(socketio.AsyncNamespace):
             if meeting_id is None:
                 raise BadRequest("join a meeting first")
             principal = session.get("principal")
-            before = extra.pop("before", None)
             if before is not None:
                 before(principal, payload)
             async with self.rt.room_lock(meeting_id):
