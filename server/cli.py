@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         "--village", help="the account's village (default: the only one; created if new)"
     )
 
+    verify = commands.add_parser(
+        "verify", help="recompute a meeting's audit chain; name the first entry that does not match"
+    )
+    verify.add_argument("meeting_id", type=int)
+
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -42,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
+    if args.command == "verify":
+        return asyncio.run(_verify(settings, args.meeting_id))
     return asyncio.run(_create_user(settings, args.username, args.password, args.village))
 
 
@@ -88,6 +95,30 @@ async def _create_user(
         await database.close()
     print(f"created committee account {user.username!r} (id {user.id})")
     return 0
+
+
+async def _verify(settings: Settings, meeting_id: int) -> int:
+    """Exit 0 when the chain holds (printing the digest), 1 naming the first bad entry."""
+    from .services import meetings, timeline
+    from .store import Database
+
+    database = Database(settings.database_url)
+    try:
+        await database.migrate()  # as the server would: an old database gets its chain
+        async with database.session() as db:
+            meeting = await meetings.get_meeting(db, meeting_id)
+            verdict = await timeline.verify_chain(db, meeting)
+    except CunhuiError as exc:
+        print(f"cunhui: {exc.message}", file=sys.stderr)
+        return 2
+    finally:
+        await database.close()
+    if verdict.ok:
+        print(f"meeting {meeting_id}: {verdict.events} events, chain intact; digest {verdict.digest}")
+        return 0
+    print(f"meeting {meeting_id}: TAMPERED at entry {verdict.first_bad_seq}: {verdict.reason}",
+          file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -65,3 +65,32 @@ async def test_accounts_made_before_villages_land_in_one_village(tmp_path):
             assert (await conn.execute(text("SELECT village_id FROM meetings"))).scalar() == village.id
     finally:
         await database.close()
+
+
+async def test_events_recorded_before_the_audit_chain_are_chained_on_upgrade(tmp_path):
+    """Upgrading 0005 -> 0006 hashes the existing events, so old meetings verify too."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from server.services import meetings, timeline
+    from server.store.db import alembic_config
+
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0005"))
+            await conn.execute(text(
+                "INSERT INTO meetings (code, title, allow_guests, status, created_at, last_seq, "
+                "kind, place, emergency_reason, cancel_reason) "
+                "VALUES ('123456789', 't', 0, 'ended', CURRENT_TIMESTAMP, 2, 'general', '', '', '')"))
+            for seq, status in ((1, "live"), (2, "ended")):
+                await conn.execute(text(
+                    "INSERT INTO events (meeting_id, seq, type, at, data) VALUES "
+                    "(1, :seq, 'meeting:status', '2026-11-01 08:00:0' || :seq || '.000000', :data)"),
+                    {"seq": seq, "data": '{"status": "%s"}' % status})
+        await database.migrate()
+        async with database.session() as db:
+            verdict = await timeline.verify_chain(db, await meetings.get_meeting(db, 1))
+        assert verdict.ok and verdict.events == 2, verdict
+    finally:
+        await database.close()

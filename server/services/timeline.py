@@ -12,26 +12,44 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import NotFound
-from ..store import Event, Meeting
+from ..store import Event, Meeting, utcnow
 from ..store.models import as_utc
+from . import audit
 
 
-async def append_event(db: AsyncSession, meeting: Meeting, type_: str, data: dict) -> int:
-    """Add an event in the caller's transaction and return its seq.
+async def _next_seq(db: AsyncSession, meeting_id: int) -> tuple[int, str] | None:
+    """Take the meeting's next seq and its chain's last hash.
 
-    The seq comes from an atomic ``UPDATE meetings SET last_seq = last_seq + 1``:
-    it locks the meeting's row until commit, so concurrent writers (several
-    processes on PostgreSQL) get consecutive numbers with no gap or duplicate.
+    An atomic ``UPDATE meetings SET last_seq = last_seq + 1`` locks the meeting's
+    row until commit (PostgreSQL) or takes the write lock (SQLite), so concurrent
+    writers get consecutive numbers, with no gap or duplicate, and a true previous hash.
     """
     result = await db.execute(
         update(Meeting)
-        .where(Meeting.id == meeting.id)
+        .where(Meeting.id == meeting_id)
         .values(last_seq=Meeting.last_seq + 1)
-        .returning(Meeting.last_seq)
+        .returning(Meeting.last_seq, Meeting.last_hash)
     )
-    seq = result.scalar_one()
+    row = result.first()
+    return (row[0], row[1] or audit.GENESIS) if row else None
+
+
+async def _store(db: AsyncSession, meeting_id: int, seq: int, prev_hash: str,
+                 type_: str, data: dict) -> Event:
+    at = utcnow()
+    digest = audit.chain_hash(prev_hash, meeting_id, seq, type_, at, data)
+    event = Event(meeting_id=meeting_id, seq=seq, type=type_, at=at, data=data, hash=digest)
+    db.add(event)
+    await db.execute(update(Meeting).where(Meeting.id == meeting_id).values(last_hash=digest))
+    return event
+
+
+async def append_event(db: AsyncSession, meeting: Meeting, type_: str, data: dict) -> int:
+    """Add an event in the caller's transaction and return its seq."""
+    seq, prev = await _next_seq(db, meeting.id)
+    event = await _store(db, meeting.id, seq, prev, type_, data)
     set_committed_value(meeting, "last_seq", seq)
-    db.add(Event(meeting_id=meeting.id, seq=seq, type=type_, data=data))
+    set_committed_value(meeting, "last_hash", event.hash)
     return seq
 
 
@@ -70,15 +88,10 @@ async def change_room(db: AsyncSession, meeting_id: int, change: RoomChange) -> 
     writer changes it before this commit. Returns None (nothing stored) when the
     change is a no-op.
     """
-    result = await db.execute(
-        update(Meeting)
-        .where(Meeting.id == meeting_id)
-        .values(last_seq=Meeting.last_seq + 1)
-        .returning(Meeting.last_seq)
-    )
-    seq = result.scalar_one_or_none()
-    if seq is None:
+    taken = await _next_seq(db, meeting_id)
+    if taken is None:
         raise NotFound(f"no meeting {meeting_id}")
+    seq, prev = taken
     meeting = await db.get(Meeting, meeting_id, populate_existing=True)
     state = copy.deepcopy(meeting.room_state or {})
     try:
@@ -92,8 +105,10 @@ async def change_room(db: AsyncSession, meeting_id: int, change: RoomChange) -> 
     type_, data = outcome
     meeting.room_state = state
     db.add(meeting)
-    db.add(Event(meeting_id=meeting_id, seq=seq, type=type_, data=data))
+    await db.flush()
+    event = await _store(db, meeting_id, seq, prev, type_, data)
     await db.commit()
+    set_committed_value(meeting, "last_hash", event.hash)
     return Recorded(seq, type_, data, meeting)
 
 
@@ -110,3 +125,8 @@ async def timeline(db: AsyncSession, meeting: Meeting) -> list[dict]:
         out.append({**event.data, "seq": event.seq, "t": t, "type": event.type,
                     "at": at.isoformat(timespec="milliseconds")})
     return out
+
+
+async def verify_chain(db: AsyncSession, meeting: Meeting) -> audit.Verdict:
+    """Recompute the meeting's audit chain from its stored events."""
+    return audit.verify(meeting.id, await events_after(db, meeting.id, 0), meeting.last_hash)

@@ -82,6 +82,8 @@ class Meeting(SQLModel, table=True):
     ended_at: datetime | None = _time(nullable=True)
     #: the seq of the newest timeline event; bumped in the event's transaction
     last_seq: int = 0
+    #: the audit chain's digest: the hash of the newest event (see services/audit.py)
+    last_hash: str = Field(default="", max_length=64)
     #: guests (where allowed) may write in the chat
     allow_guest_chat: bool = False
     #: the live room's current state (hand queue, floor, hall attendance, muted chat),
@@ -135,3 +137,5 @@ class Event(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    #: sha256 of the previous event's hash and this event's canonical JSON
+    hash: str = Field(default="", max_length=64)
