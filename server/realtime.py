@@ -20,7 +20,7 @@ from media import RoomEvent
 
 from . import keys
 from .errors import BadRequest, CunhuiError, Unauthorized
-from .services import identity, meetings, room
+from .services import identity, meetings, room, votes
 from .services.access import check_can_watch
 from .services.timeline import Recorded, events_after
 from .services.tokens import Principal
@@ -34,12 +34,21 @@ PING_INTERVAL = 15
 PING_TIMEOUT = 15
 #: chat messages per participant per window
 CHAT_BURST, CHAT_WINDOW = 5, 10.0
-#: presence bursts (many joins at once) are sent at most this often per meeting
+#: presence bursts (many joins at once) and vote progress are sent at most this often
 PRESENCE_DELAY = 0.25
 
 
 def room_of(meeting_id: int | str) -> str:
     return f"meeting:{meeting_id}"
+
+
+def hosts_of(meeting_id: int | str) -> str:
+    """The committee's own room in a meeting: who comes and goes is for them."""
+    return f"meeting:{meeting_id}:hosts"
+
+
+#: stored events sent to the committee only (a join to 500 phones would cost 500 sends)
+HOST_ONLY = ("attendance:joined", "attendance:left")
 
 
 def ok(**fields) -> dict:
@@ -122,6 +131,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
         previous = session.get("meeting_id")
         if previous is not None and previous != meeting.id:
             await self.leave_room(sid, room_of(previous))
+            await self.leave_room(sid, hosts_of(previous))
             await self.rt.device_left(sid, previous, principal)
             self.rt.schedule_presence(previous)
         session["meeting_id"] = meeting.id
@@ -129,10 +139,16 @@ class MeetingNamespace(socketio.AsyncNamespace):
         # In the room before reading: an event committed from here on is broadcast to
         # this client too, so nothing falls between the snapshot and the live stream.
         await self.enter_room(sid, room_of(meeting.id))
+        if principal is not None and principal.is_committee and principal.village_id == meeting.village_id:
+            await self.enter_room(sid, hosts_of(meeting.id))
         async with self.rt.database.session() as db:
             meeting = await meetings.get_meeting(db, meeting.id)
             view = await meetings.view(db, meeting)
             snap = await room.snapshot(db, meeting)
+            vote_rows = await votes.meeting_votes(db, meeting.id)
+            mine = set()
+            if principal is not None and principal.role == "member":
+                mine = await votes.voted_in(db, int(principal.id[1:]), [v.id for v in vote_rows])
             missed = await events_after(db, meeting.id, since) if since is not None else []
         for event in missed:
             await self.emit(event.type, {**event.data, "seq": event.seq}, to=sid)
@@ -145,6 +161,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
             "publishing": stats.publishing,
             "viewers": stats.viewers,
             **snap.as_dict(principal, meeting),
+            "votes": [{**votes.vote_dict(v), "you_voted": v.id in mine} for v in vote_rows],
         }
         self.rt.schedule_presence(meeting.id)
         you = principal.as_dict() if principal else {"id": None, "name": None, "role": "viewer"}
@@ -214,6 +231,81 @@ class MeetingNamespace(socketio.AsyncNamespace):
     async def on_attendance_hall(self, sid, data=None):
         return await self._act(sid, data, room.record_hall)
 
+    async def on_agenda_goto(self, sid, data=None):
+        return await self._act(sid, data, room.goto_item)
+
+    # ------------------------------------------------------------- votes
+
+    async def _vote(self, sid, data, work):
+        """Votes' common path: the joined meeting, the payload, then ``work``."""
+
+        async def run():
+            payload = {} if data is None else data
+            if not isinstance(payload, dict):
+                raise BadRequest("the payload must be a JSON object")
+            session = await self.get_session(sid)
+            meeting_id = session.get("meeting_id")
+            if meeting_id is None:
+                raise BadRequest("join a meeting first")
+            return await work(meeting_id, session.get("principal"), payload)
+
+        return await self._guard(run())
+
+    async def on_vote_open(self, sid, data=None):
+        async def work(meeting_id, principal, payload):
+            async with self.rt.room_lock(meeting_id):
+                async with self.rt.database.session() as db:
+                    recorded = await votes.open_vote(db, meeting_id, principal, payload)
+            await self.rt.announce(recorded)
+            return ok(vote_id=recorded.data["vote_id"], seq=recorded.seq)
+
+        return await self._vote(sid, data, work)
+
+    async def on_vote_cast(self, sid, data=None):
+        async def work(meeting_id, principal, payload):
+            async with self.rt.room_lock(meeting_id):
+                cast = await votes.cast_ballot(
+                    self.rt.database.session, meeting_id, principal, payload)
+            self.rt.schedule_progress(meeting_id, cast.recorded.data["vote_id"], cast.cast)
+            return ok(receipt=cast.receipt)
+
+        return await self._vote(sid, data, work)
+
+    async def on_vote_roll(self, sid, data=None):
+        async def work(meeting_id, principal, payload):
+            member_id = payload.get("member_id")
+            if not isinstance(member_id, int) or isinstance(member_id, bool):
+                raise BadRequest("member_id must be a member's id")
+            async with self.rt.room_lock(meeting_id):
+                cast = await votes.cast_ballot(
+                    self.rt.database.session, meeting_id, principal, payload,
+                    member_id=member_id, source="hall")
+            self.rt.schedule_progress(meeting_id, cast.recorded.data["vote_id"], cast.cast)
+            return ok()
+
+        return await self._vote(sid, data, work)
+
+    async def on_vote_hall(self, sid, data=None):
+        async def work(meeting_id, principal, payload):
+            async with self.rt.room_lock(meeting_id):
+                async with self.rt.database.session() as db:
+                    recorded = await votes.hall_counts(db, meeting_id, principal, payload)
+            await self.rt.announce(recorded)
+            return ok(seq=recorded.seq)
+
+        return await self._vote(sid, data, work)
+
+    async def on_vote_close(self, sid, data=None):
+        async def work(meeting_id, principal, payload):
+            async with self.rt.room_lock(meeting_id):
+                async with self.rt.database.session() as db:
+                    result, recorded = await votes.close_vote(db, meeting_id, principal, payload)
+            if recorded is not None:
+                await self.rt.announce(recorded)
+            return ok(**result)
+
+        return await self._vote(sid, data, work)
+
     async def on_attendance_list(self, sid, data=None):
         async def work():
             session = await self.get_session(sid)
@@ -260,6 +352,8 @@ class Realtime:
         self._devices: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._presence_due: set[int] = set()
+        #: vote id -> (meeting id, newest count) waiting to be sent as vote:progress
+        self._progress_due: dict[int, tuple[int, int]] = {}
         self._floor_timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task] = set()
         self.hall_counts: dict[int, int | None] = {}
@@ -295,7 +389,8 @@ class Realtime:
             if data.get("ended") or data.get("participant_id") is None:
                 # the old speaker's voice stops before anyone is told the floor changed
                 await self.media.stop_floor(str(meeting_id))
-        await self.sio.emit(recorded.type, recorded.payload(), room=room_of(meeting_id))
+        audience = hosts_of(meeting_id) if recorded.type in HOST_ONLY else room_of(meeting_id)
+        await self.sio.emit(recorded.type, recorded.payload(), room=audience)
         if recorded.type == "floor:changed":
             self.expire_floor_later(meeting_id, recorded.meeting.room_state.get("floor"))
         elif recorded.type == "attendance:hall":
@@ -318,6 +413,23 @@ class Realtime:
             await self.record_and_broadcast(
                 meeting_id, room.revoke_floor, None, reason="meeting_ended", by_server=True
             )
+            await self._close_open_votes(meeting_id)
+
+    async def _close_open_votes(self, meeting_id: int) -> None:
+        """Ending the meeting closes its open votes, each with its result announced."""
+        async with self.room_lock(meeting_id):
+            async with self.database.session() as db:
+                open_ids = [v.id for v in await votes.meeting_votes(db, meeting_id)
+                            if v.status == "open"]
+            closed = []
+            for vote_id in open_ids:
+                async with self.database.session() as db:
+                    _, recorded = await votes.close_vote(
+                        db, meeting_id, None, {"vote_id": vote_id}, by_server=True)
+                if recorded is not None:
+                    closed.append(recorded)
+        for recorded in closed:
+            await self.announce(recorded)
 
     # ------------------------------------------------------------- the floor's time limit
 
@@ -380,6 +492,21 @@ class Realtime:
             entry = participants.setdefault(principal.id, {**principal.as_dict(), "devices": 0})
             entry["devices"] += 1
         return {"participants": list(participants.values()), "anonymous": anonymous}
+
+    def schedule_progress(self, meeting_id: int, vote_id: int, cast: int) -> None:
+        """Send ``vote:progress`` soon: 500 ballots in a second become a few messages."""
+        pending = self._progress_due.get(vote_id)
+        self._progress_due[vote_id] = (meeting_id, max(cast, pending[1] if pending else 0))
+        if pending is not None:
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(PRESENCE_DELAY)
+            meeting, count = self._progress_due.pop(vote_id)
+            await self.sio.emit("vote:progress", {"vote_id": vote_id, "cast": count},
+                                room=room_of(meeting))
+
+        self._spawn(later())
 
     def schedule_presence(self, meeting_id: int) -> None:
         """Send ``presence`` soon; a burst of joins becomes one message."""

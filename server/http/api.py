@@ -8,8 +8,8 @@ import logging
 from aiohttp import web
 
 from .. import keys
-from ..errors import BadRequest
-from ..services import accounts, identity, meetings, notices, timeline
+from ..errors import BadRequest, Conflict, NotFound
+from ..services import accounts, identity, meetings, notices, timeline, votes
 from ..services.access import check_can_run, check_can_watch
 from ..services.ratelimit import FailureLimiter
 from ..store import Meeting
@@ -123,6 +123,31 @@ async def meeting_timeline(request: web.Request) -> web.Response:
         meeting = await meeting_to_watch(request, db)
         events = await timeline.timeline(db, meeting)
     return web.json_response({"events": events})
+
+
+@routes.get("/api/meetings/{id}/votes")
+async def meeting_votes(request: web.Request) -> web.Response:
+    """The meeting's votes, each with its result once closed."""
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meeting_to_watch(request, db)
+        found = await votes.meeting_votes(db, meeting.id)
+    return web.json_response({"votes": [votes.vote_dict(v) for v in found]})
+
+
+@routes.get("/api/meetings/{id}/votes/{vote_id}/receipts")
+async def vote_receipts(request: web.Request) -> web.Response:
+    """The published receipts of a closed vote: voters check theirs is counted as cast."""
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meeting_to_watch(request, db)
+        try:
+            vote_id = int(request.match_info["vote_id"])
+        except ValueError:
+            raise NotFound("no such vote") from None
+        vote = await votes.get_vote(db, meeting.id, vote_id)
+        if vote.status != "closed":
+            raise Conflict("receipts are published when the vote closes")
+        listed = await votes.receipts(db, vote)
+    return web.json_response({"vote_id": vote.id, "receipts": listed})
 
 
 @routes.patch("/api/meetings/{id}")

@@ -17,7 +17,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import BadRequest, Conflict, CunhuiError, Forbidden, NotFound
-from ..store import Event, Meeting, Member
+from ..store import AgendaItem, Event, Meeting, Member
 from .meetings import LIVE, SCHEDULED
 from .timeline import Recorded, change_room
 from .tokens import Principal
@@ -27,8 +27,6 @@ CHAT_HISTORY = 200
 MAX_SPEAKING_SECONDS = 3600
 MAX_HALL_COUNT = 100_000
 
-#: events that change the room's state; the join ack's snapshot already holds them
-STATE_EVENTS = ("hand:queue", "floor:changed", "chat:muted", "attendance:hall")
 
 
 class RateLimited(CunhuiError):
@@ -100,6 +98,7 @@ class Snapshot:
             "hall_members": list(state.get("hall_members", [])),
             "chat": self.chat,
             "muted": you in state.get("muted", []) if you else False,
+            "current_item": state.get("current_item"),
         }
         if principal is not None and principal.role == "committee":
             out["muted_participants"] = list(state.get("muted", []))
@@ -396,5 +395,28 @@ async def record_presence(
         # the floor outlives a dropped phone (it may come back); the chair revokes it
         kind = "attendance:joined" if joined else "attendance:left"
         return kind, {"participant": _person(principal)}
+
+    return await change_room(db, meeting_id, change)
+
+
+# ------------------------------------------------------------------ the agenda
+
+
+async def goto_item(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded | None:
+    item_id = payload.get("item_id")
+    if item_id is not None and (not isinstance(item_id, int) or isinstance(item_id, bool)):
+        raise BadRequest("item_id must be an agenda item's id (or null)")
+    item = await db.get(AgendaItem, item_id) if item_id is not None else None
+
+    def change(meeting: Meeting, state: dict, seq: int):
+        require_host(principal, meeting)
+        require_live(meeting)
+        if item_id is not None and (item is None or item.meeting_id != meeting.id):
+            raise BadRequest(f"no agenda item {item_id} in this meeting")
+        if state.get("current_item") == item_id:
+            return None
+        state["current_item"] = item_id
+        return "agenda:current", {"item_id": item_id, "title": item.title if item else None,
+                                  "by": _person(principal)}
 
     return await change_room(db, meeting_id, change)

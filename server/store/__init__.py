@@ -1,8 +1,12 @@
 """Storage: SQLModel tables and the async database handle."""
 
 from .db import Database
-from .models import AgendaItem, Event, Meeting, Member, User, Village, utcnow
+from .models import (
+    AgendaItem, Ballot, BallotAttempt, Event, Meeting, Member, User, Village, Vote,
+    VoteEligible, VoteParticipation, utcnow,
+)
 
 __all__ = [
-    "AgendaItem", "Database", "Event", "Meeting", "Member", "User", "Village", "utcnow",
+    "AgendaItem", "Ballot", "BallotAttempt", "Database", "Event", "Meeting", "Member", "User",
+    "Village", "Vote", "VoteEligible", "VoteParticipation", "utcnow",
 ]

@@ -139,3 +139,82 @@ class Event(SQLModel, table=True):
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     #: sha256 of the previous event's hash and this event's canonical JSON
     hash: str = Field(default="", max_length=64)
+
+
+class Vote(SQLModel, table=True):
+    """A vote on an agenda item. Its result is frozen when it closes."""
+
+    __tablename__ = "votes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="meetings.id", index=True)
+    item_id: int | None = Field(default=None, foreign_key="agenda_items.id")
+    question: str = Field(max_length=500)
+    options: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    secret: bool = False
+    #: the rule profile and its thresholds (services/rules.py)
+    rule: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    #: open -> closed
+    status: str = Field(default="open", max_length=16)
+    opened_at: datetime = _now_column()
+    closed_at: datetime | None = _time(nullable=True)
+    #: members eligible when it opened (frozen; the list is vote_eligibles)
+    eligible: int = 0
+    #: accepted ballots; bumped in each ballot's transaction, which locks this row
+    cast_count: int = 0
+    #: the hall's show-of-hands counts entered by the committee, {option: n}
+    hall_counts: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class VoteEligible(SQLModel, table=True):
+    """Who may vote, frozen when the vote opens."""
+
+    __tablename__ = "vote_eligibles"
+
+    vote_id: int = Field(foreign_key="votes.id", primary_key=True)
+    member_id: int = Field(foreign_key="members.id", primary_key=True)
+
+
+class VoteParticipation(SQLModel, table=True):
+    """Who voted: one row per member per vote, enforced by the primary key.
+
+    Kept apart from the choices and without times or a row order (WITHOUT ROWID
+    on SQLite), so nothing pairs a member with a secret ballot.
+    """
+
+    __tablename__ = "vote_participation"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    vote_id: int = Field(foreign_key="votes.id", primary_key=True)
+    member_id: int = Field(foreign_key="members.id", primary_key=True)
+    #: remote (their phone), hall (roll call by the committee)
+    via: str = Field(default="remote", max_length=16)
+
+
+class Ballot(SQLModel, table=True):
+    """One choice. Keyed by its random receipt; a secret ballot names no member."""
+
+    __tablename__ = "ballots"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    receipt: str = Field(primary_key=True, max_length=16)
+    vote_id: int = Field(foreign_key="votes.id", index=True)
+    choice: str = Field(max_length=100)
+    #: remote or hall (roll call)
+    source: str = Field(default="remote", max_length=16)
+    #: open ballots only: who chose this (for the minutes)
+    member_id: int | None = Field(default=None, foreign_key="members.id")
+
+
+class BallotAttempt(SQLModel, table=True):
+    """Every attempt to vote, accepted or refused, for the audit (never the choice)."""
+
+    __tablename__ = "ballot_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    vote_id: int = Field(index=True)
+    participant_id: str = Field(max_length=40)
+    at: datetime = _now_column()
+    #: "accepted" or the refusal's error code
+    outcome: str = Field(max_length=32)

@@ -1,0 +1,389 @@
+"""Votes: open, cast, hall counts, close — with the database as the referee.
+
+- One ballot per member per vote: ``vote_participation``'s primary key refuses a
+  second row, on SQLite and PostgreSQL alike; a duplicate rolls the ballot back.
+- No ballot after close: a ballot's transaction starts with
+  ``UPDATE votes SET cast_count = cast_count + 1 WHERE id = ? AND status = 'open'``,
+  which locks the vote's row; closing flips the status under the same lock, so a
+  ballot either committed before the close (and is counted) or finds it closed.
+- Close is idempotent: the result is computed once, stored, and returned again.
+- Eligibility is frozen at open (``vote_eligibles``).
+- Secret ballots carry no member; who voted is kept in ``vote_participation``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..errors import BadRequest, Conflict, CunhuiError, Forbidden, NotFound
+from ..store import (
+    AgendaItem, Ballot, BallotAttempt, Event, Meeting, Member, Vote, VoteEligible,
+    VoteParticipation, utcnow,
+)
+from . import rules
+from .meetings import LIVE
+from .room import is_village_member, require_host
+from .timeline import Recorded, _next_seq, _store
+from .tokens import Principal
+
+DEFAULT_OPTIONS = ["同意", "反对", "弃权"]
+MAX_QUESTION = 500
+MAX_OPTION = 100
+MAX_OPTIONS = 10
+RECEIPT_BYTES = 5  # 10 hex digits
+
+
+class VoteError(CunhuiError):
+    status = 409
+
+
+def _error(code: str, message: str, status: int = 409) -> CunhuiError:
+    exc = VoteError(message, code=code)
+    exc.status = status
+    return exc
+
+
+# ------------------------------------------------------------------ helpers
+
+
+async def _record(db: AsyncSession, meeting_id: int, type_: str, data: dict) -> Recorded:
+    """Add a stored event (seq + audit chain) in the caller's transaction; commit is theirs."""
+    seq, prev = await _next_seq(db, meeting_id)
+    await _store(db, meeting_id, seq, prev, type_, data)
+    meeting = await db.get(Meeting, meeting_id)
+    return Recorded(seq, type_, data, meeting)
+
+
+async def get_vote(db: AsyncSession, meeting_id: int, vote_id: object) -> Vote:
+    if not isinstance(vote_id, int) or isinstance(vote_id, bool):
+        raise BadRequest("vote_id must be a vote's id")
+    vote = await db.get(Vote, vote_id)
+    if vote is None or vote.meeting_id != meeting_id:
+        raise NotFound(f"no vote {vote_id} in this meeting")
+    return vote
+
+
+def vote_dict(vote: Vote) -> dict:
+    return {
+        "vote_id": vote.id,
+        "item_id": vote.item_id,
+        "question": vote.question,
+        "options": list(vote.options),
+        "secret": vote.secret,
+        "rule": vote.rule,
+        "eligible": vote.eligible,
+        "status": vote.status,
+        "cast": vote.cast_count,
+        "result": vote.result or None,
+    }
+
+
+def _adult(member: Member, year: int) -> bool:
+    return member.birth_year is None or year - member.birth_year >= 18
+
+
+async def _eligible_members(db: AsyncSession, meeting: Meeting, rule: rules.Rule) -> list[Member]:
+    """Who may vote: adults for a villagers' assembly, representatives for their meeting."""
+    roll = (await db.exec(select(Member).where(
+        Member.village_id == meeting.village_id, Member.removed_at == None,  # noqa: E711
+    ))).all()
+    year = utcnow().year
+    if rule.profile == rules.REPRESENTATIVES:
+        return [m for m in roll if m.representative]
+    if rule.profile == rules.VILLAGERS_ASSEMBLY:
+        return [m for m in roll if _adult(m, year)]
+    return list(roll)
+
+
+# ------------------------------------------------------------------ open
+
+
+def parse_open(payload: dict) -> dict:
+    question = payload.get("question")
+    if not isinstance(question, str) or not question.strip() or len(question) > MAX_QUESTION:
+        raise BadRequest(f"question must be 1 to {MAX_QUESTION} characters")
+    options = payload.get("options") or DEFAULT_OPTIONS
+    if (
+        not isinstance(options, list)
+        or not 2 <= len(options) <= MAX_OPTIONS
+        or not all(isinstance(o, str) and o.strip() and len(o) <= MAX_OPTION for o in options)
+        or len({o.strip() for o in options}) != len(options)
+    ):
+        raise BadRequest(f"options must be 2 to {MAX_OPTIONS} different texts")
+    secret = payload.get("secret", False)
+    if not isinstance(secret, bool):
+        raise BadRequest("secret must be true or false")
+    item_id = payload.get("item_id")
+    if item_id is not None and (not isinstance(item_id, int) or isinstance(item_id, bool)):
+        raise BadRequest("item_id must be an agenda item's id")
+    return {"question": question.strip(), "options": [o.strip() for o in options],
+            "secret": secret, "item_id": item_id, "rule": payload.get("rule")}
+
+
+async def open_vote(db: AsyncSession, meeting_id: int, principal: Principal | None,
+                    payload: dict) -> Recorded:
+    fields = parse_open(payload)
+    meeting = await db.get(Meeting, meeting_id)
+    require_host(principal, meeting)
+    if meeting.status != LIVE:
+        raise Conflict(f"the meeting is {meeting.status}, not live")
+    if fields["item_id"] is not None:
+        item = await db.get(AgendaItem, fields["item_id"])
+        if item is None or item.meeting_id != meeting_id:
+            raise BadRequest(f"no agenda item {fields['item_id']} in this meeting")
+    rule = rules.parse_rule(fields["rule"], meeting.kind)
+    eligible = await _eligible_members(db, meeting, rule)
+    vote = Vote(
+        meeting_id=meeting_id, item_id=fields["item_id"], question=fields["question"],
+        options=fields["options"], secret=fields["secret"], rule=rule.as_dict(),
+        eligible=len(eligible),
+    )
+    db.add(vote)
+    await db.flush()
+    db.add_all(VoteEligible(vote_id=vote.id, member_id=m.id) for m in eligible)
+    recorded = await _record(db, meeting_id, "vote:opened", {
+        "vote_id": vote.id, "item_id": vote.item_id, "question": vote.question,
+        "options": vote.options, "secret": vote.secret, "rule": vote.rule,
+        "eligible": vote.eligible, "by": principal.as_dict(),
+    })
+    await db.commit()
+    return recorded
+
+
+# ------------------------------------------------------------------ cast
+
+
+@dataclass
+class Cast:
+    receipt: str
+    cast: int
+    recorded: Recorded
+
+
+async def _attempt(db_factory, vote_id: int, participant_id: str, outcome: str) -> None:
+    async with db_factory() as db:
+        db.add(BallotAttempt(vote_id=vote_id, participant_id=participant_id, outcome=outcome))
+        await db.commit()
+
+
+async def cast_ballot(db_factory, meeting_id: int, principal: Principal | None,
+                      payload: dict, *, member_id: int | None = None,
+                      source: str = "remote") -> Cast:
+    """A member's ballot (or, with ``member_id`` and source hall, the roll call's).
+
+    Every attempt is written to ``ballot_attempts``: an accepted one in the
+    ballot's own transaction, a refused one in a transaction of its own.
+    """
+    who = principal.id if principal else "anonymous"
+    vote_id = payload.get("vote_id")
+    try:
+        async with db_factory() as db:
+            return await _cast(db, meeting_id, principal, payload, member_id, source)
+    except CunhuiError as exc:
+        if isinstance(vote_id, int) and not isinstance(vote_id, bool):
+            target = f"m{member_id}" if member_id is not None else who
+            await _attempt(db_factory, vote_id, target, exc.code)
+        raise
+
+
+async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
+                payload: dict, member_id: int | None, source: str) -> Cast:
+    vote = await get_vote(db, meeting_id, payload.get("vote_id"))
+    meeting = await db.get(Meeting, meeting_id)
+    if member_id is None:
+        if principal is None or principal.role != "member" or not is_village_member(principal, meeting):
+            raise Forbidden("only members of the village vote")
+        member_id = int(principal.id[1:])
+    else:
+        require_host(principal, meeting)  # the roll call: the committee records a hall vote
+    choice = payload.get("choice")
+    if not isinstance(choice, str) or choice not in vote.options:
+        raise _error("invalid_option", f"choose one of: {', '.join(vote.options)}", 400)
+    # the lock: nothing closes the vote between here and the commit
+    bumped = await db.execute(
+        update(Vote).where(Vote.id == vote.id, Vote.status == "open")
+        .values(cast_count=Vote.cast_count + 1).returning(Vote.cast_count)
+    )
+    cast = bumped.scalar_one_or_none()
+    if cast is None:
+        await db.rollback()
+        raise _error("vote_closed", "the vote is closed")
+    eligible = await db.get(VoteEligible, (vote.id, member_id))
+    if eligible is None:
+        await db.rollback()
+        raise _error("not_eligible", "you were not on the roll of voters when this vote opened", 403)
+    receipt = secrets.token_hex(RECEIPT_BYTES).upper()
+    db.add(VoteParticipation(vote_id=vote.id, member_id=member_id, via=source))
+    db.add(Ballot(receipt=receipt, vote_id=vote.id, choice=choice, source=source,
+                  member_id=None if vote.secret else member_id))
+    try:
+        await db.flush()
+    except IntegrityError:
+        await db.rollback()
+        raise _error("already_voted", "this member has already voted") from None
+    data = {"vote_id": vote.id, "voter": f"m{member_id}", "source": source}
+    if not vote.secret:
+        data["choice"] = choice
+    recorded = await _record(db, meeting_id, "vote:ballot", data)
+    db.add(BallotAttempt(vote_id=vote.id, participant_id=f"m{member_id}", outcome="accepted"))
+    await db.commit()
+    return Cast(receipt, cast, recorded)
+
+
+# ------------------------------------------------------------------ the hall
+
+
+async def hall_counts(db: AsyncSession, meeting_id: int, principal: Principal | None,
+                      payload: dict) -> Recorded:
+    """The committee enters the hall's show-of-hands counts, {option: n}."""
+    vote = await get_vote(db, meeting_id, payload.get("vote_id"))
+    meeting = await db.get(Meeting, meeting_id)
+    require_host(principal, meeting)
+    counts = payload.get("counts")
+    if not isinstance(counts, dict) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values()
+    ):
+        raise BadRequest("counts must be {option: number of hands}")
+    unknown = set(counts) - set(vote.options)
+    if unknown:
+        raise _error("invalid_option", f"not an option of this vote: {', '.join(sorted(unknown))}", 400)
+    state = meeting.room_state or {}
+    in_hall = state.get("in_hall")
+    present = in_hall if in_hall is not None else len(state.get("hall_members", []))
+    roll_called = (await db.exec(select(func.count()).select_from(Ballot).where(
+        Ballot.vote_id == vote.id, Ballot.source == "hall"))).one()
+    total = sum(counts.values())
+    if total + roll_called > present:
+        raise BadRequest(
+            f"{total} hands counted (+{roll_called} by roll call) but only {present} people "
+            "are recorded in the hall: enter the hall count first",
+        )
+    bumped = await db.execute(
+        update(Vote).where(Vote.id == vote.id, Vote.status == "open").values(hall_counts=counts)
+    )
+    if bumped.rowcount == 0:
+        await db.rollback()
+        raise _error("vote_closed", "the vote is closed")
+    recorded = await _record(db, meeting_id, "vote:hall", {
+        "vote_id": vote.id, "counts": counts, "by": principal.as_dict()})
+    await db.commit()
+    return recorded
+
+
+# ------------------------------------------------------------------ close
+
+
+async def present_members(db: AsyncSession, meeting: Meeting) -> set[int]:
+    """Members attending now: connected remotely (by the timeline), or ticked in the hall."""
+    rows = await db.exec(select(Event.type, Event.data).where(
+        Event.meeting_id == meeting.id,
+        Event.type.in_(("attendance:joined", "attendance:left")),
+    ).order_by(Event.seq))
+    online: set[int] = set()
+    for type_, data in rows.all():
+        pid = (data.get("participant") or {}).get("id", "")
+        if not pid.startswith("m"):
+            continue
+        (online.add if type_ == "attendance:joined" else online.discard)(int(pid[1:]))
+    hall = set((meeting.room_state or {}).get("hall_members", []))
+    return online | hall
+
+
+async def close_vote(db: AsyncSession, meeting_id: int, principal: Principal | None,
+                     payload: dict, *, by_server: bool = False) -> tuple[dict, Recorded | None]:
+    """Close and count; closing again returns the same result (and stores nothing)."""
+    vote = await get_vote(db, meeting_id, payload.get("vote_id"))
+    meeting = await db.get(Meeting, meeting_id)
+    if not by_server:
+        require_host(principal, meeting)
+    flipped = await db.execute(
+        update(Vote).where(Vote.id == vote.id, Vote.status == "open")
+        .values(status="closed", closed_at=utcnow())
+    )
+    if flipped.rowcount == 0:
+        await db.rollback()
+        await db.refresh(vote)
+        return vote.result, None
+    await db.refresh(vote)
+    result = await _count(db, meeting, vote)
+    vote.result = result
+    db.add(vote)
+    recorded = await _record(db, meeting_id, "vote:closed", result)
+    await db.commit()
+    return result, recorded
+
+
+async def _count(db: AsyncSession, meeting: Meeting, vote: Vote) -> dict:
+    rows = (await db.exec(select(Ballot.choice, Ballot.source, func.count()).where(
+        Ballot.vote_id == vote.id).group_by(Ballot.choice, Ballot.source))).all()
+    by_source: dict[str, dict[str, int]] = {
+        "remote": dict.fromkeys(vote.options, 0),
+        "hall_roll_call": dict.fromkeys(vote.options, 0),
+        "hall_show_of_hands": {o: int(vote.hall_counts.get(o, 0)) for o in vote.options},
+    }
+    for choice, source, n in rows:
+        by_source["remote" if source == "remote" else "hall_roll_call"][choice] = n
+    tally = {o: sum(s[o] for s in by_source.values()) for o in vote.options}
+    cast = sum(tally.values())
+    present_ids = await present_members(db, meeting)
+    state = meeting.room_state or {}
+    in_hall = state.get("in_hall")
+    hall_ticked = set(state.get("hall_members", []))
+    # people present: remote members online, plus the hall (its count if entered,
+    # else the members ticked there); never fewer than the ballots cast
+    remote_online = present_ids - hall_ticked
+    hall = in_hall if in_hall is not None else len(hall_ticked)
+    present = max(len(remote_online) + hall, cast)
+    eligible_rows = (await db.exec(select(Member.household).join(
+        VoteEligible, VoteEligible.member_id == Member.id).where(VoteEligible.vote_id == vote.id))).all()
+    households = {h for h in eligible_rows if h}
+    present_households = set()
+    if present_ids:
+        present_households = {h for h in (await db.exec(select(Member.household).where(
+            Member.id.in_(present_ids)))).all() if h}
+    rule = rules.rule_from_dict(vote.rule)
+    decision = rules.decide(
+        rule, yes=tally[vote.options[0]], cast=cast, present=present, eligible=vote.eligible,
+        households_present=len(present_households & households), households=len(households),
+    )
+    return {
+        "vote_id": vote.id,
+        "item_id": vote.item_id,
+        "question": vote.question,
+        "tally": tally,
+        "sources": by_source,
+        "cast": cast,
+        "eligible": vote.eligible,
+        "present": present,
+        "quorum_met": decision.quorum_met,
+        "passed": decision.passed,
+        "rule": vote.rule,
+        "secret": vote.secret,
+    }
+
+
+async def receipts(db: AsyncSession, vote: Vote) -> list[dict]:
+    """The published list: every ballot's receipt and choice, ordered by receipt (not time)."""
+    rows = await db.exec(select(Ballot.receipt, Ballot.choice).where(
+        Ballot.vote_id == vote.id, Ballot.source == "remote").order_by(Ballot.receipt))
+    return [{"receipt": r, "choice": c} for r, c in rows.all()]
+
+
+async def meeting_votes(db: AsyncSession, meeting_id: int) -> list[Vote]:
+    return list((await db.exec(select(Vote).where(Vote.meeting_id == meeting_id)
+                               .order_by(Vote.id))).all())
+
+
+async def voted_in(db: AsyncSession, member_id: int, vote_ids: list[int]) -> set[int]:
+    """Which of these votes the member has already voted in (for their page after a reload)."""
+    if not vote_ids:
+        return set()
+    rows = await db.exec(select(VoteParticipation.vote_id).where(
+        VoteParticipation.member_id == member_id, VoteParticipation.vote_id.in_(vote_ids)))
+    return set(rows.all())

@@ -1,0 +1,352 @@
+"""Votes over real socket.io clients: one ballot each, exact tallies, closed means closed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+import pytest
+from sqlalchemy import text
+
+from server.keys import DATABASE
+from server.services import rules
+
+from .conftest import auth
+from .test_realtime import Recorder
+from .test_room import Room, live_meeting, member, named
+
+
+@pytest.fixture
+async def room_of(client):
+    rooms = []
+
+    def make(meeting):
+        rooms.append(Room(client, meeting))
+        return rooms[-1]
+
+    yield make
+    for r in rooms:
+        await r.close()
+
+
+async def voters(client, clerk_token, room, n, **member_fields):
+    people = []
+    for i in range(n):
+        member_id, token = await member(client, clerk_token, f"村民{i}")
+        person, _ = await room.join(token)
+        people.append((member_id, person))
+    return people
+
+
+async def test_open_cast_close_with_exact_tally_and_receipts(client, clerk_token, room_of):
+    meeting = await live_meeting(client, clerk_token, agenda=[{"title": "修路"}])
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    people = await voters(client, clerk_token, room, 5)
+    item_id = meeting["agenda"][0]["id"]
+
+    opened = await host.call("vote:open", {"item_id": item_id, "question": "同意修路吗？",
+                                           "options": ["同意", "反对", "弃权"], "secret": False})
+    assert opened["ok"], opened
+    vote_id = opened["vote_id"]
+    announced = await people[0][1].wait_for("vote:opened")
+    assert announced["question"] == "同意修路吗？" and announced["eligible"] == 5
+
+    choices = ["同意", "同意", "同意", "反对", "弃权"]
+    acks = [await p.call("vote:cast", {"vote_id": vote_id, "choice": c})
+            for (_, p), c in zip(people, choices, strict=True)]
+    assert all(a["ok"] and len(a["receipt"]) == 10 for a in acks), acks
+    progress = await host.wait_for("vote:progress", lambda d: d["cast"] == 5)
+    assert progress == {"vote_id": vote_id, "cast": 5}
+
+    again = await people[0][1].call("vote:cast", {"vote_id": vote_id, "choice": "反对"})
+    assert again["error"]["code"] == "already_voted"
+    wrong = await host.call("vote:cast", {"vote_id": vote_id, "choice": "同意"})
+    assert wrong["error"]["code"] == "forbidden"
+
+    closed = await host.call("vote:close", {"vote_id": vote_id})
+    assert closed["ok"] and closed["tally"] == {"同意": 3, "反对": 1, "弃权": 1}
+    assert closed["cast"] == 5 and closed["eligible"] == 5 and closed["present"] >= 5
+    assert closed["passed"] is True  # general meeting: simple majority of votes cast
+    broadcast = await people[1][1].wait_for("vote:closed")
+    assert broadcast["tally"] == closed["tally"] and "seq" in broadcast
+    assert (await host.call("vote:close", {"vote_id": vote_id}))["tally"] == closed["tally"]
+    late = await people[0][1].call("vote:cast", {"vote_id": vote_id, "choice": "同意"})
+    assert late["error"]["code"] in ("vote_closed", "already_voted")
+
+    listed = await (await client.get(f"/api/meetings/{meeting['id']}/votes/{vote_id}/receipts",
+                                     headers=auth(clerk_token))).json()
+    assert sorted(r["receipt"] for r in listed["receipts"]) == sorted(a["receipt"] for a in acks)
+    mine = {r["receipt"]: r["choice"] for r in listed["receipts"]}
+    assert [mine[a["receipt"]] for a in acks] == choices
+
+    # a reload does not offer a second ballot: the join says who already voted
+    _, ack = await room.join((await member(client, clerk_token, "后来者"))[1])
+    assert ack["state"]["votes"][0]["status"] == "closed"
+
+
+async def test_bad_ballots_are_refused_with_their_codes(client, clerk_token, room_of):
+    meeting = await live_meeting(client, clerk_token, allow_guests=True)
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    (member_id, person), = await voters(client, clerk_token, room, 1)
+    guest_token = (await (await client.post("/api/join", json={
+        "meeting_code": meeting["code"], "name": "客"})).json())["token"]
+    client.session.cookie_jar.clear()
+    guest, _ = await room.join(guest_token)
+    vote_id = (await host.call("vote:open", {"question": "选哪个?", "options": ["甲", "乙"]}))["vote_id"]
+
+    newcomer_id, newcomer_token = await member(client, clerk_token, "新来的")
+    newcomer, _ = await room.join(newcomer_token)
+    for who, payload, code in (
+        (person, {"vote_id": vote_id, "choice": "丙"}, "invalid_option"),
+        (person, {"vote_id": 99999, "choice": "甲"}, "not_found"),
+        (person, {"vote_id": "1", "choice": "甲"}, "bad_request"),
+        (guest, {"vote_id": vote_id, "choice": "甲"}, "forbidden"),
+        (newcomer, {"vote_id": vote_id, "choice": "甲"}, "not_eligible"),  # frozen at open
+        (host, {"vote_id": vote_id}, "forbidden"),
+    ):
+        answer = await who.call("vote:cast", payload)
+        assert answer["ok"] is False and answer["error"]["code"] == code, (payload, answer)
+    for payload in ({"question": ""}, {"question": "q", "options": ["只有一个"]},
+                    {"question": "q", "options": ["a", "a"]}, {"question": "q", "rule": "bogus"},
+                    {"question": "q", "secret": "yes"}, {"question": "q", "item_id": 424242}):
+        answer = await host.call("vote:open", payload)
+        assert answer["error"]["code"] == "bad_request", (payload, answer)
+    assert (await person.call("vote:open", {"question": "q"}))["error"]["code"] == "forbidden"
+    assert (await person.call("vote:close", {"vote_id": vote_id}))["error"]["code"] == "forbidden"
+    # every attempt, refused or not, is on the audit list (member and outcome, no choice)
+    async with client.app[DATABASE].session() as db:
+        outcomes = (await db.execute(text(
+            "SELECT participant_id, outcome FROM ballot_attempts WHERE vote_id = :v"),
+            {"v": vote_id})).all()
+    assert (member_id, "invalid_option") in outcomes and (newcomer_id, "not_eligible") in outcomes
+
+
+async def test_20_parallel_casts_by_one_member_over_3_connections_make_1_ballot(
+    client, clerk_token, room_of
+):
+    meeting = await live_meeting(client, clerk_token)
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    _, token = await member(client, clerk_token, "手快的人")
+    phones = [(await room.join(token))[0] for _ in range(3)]
+    vote_id = (await host.call("vote:open", {"question": "同意吗?"}))["vote_id"]
+    answers = await asyncio.gather(*(
+        phones[i % 3].call("vote:cast", {"vote_id": vote_id, "choice": "同意"}) for i in range(20)))
+    assert sum(a["ok"] for a in answers) == 1
+    assert sorted(a["error"]["code"] for a in answers if not a["ok"]) == ["already_voted"] * 19
+    closed = await host.call("vote:close", {"vote_id": vote_id})
+    assert closed["cast"] == 1 and closed["tally"]["同意"] == 1
+
+
+async def test_50_casts_racing_50_closes_agree_on_one_tally(client, clerk_token, room_of):
+    meeting = await live_meeting(client, clerk_token)
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    others = [(await room.join(clerk_token))[0] for _ in range(4)]
+    people = await voters(client, clerk_token, room, 50)
+    vote_id = (await host.call("vote:open", {"question": "同意吗?"}))["vote_id"]
+    closers = [host, *others]
+    results = await asyncio.gather(
+        *(p.call("vote:cast", {"vote_id": vote_id, "choice": "同意"}) for _, p in people),
+        *(closers[i % 5].call("vote:close", {"vote_id": vote_id}) for i in range(50)),
+    )
+    casts, closes = results[:50], results[50:]
+    accepted = sum(1 for c in casts if c["ok"])
+    assert {c["error"]["code"] for c in casts if not c["ok"]} <= {"vote_closed"}
+    assert all(c["ok"] for c in closes)
+    assert {c["cast"] for c in closes} == {accepted}
+    assert {c["tally"]["同意"] for c in closes} == {accepted}
+    async with client.app[DATABASE].session() as db:
+        rows = (await db.execute(text("SELECT count(*) FROM ballots WHERE vote_id = :v"),
+                                 {"v": vote_id})).scalar_one()
+    assert rows == accepted
+
+
+async def test_500_concurrent_voters_make_exactly_500_ballots(client, clerk_token):
+    await _many_voters(client, clerk_token, 500)
+
+
+@pytest.fixture
+async def pg_client(aiohttp_client, settings):
+    """The app on a PostgreSQL database of its own (skipped, loudly, without a server)."""
+    from dataclasses import replace
+
+    import asyncpg
+
+    from server.app import create_app
+    from server.services import accounts
+
+    from .conftest import PASSWORD
+    from .test_postgres import ADMIN_DSN
+
+    try:
+        admin = await asyncpg.connect(ADMIN_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        message = f"PostgreSQL NOT TESTED: no server at {ADMIN_DSN} ({exc})"
+        print("\n" + "!" * 20 + " " + message)
+        pytest.skip(message)
+    name = f"cunhui_votes_{secrets.token_hex(4)}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+asyncpg://{ADMIN_DSN.rsplit('/', 1)[0].split('://', 1)[1]}/{name}"
+    try:
+        client = await aiohttp_client(create_app(replace(settings, database_url=url)))
+        async with client.app[DATABASE].session() as db:
+            await accounts.create_user(db, "clerk", PASSWORD)
+        login = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+        client.session.cookie_jar.clear()
+        yield client, (await login.json())["token"]
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_500_concurrent_voters_make_exactly_500_ballots_on_postgres(pg_client):
+    client, token = pg_client
+    await _many_voters(client, token, 500)
+
+
+async def _many_voters(client, clerk_token, n: int) -> None:
+    meeting = await live_meeting(client, clerk_token)
+    room = Room(client, meeting)
+    try:
+        await _vote_with(room, client, clerk_token, meeting, n)
+    finally:
+        await room.close()
+
+
+async def _vote_with(room, client, clerk_token, meeting, n: int) -> None:
+    host, _ = await room.join(clerk_token)
+    tokens = [await member(client, clerk_token, f"村民{i}") for i in range(n)]
+    people = []
+    for start in range(0, n, 50):  # connect in waves, as a village would
+        batch = await asyncio.gather(*(room.join(t) for _, t in tokens[start:start + 50]))
+        people.extend(p for p, _ in batch)
+    vote_id = (await host.call("vote:open", {"question": "同意吗?"}))["vote_id"]
+    options = ["同意", "反对", "弃权"]
+    started = asyncio.get_running_loop().time()
+    answers = await asyncio.gather(*(  # all at once: the last in line waits for the rest
+        p.sio.call("vote:cast", {"vote_id": vote_id, "choice": options[i % 3]}, timeout=60)
+        for i, p in enumerate(people)))
+    print(f"{n} ballots in {asyncio.get_running_loop().time() - started:.2f} s")
+    failed = [a for a in answers if not a["ok"]]
+    assert not failed, failed[:3]
+    closed = await host.call("vote:close", {"vote_id": vote_id})
+    expected = {o: sum(1 for i in range(n) if i % 3 == k) for k, o in enumerate(options)}
+    assert closed["tally"] == expected and closed["cast"] == n and closed["eligible"] == n
+    async with client.app[DATABASE].session() as db:
+        rows = (await db.execute(text("SELECT count(*) FROM ballots WHERE vote_id = :v"),
+                                 {"v": vote_id})).scalar_one()
+        voted = (await db.execute(text("SELECT count(*) FROM vote_participation WHERE vote_id = :v"),
+                                  {"v": vote_id})).scalar_one()
+    assert rows == voted == n
+
+
+async def test_a_secret_ballot_pairs_no_member_with_a_choice(client, clerk_token, room_of, caplog):
+    caplog.set_level(logging.DEBUG)
+    meeting = await live_meeting(client, clerk_token)
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    people = await voters(client, clerk_token, room, 4)
+    watcher, _ = await room.join(clerk_token)
+    vote_id = (await host.call("vote:open", {"question": "选主任", "options": ["老张", "老李"],
+                                             "secret": True}))["vote_id"]
+    choices = ["老张", "老李", "老张", "老张"]
+    acks = [await p.call("vote:cast", {"vote_id": vote_id, "choice": c})
+            for (_, p), c in zip(people, choices, strict=True)]
+    closed = await host.call("vote:close", {"vote_id": vote_id})
+    assert closed["tally"] == {"老张": 3, "老李": 1}
+
+    member_ids = [pid for pid, _ in people]
+    # nothing sent, stored or logged pairs a member with a choice
+    seen = [str(data) for _, data in watcher.events] + [str(a) for a in acks] + [str(closed)]
+    timeline = await (await client.get(f"/api/meetings/{meeting['id']}/timeline",
+                                       headers=auth(clerk_token))).json()
+    seen += [str(e) for e in timeline["events"]]
+    receipts = await (await client.get(f"/api/meetings/{meeting['id']}/votes/{vote_id}/receipts",
+                                       headers=auth(clerk_token))).text()
+    seen.append(receipts)
+    seen += [r.getMessage() for r in caplog.records]
+    for line in seen:
+        for pid in member_ids:
+            if f"'{pid}'" in line or f'"{pid}"' in line:
+                assert "老张" not in line and "老李" not in line, line
+    async with client.app[DATABASE].session() as db:
+        linked = (await db.execute(text(
+            "SELECT count(*) FROM ballots WHERE vote_id = :v AND member_id IS NOT NULL"),
+            {"v": vote_id})).scalar_one()
+    assert linked == 0
+
+
+async def test_hall_and_remote_add_up_and_a_remote_voter_is_not_counted_twice(
+    client, clerk_token, room_of
+):
+    meeting = await live_meeting(client, clerk_token, kind="representatives_meeting")
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    reps = []
+    for i in range(6):
+        added = await (await client.post("/api/members", json={
+            "name": f"代表{i}", "representative": True}, headers=auth(clerk_token))).json()
+        reps.append(added)
+    remote = []
+    for rep in reps[:2]:
+        token = (await (await client.post("/api/join", json={"invite": rep["invite"]})).json())["token"]
+        client.session.cookie_jar.clear()
+        remote.append((await room.join(token))[0])
+    await client.post("/api/members", json={"name": "普通村民"}, headers=auth(clerk_token))
+    assert (await host.call("attendance:hall", {"in_hall": 3}))["ok"]
+    vote_id = (await host.call("vote:open", {"question": "通过预算?"}))["vote_id"]
+    assert (await remote[0].wait_for("vote:opened"))["eligible"] == 6  # representatives only
+
+    for person in remote:
+        assert (await person.call("vote:cast", {"vote_id": vote_id, "choice": "同意"}))["ok"]
+    twice = await host.call("vote:roll", {"vote_id": vote_id, "member_id": reps[0]["id"], "choice": "反对"})
+    assert twice["error"]["code"] == "already_voted"
+    assert (await host.call("vote:roll", {"vote_id": vote_id, "member_id": reps[2]["id"],
+                                          "choice": "同意"}))["ok"]
+    too_many = await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 2, "反对": 1}})
+    assert too_many["error"]["code"] == "bad_request" and "3" in too_many["error"]["message"]
+    assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 1, "反对": 1}}))["ok"]
+    closed = await host.call("vote:close", {"vote_id": vote_id})
+    assert closed["sources"]["remote"]["同意"] == 2
+    assert closed["sources"]["hall_roll_call"]["同意"] == 1
+    assert closed["sources"]["hall_show_of_hands"] == {"同意": 1, "反对": 1, "弃权": 0}
+    assert closed["tally"] == {"同意": 4, "反对": 1, "弃权": 0}
+    # 2 online + 3 in the hall = 5 of 6 representatives: at least two thirds; 4 of 5 agree
+    assert closed["present"] == 5 and closed["quorum_met"] and closed["passed"]
+
+
+def test_rule_profiles_decide_by_the_law():
+    assembly = rules.rule_for(rules.VILLAGERS_ASSEMBLY)
+    # 100 adults: 50 present is not "more than half"; 51 is
+    assert not rules.decide(assembly, yes=40, cast=50, present=50, eligible=100).quorum_met
+    assert rules.decide(assembly, yes=26, cast=51, present=51, eligible=100).passed
+    assert not rules.decide(assembly, yes=25, cast=51, present=51, eligible=100).passed
+    # ... or representatives of two thirds of the households
+    by_households = rules.decide(assembly, yes=20, cast=30, present=30, eligible=100,
+                                 households_present=20, households=30)
+    assert by_households.quorum_met and by_households.passed
+    reps = rules.rule_for(rules.REPRESENTATIVES)
+    assert rules.decide(reps, yes=11, cast=20, present=20, eligible=30).passed  # 2/3 present exactly
+    assert not rules.decide(reps, yes=19, cast=19, present=19, eligible=30).quorum_met
+    two_thirds = rules.rule_for(rules.TWO_THIRDS)
+    assert rules.decide(two_thirds, yes=20, cast=30, present=30, eligible=30).passed
+    assert not rules.decide(two_thirds, yes=19, cast=30, present=30, eligible=30).passed
+    custom = rules.parse_rule({"profile": "custom", "majority": {"num": 3, "den": 4, "of": "cast"}},
+                              "general")
+    assert rules.decide(custom, yes=3, cast=4, present=4, eligible=4).passed is False  # strict
+
+
+async def test_ending_the_meeting_closes_its_open_votes(client, clerk_token, room_of):
+    meeting = await live_meeting(client, clerk_token)
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    (_, person), = await voters(client, clerk_token, room, 1)
+    vote_id = (await host.call("vote:open", {"question": "同意吗?"}))["vote_id"]
+    assert (await person.call("vote:cast", {"vote_id": vote_id, "choice": "反对"}))["ok"]
+    await client.post(f"/api/meetings/{meeting['id']}/end", headers=auth(clerk_token))
+    closed = await person.wait_for("vote:closed")
+    assert closed["vote_id"] == vote_id and closed["tally"]["反对"] == 1 and not closed["passed"]
