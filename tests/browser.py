@@ -67,8 +67,13 @@ class Browser:
             viewport=PHONE,
             locale="zh-CN",
         )
+        # an uncaught error in a page script fails the test, even if the page looks fine
+        self.page_errors = []
+        self.context.on("page", lambda page: page.on("pageerror", lambda e: self.page_errors.append(e)))
         return self.context
 
-    async def __aexit__(self, *exc_info) -> None:
+    async def __aexit__(self, exc_type, *exc_info) -> None:
         await self.context.close()
         shutil.rmtree(self._profile, ignore_errors=True)
+        if exc_type is None:
+            assert not self.page_errors, f"uncaught errors in the page: {self.page_errors}"

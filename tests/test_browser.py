@@ -574,3 +574,55 @@ async def test_a_remote_villager_given_the_floor_is_heard_in_the_hall_and_online
             events = (await api.get_json(f"/api/meetings/{meeting_id}/timeline"))["events"]
             ticks = [e for e in events if e["type"] == "attendance:hall" and e.get("member")]
             assert ticks[-1]["member"]["name"] == "王五" and ticks[-1]["in_hall"] == 35
+
+
+async def test_villagers_vote_on_their_phones_and_check_their_receipts(server):
+    """The host opens a vote on an agenda item, two phones vote, the result is announced."""
+    base = str(server.make_url("")).rstrip("/")
+    api = _Client(server)
+    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    members = [await (await api.post("/api/members", json={"name": n}, headers=headers)).json()
+               for n in ("赵大", "钱二")]
+    meeting = await (await api.post("/api/meetings", json={
+        "title": "村务表决", "agenda": [{"title": "修建村道"}]}, headers=headers)).json()
+    await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
+    async with async_playwright() as pw:
+        async with Browser(pw) as hall, Browser(pw) as phone1, Browser(pw) as phone2:
+            host = await hall.new_page()
+            host.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+            await clerk_logs_in(host, base, f"/meetings/{meeting['id']}/host")
+            await host.click("#agenda .agenda-goto")
+            phones = []
+            for browser, added in ((phone1, members[0]), (phone2, members[1])):
+                page = await browser.new_page()
+                page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+                await page.goto(added["invite_url"])
+                await page.goto(f"{base}/m/{meeting['code']}")
+                await page.wait_for_selector("#agenda .agenda-item.current")
+                phones.append(page)
+
+            await host.click("#vote-open summary")
+            await host.select_option("#vote-item", str(meeting["agenda"][0]["id"]))
+            await host.fill("#vote-question", "同意修建村道吗？")
+            await host.click("#vote-form button[type=submit]")
+            for page, choice in zip(phones, ("同意", "反对"), strict=True):
+                await page.wait_for_selector(".ballot-option")
+                assert "同意修建村道吗？" in await page.inner_text("#votes-panel")
+                await page.click(f".ballot-option:has-text('{choice}')")
+                await page.wait_for_selector(".ballot-done")
+            receipt = (await phones[0].inner_text(".ballot-done")).rsplit("：", 1)[-1].strip()
+            assert len(receipt) == 10
+            await host.wait_for_function(
+                "() => document.querySelector('.vote-progress').textContent.includes('2')")
+
+            await host.click(".close-vote")
+            for page in (host, *phones):
+                await page.wait_for_selector(".vote-verdict")
+            assert "未通过" in await phones[0].inner_text(".vote-verdict")  # 1 of 2 is not more than half
+            await phones[0].reload()  # the receipt survives a reload
+            await phones[0].click(".check-receipt")
+            await phones[0].wait_for_function(
+                "() => document.querySelector('.receipt-check').textContent.length > 0")
+            said = await phones[0].inner_text(".receipt-check")
+            assert receipt in said and "同意" in said

@@ -8,6 +8,7 @@ import { postJSON } from "./api.js";
 import { t } from "./i18n.js";
 import { joinMeeting } from "./realtime.js";
 import { createRoom } from "./room.js";
+import { createVotes } from "./votes.js";
 import { play } from "./whep.js";
 import { publish } from "./whip.js";
 
@@ -408,6 +409,7 @@ function refreshIdleMessage() {
 // so the hall hears them (the browser's echo cancellation keeps it out of our mic).
 const floorAudio = $("floor-audio");
 const room = createRoom({ meetingId, isHost: true });
+const ballots = createVotes({ meetingId, isHost: true });
 let floorListener = null;
 
 function startFloorListener() {
@@ -432,9 +434,14 @@ const realtime = joinMeeting(meetingId, {
   onConnectionChange(connected) {
     socketConnected = connected;
   },
-  onEvent: room.onEvent,
+  onEvent(name, data) {
+    room.onEvent(name, data);
+    ballots.onEvent(name, data);
+  },
+  onVoteProgress: ballots.onProgress,
   onJoin(ack) {
     room.onJoin(ack);
+    ballots.onJoin(ack);
     const live = ack.state || {};
     showViewers(live.viewers);
     serverPublishing = Boolean(live.publishing);
@@ -472,6 +479,7 @@ const realtime = joinMeeting(meetingId, {
   },
 });
 room.setRealtime(realtime);
+ballots.setRealtime(realtime);
 
 // ---------------------------------------------------------------- share
 

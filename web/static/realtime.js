@@ -19,6 +19,10 @@ export const ROOM_EVENTS = [
   "attendance:hall",
   "attendance:joined",
   "attendance:left",
+  "agenda:current",
+  "vote:opened",
+  "vote:hall",
+  "vote:closed",
 ];
 
 /**
@@ -73,6 +77,7 @@ export function joinMeeting(meetingId, handlers = {}) {
   });
   socket.on("disconnect", () => handlers.onConnectionChange?.(false));
   socket.on("presence", (presence) => handlers.onPresence?.(presence || {}));
+  socket.on("vote:progress", (progress) => handlers.onVoteProgress?.(progress || {}));
   socket.on("meeting:status", (status) => receive("meeting:status", status || {}));
   for (const name of ROOM_EVENTS) socket.on(name, (data) => receive(name, data));
 

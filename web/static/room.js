@@ -288,7 +288,7 @@ export function createRoom(options) {
     const mine = Boolean(floor && you && floor.participant_id === you.id);
     floorBanner.hidden = !floor || mine;
     if (floor && !mine) floorText.textContent = t("floor_holder", { name: floor.name });
-    speaking.hidden = !mine;
+    if (speaking) speaking.hidden = !mine; // (the host page has no speaker state)
     document.body.classList.toggle("is-speaking", mine);
     tick();
     renderQueue();
@@ -304,7 +304,7 @@ export function createRoom(options) {
       text = t("time_left", { time: clock(left) });
     }
     floorTimer.textContent = text;
-    speakingTimer.textContent = text;
+    if (speakingTimer) speakingTimer.textContent = text;
   }
   setInterval(tick, 1000);
 
@@ -463,6 +463,28 @@ export function createRoom(options) {
     list.replaceChildren(...items);
   });
 
+  // ------------------------------------------------------------- the agenda
+
+  const agendaItems = () => document.querySelectorAll("#agenda .agenda-item");
+  if (isHost) {
+    for (const li of agendaItems()) {
+      const go = button(t("make_current"), "secondary small agenda-goto", async () => {
+        const ack = await call("agenda:goto", { item_id: Number(li.dataset.itemId) });
+        if (!ack.ok) window.alert(describe(ack.error));
+      });
+      li.append(go);
+    }
+  }
+
+  function renderAgenda(currentId) {
+    for (const li of agendaItems()) {
+      const current = Number(li.dataset.itemId) === currentId;
+      li.classList.toggle("current", current);
+      if (current) li.setAttribute("aria-current", "step");
+      else li.removeAttribute("aria-current");
+    }
+  }
+
   // ------------------------------------------------------------- events
 
   return {
@@ -487,6 +509,7 @@ export function createRoom(options) {
       renderChat();
       renderChatForm();
       floorChanged();
+      renderAgenda(s.current_item ?? null);
     },
     onStatus(status) {
       meetingStatus = status;
@@ -522,6 +545,9 @@ export function createRoom(options) {
             : null;
           if (Array.isArray(data.queue)) state.hands = data.queue; // the speaker's hand came down
           floorChanged();
+          break;
+        case "agenda:current":
+          renderAgenda(data.item_id);
           break;
         case "attendance:hall":
           state.in_hall = data.in_hall;

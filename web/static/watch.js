@@ -8,6 +8,7 @@ import { getJSON } from "./api.js";
 import { t } from "./i18n.js";
 import { joinMeeting } from "./realtime.js";
 import { createRoom } from "./room.js";
+import { createVotes } from "./votes.js";
 import { play } from "./whep.js";
 
 const meeting = JSON.parse(document.getElementById("meeting-data").textContent);
@@ -46,6 +47,8 @@ const room = createRoom({
     floorAudio.muted = mine;
   },
 });
+
+const ballots = createVotes({ meetingId, isHost: false });
 
 function playFloor(track) {
   floorAudio.srcObject = new MediaStream([track]);
@@ -309,6 +312,7 @@ function showViewers(n) {
 const realtime = joinMeeting(meetingId, {
   onJoin(ack) {
     room.onJoin(ack);
+    ballots.onJoin(ack);
     const live = ack.state || {};
     if (typeof live.publishing === "boolean") publishing = live.publishing;
     showViewers(live.viewers);
@@ -316,7 +320,11 @@ const realtime = joinMeeting(meetingId, {
     if (serverStatus) applyStatus(serverStatus);
     render();
   },
-  onEvent: room.onEvent,
+  onEvent(name, data) {
+    room.onEvent(name, data);
+    ballots.onEvent(name, data);
+  },
+  onVoteProgress: ballots.onProgress,
   onPresence(presence) {
     room.onPresence(presence);
     showViewers(presence.viewers);
@@ -332,6 +340,7 @@ const realtime = joinMeeting(meetingId, {
   },
 });
 room.setRealtime(realtime);
+ballots.setRealtime(realtime);
 
 // A connection can look fine while nothing arrives (the server restarted, the
 // network changed under us): if the host is sending but no media came for about
