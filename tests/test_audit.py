@@ -72,3 +72,21 @@ async def test_a_removed_entry_is_found(client, clerk_token):
 async def test_unknown_meeting_verify_says_so(tmp_path):
     result = run_cli("verify", "999", env={"DATA_DIR": str(tmp_path)})
     assert result.returncode == 2 and "999" in result.stderr
+
+
+async def test_the_audit_page_and_api_show_the_digest_and_a_tampered_entry(client, clerk_token):
+    meeting = await _a_meeting_with_a_record(client, clerk_token)
+    audit = await (await client.get(f"/api/meetings/{meeting['id']}/audit",
+                                     headers=auth(clerk_token))).json()
+    assert audit["ok"] and len(audit["digest"]) == 64
+    page = await (await client.get(f"/meetings/{meeting['id']}/audit", headers=auth(clerk_token))).text()
+    assert audit["digest"] in page and "<svg" in page and "记录完整" in page
+    async with client.app[DATABASE].session() as db:
+        await db.execute(text("UPDATE events SET type = 'chat:deleted' WHERE meeting_id = :id AND seq = 2"),
+                         {"id": meeting["id"]})
+        await db.commit()
+    audit = await (await client.get(f"/api/meetings/{meeting['id']}/audit",
+                                     headers=auth(clerk_token))).json()
+    assert audit["ok"] is False and audit["first_bad_seq"] == 2
+    page = await (await client.get(f"/meetings/{meeting['id']}/audit", headers=auth(clerk_token))).text()
+    assert "第 2 条" in page

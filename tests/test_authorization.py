@@ -51,6 +51,7 @@ POLICY = {
     ("POST", "/api/meetings/{id}/cancel"): "run",
     ("GET", "/api/meetings/{id}/invite.ics"): "watch",
     ("GET", "/api/meetings/{id}/timeline"): "watch",
+    ("GET", "/api/meetings/{id}/audit"): "watch",
     ("GET", "/api/meetings/{id}/votes"): "watch",
     ("GET", "/api/meetings/{id}/votes/{vote_id}/receipts"): "watch",
     ("POST", "/api/meetings/{id}/start"): "run",
@@ -81,6 +82,7 @@ POLICY = {
     ("GET", "/m/{code}"): "public",  # a page: says itself who may watch
     ("GET", "/m/{code}/qr.svg"): "public",  # the code is public: it is on the notice board
     ("GET", "/meetings/{id}/notice"): "public",  # a page: 404 unless the caller may watch
+    ("GET", "/meetings/{id}/audit"): "public",  # a page: 404 unless the caller may watch
     ("GET", "/lang/{locale}"): "public",
 }
 UNROUTED_PREFIXES = ("/socket.io/", "/static", "/vendor/")  # socket.io checks per event

@@ -150,6 +150,15 @@ async def vote_receipts(request: web.Request) -> web.Response:
     return web.json_response({"vote_id": vote.id, "receipts": listed})
 
 
+@routes.get("/api/meetings/{id}/audit")
+async def meeting_audit(request: web.Request) -> web.Response:
+    """The audit chain recomputed now: its digest, and the first entry that does not match."""
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meeting_to_watch(request, db)
+        verdict = await timeline.verify_chain(db, meeting)
+    return web.json_response({"meeting_id": meeting.id, **verdict.as_dict()})
+
+
 @routes.patch("/api/meetings/{id}")
 async def edit_meeting(request: web.Request) -> web.Response:
     fields = meetings.parse_fields(await read_json(request), partial=True)

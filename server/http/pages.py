@@ -192,6 +192,25 @@ async def _meeting_page(request, context: dict, find, template: str) -> web.Resp
     return aiohttp_jinja2.render_template(template, request, context)
 
 
+@routes.get("/meetings/{id}/audit")
+async def audit_page(request: web.Request) -> web.Response:
+    """The record's digest as text and QR code (print it for the notice board), checked now."""
+    from ..services import timeline
+
+    context = await base_context(request)
+    async with request.app[keys.DATABASE].session() as db:
+        try:
+            meeting = await meeting_to_watch(request, db)
+        except CunhuiError:
+            raise web.HTTPNotFound() from None
+        verdict = await timeline.verify_chain(db, meeting)
+        context["meeting"] = meeting_json(request, await meetings.view(db, meeting))
+    context["verdict"] = verdict.as_dict()
+    context["digest_qr"] = segno.make(verdict.digest or "-", error="m").svg_inline(
+        border=2, omitsize=True)
+    return aiohttp_jinja2.render_template("audit.html", request, context)
+
+
 @routes.get("/lang/{locale}")
 async def switch_language(request: web.Request) -> web.Response:
     locale = request.match_info["locale"]
