@@ -31,6 +31,9 @@ POLICIES = {
     # the floor (nobody does here: tests/test_floor_media.py has the holder)
     "publish": {"anonymous": 401, "guest": 403, "member": 403, "other_member": 404,
                 "other_committee": 404, "committee": OK},
+    # members of the meeting's village only (suggestions)
+    "member": {"anonymous": 401, "guest": 403, "member": OK, "other_member": 404,
+               "other_committee": 404, "committee": 403},
     # any committee, acting on its own village
     "committee": {"anonymous": 401, "guest": 403, "member": 403, "other_member": 403,
                   "other_committee": OK, "committee": OK},
@@ -52,6 +55,9 @@ POLICY = {
     ("GET", "/api/meetings/{id}/invite.ics"): "watch",
     ("GET", "/api/meetings/{id}/timeline"): "watch",
     ("GET", "/api/meetings/{id}/audit"): "watch",
+    ("GET", "/api/meetings/{id}/suggestions"): "watch",
+    ("POST", "/api/meetings/{id}/suggestions"): "member",
+    ("POST", "/api/meetings/{id}/suggestions/{suggestion_id}/answer"): "run",
     ("GET", "/api/meetings/{id}/votes"): "watch",
     ("GET", "/api/meetings/{id}/votes/{vote_id}/receipts"): "watch",
     ("POST", "/api/meetings/{id}/start"): "run",
@@ -127,6 +133,9 @@ async def world(client, clerk_token):
     meeting = await (await client.post("/api/meetings", json={"title": "会"},
                                        headers=auth(clerk_token))).json()
     await client.post(f"/api/meetings/{meeting['id']}/start", headers=auth(clerk_token))
+    suggested = await client.post(f"/api/meetings/{meeting['id']}/suggestions",
+                                  json={"text": "路灯坏了"}, headers=auth(a_member))
+    assert suggested.status == 201  # suggestion 1, for the answer route
     open_meeting = await (await client.post(
         "/api/meetings", json={"title": "公开", "allow_guests": True}, headers=auth(clerk_token)
     )).json()
@@ -154,6 +163,10 @@ def request_for(method: str, path: str, world) -> tuple[str, dict]:
         return url, {"json": {"title": "新会"}}
     if path == "/api/meetings/{id}":
         return url, {"json": {"place": "村委会会议室"}}
+    if path == "/api/meetings/{id}/suggestions":
+        return url.replace("{suggestion_id}", "1"), {"json": {"text": "建议修路灯"}}
+    if path.endswith("/answer"):
+        return url.replace("{suggestion_id}", "1"), {"json": {"status": "adopted", "reply": "好"}}
     if path.endswith("/cancel"):
         return url, {"json": {"reason": "下雨"}}
     return url, {}

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .. import keys
 from ..errors import BadRequest, Conflict, NotFound
-from ..services import accounts, identity, meetings, notices, timeline, votes
+from ..services import accounts, identity, meetings, notices, suggestions, timeline, votes
 from ..services.access import check_can_run, check_can_watch
 from ..services.ratelimit import FailureLimiter
 from ..store import Meeting
@@ -157,6 +157,40 @@ async def meeting_audit(request: web.Request) -> web.Response:
         meeting = await meeting_to_watch(request, db)
         verdict = await timeline.verify_chain(db, meeting)
     return web.json_response({"meeting_id": meeting.id, **verdict.as_dict()})
+
+
+@routes.get("/api/meetings/{id}/suggestions")
+async def list_suggestions(request: web.Request) -> web.Response:
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meeting_to_watch(request, db)
+        found = await suggestions.listed(db, meeting.id)
+    return web.json_response({"suggestions": [suggestions.suggestion_dict(s) for s in found]})
+
+
+@routes.post("/api/meetings/{id}/suggestions")
+async def post_suggestion(request: web.Request) -> web.Response:
+    """A member's suggestion, before or during the meeting (stored, then broadcast)."""
+    body = await read_json(request)
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meeting_to_watch(request, db)
+        recorded = await suggestions.post(db, meeting, await principal_of(request), body)
+    await request.app[keys.REALTIME].announce(recorded)
+    return web.json_response(recorded.data, status=201)
+
+
+@routes.post("/api/meetings/{id}/suggestions/{suggestion_id}/answer")
+async def answer_suggestion(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    try:
+        suggestion_id = int(request.match_info["suggestion_id"])
+    except ValueError:
+        raise NotFound("no such suggestion") from None
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meeting_to_run(request, db)
+        recorded = await suggestions.answer(db, meeting, await principal_of(request),
+                                            suggestion_id, body)
+    await request.app[keys.REALTIME].announce(recorded)
+    return web.json_response(recorded.data)
 
 
 @routes.patch("/api/meetings/{id}")

@@ -3,10 +3,10 @@
 from .db import Database
 from .models import (
     AgendaItem, Ballot, BallotAttempt, Event, Meeting, Member, User, Village, Vote,
-    VoteEligible, VoteParticipation, utcnow,
+    VoteEligible, VoteParticipation, Suggestion, utcnow,
 )
 
 __all__ = [
     "AgendaItem", "Ballot", "BallotAttempt", "Database", "Event", "Meeting", "Member", "User",
-    "Village", "Vote", "VoteEligible", "VoteParticipation", "utcnow",
+    "Suggestion", "Village", "Vote", "VoteEligible", "VoteParticipation", "utcnow",
 ]

@@ -218,3 +218,21 @@ class BallotAttempt(SQLModel, table=True):
     at: datetime = _now_column()
     #: "accepted" or the refusal's error code
     outcome: str = Field(max_length=32)
+
+
+class Suggestion(SQLModel, table=True):
+    """A member's suggestion or comment on a meeting (or one of its agenda items), and the answer."""
+
+    __tablename__ = "suggestions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="meetings.id", index=True)
+    item_id: int | None = Field(default=None, foreign_key="agenda_items.id")
+    member_id: int = Field(foreign_key="members.id")
+    author: str = Field(max_length=64)
+    text: str = Field(max_length=2000)
+    created_at: datetime = _now_column()
+    #: open, adopted (采纳), answered (已答复), not_adopted (不采纳)
+    status: str = Field(default="open", max_length=16)
+    reply: str = Field(default="", max_length=2000)
+    replied_at: datetime | None = _time(nullable=True)

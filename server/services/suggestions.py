@@ -1,0 +1,93 @@
+"""Suggestions: members comment on a meeting or an agenda item; the committee answers.
+
+Members post before and during the meeting; each suggestion and each answer is a
+stored event on the meeting's timeline (and its audit chain), so the minutes and
+the replay show them.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..errors import BadRequest, Conflict, NotFound
+from ..store import AgendaItem, Meeting, Suggestion, utcnow
+from .meetings import CANCELLED, ENDED
+from .room import is_village_member, require_host
+from .timeline import Recorded, change_room
+from .tokens import Principal
+
+MAX_TEXT = 2000
+ANSWERS = ("adopted", "answered", "not_adopted")
+
+
+def suggestion_dict(s: Suggestion) -> dict:
+    return {
+        "id": s.id, "item_id": s.item_id, "author": {"id": f"m{s.member_id}", "name": s.author},
+        "text": s.text, "created_at": s.created_at.isoformat(timespec="seconds"),
+        "status": s.status, "reply": s.reply,
+        "replied_at": s.replied_at.isoformat(timespec="seconds") if s.replied_at else None,
+    }
+
+
+def _text(value: object, what: str, required: bool) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{what} must be text")
+    value = value.strip()
+    if required and not value:
+        raise BadRequest(f"{what} is empty")
+    if len(value) > MAX_TEXT:
+        raise BadRequest(f"{what} must be at most {MAX_TEXT} characters", code="too_large")
+    return value
+
+
+async def post(db: AsyncSession, meeting: Meeting, principal: Principal | None, body: dict) -> Recorded:
+    if not is_village_member(principal, meeting):
+        from ..errors import Forbidden
+
+        raise Forbidden("only members of the village make suggestions")
+    text = _text(body.get("text"), "text", required=True)
+    item_id = body.get("item_id")
+    if item_id is not None:
+        item = await db.get(AgendaItem, item_id) if isinstance(item_id, int) else None
+        if item is None or item.meeting_id != meeting.id:
+            raise BadRequest(f"no agenda item {item_id!r} in this meeting")
+    if meeting.status in (ENDED, CANCELLED):
+        raise Conflict(f"the meeting is {meeting.status}: suggestions are closed")
+    suggestion = Suggestion(meeting_id=meeting.id, item_id=item_id, member_id=int(principal.id[1:]),
+                            author=principal.name, text=text)
+    db.add(suggestion)
+    await db.flush()
+
+    def change(_meeting, _state, _seq):
+        return "suggestion:posted", suggestion_dict(suggestion)
+
+    return await change_room(db, meeting.id, change)
+
+
+async def answer(db: AsyncSession, meeting: Meeting, principal: Principal | None,
+                 suggestion_id: int, body: dict) -> Recorded:
+    require_host(principal, meeting)
+    status = body.get("status")
+    if status not in ANSWERS:
+        raise BadRequest(f"status must be one of {', '.join(ANSWERS)}")
+    reply = _text(body.get("reply"), "reply", required=False)
+    suggestion = await db.get(Suggestion, suggestion_id)
+    if suggestion is None or suggestion.meeting_id != meeting.id:
+        raise NotFound(f"no suggestion {suggestion_id}")
+    suggestion.status, suggestion.reply, suggestion.replied_at = status, reply, utcnow()
+    db.add(suggestion)
+    await db.flush()
+
+    def change(_meeting, _state, _seq):
+        return "suggestion:answered", {**suggestion_dict(suggestion), "by": principal.as_dict()}
+
+    return await change_room(db, meeting.id, change)
+
+
+async def listed(db: AsyncSession, meeting_id: int) -> list[Suggestion]:
+    rows = await db.exec(select(Suggestion).where(Suggestion.meeting_id == meeting_id)
+                         .order_by(Suggestion.id))
+    return list(rows.all())
