@@ -626,3 +626,33 @@ async def test_villagers_vote_on_their_phones_and_check_their_receipts(server):
                 "() => document.querySelector('.receipt-check').textContent.length > 0")
             said = await phones[0].inner_text(".receipt-check")
             assert receipt in said and "同意" in said
+
+
+async def test_a_member_suggests_and_the_committee_answers(server):
+    base = str(server.make_url("")).rstrip("/")
+    api = _Client(server)
+    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    added = await (await api.post("/api/members", json={"name": "周八"}, headers=headers)).json()
+    meeting = await (await api.post("/api/meetings", json={
+        "title": "村规民约", "agenda": [{"title": "修订第三条"}]}, headers=headers)).json()
+    async with async_playwright() as pw:
+        async with Browser(pw) as phone, Browser(pw) as hall:
+            villager = await phone.new_page()
+            await villager.goto(added["invite_url"])
+            await villager.goto(f"{base}/m/{meeting['code']}")  # not started: suggest ahead
+            await villager.wait_for_selector("#suggestion-form:not([hidden])")
+            await villager.select_option("#suggestion-item", str(meeting["agenda"][0]["id"]))
+            await villager.fill("#suggestion-text", "<i>建议</i>：养狗要拴绳")
+            await villager.click("#suggestion-form button")
+            await villager.wait_for_selector(".suggestion")
+
+            host = await hall.new_page()
+            await clerk_logs_in(host, base, f"/meetings/{meeting['id']}/host")
+            await host.wait_for_selector(".suggestion .answer-adopted")
+            assert "修订第三条" in await host.inner_text(".suggestion")
+            await host.fill(".answer-reply", "采纳，写入第三条")
+            await host.click(".suggestion .answer-adopted")
+            await villager.wait_for_selector(".suggestion.adopted")
+            text = await villager.inner_text(".suggestion")
+            assert "<i>建议</i>：养狗要拴绳" in text and "采纳，写入第三条" in text and "已采纳" in text

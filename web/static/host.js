@@ -8,6 +8,7 @@ import { postJSON } from "./api.js";
 import { t } from "./i18n.js";
 import { joinMeeting } from "./realtime.js";
 import { createRoom } from "./room.js";
+import { createSuggestions } from "./suggestions.js";
 import { createVotes } from "./votes.js";
 import { play } from "./whep.js";
 import { publish } from "./whip.js";
@@ -410,6 +411,7 @@ function refreshIdleMessage() {
 const floorAudio = $("floor-audio");
 const room = createRoom({ meetingId, isHost: true });
 const ballots = createVotes({ meetingId, isHost: true });
+const notes = createSuggestions({ meetingId, isHost: true, agenda: meeting.agenda });
 let floorListener = null;
 
 function startFloorListener() {
@@ -437,11 +439,13 @@ const realtime = joinMeeting(meetingId, {
   onEvent(name, data) {
     room.onEvent(name, data);
     ballots.onEvent(name, data);
+    notes.onEvent(name, data);
   },
   onVoteProgress: ballots.onProgress,
   onJoin(ack) {
     room.onJoin(ack);
     ballots.onJoin(ack);
+    notes.onJoin(ack);
     const live = ack.state || {};
     showViewers(live.viewers);
     serverPublishing = Boolean(live.publishing);

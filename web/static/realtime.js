@@ -23,6 +23,8 @@ export const ROOM_EVENTS = [
   "vote:opened",
   "vote:hall",
   "vote:closed",
+  "suggestion:posted",
+  "suggestion:answered",
 ];
 
 /**

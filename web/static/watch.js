@@ -8,6 +8,7 @@ import { getJSON } from "./api.js";
 import { t } from "./i18n.js";
 import { joinMeeting } from "./realtime.js";
 import { createRoom } from "./room.js";
+import { createSuggestions } from "./suggestions.js";
 import { createVotes } from "./votes.js";
 import { play } from "./whep.js";
 
@@ -49,6 +50,7 @@ const room = createRoom({
 });
 
 const ballots = createVotes({ meetingId, isHost: false });
+const notes = createSuggestions({ meetingId, isHost: false, agenda: meeting.agenda });
 
 function playFloor(track) {
   floorAudio.srcObject = new MediaStream([track]);
@@ -313,6 +315,7 @@ const realtime = joinMeeting(meetingId, {
   onJoin(ack) {
     room.onJoin(ack);
     ballots.onJoin(ack);
+    notes.onJoin(ack);
     const live = ack.state || {};
     if (typeof live.publishing === "boolean") publishing = live.publishing;
     showViewers(live.viewers);
@@ -323,6 +326,7 @@ const realtime = joinMeeting(meetingId, {
   onEvent(name, data) {
     room.onEvent(name, data);
     ballots.onEvent(name, data);
+    notes.onEvent(name, data);
   },
   onVoteProgress: ballots.onProgress,
   onPresence(presence) {
