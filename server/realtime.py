@@ -146,9 +146,13 @@ class MeetingNamespace(socketio.AsyncNamespace):
             view = await meetings.view(db, meeting)
             snap = await room.snapshot(db, meeting)
             vote_rows = await votes.meeting_votes(db, meeting.id)
-            mine = set()
+            mine, held = set(), []
             if principal is not None and principal.role == "member":
                 mine = await votes.voted_in(db, int(principal.id[1:]), [v.id for v in vote_rows])
+                held = [p["member"] for p in await votes.proxies_of(db, meeting.id)
+                        if f"m{p['proxy']['id']}" == principal.id]
+                for entry in held:  # and whether each represented member has voted
+                    entry["voted"] = sorted(await votes.voted_in(db, entry["id"], [v.id for v in vote_rows]))
             missed = await events_after(db, meeting.id, since) if since is not None else []
         for event in missed:
             await self.emit(event.type, {**event.data, "seq": event.seq}, to=sid)
@@ -162,6 +166,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
             "viewers": stats.viewers,
             **snap.as_dict(principal, meeting),
             "votes": [{**votes.vote_dict(v), "you_voted": v.id in mine} for v in vote_rows],
+            "proxies_held": held,
         }
         self.rt.schedule_presence(meeting.id)
         you = principal.as_dict() if principal else {"id": None, "name": None, "role": "viewer"}

@@ -56,6 +56,8 @@ POLICY = {
     ("GET", "/api/meetings/{id}/timeline"): "watch",
     ("GET", "/api/meetings/{id}/audit"): "watch",
     ("GET", "/api/meetings/{id}/suggestions"): "watch",
+    ("GET", "/api/meetings/{id}/proxies"): "watch",
+    ("POST", "/api/meetings/{id}/proxies"): "run",
     ("POST", "/api/meetings/{id}/suggestions"): "member",
     ("POST", "/api/meetings/{id}/suggestions/{suggestion_id}/answer"): "run",
     ("GET", "/api/meetings/{id}/votes"): "watch",
@@ -129,6 +131,7 @@ async def world(client, clerk_token):
         return added["id"], joined["token"]
 
     a_member_id, a_member = await member_token(clerk_token)
+    second_member_id, _ = await member_token(clerk_token)
     _, b_member = await member_token(b_token)
     meeting = await (await client.post("/api/meetings", json={"title": "会"},
                                        headers=auth(clerk_token))).json()
@@ -144,7 +147,8 @@ async def world(client, clerk_token):
     client.session.cookie_jar.clear()
     tokens = {"anonymous": None, "guest": guest["token"], "member": a_member,
               "other_member": b_member, "other_committee": b_token, "committee": clerk_token}
-    return {"tokens": tokens, "meeting": meeting, "member_id": a_member_id}
+    return {"tokens": tokens, "meeting": meeting, "member_id": a_member_id,
+            "second_member_id": second_member_id}
 
 
 def request_for(method: str, path: str, world) -> tuple[str, dict]:
@@ -163,6 +167,8 @@ def request_for(method: str, path: str, world) -> tuple[str, dict]:
         return url, {"json": {"title": "新会"}}
     if path == "/api/meetings/{id}":
         return url, {"json": {"place": "村委会会议室"}}
+    if path == "/api/meetings/{id}/proxies":
+        return url, {"json": {"member_id": world["member_id"], "proxy_id": world["second_member_id"]}}
     if path == "/api/meetings/{id}/suggestions":
         return url.replace("{suggestion_id}", "1"), {"json": {"text": "建议修路灯"}}
     if path.endswith("/answer"):

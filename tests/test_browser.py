@@ -587,6 +587,10 @@ async def test_villagers_vote_on_their_phones_and_check_their_receipts(server):
     meeting = await (await api.post("/api/meetings", json={
         "title": "村务表决", "agenda": [{"title": "修建村道"}]}, headers=headers)).json()
     await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
+    absent = await (await api.post("/api/members", json={"name": "孙三"}, headers=headers)).json()
+    proxy = await api.post(f"/api/meetings/{meeting['id']}/proxies", headers=headers,
+                           json={"member_id": absent["id"], "proxy_id": members[0]["id"]})
+    assert proxy.status == 201
     async with async_playwright() as pw:
         async with Browser(pw) as hall, Browser(pw) as phone1, Browser(pw) as phone2:
             host = await hall.new_page()
@@ -606,20 +610,25 @@ async def test_villagers_vote_on_their_phones_and_check_their_receipts(server):
             await host.select_option("#vote-item", str(meeting["agenda"][0]["id"]))
             await host.fill("#vote-question", "同意修建村道吗？")
             await host.click("#vote-form button[type=submit]")
+            own = ".ballot:not(:has(.ballot-for))"
             for page, choice in zip(phones, ("同意", "反对"), strict=True):
                 await page.wait_for_selector(".ballot-option")
                 assert "同意修建村道吗？" in await page.inner_text("#votes-panel")
-                await page.click(f".ballot-option:has-text('{choice}')")
-                await page.wait_for_selector(".ballot-done")
-            receipt = (await phones[0].inner_text(".ballot-done")).rsplit("：", 1)[-1].strip()
+                await page.click(f"{own} .ballot-option:has-text('{choice}')")
+                await page.wait_for_selector(f"{own} .ballot-done")
+            receipt = (await phones[0].inner_text(f"{own} .ballot-done")).rsplit("：", 1)[-1].strip()
             assert len(receipt) == 10
+            # 赵大 also holds 孙三's proxy: a second ballot, in their name
+            assert "孙三" in await phones[0].inner_text(".ballot-for")
+            await phones[0].click(".ballot:has(.ballot-for) .ballot-option:has-text('弃权')")
+            await phones[0].wait_for_selector(".ballot:has(.ballot-for) .ballot-done")
             await host.wait_for_function(
-                "() => document.querySelector('.vote-progress').textContent.includes('2')")
+                "() => document.querySelector('.vote-progress').textContent.includes('3')")
 
             await host.click(".close-vote")
             for page in (host, *phones):
                 await page.wait_for_selector(".vote-verdict")
-            assert "未通过" in await phones[0].inner_text(".vote-verdict")  # 1 of 2 is not more than half
+            assert "未通过" in await phones[0].inner_text(".vote-verdict")  # 1 of 3 is not more than half
             await phones[0].reload()  # the receipt survives a reload
             await phones[0].click(".check-receipt")
             await phones[0].wait_for_function(

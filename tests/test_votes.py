@@ -52,6 +52,7 @@ async def test_open_cast_close_with_exact_tally_and_receipts(client, clerk_token
     vote_id = opened["vote_id"]
     announced = await people[0][1].wait_for("vote:opened")
     assert announced["question"] == "同意修路吗？" and announced["eligible"] == 5
+    assert announced["present"] == 5  # announced before the vote: 5 members online
 
     choices = ["同意", "同意", "同意", "反对", "弃权"]
     acks = [await p.call("vote:cast", {"vote_id": vote_id, "choice": c})
@@ -350,3 +351,47 @@ async def test_ending_the_meeting_closes_its_open_votes(client, clerk_token, roo
     await client.post(f"/api/meetings/{meeting['id']}/end", headers=auth(clerk_token))
     closed = await person.wait_for("vote:closed")
     assert closed["vote_id"] == vote_id and closed["tally"]["反对"] == 1 and not closed["passed"]
+
+
+async def test_a_registered_proxy_votes_for_an_absent_member_once(client, clerk_token, room_of):
+    meeting = await live_meeting(client, clerk_token)
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    absent = await (await client.post("/api/members", json={"name": "出远门的吴九"},
+                                      headers=auth(clerk_token))).json()
+    proxy_pid, proxy_token = await member(client, clerk_token, "郑十")
+    other_pid, other_token = await member(client, clerk_token, "旁人")
+    url = f"/api/meetings/{meeting['id']}/proxies"
+    proxy_id = int(proxy_pid[1:])
+    registered = await client.post(url, json={"member_id": absent["id"], "proxy_id": proxy_id},
+                                   headers=auth(clerk_token))
+    assert registered.status == 201, await registered.text()
+    again = await client.post(url, json={"member_id": absent["id"], "proxy_id": int(other_pid[1:])},
+                              headers=auth(clerk_token))
+    assert again.status == 409
+    assert (await client.post(url, json={"member_id": proxy_id, "proxy_id": proxy_id},
+                              headers=auth(clerk_token))).status == 400
+    listed = (await (await client.get(url, headers=auth(proxy_token))).json())["proxies"]
+    assert listed == [{"member": {"id": absent["id"], "name": "出远门的吴九"},
+                       "proxy": {"id": proxy_id, "name": "郑十"}}]
+
+    proxy, ack = await room.join(proxy_token)
+    assert ack["state"]["proxies_held"] == [{"id": absent["id"], "name": "出远门的吴九", "voted": []}]
+    other, _ = await room.join(other_token)
+    vote_id = (await host.call("vote:open", {"question": "同意吗?"}))["vote_id"]
+    own = await proxy.call("vote:cast", {"vote_id": vote_id, "choice": "同意"})
+    held = await proxy.call("vote:cast", {"vote_id": vote_id, "choice": "反对", "for_member_id": absent["id"]})
+    assert own["ok"] and held["ok"]
+    twice = await proxy.call("vote:cast", {"vote_id": vote_id, "choice": "同意", "for_member_id": absent["id"]})
+    assert twice["error"]["code"] == "already_voted"
+    stranger = await other.call("vote:cast", {"vote_id": vote_id, "choice": "同意",
+                                              "for_member_id": absent["id"]})
+    assert stranger["error"]["code"] == "forbidden"
+    closed = await host.call("vote:close", {"vote_id": vote_id})
+    assert closed["sources"]["proxy"]["反对"] == 1 and closed["sources"]["remote"]["同意"] == 1
+    assert closed["cast"] == 2
+    timeline = (await (await client.get(f"/api/meetings/{meeting['id']}/timeline",
+                                        headers=auth(clerk_token))).json())["events"]
+    by_proxy = [e for e in timeline if e["type"] == "vote:ballot" and e.get("by_proxy")]
+    assert by_proxy[0]["voter"] == f"m{absent['id']}" and by_proxy[0]["by_proxy"] == proxy_pid
+    assert any(e["type"] == "proxy:registered" for e in timeline)

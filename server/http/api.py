@@ -159,6 +159,25 @@ async def meeting_audit(request: web.Request) -> web.Response:
     return web.json_response({"meeting_id": meeting.id, **verdict.as_dict()})
 
 
+@routes.get("/api/meetings/{id}/proxies")
+async def list_proxies(request: web.Request) -> web.Response:
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meeting_to_watch(request, db)
+        listed = await votes.proxies_of(db, meeting.id)
+    return web.json_response({"proxies": listed})
+
+
+@routes.post("/api/meetings/{id}/proxies")
+async def register_proxy(request: web.Request) -> web.Response:
+    """委托投票: the committee records who votes for an absent member in this meeting."""
+    body = await read_json(request)
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meeting_to_run(request, db)
+        recorded = await votes.register_proxy(db, meeting, await principal_of(request), body)
+    await request.app[keys.REALTIME].announce(recorded)
+    return web.json_response(recorded.data, status=201)
+
+
 @routes.get("/api/meetings/{id}/suggestions")
 async def list_suggestions(request: web.Request) -> web.Response:
     async with request.app[keys.DATABASE].session() as db:

@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import BadRequest, Conflict, CunhuiError, Forbidden, NotFound
 from ..store import (
-    AgendaItem, Ballot, BallotAttempt, Event, Meeting, Member, Vote, VoteEligible,
+    AgendaItem, Ballot, BallotAttempt, Event, Meeting, Member, Proxy, Vote, VoteEligible,
     VoteParticipation, utcnow,
 )
 from . import rules
@@ -147,10 +147,11 @@ async def open_vote(db: AsyncSession, meeting_id: int, principal: Principal | No
     db.add(vote)
     await db.flush()
     db.add_all(VoteEligible(vote_id=vote.id, member_id=m.id) for m in eligible)
+    present, _ = await attendance(db, meeting)
     recorded = await _record(db, meeting_id, "vote:opened", {
         "vote_id": vote.id, "item_id": vote.item_id, "question": vote.question,
         "options": vote.options, "secret": vote.secret, "rule": vote.rule,
-        "eligible": vote.eligible, "by": principal.as_dict(),
+        "eligible": vote.eligible, "present": present, "by": principal.as_dict(),
     })
     await db.commit()
     return recorded
@@ -196,10 +197,19 @@ async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
                 payload: dict, member_id: int | None, source: str) -> Cast:
     vote = await get_vote(db, meeting_id, payload.get("vote_id"))
     meeting = await db.get(Meeting, meeting_id)
+    proxy_for = payload.get("for_member_id")
     if member_id is None:
         if principal is None or principal.role != "member" or not is_village_member(principal, meeting):
             raise Forbidden("only members of the village vote")
         member_id = int(principal.id[1:])
+        if proxy_for is not None:
+            # 委托投票: the ballot is the absent member's, cast by their registered proxy
+            if not isinstance(proxy_for, int) or isinstance(proxy_for, bool):
+                raise BadRequest("for_member_id must be a member's id")
+            proxy = await db.get(Proxy, (meeting_id, proxy_for))
+            if proxy is None or proxy.proxy_id != member_id:
+                raise Forbidden("you are not registered to vote for this member")
+            member_id, source = proxy_for, "proxy"
     else:
         require_host(principal, meeting)  # the roll call: the committee records a hall vote
     choice = payload.get("choice")
@@ -228,10 +238,13 @@ async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
         await db.rollback()
         raise _error("already_voted", "this member has already voted") from None
     data = {"vote_id": vote.id, "voter": f"m{member_id}", "source": source}
+    if source == "proxy":
+        data["by_proxy"] = principal.id
     if not vote.secret:
         data["choice"] = choice
     recorded = await _record(db, meeting_id, "vote:ballot", data)
-    db.add(BallotAttempt(vote_id=vote.id, participant_id=f"m{member_id}", outcome="accepted"))
+    db.add(BallotAttempt(vote_id=vote.id, participant_id=f"m{member_id}",
+                         outcome="accepted" if source != "proxy" else f"accepted:{principal.id}"))
     await db.commit()
     return Cast(receipt, cast, recorded)
 
@@ -295,6 +308,22 @@ async def present_members(db: AsyncSession, meeting: Meeting) -> set[int]:
     return online | hall
 
 
+async def attendance(db: AsyncSession, meeting: Meeting) -> tuple[int, set[int]]:
+    """How many people take part now, and which members we know by name.
+
+    Remote members online (not ticked in the hall), plus the hall — its count if the
+    committee entered one, else the members ticked there — plus members represented
+    by a registered proxy (委托 counts as taking part).
+    """
+    present_ids = await present_members(db, meeting)
+    state = meeting.room_state or {}
+    in_hall = state.get("in_hall")
+    hall_ticked = set(state.get("hall_members", []))
+    hall = in_hall if in_hall is not None else len(hall_ticked)
+    proxied = await _proxied(db, meeting.id) - present_ids
+    return len(present_ids - hall_ticked) + hall + len(proxied), present_ids | proxied
+
+
 async def close_vote(db: AsyncSession, meeting_id: int, principal: Principal | None,
                      payload: dict, *, by_server: bool = False) -> tuple[dict, Recorded | None]:
     """Close and count; closing again returns the same result (and stores nothing)."""
@@ -324,22 +353,16 @@ async def _count(db: AsyncSession, meeting: Meeting, vote: Vote) -> dict:
         Ballot.vote_id == vote.id).group_by(Ballot.choice, Ballot.source))).all()
     by_source: dict[str, dict[str, int]] = {
         "remote": dict.fromkeys(vote.options, 0),
+        "proxy": dict.fromkeys(vote.options, 0),
         "hall_roll_call": dict.fromkeys(vote.options, 0),
         "hall_show_of_hands": {o: int(vote.hall_counts.get(o, 0)) for o in vote.options},
     }
     for choice, source, n in rows:
-        by_source["remote" if source == "remote" else "hall_roll_call"][choice] = n
+        by_source["hall_roll_call" if source == "hall" else source][choice] = n
     tally = {o: sum(s[o] for s in by_source.values()) for o in vote.options}
     cast = sum(tally.values())
-    present_ids = await present_members(db, meeting)
-    state = meeting.room_state or {}
-    in_hall = state.get("in_hall")
-    hall_ticked = set(state.get("hall_members", []))
-    # people present: remote members online, plus the hall (its count if entered,
-    # else the members ticked there); never fewer than the ballots cast
-    remote_online = present_ids - hall_ticked
-    hall = in_hall if in_hall is not None else len(hall_ticked)
-    present = max(len(remote_online) + hall, cast)
+    attending, present_ids = await attendance(db, meeting)
+    present = max(attending, cast)  # never fewer than the ballots cast
     eligible_rows = (await db.exec(select(Member.household).join(
         VoteEligible, VoteEligible.member_id == Member.id).where(VoteEligible.vote_id == vote.id))).all()
     households = {h for h in eligible_rows if h}
@@ -371,7 +394,7 @@ async def _count(db: AsyncSession, meeting: Meeting, vote: Vote) -> dict:
 async def receipts(db: AsyncSession, vote: Vote) -> list[dict]:
     """The published list: every ballot's receipt and choice, ordered by receipt (not time)."""
     rows = await db.exec(select(Ballot.receipt, Ballot.choice).where(
-        Ballot.vote_id == vote.id, Ballot.source == "remote").order_by(Ballot.receipt))
+        Ballot.vote_id == vote.id, Ballot.source.in_(("remote", "proxy"))).order_by(Ballot.receipt))
     return [{"receipt": r, "choice": c} for r, c in rows.all()]
 
 
@@ -387,3 +410,58 @@ async def voted_in(db: AsyncSession, member_id: int, vote_ids: list[int]) -> set
     rows = await db.exec(select(VoteParticipation.vote_id).where(
         VoteParticipation.member_id == member_id, VoteParticipation.vote_id.in_(vote_ids)))
     return set(rows.all())
+
+
+# ------------------------------------------------------------------ proxies (委托投票)
+
+
+async def _proxied(db: AsyncSession, meeting_id: int) -> set[int]:
+    """Members represented by a proxy: they count as present (委托 is taking part)."""
+    rows = await db.exec(select(Proxy.member_id).where(Proxy.meeting_id == meeting_id))
+    return set(rows.all())
+
+
+async def register_proxy(db: AsyncSession, meeting: Meeting, principal: Principal | None,
+                         body: dict) -> Recorded:
+    """The committee records that ``proxy_id`` votes for ``member_id`` in this meeting."""
+    require_host(principal, meeting)
+    member_id, proxy_id = body.get("member_id"), body.get("proxy_id")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (member_id, proxy_id)):
+        raise BadRequest("member_id and proxy_id must be members' ids")
+    if member_id == proxy_id:
+        raise BadRequest("a member cannot be their own proxy")
+    people = {}
+    for key in (member_id, proxy_id):
+        person = await db.get(Member, key)
+        if person is None or person.village_id != meeting.village_id or person.removed_at:
+            raise BadRequest(f"no member {key} in this village")
+        people[key] = person
+    if meeting.status not in ("scheduled", LIVE):
+        raise Conflict(f"the meeting is {meeting.status}")
+    if await db.get(Proxy, (meeting.id, member_id)) is not None:
+        raise Conflict(f"{people[member_id].name} already has a proxy in this meeting")
+    if await db.get(Proxy, (meeting.id, proxy_id)) is not None:
+        raise BadRequest(f"{people[proxy_id].name} has given their own vote to a proxy")
+    db.add(Proxy(meeting_id=meeting.id, member_id=member_id, proxy_id=proxy_id))
+    await db.flush()
+    from .timeline import change_room
+
+    def change(_meeting, _state, _seq):
+        return "proxy:registered", {
+            "member": {"id": member_id, "name": people[member_id].name},
+            "proxy": {"id": proxy_id, "name": people[proxy_id].name},
+            "by": principal.as_dict(),
+        }
+
+    return await change_room(db, meeting.id, change)
+
+
+async def proxies_of(db: AsyncSession, meeting_id: int) -> list[dict]:
+    rows = await db.exec(select(Proxy, Member).join(Member, Member.id == Proxy.member_id)
+                         .where(Proxy.meeting_id == meeting_id))
+    out = []
+    for proxy, member in rows.all():
+        holder = await db.get(Member, proxy.proxy_id)
+        out.append({"member": {"id": member.id, "name": member.name},
+                    "proxy": {"id": holder.id, "name": holder.name}})
+    return out

@@ -236,3 +236,14 @@ class Suggestion(SQLModel, table=True):
     status: str = Field(default="open", max_length=16)
     reply: str = Field(default="", max_length=2000)
     replied_at: datetime | None = _time(nullable=True)
+
+
+class Proxy(SQLModel, table=True):
+    """委托投票: for this meeting, ``proxy_id`` votes on behalf of ``member_id``."""
+
+    __tablename__ = "proxies"
+
+    meeting_id: int = Field(foreign_key="meetings.id", primary_key=True)
+    member_id: int = Field(foreign_key="members.id", primary_key=True)
+    proxy_id: int = Field(foreign_key="members.id", index=True)
+    created_at: datetime = _now_column()

@@ -436,6 +436,47 @@ export function createRoom(options) {
     renderHallTicks();
   });
 
+  // 委托投票: the committee registers who votes for a member who cannot attend.
+  const proxies = $("proxies");
+  const proxyBase = `/api/meetings/${encodeURIComponent(options.meetingId)}/proxies`;
+
+  async function loadProxies() {
+    const [roll, listed] = await Promise.all([getJSON("/api/members"), getJSON(proxyBase)]);
+    for (const id of ["proxy-member", "proxy-holder"]) {
+      $(id).replaceChildren(...roll.members.map((m) => {
+        const option = document.createElement("option");
+        option.value = String(m.id);
+        option.textContent = m.household ? `${m.name}（${m.household}）` : m.name;
+        return option;
+      }));
+    }
+    $("proxy-list").replaceChildren(...listed.proxies.map((p) => {
+      const li = document.createElement("li");
+      li.textContent = t("proxy_line", { proxy: p.proxy.name, member: p.member.name });
+      return li;
+    }));
+  }
+
+  proxies?.addEventListener("toggle", () => {
+    if (proxies.open) loadProxies().catch(() => {});
+  });
+
+  $("proxy-form")?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = $("proxy-error");
+    error.hidden = true;
+    try {
+      await postJSON(proxyBase, {
+        member_id: Number($("proxy-member").value),
+        proxy_id: Number($("proxy-holder").value),
+      });
+      await loadProxies();
+    } catch (exc) {
+      error.textContent = exc.message;
+      error.hidden = false;
+    }
+  });
+
   $("who-button")?.addEventListener("click", async () => {
     const ack = await call("attendance:list", {});
     const list = $("who-list");

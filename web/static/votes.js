@@ -41,6 +41,7 @@ export function createVotes(options) {
   let rt = null;
   let you = null;
   const votes = new Map(); // vote_id -> vote (as in the join ack), kept current
+  let proxiesHeld = []; // members this member votes for (委托投票)
 
   const call = (event, data) =>
     rt ? rt.call(event, data) : Promise.resolve({ ok: false, error: { code: "network_error" } });
@@ -93,10 +94,14 @@ export function createVotes(options) {
     return box;
   }
 
-  function ballotBlock(vote) {
+  /** The member's own ballot, or (with forMember) the one they cast as a registered proxy. */
+  function ballotBlock(vote, forMember = null) {
     const box = el("div", "ballot");
-    const receipt = vote.receipt || recalled(vote.vote_id);
-    if (vote.you_voted || receipt) {
+    const key = forMember ? `${vote.vote_id}:${forMember.id}` : vote.vote_id;
+    const receipt = forMember ? recalled(key) : vote.receipt || recalled(key);
+    const done = forMember ? (forMember.voted || []).includes(vote.vote_id) : vote.you_voted;
+    if (forMember) box.append(el("p", "ballot-for", t("vote_for", { name: forMember.name })));
+    if (done || receipt) {
       box.append(el("p", "ballot-done", receipt ? t("vote_your_receipt", { receipt }) : t("vote_voted")));
       return box;
     }
@@ -109,14 +114,15 @@ export function createVotes(options) {
       button.addEventListener("click", async () => {
         if (!window.confirm(t("vote_confirm", { choice: option }))) return;
         for (const b of box.querySelectorAll("button")) b.disabled = true;
-        const ack = await call("vote:cast", { vote_id: vote.vote_id, choice: option });
+        const payload = { vote_id: vote.vote_id, choice: option };
+        if (forMember) payload.for_member_id = forMember.id;
+        const ack = await call("vote:cast", payload);
         if (ack.ok) {
-          vote.you_voted = true;
-          vote.receipt = ack.receipt;
-          remember(vote.vote_id, ack.receipt);
+          remember(key, ack.receipt);
+          if (forMember) forMember.voted = [...(forMember.voted || []), vote.vote_id];
+          else Object.assign(vote, { you_voted: true, receipt: ack.receipt });
           render();
         } else {
-          if (ack.error && ack.error.code === "already_voted") vote.you_voted = true;
           error.textContent = describe(ack.error);
           error.hidden = false;
           for (const b of box.querySelectorAll("button")) b.disabled = false;
@@ -181,7 +187,10 @@ export function createVotes(options) {
     if (vote.status === "open") {
       li.append(el("p", "muted vote-progress", t("vote_cast_count", { cast: vote.cast ?? 0, eligible: vote.eligible })));
       if (isHost) li.append(hostBlock(vote));
-      else if (you && you.role === "member") li.append(ballotBlock(vote));
+      else if (you && you.role === "member") {
+        li.append(ballotBlock(vote));
+        for (const held of proxiesHeld) li.append(ballotBlock(vote, held));
+      }
     } else if (vote.result) {
       li.append(resultBlock(vote));
     }
@@ -224,6 +233,7 @@ export function createVotes(options) {
       you = ack.you;
       votes.clear();
       for (const vote of (ack.state && ack.state.votes) || []) votes.set(vote.vote_id, vote);
+      proxiesHeld = (ack.state && ack.state.proxies_held) || [];
       render();
     },
     onProgress(data) {
