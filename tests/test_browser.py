@@ -588,6 +588,7 @@ async def test_villagers_vote_on_their_phones_and_check_their_receipts(server):
         "title": "村务表决", "agenda": [{"title": "修建村道"}]}, headers=headers)).json()
     await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
     absent = await (await api.post("/api/members", json={"name": "孙三"}, headers=headers)).json()
+    await api.post("/api/members", json={"name": "在场的李四"}, headers=headers)
     proxy = await api.post(f"/api/meetings/{meeting['id']}/proxies", headers=headers,
                            json={"member_id": absent["id"], "proxy_id": members[0]["id"]})
     assert proxy.status == 201
@@ -622,13 +623,19 @@ async def test_villagers_vote_on_their_phones_and_check_their_receipts(server):
             assert "孙三" in await phones[0].inner_text(".ballot-for")
             await phones[0].click(".ballot:has(.ballot-for) .ballot-option:has-text('弃权')")
             await phones[0].wait_for_selector(".ballot:has(.ballot-for) .ballot-done")
+            # the clerk records an in-hall member's choice by roll call
+            await host.click(".roll-call summary")
+            row = host.locator(".roll-call-row", has_text="在场的李四")
+            await row.locator("select").select_option("同意")
+            await row.locator("text=✓").wait_for()
             await host.wait_for_function(
-                "() => document.querySelector('.vote-progress').textContent.includes('3')")
+                "() => document.querySelector('.vote-progress').textContent.includes('4')")
 
             await host.click(".close-vote")
             for page in (host, *phones):
                 await page.wait_for_selector(".vote-verdict")
-            assert "未通过" in await phones[0].inner_text(".vote-verdict")  # 1 of 3 is not more than half
+            assert "未通过" in await phones[0].inner_text(".vote-verdict")  # 2 of 4 is not more than half
+            assert "会场点名 1" in await phones[0].inner_text(".vote-result")
             await phones[0].reload()  # the receipt survives a reload
             await phones[0].click(".check-receipt")
             await phones[0].wait_for_function(

@@ -172,8 +172,52 @@ export function createVotes(options) {
         window.alert(describe(ack.error));
       }
     });
-    box.append(form, close);
+    box.append(form, rollCall(vote), close);
     return box;
+  }
+
+  /** Roll call (点名表决): the committee records in-hall members' choices one by one. */
+  function rollCall(vote) {
+    const details = el("details", "roll-call");
+    details.append(el("summary", "", t("vote_roll_call")));
+    const listNode = el("ul", "roll-call-list");
+    details.append(listNode);
+    details.addEventListener("toggle", async () => {
+      if (!details.open || listNode.childElementCount) return;
+      let roll = [];
+      try {
+        roll = (await getJSON("/api/members")).members;
+      } catch {
+        return;
+      }
+      listNode.replaceChildren(...roll.map((m) => {
+        const li = el("li", "roll-call-row");
+        li.append(el("span", "", m.name));
+        const select = el("select", "roll-call-choice");
+        select.setAttribute("aria-label", m.name);
+        select.append(el("option", "", "—"));
+        for (const option of vote.options) {
+          const o = el("option", "", option);
+          o.value = option;
+          select.append(o);
+        }
+        const said = el("span", "small muted", "");
+        select.addEventListener("change", async () => {
+          if (!select.value) return;
+          const ack = await call("vote:roll", { vote_id: vote.vote_id, member_id: m.id, choice: select.value });
+          if (ack.ok) {
+            select.disabled = true;
+            said.textContent = "✓";
+          } else {
+            said.textContent = describe(ack.error);
+            select.value = "";
+          }
+        });
+        li.append(select, said);
+        return li;
+      }));
+    });
+    return details;
   }
 
   function voteItem(vote) {
