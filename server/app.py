@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)
     app[keys.REALTIME] = Realtime(app)
+    app.on_startup.append(lambda app: app[keys.REALTIME].check_redis())
     app.on_shutdown.append(_hang_up)
 
     catalogs = Catalogs(settings.web_dir / "translations")

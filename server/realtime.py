@@ -340,7 +340,10 @@ class Realtime:
 
     def __init__(self, app) -> None:
         settings = app[keys.SETTINGS]
-        manager = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
+        manager = (
+            socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
+            if settings.redis_url else None
+        )
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=manager,
@@ -379,6 +382,22 @@ class Realtime:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def check_redis(self) -> None:
+        """With REDIS_URL, refuse to start unless Redis answers: a silent relay loses broadcasts."""
+        url = self._app[keys.SETTINGS].redis_url
+        if not url:
+            return
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(url, socket_connect_timeout=3)
+        try:
+            await client.ping()
+        except Exception as exc:
+            raise RuntimeError(f"REDIS_URL {url} does not answer: {exc}") from exc
+        finally:
+            await client.aclose()
+        logger.info("socket.io relays through Redis at %s", url)
 
     async def resolve(self, token: str) -> Principal:
         async with self.database.session() as db:

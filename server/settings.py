@@ -28,6 +28,8 @@ class Settings:
     data_dir: Path = REPO_ROOT / "data"
     database_url: str = ""
     redis_url: str = ""
+    #: the Redis pub/sub channel socket.io relays on (one per deployment)
+    redis_channel: str = "cunhui"
     recordings_dir: Path = REPO_ROOT / "recordings"
     secret_key: str = field(default="", repr=False)
     public_url: str = ""
@@ -58,6 +60,7 @@ class Settings:
                 env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'cunhui.db'}"
             ),
             redis_url=env.get("REDIS_URL", ""),
+            redis_channel=env.get("REDIS_CHANNEL") or "cunhui",
             recordings_dir=Path(env.get("RECORDINGS_DIR") or REPO_ROOT / "recordings"),
             secret_key=env.get("SECRET_KEY", ""),
             public_url=(env.get("PUBLIC_URL") or "").rstrip("/"),
