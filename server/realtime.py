@@ -34,6 +34,8 @@ PING_INTERVAL = 15
 PING_TIMEOUT = 15
 #: chat messages per participant per window
 CHAT_BURST, CHAT_WINDOW = 5, 10.0
+#: chat is refused ("rate_limited") while this many room changes already wait
+MAX_WAITING = 30
 #: presence bursts (many joins at once) and vote progress are sent at most this often
 PRESENCE_DELAY = 0.25
 
@@ -184,8 +186,12 @@ class MeetingNamespace(socketio.AsyncNamespace):
             logger.exception("socket.io handler failed")
             return {"ok": False, "error": {"code": "internal_error", "message": "server error"}}
 
-    async def _act(self, sid, data, action: Action, before=None) -> dict:
-        """The common path of room events: the joined meeting, ``before`` checks, the change."""
+    async def _act(self, sid, data, action: Action, before=None, sheddable=False) -> dict:
+        """The common path of room events: the joined meeting, ``before`` checks, the change.
+
+        ``sheddable`` (chat) is refused while too many changes wait for the room, so a
+        chat storm cannot queue the chair's hand, floor and vote actions behind it.
+        """
 
         async def work():
             payload = {} if data is None else data
@@ -198,9 +204,15 @@ class MeetingNamespace(socketio.AsyncNamespace):
             principal = session.get("principal")
             if before is not None:
                 before(principal, payload)
-            async with self.rt.room_lock(meeting_id):
-                async with self.rt.database.session() as db:
-                    recorded = await action(db, meeting_id, principal, payload)
+            if sheddable and self.rt.waiting[meeting_id] >= MAX_WAITING:
+                raise room.RateLimited("the room is busy: send it again in a moment")
+            self.rt.waiting[meeting_id] += 1
+            try:
+                async with self.rt.room_lock(meeting_id):
+                    async with self.rt.database.session() as db:
+                        recorded = await action(db, meeting_id, principal, payload)
+            finally:
+                self.rt.waiting[meeting_id] -= 1
             if recorded is None:
                 return ok()  # nothing changed (e.g. a hand already raised)
             await self.rt.announce(recorded)
@@ -213,7 +225,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
             if principal is not None:
                 self.rt.chat_limits.take(principal.id)
 
-        return await self._act(sid, data, room.send_chat, before=limit)
+        return await self._act(sid, data, room.send_chat, before=limit, sheddable=True)
 
     async def on_chat_delete(self, sid, data=None):
         return await self._act(sid, data, room.delete_chat)
@@ -359,6 +371,8 @@ class Realtime:
         #: meeting id -> participant id -> this process's connected sids
         self._devices: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        #: room changes of each meeting waiting for (or holding) its lock
+        self.waiting: dict[int, int] = defaultdict(int)
         self._presence_due: set[int] = set()
         #: vote id -> (meeting id, newest count) waiting to be sent as vote:progress
         self._progress_due: dict[int, tuple[int, int]] = {}

@@ -372,3 +372,26 @@ async def test_guests_chat_only_where_the_meeting_allows_it(client, clerk_token,
     line = await person.wait_for("chat:message")
     assert line["author"]["role"] == "guest" and line["author"]["name"] == "<b>客人</b>"
     assert (await person.call("hand:raise", {}))["error"]["code"] == "forbidden"
+
+
+async def test_a_chat_storm_is_shed_so_the_chair_is_not_queued_behind_it(client, clerk_token, room_of):
+    from server.keys import REALTIME
+    from server.realtime import MAX_WAITING
+
+    meeting = await live_meeting(client, clerk_token)
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    people = [(await room.join((await member(client, clerk_token, f"人{i}"))[1]))[0]
+              for i in range(MAX_WAITING + 5)]
+    lock = client.app[REALTIME].room_lock(meeting["id"])
+    async with lock:  # the room is busy: everything queues
+        sends = [asyncio.ensure_future(p.call("chat:send", {"text": f"第{i}条"}))
+                 for i, p in enumerate(people)]
+        await asyncio.sleep(0.5)
+        shed = [s.result() for s in sends if s.done()]
+        assert len(shed) == 5 and {a["error"]["code"] for a in shed} == {"rate_limited"}
+        raise_hand = asyncio.ensure_future(people[0].call("hand:raise", {}))  # never shed
+        await asyncio.sleep(0.1)
+    answers = await asyncio.gather(*sends)
+    assert sum(a["ok"] for a in answers) == MAX_WAITING
+    assert (await raise_hand)["ok"]
