@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 
 import pytest
 from sqlalchemy import text
@@ -14,20 +13,7 @@ from server.services import rules
 
 from .conftest import auth
 from .test_realtime import Recorder
-from .test_room import Room, live_meeting, member, named
-
-
-@pytest.fixture
-async def room_of(client):
-    rooms = []
-
-    def make(meeting):
-        rooms.append(Room(client, meeting))
-        return rooms[-1]
-
-    yield make
-    for r in rooms:
-        await r.close()
+from .test_room import Room, live_meeting, member, room_of  # noqa: F401 (room_of: fixture)
 
 
 async def voters(client, clerk_token, room, n, **member_fields):
@@ -172,36 +158,23 @@ async def test_500_concurrent_voters_make_exactly_500_ballots(client, clerk_toke
 
 @pytest.fixture
 async def pg_client(aiohttp_client, settings):
-    """The app on a PostgreSQL database of its own (skipped, loudly, without a server)."""
+    """The app on a PostgreSQL database of its own, with a logged-in clerk."""
     from dataclasses import replace
-
-    import asyncpg
 
     from server.app import create_app
     from server.services import accounts
 
     from .conftest import PASSWORD
-    from .test_postgres import ADMIN_DSN
+    from .test_postgres import fresh_database
 
-    try:
-        admin = await asyncpg.connect(ADMIN_DSN, timeout=3)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
-        message = f"PostgreSQL NOT TESTED: no server at {ADMIN_DSN} ({exc})"
-        print("\n" + "!" * 20 + " " + message)
-        pytest.skip(message)
-    name = f"cunhui_votes_{secrets.token_hex(4)}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+asyncpg://{ADMIN_DSN.rsplit('/', 1)[0].split('://', 1)[1]}/{name}"
-    try:
+    async with fresh_database("cunhui_votes") as url:
         client = await aiohttp_client(create_app(replace(settings, database_url=url)))
         async with client.app[DATABASE].session() as db:
             await accounts.create_user(db, "clerk", PASSWORD)
         login = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
         client.session.cookie_jar.clear()
         yield client, (await login.json())["token"]
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+        await client.close()
 
 
 async def test_500_concurrent_voters_make_exactly_500_ballots_on_postgres(pg_client):

@@ -167,15 +167,20 @@ async def list_proxies(request: web.Request) -> web.Response:
     return web.json_response({"proxies": listed})
 
 
+async def _stored_change(request: web.Request, find, change, status: int = 200) -> web.Response:
+    """A change made over HTTP that is also a room event: store it, tell the room, answer."""
+    body = await read_json(request)
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await find(request, db)
+        recorded = await change(db, meeting, await principal_of(request), body)
+    await request.app[keys.REALTIME].announce(recorded)
+    return web.json_response(recorded.data, status=status)
+
+
 @routes.post("/api/meetings/{id}/proxies")
 async def register_proxy(request: web.Request) -> web.Response:
     """委托投票: the committee records who votes for an absent member in this meeting."""
-    body = await read_json(request)
-    async with request.app[keys.DATABASE].session() as db:
-        meeting = await meeting_to_run(request, db)
-        recorded = await votes.register_proxy(db, meeting, await principal_of(request), body)
-    await request.app[keys.REALTIME].announce(recorded)
-    return web.json_response(recorded.data, status=201)
+    return await _stored_change(request, meeting_to_run, votes.register_proxy, status=201)
 
 
 @routes.get("/api/meetings/{id}/suggestions")
@@ -189,27 +194,20 @@ async def list_suggestions(request: web.Request) -> web.Response:
 @routes.post("/api/meetings/{id}/suggestions")
 async def post_suggestion(request: web.Request) -> web.Response:
     """A member's suggestion, before or during the meeting (stored, then broadcast)."""
-    body = await read_json(request)
-    async with request.app[keys.DATABASE].session() as db:
-        meeting = await meeting_to_watch(request, db)
-        recorded = await suggestions.post(db, meeting, await principal_of(request), body)
-    await request.app[keys.REALTIME].announce(recorded)
-    return web.json_response(recorded.data, status=201)
+    return await _stored_change(request, meeting_to_watch, suggestions.post, status=201)
 
 
 @routes.post("/api/meetings/{id}/suggestions/{suggestion_id}/answer")
 async def answer_suggestion(request: web.Request) -> web.Response:
-    body = await read_json(request)
     try:
         suggestion_id = int(request.match_info["suggestion_id"])
     except ValueError:
         raise NotFound("no such suggestion") from None
-    async with request.app[keys.DATABASE].session() as db:
-        meeting = await meeting_to_run(request, db)
-        recorded = await suggestions.answer(db, meeting, await principal_of(request),
-                                            suggestion_id, body)
-    await request.app[keys.REALTIME].announce(recorded)
-    return web.json_response(recorded.data)
+
+    async def answer(db, meeting, principal, body):
+        return await suggestions.answer(db, meeting, principal, suggestion_id, body)
+
+    return await _stored_change(request, meeting_to_run, answer)
 
 
 @routes.patch("/api/meetings/{id}")

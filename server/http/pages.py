@@ -93,14 +93,20 @@ async def edit_meeting_page(request: web.Request) -> web.Response:
 async def members_page(request: web.Request) -> web.Response:
     """The committee's member roll: add, edit, import, re-issue invites, remove."""
     context = await base_context(request)
+    village, roll = await _committee_roll(request, context)
+    context["village"] = village
+    context["members"] = [members.member_dict(m) for m in roll]
+    return aiohttp_jinja2.render_template("members.html", request, context)
+
+
+async def _committee_roll(request: web.Request, context: dict) -> tuple[str, list]:
+    """The committee's village name and current roll (others are sent to log in)."""
     _require_committee_page(request, context)
     principal = await principal_of(request)
     async with request.app[keys.DATABASE].session() as db:
         village = await db.get(Village, principal.village_id)
         roll = await members.list_members(db, principal.village_id)
-    context["village"] = village.name
-    context["members"] = [members.member_dict(m) for m in roll]
-    return aiohttp_jinja2.render_template("members.html", request, context)
+    return village.name, roll
 
 
 @routes.get("/members/cards")
@@ -110,14 +116,10 @@ async def member_cards_page(request: web.Request) -> web.Response:
     ``?ids=3,5`` prints only those members (after adding them or re-issuing an invite).
     """
     context = await base_context(request)
-    _require_committee_page(request, context)
-    principal = await principal_of(request)
+    village, roll = await _committee_roll(request, context)
     wanted = {int(i) for i in request.query.get("ids", "").split(",") if i.strip().isdigit()}
     tokens = request.app[keys.TOKENS]
     base = base_url(request)
-    async with request.app[keys.DATABASE].session() as db:
-        village = await db.get(Village, principal.village_id)
-        roll = await members.list_members(db, principal.village_id)
     cards = []
     for member in roll:
         if wanted and member.id not in wanted:
@@ -129,7 +131,7 @@ async def member_cards_page(request: web.Request) -> web.Response:
             # segno's SVG holds only the QR's modules: no user text reaches the markup
             "qr_svg": segno.make(invite_url, error="m").svg_inline(border=2, omitsize=True),
         })
-    context.update(village=village.name, cards=cards, site=base)
+    context.update(village=village, cards=cards, site=base)
     response = aiohttp_jinja2.render_template("member_cards.html", request, context)
     response.headers["Cache-Control"] = "no-store"  # the cards are sign-in credentials
     return response

@@ -2,6 +2,7 @@
 // Every member's details are user text: they go into the page with textContent only.
 
 import { deleteJSON, getJSON, patchJSON, postFile, postJSON } from "./api.js";
+import { button } from "./dom.js";
 import { t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -37,15 +38,6 @@ function describe(error) {
   if (error.status === 401) return t("login_again");
   if (error.code === "phone_taken") return t("phone_taken");
   return `${t("failed")} ${error.message}`;
-}
-
-function button(label, className, onClick) {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.className = `button ${className}`;
-  b.textContent = label;
-  b.addEventListener("click", onClick);
-  return b;
 }
 
 function cell(text) {

@@ -3,6 +3,7 @@
 // All user text goes into the page as text (textContent), never as HTML.
 
 import { getJSON, postJSON } from "./api.js";
+import { button } from "./dom.js";
 import { t } from "./i18n.js";
 import { publish } from "./whip.js";
 
@@ -48,15 +49,6 @@ function timeOf(iso) {
 function clock(seconds) {
   const s = Math.max(0, Math.floor(seconds));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-}
-
-function button(label, className, onClick) {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.className = `button ${className}`;
-  b.textContent = label;
-  b.addEventListener("click", onClick);
-  return b;
 }
 
 /**

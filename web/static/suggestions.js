@@ -2,16 +2,10 @@
 // the meeting; the committee adopts, answers or declines with a reply. Text only.
 
 import { getJSON, postJSON } from "./api.js";
+import { el } from "./dom.js";
 import { t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 /** @param {object} options meetingId; isHost; agenda ([{id, title}]) */
 export function createSuggestions(options) {

@@ -3,6 +3,7 @@
 // All user text is set with textContent.
 
 import { getJSON } from "./api.js";
+import { el } from "./dom.js";
 import { t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -24,13 +25,6 @@ function recalled(voteId) {
   } catch {
     return null;
   }
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 /** @param {object} options meetingId; isHost */
