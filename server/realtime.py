@@ -49,8 +49,9 @@ def hosts_of(meeting_id: int | str) -> str:
     return f"meeting:{meeting_id}:hosts"
 
 
-#: stored events sent to the committee only (a join to 500 phones would cost 500 sends)
-HOST_ONLY = ("attendance:joined", "attendance:left")
+#: stored events for the committee only: who came and went (a join sent to 500 phones
+#: would cost 500 sends), and who voted (never broadcast)
+HOST_ONLY = ("attendance:joined", "attendance:left", "vote:ballot")
 
 
 def ok(**fields) -> dict:
@@ -156,8 +157,11 @@ class MeetingNamespace(socketio.AsyncNamespace):
                 for entry in held:  # and whether each represented member has voted
                     entry["voted"] = sorted(await votes.voted_in(db, entry["id"], [v.id for v in vote_rows]))
             missed = await events_after(db, meeting.id, since) if since is not None else []
+        is_host = bool(principal and principal.is_committee
+                       and principal.village_id == meeting.village_id)
         for event in missed:
-            await self.emit(event.type, {**event.data, "seq": event.seq}, to=sid)
+            if is_host or event.type not in HOST_ONLY:
+                await self.emit(event.type, {**event.data, "seq": event.seq}, to=sid)
         self.rt.hall_counts[meeting.id] = snap.state.get("in_hall")
         await self.rt.device_joined(sid, meeting.id, principal)
         self.rt.expire_floor_later(meeting.id, snap.state.get("floor"))
@@ -211,11 +215,12 @@ class MeetingNamespace(socketio.AsyncNamespace):
                 async with self.rt.room_lock(meeting_id):
                     async with self.rt.database.session() as db:
                         recorded = await action(db, meeting_id, principal, payload)
+                    if recorded is not None:  # broadcast under the lock: in seq order
+                        await self.rt.announce(recorded)
             finally:
                 self.rt.waiting[meeting_id] -= 1
             if recorded is None:
                 return ok()  # nothing changed (e.g. a hand already raised)
-            await self.rt.announce(recorded)
             return ok(seq=recorded.seq, **_ack_fields(recorded))
 
         return await self._guard(work())
@@ -273,13 +278,14 @@ class MeetingNamespace(socketio.AsyncNamespace):
             async with self.rt.room_lock(meeting_id):
                 async with self.rt.database.session() as db:
                     recorded = await votes.open_vote(db, meeting_id, principal, payload)
-            await self.rt.announce(recorded)
+                await self.rt.announce(recorded)
             return ok(vote_id=recorded.data["vote_id"], seq=recorded.seq)
 
         return await self._vote(sid, data, work)
 
     async def on_vote_cast(self, sid, data=None):
         async def work(meeting_id, principal, payload):
+            self.rt.cast_limits.take(principal.id if principal else f"sid:{sid}")
             async with self.rt.room_lock(meeting_id):
                 cast = await votes.cast_ballot(
                     self.rt.database.session, meeting_id, principal, payload)
@@ -307,7 +313,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
             async with self.rt.room_lock(meeting_id):
                 async with self.rt.database.session() as db:
                     recorded = await votes.hall_counts(db, meeting_id, principal, payload)
-            await self.rt.announce(recorded)
+                await self.rt.announce(recorded)
             return ok(seq=recorded.seq)
 
         return await self._vote(sid, data, work)
@@ -317,8 +323,8 @@ class MeetingNamespace(socketio.AsyncNamespace):
             async with self.rt.room_lock(meeting_id):
                 async with self.rt.database.session() as db:
                     result, recorded = await votes.close_vote(db, meeting_id, principal, payload)
-            if recorded is not None:
-                await self.rt.announce(recorded)
+                if recorded is not None:
+                    await self.rt.announce(recorded)
             return ok(**result)
 
         return await self._vote(sid, data, work)
@@ -368,6 +374,8 @@ class Realtime:
         self.sio.attach(app)
         self._app = app
         self.chat_limits = SlidingWindow(CHAT_BURST, CHAT_WINDOW)
+        #: ballots (and refused attempts) per participant: a voter needs a few, not hundreds
+        self.cast_limits = SlidingWindow(30, 10.0)
         #: meeting id -> participant id -> this process's connected sids
         self._devices: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -439,19 +447,24 @@ class Realtime:
         async with self.room_lock(meeting_id):
             async with self.database.session() as db:
                 recorded = await action(db, meeting_id, *args, **kwargs)
-        if recorded is not None:
-            await self.announce(recorded)
+            if recorded is not None:
+                await self.announce(recorded)
 
     async def meeting_status(self, meeting_id: int, status: str, seq: int, **extra) -> None:
-        """Tell the room the meeting's status changed (already committed as ``seq``)."""
+        """Tell the room the meeting's status changed (already committed as ``seq``).
+
+        Callers hold the meeting's room lock, so the room hears changes in seq order.
+        """
         await self.sio.emit(
             "meeting:status", {"status": status, **extra, "seq": seq}, room=room_of(meeting_id)
         )
-        if status == meetings.ENDED:
-            await self.record_and_broadcast(
-                meeting_id, room.revoke_floor, None, reason="meeting_ended", by_server=True
-            )
-            await self._close_open_votes(meeting_id)
+
+    async def meeting_ended(self, meeting_id: int) -> None:
+        """After the end: the floor ends and open votes close, each announced in turn."""
+        await self.record_and_broadcast(
+            meeting_id, room.revoke_floor, None, reason="meeting_ended", by_server=True
+        )
+        await self._close_open_votes(meeting_id)
 
     async def _close_open_votes(self, meeting_id: int) -> None:
         """Ending the meeting closes its open votes, each with its result announced."""
@@ -459,15 +472,12 @@ class Realtime:
             async with self.database.session() as db:
                 open_ids = [v.id for v in await votes.meeting_votes(db, meeting_id)
                             if v.status == "open"]
-            closed = []
             for vote_id in open_ids:
                 async with self.database.session() as db:
                     _, recorded = await votes.close_vote(
                         db, meeting_id, None, {"vote_id": vote_id}, by_server=True)
                 if recorded is not None:
-                    closed.append(recorded)
-        for recorded in closed:
-            await self.announce(recorded)
+                    await self.announce(recorded)
 
     # ------------------------------------------------------------- the floor's time limit
 

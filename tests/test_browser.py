@@ -623,7 +623,11 @@ async def test_villagers_vote_on_their_phones_and_check_their_receipts(server):
             assert "孙三" in await phones[0].inner_text(".ballot-for")
             await phones[0].click(".ballot:has(.ballot-for) .ballot-option:has-text('弃权')")
             await phones[0].wait_for_selector(".ballot:has(.ballot-for) .ballot-done")
-            # the clerk records an in-hall member's choice by roll call
+            # the clerk ticks an in-hall member present, then records their choice by roll call
+            await host.click("#hall-roll summary")
+            await host.check("#hall-roll-list li:has-text('在场的李四') input")
+            await host.wait_for_function(
+                "() => document.querySelector('#hall-roll summary').dataset.count.includes('1')")
             await host.click(".roll-call summary")
             row = host.locator(".roll-call-row", has_text="在场的李四")
             await row.locator("select").select_option("同意")

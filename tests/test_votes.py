@@ -277,6 +277,10 @@ async def test_hall_and_remote_add_up_and_a_remote_voter_is_not_counted_twice(
 
     for person in remote:
         assert (await person.call("vote:cast", {"vote_id": vote_id, "choice": "同意"}))["ok"]
+    untick = await host.call("vote:roll", {"vote_id": vote_id, "member_id": reps[3]["id"], "choice": "同意"})
+    assert untick["error"]["code"] == "bad_request"  # not ticked present in the hall
+    for rep in (reps[0], reps[2]):  # 代表0 voted on the phone, then walked into the hall
+        assert (await host.call("attendance:hall", {"member_id": rep["id"], "present": True}))["ok"]
     twice = await host.call("vote:roll", {"vote_id": vote_id, "member_id": reps[0]["id"], "choice": "反对"})
     assert twice["error"]["code"] == "already_voted"
     assert (await host.call("vote:roll", {"vote_id": vote_id, "member_id": reps[2]["id"],
@@ -289,7 +293,9 @@ async def test_hall_and_remote_add_up_and_a_remote_voter_is_not_counted_twice(
     assert closed["sources"]["hall_roll_call"]["同意"] == 1
     assert closed["sources"]["hall_show_of_hands"] == {"同意": 1, "反对": 1, "弃权": 0}
     assert closed["tally"] == {"同意": 4, "反对": 1, "弃权": 0}
-    # 2 online + 3 in the hall = 5 of 6 representatives: at least two thirds; 4 of 5 agree
+    # 1 online (the other is in the hall now) + 3 in the hall = 4 attending, but 5 ballots
+    # and hands were counted: present is never fewer than cast. 5 of 6 is two thirds;
+    # 4 of 5 agree
     assert closed["present"] == 5 and closed["quorum_met"] and closed["passed"]
 
 
@@ -368,3 +374,64 @@ async def test_a_registered_proxy_votes_for_an_absent_member_once(client, clerk_
     by_proxy = [e for e in timeline if e["type"] == "vote:ballot" and e.get("by_proxy")]
     assert by_proxy[0]["voter"] == f"m{absent['id']}" and by_proxy[0]["by_proxy"] == proxy_pid
     assert any(e["type"] == "proxy:registered" for e in timeline)
+
+
+async def test_only_those_who_may_vote_count_as_present(client, clerk_token, room_of):
+    """Ordinary villagers watching a representatives' meeting, or another village's members
+    watching an open meeting, do not make up (or break) its quorum."""
+    from .test_members_and_join import second_village_clerk
+
+    meeting = await live_meeting(client, clerk_token, kind="representatives_meeting", allow_guests=True)
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    reps = []
+    for i in range(3):
+        added = await (await client.post("/api/members", json={"name": f"代表{i}", "representative": True},
+                                          headers=auth(clerk_token))).json()
+        token = (await (await client.post("/api/join", json={"invite": added["invite"]})).json())["token"]
+        client.session.cookie_jar.clear()
+        reps.append((await room.join(token))[0])
+    for _ in range(6):  # villagers watching
+        await room.join((await member(client, clerk_token, "旁听"))[1])
+    outsider_clerk = await second_village_clerk(client)
+    outsider = await (await client.post("/api/members", json={"name": "外村人"},
+                                        headers=auth(outsider_clerk))).json()
+    token = (await (await client.post("/api/join", json={"invite": outsider["invite"]})).json())["token"]
+    client.session.cookie_jar.clear()
+    await room.join(token)
+
+    vote_id = (await host.call("vote:open", {"question": "通过吗?"}))["vote_id"]
+    assert (await reps[0].wait_for("vote:opened"))["present"] == 3
+    for person, choice in zip(reps, ("同意", "同意", "反对"), strict=True):
+        assert (await person.call("vote:cast", {"vote_id": vote_id, "choice": choice}))["ok"]
+    closed = await host.call("vote:close", {"vote_id": vote_id})
+    assert (closed["eligible"], closed["present"]) == (3, 3)
+    assert closed["passed"] is True  # art. 26: 2 of the 3 present agree
+
+
+async def test_a_secret_vote_shows_no_source_small_enough_to_name_a_voter(client, clerk_token, room_of):
+    meeting = await live_meeting(client, clerk_token, allow_guests=True)
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    (member_id, person), = await voters(client, clerk_token, room, 1)
+    assert (await host.call("attendance:hall", {"in_hall": 4, "member_id": int(member_id[1:])}))["ok"]
+    vote_id = (await host.call("vote:open", {"question": "选谁?", "options": ["甲", "乙"],
+                                             "secret": True}))["vote_id"]
+    roll = await host.call("vote:roll", {"vote_id": vote_id, "member_id": int(member_id[1:]), "choice": "甲"})
+    assert roll["error"]["code"] == "bad_request"  # a roll call is not secret
+    assert (await person.call("vote:cast", {"vote_id": vote_id, "choice": "乙"}))["ok"]
+    assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"甲": 3}}))["ok"]
+    closed = await host.call("vote:close", {"vote_id": vote_id})
+    assert set(closed["sources"]) == {"ballots", "hall_show_of_hands"}
+    assert closed["tally"] == {"甲": 3, "乙": 1}
+    # the committee's record holds the ballot event, without a voter; others see none
+    host_timeline = (await (await client.get(f"/api/meetings/{meeting['id']}/timeline",
+                                             headers=auth(clerk_token))).json())["events"]
+    ballots = [e for e in host_timeline if e["type"] == "vote:ballot"]
+    assert ballots and all("voter" not in e and "choice" not in e for e in ballots)
+    public = (await (await client.get(f"/api/meetings/{meeting['id']}/timeline")).json())["events"]
+    assert not [e for e in public if e["type"] in ("vote:ballot", "attendance:joined", "attendance:left")]
+    late, _ = await room.join(since_seq=0)  # an anonymous replay gets no committee-only events
+    await asyncio.sleep(0.2)
+    assert not [n for n, _ in late.events if n in ("vote:ballot", "attendance:joined", "attendance:left")]
+    assert [n for n, _ in late.events if n == "vote:closed"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import contextlib
 import logging
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from ..services import accounts, identity, meetings, notices, suggestions, timel
 from ..services.access import check_can_run, check_can_watch
 from ..services.ratelimit import FailureLimiter
 from ..store import Meeting
+from ..realtime import HOST_ONLY
 from .auth import COOKIE, principal_of, require_committee, set_session_cookie
 
 logger = logging.getLogger(__name__)
@@ -119,9 +121,13 @@ async def create_meeting(request: web.Request) -> web.Response:
 
 @routes.get("/api/meetings/{id}/timeline")
 async def meeting_timeline(request: web.Request) -> web.Response:
+    principal = await principal_of(request)
     async with request.app[keys.DATABASE].session() as db:
         meeting = await meeting_to_watch(request, db)
         events = await timeline.timeline(db, meeting)
+    if not (principal and principal.is_committee and principal.village_id == meeting.village_id):
+        # who came and went, and who voted, are for the committee's record
+        events = [e for e in events if e["type"] not in HOST_ONLY]
     return web.json_response({"events": events})
 
 
@@ -167,13 +173,23 @@ async def list_proxies(request: web.Request) -> web.Response:
     return web.json_response({"proxies": listed})
 
 
+def room_lock(request: web.Request):
+    """The URL meeting's room lock: its changes are committed and broadcast in seq order."""
+    try:
+        meeting_id = int(request.match_info["id"])
+    except ValueError:
+        return contextlib.nullcontext()  # not a meeting id: the lookup answers 404
+    return request.app[keys.REALTIME].room_lock(meeting_id)
+
+
 async def _stored_change(request: web.Request, find, change, status: int = 200) -> web.Response:
     """A change made over HTTP that is also a room event: store it, tell the room, answer."""
     body = await read_json(request)
-    async with request.app[keys.DATABASE].session() as db:
-        meeting = await find(request, db)
-        recorded = await change(db, meeting, await principal_of(request), body)
-    await request.app[keys.REALTIME].announce(recorded)
+    async with room_lock(request):
+        async with request.app[keys.DATABASE].session() as db:
+            meeting = await find(request, db)
+            recorded = await change(db, meeting, await principal_of(request), body)
+        await request.app[keys.REALTIME].announce(recorded)
     return web.json_response(recorded.data, status=status)
 
 
@@ -221,14 +237,15 @@ async def edit_meeting(request: web.Request) -> web.Response:
 @routes.post("/api/meetings/{id}/cancel")
 async def cancel_meeting(request: web.Request) -> web.Response:
     body = await read_json(request)
-    async with request.app[keys.DATABASE].session() as db:
-        meeting = await meeting_to_run(request, db)
-        seq = await meetings.cancel_meeting(db, meeting, body.get("reason"))
-        view = await meetings.view(db, meeting)
-    logger.info("meeting %s cancelled", meeting.id)
-    await request.app[keys.REALTIME].meeting_status(
-        meeting.id, meeting.status, seq, reason=meeting.cancel_reason
-    )
+    async with room_lock(request):
+        async with request.app[keys.DATABASE].session() as db:
+            meeting = await meeting_to_run(request, db)
+            seq = await meetings.cancel_meeting(db, meeting, body.get("reason"))
+            view = await meetings.view(db, meeting)
+        logger.info("meeting %s cancelled", meeting.id)
+        await request.app[keys.REALTIME].meeting_status(
+            meeting.id, meeting.status, seq, reason=meeting.cancel_reason
+        )
     return web.json_response(meeting_json(request, view))
 
 
@@ -264,24 +281,28 @@ async def get_meeting(request: web.Request) -> web.Response:
 
 @routes.post("/api/meetings/{id}/start")
 async def start_meeting(request: web.Request) -> web.Response:
-    async with request.app[keys.DATABASE].session() as db:
-        meeting, seq = await meetings.start_meeting(db, await meeting_to_run(request, db))
-        view = await meetings.view(db, meeting)
-    if seq is not None:
-        logger.info("meeting %s is live", meeting.id)
-        await request.app[keys.REALTIME].meeting_status(meeting.id, meeting.status, seq)
+    async with room_lock(request):
+        async with request.app[keys.DATABASE].session() as db:
+            meeting, seq = await meetings.start_meeting(db, await meeting_to_run(request, db))
+            view = await meetings.view(db, meeting)
+        if seq is not None:
+            logger.info("meeting %s is live", meeting.id)
+            await request.app[keys.REALTIME].meeting_status(meeting.id, meeting.status, seq)
     return web.json_response(meeting_json(request, view))
 
 
 @routes.post("/api/meetings/{id}/end")
 async def end_meeting(request: web.Request) -> web.Response:
-    async with request.app[keys.DATABASE].session() as db:
-        meeting, seq = await meetings.end_meeting(db, await meeting_to_run(request, db))
-        view = await meetings.view(db, meeting)
+    async with room_lock(request):
+        async with request.app[keys.DATABASE].session() as db:
+            meeting, seq = await meetings.end_meeting(db, await meeting_to_run(request, db))
+            view = await meetings.view(db, meeting)
+        if seq is not None:
+            logger.info("meeting %s ended", meeting.id)
+            await request.app[keys.REALTIME].meeting_status(meeting.id, meeting.status, seq)
     if seq is not None:
-        logger.info("meeting %s ended", meeting.id)
         await request.app[keys.MEDIA].close_room(str(meeting.id))
-        await request.app[keys.REALTIME].meeting_status(meeting.id, meeting.status, seq)
+        await request.app[keys.REALTIME].meeting_ended(meeting.id)
     return web.json_response(meeting_json(request, view))
 
 

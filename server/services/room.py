@@ -109,7 +109,8 @@ async def snapshot(db: AsyncSession, meeting: Meeting) -> Snapshot:
     """The room's state and the last chat lines (deleted ones left out)."""
     rows = await db.exec(
         select(Event)
-        .where(Event.meeting_id == meeting.id, Event.type.in_(("chat:message", "chat:deleted")))
+        .where(Event.meeting_id == meeting.id, Event.type.in_(("chat:message", "chat:deleted")),
+               Event.seq <= meeting.last_seq)  # exactly the snapshot: later lines come live
         .order_by(Event.seq.desc())
         .limit(CHAT_HISTORY * 2)
     )
@@ -176,12 +177,20 @@ async def delete_chat(db, meeting_id: int, principal: Principal | None, payload:
             Event.meeting_id == meeting_id, Event.seq == message_id, Event.type == "chat:message"))
         return found.first() is not None
 
+    async def deleted() -> bool:
+        found = await db.exec(select(Event.id).where(
+            Event.meeting_id == meeting_id, Event.type == "chat:deleted",
+            Event.data["id"].as_integer() == message_id))
+        return found.first() is not None
+
     def change(meeting: Meeting, state: dict, seq: int):
         require_host(principal, meeting)
         return "chat:deleted", {"id": message_id, "by": _person(principal)}
 
     if not await exists():
         raise NotFound(f"no chat message {message_id}")
+    if await deleted():
+        return None  # already gone
     return await change_room(db, meeting_id, change)
 
 
@@ -364,6 +373,7 @@ async def record_hall(db, meeting_id: int, principal: Principal | None, payload:
         require_host(principal, meeting)
         if meeting.status not in (SCHEDULED, LIVE):
             raise Conflict(f"the meeting is {meeting.status}")
+        before = copy.deepcopy(state)
         if count is not ...:
             state["in_hall"] = count
         hall = state.setdefault("hall_members", [])
@@ -376,6 +386,8 @@ async def record_hall(db, meeting_id: int, principal: Principal | None, payload:
             elif not present and tick in hall:
                 hall.remove(tick)
             data["member"] = {"id": tick, "name": member.name, "present": present}
+        if state == before:
+            return None  # nothing changed
         return "attendance:hall", {
             "in_hall": state.get("in_hall"), "hall_members": list(hall), **data,
             "by": _person(principal),
@@ -392,6 +404,8 @@ async def record_presence(
     def change(meeting: Meeting, state: dict, seq: int):
         if meeting.status not in (SCHEDULED, LIVE):
             return None  # replay viewers of an ended meeting are not attendance
+        if principal.role != "guest" and principal.village_id != meeting.village_id:
+            return None  # another village's people watch an open meeting; they are not attending
         # the floor outlives a dropped phone (it may come back); the chair revokes it
         kind = "attendance:joined" if joined else "attendance:left"
         return kind, {"participant": _person(principal)}

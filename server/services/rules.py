@@ -92,11 +92,10 @@ def _threshold(raw: object, what: str) -> Threshold:
 
 def _custom(raw: dict) -> Rule:
     quorum = raw.get("quorum")
-    return Rule(
-        CUSTOM,
-        _threshold(quorum, "quorum") if quorum is not None else None,
-        _threshold(raw.get("majority"), "majority"),
-    )
+    threshold = _threshold(quorum, "quorum") if quorum is not None else None
+    if threshold is not None and threshold.of != "eligible":
+        raise BadRequest("a quorum counts those present against the eligible: of must be eligible")
+    return Rule(CUSTOM, threshold, _threshold(raw.get("majority"), "majority"))
 
 
 def parse_rule(raw: object, meeting_kind: str) -> Rule:

@@ -147,7 +147,7 @@ async def open_vote(db: AsyncSession, meeting_id: int, principal: Principal | No
     db.add(vote)
     await db.flush()
     db.add_all(VoteEligible(vote_id=vote.id, member_id=m.id) for m in eligible)
-    present, _ = await attendance(db, meeting)
+    present, _ = await attendance(db, meeting, {m.id for m in eligible})
     recorded = await _record(db, meeting_id, "vote:opened", {
         "vote_id": vote.id, "item_id": vote.item_id, "question": vote.question,
         "options": vote.options, "secret": vote.secret, "rule": vote.rule,
@@ -178,23 +178,22 @@ async def cast_ballot(db_factory, meeting_id: int, principal: Principal | None,
                       source: str = "remote") -> Cast:
     """A member's ballot (or, with ``member_id`` and source hall, the roll call's).
 
-    Every attempt is written to ``ballot_attempts``: an accepted one in the
-    ballot's own transaction, a refused one in a transaction of its own.
+    Every attempt by a member of the village (or the roll call) on a real vote is
+    written to ``ballot_attempts``: an accepted one in the ballot's own transaction,
+    a refused one in a transaction of its own. Strangers' noise is not recorded.
     """
-    who = principal.id if principal else "anonymous"
-    vote_id = payload.get("vote_id")
+    attempt: dict = {}
     try:
         async with db_factory() as db:
-            return await _cast(db, meeting_id, principal, payload, member_id, source)
+            return await _cast(db, meeting_id, principal, payload, member_id, source, attempt)
     except CunhuiError as exc:
-        if isinstance(vote_id, int) and not isinstance(vote_id, bool):
-            target = f"m{member_id}" if member_id is not None else who
-            await _attempt(db_factory, vote_id, target, exc.code)
+        if attempt:
+            await _attempt(db_factory, attempt["vote_id"], attempt["who"], exc.code)
         raise
 
 
 async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
-                payload: dict, member_id: int | None, source: str) -> Cast:
+                payload: dict, member_id: int | None, source: str, attempt: dict) -> Cast:
     vote = await get_vote(db, meeting_id, payload.get("vote_id"))
     meeting = await db.get(Meeting, meeting_id)
     proxy_for = payload.get("for_member_id")
@@ -202,6 +201,7 @@ async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
         if principal is None or principal.role != "member" or not is_village_member(principal, meeting):
             raise Forbidden("only members of the village vote")
         member_id = int(principal.id[1:])
+        attempt.update(vote_id=vote.id, who=principal.id)
         if proxy_for is not None:
             # 委托投票: the ballot is the absent member's, cast by their registered proxy
             if not isinstance(proxy_for, int) or isinstance(proxy_for, bool):
@@ -210,8 +210,16 @@ async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
             if proxy is None or proxy.proxy_id != member_id:
                 raise Forbidden("you are not registered to vote for this member")
             member_id, source = proxy_for, "proxy"
+            attempt.update(who=f"m{member_id}")
     else:
         require_host(principal, meeting)  # the roll call: the committee records a hall vote
+        attempt.update(vote_id=vote.id, who=f"m{member_id}")
+        if vote.secret:
+            raise BadRequest("a secret ballot has no roll call: count the hall's hands instead")
+        if member_id not in (meeting.room_state or {}).get("hall_members", []):
+            raise BadRequest("tick the member present in the hall first")
+    if meeting.status != LIVE:
+        raise _error("vote_closed", f"the meeting is {meeting.status}: the vote is closed")
     choice = payload.get("choice")
     if not isinstance(choice, str) or choice not in vote.options:
         raise _error("invalid_option", f"choose one of: {', '.join(vote.options)}", 400)
@@ -224,6 +232,16 @@ async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
     if cast is None:
         await db.rollback()
         raise _error("vote_closed", "the vote is closed")
+    if source == "hall":
+        roll_called = (await db.exec(select(func.count()).select_from(Ballot).where(
+            Ballot.vote_id == vote.id, Ballot.source == "hall"))).one()
+        await db.refresh(vote)
+        hands = sum(vote.hall_counts.values())
+        hall = _hall_present(meeting)
+        if hands + roll_called + 1 > hall:
+            await db.rollback()
+            raise BadRequest(f"{hands} hands and {roll_called} roll-call ballots already count "
+                             f"for the {hall} people recorded in the hall")
     eligible = await db.get(VoteEligible, (vote.id, member_id))
     if eligible is None:
         await db.rollback()
@@ -237,11 +255,12 @@ async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
     except IntegrityError:
         await db.rollback()
         raise _error("already_voted", "this member has already voted") from None
-    data = {"vote_id": vote.id, "voter": f"m{member_id}", "source": source}
-    if source == "proxy":
-        data["by_proxy"] = principal.id
-    if not vote.secret:
-        data["choice"] = choice
+    if vote.secret:
+        data = {"vote_id": vote.id}  # who voted is kept apart (vote_participation)
+    else:
+        data = {"vote_id": vote.id, "voter": f"m{member_id}", "source": source, "choice": choice}
+        if source == "proxy":
+            data["by_proxy"] = principal.id
     recorded = await _record(db, meeting_id, "vote:ballot", data)
     db.add(BallotAttempt(vote_id=vote.id, participant_id=f"m{member_id}",
                          outcome="accepted" if source != "proxy" else f"accepted:{principal.id}"))
@@ -266,9 +285,9 @@ async def hall_counts(db: AsyncSession, meeting_id: int, principal: Principal | 
     unknown = set(counts) - set(vote.options)
     if unknown:
         raise _error("invalid_option", f"not an option of this vote: {', '.join(sorted(unknown))}", 400)
-    state = meeting.room_state or {}
-    in_hall = state.get("in_hall")
-    present = in_hall if in_hall is not None else len(state.get("hall_members", []))
+    if meeting.status != LIVE:
+        raise _error("vote_closed", f"the meeting is {meeting.status}: the vote is closed")
+    present = _hall_present(meeting)
     roll_called = (await db.exec(select(func.count()).select_from(Ballot).where(
         Ballot.vote_id == vote.id, Ballot.source == "hall"))).one()
     total = sum(counts.values())
@@ -308,20 +327,31 @@ async def present_members(db: AsyncSession, meeting: Meeting) -> set[int]:
     return online | hall
 
 
-async def attendance(db: AsyncSession, meeting: Meeting) -> tuple[int, set[int]]:
-    """How many people take part now, and which members we know by name.
-
-    Remote members online (not ticked in the hall), plus the hall — its count if the
-    committee entered one, else the members ticked there — plus members represented
-    by a registered proxy (委托 counts as taking part).
-    """
-    present_ids = await present_members(db, meeting)
+def _hall_present(meeting: Meeting) -> int:
+    """The hall: the count the committee entered, else the members ticked there."""
     state = meeting.room_state or {}
     in_hall = state.get("in_hall")
-    hall_ticked = set(state.get("hall_members", []))
-    hall = in_hall if in_hall is not None else len(hall_ticked)
-    proxied = await _proxied(db, meeting.id) - present_ids
-    return len(present_ids - hall_ticked) + hall + len(proxied), present_ids | proxied
+    return in_hall if in_hall is not None else len(state.get("hall_members", []))
+
+
+async def attendance(db: AsyncSession, meeting: Meeting,
+                     eligible: set[int]) -> tuple[int, set[int]]:
+    """How many of those who may vote take part now, and which of them we know by name.
+
+    Eligible members online (not ticked in the hall), plus the hall — its count if the
+    committee entered one (a bare number: the clerk counts voters), else the eligible
+    members ticked there — plus eligible members represented by a registered proxy
+    (委托 counts as taking part). Other villagers watching do not count.
+    """
+    online = (await present_members(db, meeting)) & eligible
+    hall_ticked = set((meeting.room_state or {}).get("hall_members", []))
+    if (meeting.room_state or {}).get("in_hall") is not None:
+        hall = _hall_present(meeting)
+    else:
+        hall = len(hall_ticked & eligible)
+    proxied = (await _proxied(db, meeting.id) & eligible) - online - hall_ticked
+    known = online | (hall_ticked & eligible) | proxied
+    return len(online - hall_ticked) + hall + len(proxied), known
 
 
 async def close_vote(db: AsyncSession, meeting_id: int, principal: Principal | None,
@@ -360,8 +390,16 @@ async def _count(db: AsyncSession, meeting: Meeting, vote: Vote) -> dict:
     for choice, source, n in rows:
         by_source["hall_roll_call" if source == "hall" else source][choice] = n
     tally = {o: sum(s[o] for s in by_source.values()) for o in vote.options}
+    if vote.secret:
+        # no source small enough to name its voters: phones and proxies are one count
+        by_source = {
+            "ballots": {o: by_source["remote"][o] + by_source["proxy"][o] for o in vote.options},
+            "hall_show_of_hands": by_source["hall_show_of_hands"],
+        }
     cast = sum(tally.values())
-    attending, present_ids = await attendance(db, meeting)
+    eligible_ids = set((await db.exec(select(VoteEligible.member_id).where(
+        VoteEligible.vote_id == vote.id))).all())
+    attending, present_ids = await attendance(db, meeting, eligible_ids)
     present = max(attending, cast)  # never fewer than the ballots cast
     eligible_rows = (await db.exec(select(Member.household).join(
         VoteEligible, VoteEligible.member_id == Member.id).where(VoteEligible.vote_id == vote.id))).all()
@@ -443,7 +481,11 @@ async def register_proxy(db: AsyncSession, meeting: Meeting, principal: Principa
     if await db.get(Proxy, (meeting.id, proxy_id)) is not None:
         raise BadRequest(f"{people[proxy_id].name} has given their own vote to a proxy")
     db.add(Proxy(meeting_id=meeting.id, member_id=member_id, proxy_id=proxy_id))
-    await db.flush()
+    try:
+        await db.flush()
+    except IntegrityError:
+        await db.rollback()
+        raise Conflict(f"{people[member_id].name} already has a proxy in this meeting") from None
     from .timeline import change_room
 
     def change(_meeting, _state, _seq):

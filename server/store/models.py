@@ -15,8 +15,10 @@ def utcnow() -> datetime:
 
 def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every stored time is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        return value.astimezone(UTC)  # a driver or session in another zone: same instant
     return value.replace(tzinfo=UTC)
 
 

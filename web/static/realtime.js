@@ -25,6 +25,7 @@ export const ROOM_EVENTS = [
   "vote:closed",
   "suggestion:posted",
   "suggestion:answered",
+  "proxy:registered",
 ];
 
 /**

@@ -64,7 +64,10 @@ export function createVotes(options) {
     box.append(el("p", "muted small", t("vote_figures", { cast: r.cast, present: r.present, eligible: r.eligible })));
     const sum = (source) => Object.values((r.sources || {})[source] || {}).reduce((a, b) => a + b, 0);
     box.append(el("p", "muted small", t("vote_sources", {
-      remote: sum("remote"), roll: sum("hall_roll_call"), hands: sum("hall_show_of_hands"),
+      // a secret vote reports phones and proxies as one count ("ballots")
+      remote: sum("remote") + sum("proxy") + sum("ballots"),
+      roll: sum("hall_roll_call"),
+      hands: sum("hall_show_of_hands"),
     })));
     const receipt = vote.receipt || recalled(vote.vote_id);
     if (receipt && !isHost) {
@@ -286,6 +289,12 @@ export function createVotes(options) {
         votes.set(data.vote_id, { ...data, status: "open", cast: 0, you_voted: false });
         render();
         if (!isHost) $("votes-panel").scrollIntoView({ behavior: "smooth", block: "start" });
+      } else if (name === "proxy:registered") {
+        // made someone's proxy mid-meeting: their ballot appears at once
+        if (you && data.proxy && `m${data.proxy.id}` === you.id) {
+          proxiesHeld.push({ id: data.member.id, name: data.member.name, voted: [] });
+          render();
+        }
       } else if (name === "vote:closed") {
         const vote = votes.get(data.vote_id) || { vote_id: data.vote_id, options: Object.keys(data.tally) };
         Object.assign(vote, { status: "closed", result: data, question: data.question, cast: data.cast });
