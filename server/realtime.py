@@ -190,6 +190,17 @@ class MeetingNamespace(socketio.AsyncNamespace):
             logger.exception("socket.io handler failed")
             return {"ok": False, "error": {"code": "internal_error", "message": "server error"}}
 
+    async def _joined(self, sid, data) -> tuple[int, Principal | None, dict]:
+        """A room event's prelude: its payload (a JSON object) and the meeting this socket joined."""
+        payload = {} if data is None else data
+        if not isinstance(payload, dict):
+            raise BadRequest("the payload must be a JSON object")
+        session = await self.get_session(sid)
+        meeting_id = session.get("meeting_id")
+        if meeting_id is None:
+            raise BadRequest("join a meeting first")
+        return meeting_id, session.get("principal"), payload
+
     async def _act(self, sid, data, action: Action, before=None, sheddable=False) -> dict:
         """The common path of room events: the joined meeting, ``before`` checks, the change.
 
@@ -198,14 +209,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
         """
 
         async def work():
-            payload = {} if data is None else data
-            if not isinstance(payload, dict):
-                raise BadRequest("the payload must be a JSON object")
-            session = await self.get_session(sid)
-            meeting_id = session.get("meeting_id")
-            if meeting_id is None:
-                raise BadRequest("join a meeting first")
-            principal = session.get("principal")
+            meeting_id, principal, payload = await self._joined(sid, data)
             if before is not None:
                 before(principal, payload)
             if sheddable and self.rt.waiting[meeting_id] >= MAX_WAITING:
@@ -262,14 +266,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
         """Votes' common path: the joined meeting, the payload, then ``work``."""
 
         async def run():
-            payload = {} if data is None else data
-            if not isinstance(payload, dict):
-                raise BadRequest("the payload must be a JSON object")
-            session = await self.get_session(sid)
-            meeting_id = session.get("meeting_id")
-            if meeting_id is None:
-                raise BadRequest("join a meeting first")
-            return await work(meeting_id, session.get("principal"), payload)
+            return await work(*await self._joined(sid, data))
 
         return await self._guard(run())
 
@@ -331,13 +328,10 @@ class MeetingNamespace(socketio.AsyncNamespace):
 
     async def on_attendance_list(self, sid, data=None):
         async def work():
-            session = await self.get_session(sid)
-            meeting_id = session.get("meeting_id")
-            if meeting_id is None:
-                raise BadRequest("join a meeting first")
+            meeting_id, principal, _ = await self._joined(sid, data)
             async with self.rt.database.session() as db:
                 meeting = await meetings.get_meeting(db, meeting_id)
-            room.require_host(session.get("principal"), meeting)
+            room.require_host(principal, meeting)
             return ok(**await self.rt.who_is_here(meeting_id))
 
         return await self._guard(work())

@@ -14,7 +14,7 @@ from ..errors import BadRequest, Conflict, NotFound
 from ..store import AgendaItem, Meeting, Suggestion, utcnow
 from .meetings import CANCELLED, ENDED
 from .room import is_village_member, require_host
-from .timeline import Recorded, change_room
+from .timeline import Recorded, record_event
 from .tokens import Principal
 
 MAX_TEXT = 2000
@@ -61,10 +61,9 @@ async def post(db: AsyncSession, meeting: Meeting, principal: Principal | None, 
     db.add(suggestion)
     await db.flush()
 
-    def change(_meeting, _state, _seq):
-        return "suggestion:posted", suggestion_dict(suggestion)
-
-    return await change_room(db, meeting.id, change)
+    recorded = await record_event(db, meeting, "suggestion:posted", suggestion_dict(suggestion))
+    await db.commit()
+    return recorded
 
 
 async def answer(db: AsyncSession, meeting: Meeting, principal: Principal | None,
@@ -81,10 +80,10 @@ async def answer(db: AsyncSession, meeting: Meeting, principal: Principal | None
     db.add(suggestion)
     await db.flush()
 
-    def change(_meeting, _state, _seq):
-        return "suggestion:answered", {**suggestion_dict(suggestion), "by": principal.as_dict()}
-
-    return await change_room(db, meeting.id, change)
+    recorded = await record_event(db, meeting, "suggestion:answered",
+                                  {**suggestion_dict(suggestion), "by": principal.as_dict()})
+    await db.commit()
+    return recorded
 
 
 async def listed(db: AsyncSession, meeting_id: int) -> list[Suggestion]:

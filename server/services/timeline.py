@@ -53,6 +53,11 @@ async def append_event(db: AsyncSession, meeting: Meeting, type_: str, data: dic
     return seq
 
 
+async def record_event(db: AsyncSession, meeting: Meeting, type_: str, data: dict) -> Recorded:
+    """An event that changes no room state, in the caller's transaction (they commit)."""
+    return Recorded(await append_event(db, meeting, type_, data), type_, data, meeting)
+
+
 async def events_after(db: AsyncSession, meeting_id: int, since_seq: int) -> list[Event]:
     result = await db.exec(
         select(Event)

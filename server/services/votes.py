@@ -29,7 +29,7 @@ from ..store import (
 from . import rules
 from .meetings import LIVE
 from .room import is_village_member, require_host
-from .timeline import Recorded, _next_seq, _store
+from .timeline import Recorded, record_event
 from .tokens import Principal
 
 DEFAULT_OPTIONS = ["同意", "反对", "弃权"]
@@ -50,14 +50,6 @@ def _error(code: str, message: str, status: int = 409) -> CunhuiError:
 
 
 # ------------------------------------------------------------------ helpers
-
-
-async def _record(db: AsyncSession, meeting_id: int, type_: str, data: dict) -> Recorded:
-    """Add a stored event (seq + audit chain) in the caller's transaction; commit is theirs."""
-    seq, prev = await _next_seq(db, meeting_id)
-    await _store(db, meeting_id, seq, prev, type_, data)
-    meeting = await db.get(Meeting, meeting_id)
-    return Recorded(seq, type_, data, meeting)
 
 
 async def get_vote(db: AsyncSession, meeting_id: int, vote_id: object) -> Vote:
@@ -148,7 +140,7 @@ async def open_vote(db: AsyncSession, meeting_id: int, principal: Principal | No
     await db.flush()
     db.add_all(VoteEligible(vote_id=vote.id, member_id=m.id) for m in eligible)
     present, _ = await attendance(db, meeting, {m.id for m in eligible})
-    recorded = await _record(db, meeting_id, "vote:opened", {
+    recorded = await record_event(db, meeting, "vote:opened", {
         "vote_id": vote.id, "item_id": vote.item_id, "question": vote.question,
         "options": vote.options, "secret": vote.secret, "rule": vote.rule,
         "eligible": vote.eligible, "present": present, "by": principal.as_dict(),
@@ -261,7 +253,7 @@ async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
         data = {"vote_id": vote.id, "voter": f"m{member_id}", "source": source, "choice": choice}
         if source == "proxy":
             data["by_proxy"] = principal.id
-    recorded = await _record(db, meeting_id, "vote:ballot", data)
+    recorded = await record_event(db, meeting, "vote:ballot", data)
     db.add(BallotAttempt(vote_id=vote.id, participant_id=f"m{member_id}",
                          outcome="accepted" if source != "proxy" else f"accepted:{principal.id}"))
     await db.commit()
@@ -302,7 +294,7 @@ async def hall_counts(db: AsyncSession, meeting_id: int, principal: Principal | 
     if bumped.rowcount == 0:
         await db.rollback()
         raise _error("vote_closed", "the vote is closed")
-    recorded = await _record(db, meeting_id, "vote:hall", {
+    recorded = await record_event(db, meeting, "vote:hall", {
         "vote_id": vote.id, "counts": counts, "by": principal.as_dict()})
     await db.commit()
     return recorded
@@ -373,7 +365,7 @@ async def close_vote(db: AsyncSession, meeting_id: int, principal: Principal | N
     result = await _count(db, meeting, vote)
     vote.result = result
     db.add(vote)
-    recorded = await _record(db, meeting_id, "vote:closed", result)
+    recorded = await record_event(db, meeting, "vote:closed", result)
     await db.commit()
     return result, recorded
 
@@ -486,16 +478,13 @@ async def register_proxy(db: AsyncSession, meeting: Meeting, principal: Principa
     except IntegrityError:
         await db.rollback()
         raise Conflict(f"{people[member_id].name} already has a proxy in this meeting") from None
-    from .timeline import change_room
-
-    def change(_meeting, _state, _seq):
-        return "proxy:registered", {
-            "member": {"id": member_id, "name": people[member_id].name},
-            "proxy": {"id": proxy_id, "name": people[proxy_id].name},
-            "by": principal.as_dict(),
-        }
-
-    return await change_room(db, meeting.id, change)
+    recorded = await record_event(db, meeting, "proxy:registered", {
+        "member": {"id": member_id, "name": people[member_id].name},
+        "proxy": {"id": proxy_id, "name": people[proxy_id].name},
+        "by": principal.as_dict(),
+    })
+    await db.commit()
+    return recorded
 
 
 async def proxies_of(db: AsyncSession, meeting_id: int) -> list[dict]:
