@@ -14,10 +14,12 @@ from .errors import (
     SessionNotFound,
 )
 from .hub import MediaHub, RoomEvent
+from .recorder import DirectoryLock, RecordingEvent
 from .session import PeerSession
 
 __all__ = [
     "CodecMismatch",
+    "DirectoryLock",
     "FloorStopped",
     "InvalidOffer",
     "InvalidTrickle",
@@ -25,6 +27,7 @@ __all__ = [
     "MediaError",
     "MediaHub",
     "PeerSession",
+    "RecordingEvent",
     "RoomEvent",
     "SessionNotFound",
     "parse_ice_servers",

@@ -147,6 +147,8 @@ class Fanout:
         self.keyframes = keyframes
         self.viewers: set[ViewerTrack] = set()
         self.frames = 0
+        #: callables given every frame as it is forwarded (the recorder's queue)
+        self.taps: list[Callable[[EncodedFrame], None]] = []
         self._codec: str | None = None
         self._pack = None
         self._task = asyncio.ensure_future(self._pump())
@@ -170,6 +172,8 @@ class Fanout:
                 packet.time_base = frame.time_base
                 payloads, timestamp = self._pack(packet)
                 self.frames += 1
+                for tap in self.taps:
+                    tap(frame)
                 for viewer in tuple(self.viewers):
                     viewer.forward(payloads, timestamp, frame.keyframe)
         except MediaStreamError:

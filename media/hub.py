@@ -22,6 +22,7 @@ from . import aiortc_hooks as hooks
 from .config import MediaConfig
 from .errors import CodecMismatch, FloorStopped, InvalidOffer, SessionNotFound
 from .fanout import Fanout, KeyframeRequester
+from .recorder import Recorder, RecordingEvent
 from .sdp import OfferSummary
 from .session import PeerSession
 from .switchable import SwitchableTrack
@@ -75,6 +76,8 @@ class Room:
         self._floor_track = None
         self._floor_stops = 0  # stop_floor() calls, so a publish in flight can tell
         self.viewers: dict[str, PeerSession] = {}
+        self.recorder: Recorder | None = None
+        self._keyframe_ticker: asyncio.Task | None = None
 
     @property
     def publishing(self) -> bool:
@@ -141,6 +144,8 @@ class Room:
         self._video_receiver = next(
             (t.receiver for t in session.pc.getTransceivers() if t.kind == "video"), None
         )
+        if self.recorder is not None and not self.recorder.started:
+            self.recorder.expect_video = any(t.kind == "video" for t in tracks)
         session.on_close(self._publisher_closed(tracks))
         if previous is not None:
             logger.info("room %s: %r replaces %r", self.id, session, previous)
@@ -251,6 +256,37 @@ class Room:
         self._hub._notify(self)
         return session
 
+    def start_recording(self, directory, on_event, segment_seconds: float) -> Recorder:
+        if self.recorder is not None:
+            raise RuntimeError(f"room {self.id} is already recording")
+        recorder = Recorder(self.id, directory, on_event, segment_seconds=segment_seconds,
+                            expect_video=self._video_receiver is not None or not self.publishing)
+        recorder.start()
+        self.recorder = recorder
+        for name, fanout in self.fanouts.items():
+            fanout.taps.append(_tap(recorder, name))
+        self._keyframe_ticker = asyncio.ensure_future(self._tick_keyframes(segment_seconds))
+        return recorder
+
+    async def _tick_keyframes(self, seconds: float) -> None:
+        """HLS and MP4 fragments cut at keyframes; the publisher sends one only on request."""
+        while True:
+            if self.video_codec == "video/h264":  # VP8 is re-encoded with its own keyframes
+                self.keyframes.request()
+            await asyncio.sleep(seconds)
+
+    async def stop_recording(self) -> bool:
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return False
+        for fanout in self.fanouts.values():
+            fanout.taps = [t for t in fanout.taps if getattr(t, "recorder", None) is not recorder]
+        if self._keyframe_ticker is not None:
+            self._keyframe_ticker.cancel()
+            self._keyframe_ticker = None
+        await recorder.stop()
+        return True
+
     async def _ask_publisher_for_keyframe(self) -> bool:
         receiver = self._video_receiver
         if receiver is None or not self.publishing:
@@ -295,6 +331,7 @@ class Room:
         }
 
     async def close(self) -> None:
+        await self.stop_recording()
         sessions = list(self.viewers.values())
         sessions += [s for s in (self.publisher, self.floor) if s is not None]
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
@@ -303,6 +340,14 @@ class Room:
             await fanout.close()
         for track in self._sources.values():
             track.stop()
+
+
+def _tap(recorder: Recorder, name: str):
+    def tap(frame) -> None:
+        recorder.tap(name, frame)
+
+    tap.recorder = recorder
+    return tap
 
 
 def _offered_lines(session: PeerSession, offer: OfferSummary) -> list:
@@ -416,6 +461,26 @@ class MediaHub:
         main audio, first video → the main video, second audio → the floor.
         """
         return await self.room(room_id).subscribe(offer_sdp)
+
+    def start_recording(self, room_id: str, directory, on_event: Callable[[RecordingEvent], None],
+                        *, segment_seconds: float = 2.0) -> Recorder:
+        """Record the room into ``directory`` (raw.mp4 and live HLS) until stopped.
+
+        Frames are muxed without re-encoding H.264 (VP8 is transcoded once);
+        ``on_event`` hears "started" (with the wall time of t = 0), then
+        "stopped" or "failed". While recording H.264, the publisher is asked
+        for a keyframe every ``segment_seconds``.
+        """
+        return self.room(room_id).start_recording(directory, on_event, segment_seconds)
+
+    async def stop_recording(self, room_id: str) -> bool:
+        """Close the room's recording files (False if it was not recording)."""
+        room = self._rooms.get(room_id)
+        return await room.stop_recording() if room is not None else False
+
+    def recorder(self, room_id: str) -> Recorder | None:
+        room = self._rooms.get(room_id)
+        return room.recorder if room is not None else None
 
     def session(self, room_id: str, session_id: str) -> PeerSession:
         room = self._rooms.get(room_id)

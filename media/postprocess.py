@@ -1,0 +1,194 @@
+"""Post-processing of a closed recording, with Debian's ffmpeg as a subprocess.
+
+``ffmpeg-python`` builds each command and ``asyncio.create_subprocess_exec``
+runs it, so the event loop never waits on it. Every step writes to a temporary
+name and renames it into place only once complete: a published file is never
+removed or half-overwritten, and a step interrupted half-way (a crash, a
+restart) simply runs again. A step whose output is already newer than its
+input is skipped, which makes retrying idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import ffmpeg
+
+from .recorder import PLAYLIST, RAW_MP4
+
+logger = logging.getLogger(__name__)
+
+MP4 = "meeting.mp4"
+AUDIO = "audio.m4a"
+ENDLIST = "#EXT-X-ENDLIST"
+#: the steps, in the order they run
+STEPS = ("hls", "mp4", "audio", "thumbnails")
+
+Progress = Callable[[float], None]
+
+
+class StepFailed(Exception):
+    """A step could not produce its file; the message says why (ffmpeg's own words)."""
+
+
+def thumbnail_name(key: int | str) -> str:
+    return f"thumb_{key}.jpg"
+
+
+def _fresh(output: Path, source: Path) -> bool:
+    return output.exists() and output.stat().st_mtime >= source.stat().st_mtime
+
+
+async def _exec(args: list[str], on_line: Callable[[str], None] | None = None
+                ) -> tuple[int, bytes, bytes]:
+    """Run a command; hand each stdout line to ``on_line``; return (code, stdout, stderr).
+
+    Cancelled (the server is stopping), it kills the process and waits for it, so
+    no child or pipe outlives the event loop; the step runs again at the next start.
+    """
+    process = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out = bytearray()
+
+    async def read_stdout() -> None:
+        async for line in process.stdout:
+            out.extend(line)
+            if on_line is not None:
+                on_line(line.decode(errors="replace").strip())
+
+    try:
+        _, errors = await asyncio.gather(read_stdout(), process.stderr.read())
+        await process.wait()
+    except BaseException:
+        if process.returncode is None:
+            process.kill()
+        try:
+            await asyncio.wait_for(asyncio.shield(process.wait()), 5)
+        except BaseException:
+            pass
+        raise
+    return process.returncode, bytes(out), errors
+
+
+async def _run(args: list[str], duration: float | None, progress: Progress | None) -> None:
+    """Run ffmpeg; report progress (0..1) from its ``-progress`` lines."""
+    args = [args[0], "-hide_banner", "-nostdin", "-v", "error", "-y",
+            "-progress", "pipe:1", "-nostats", *args[1:]]
+
+    def on_line(line: str) -> None:
+        key, _, value = line.partition("=")
+        if key == "out_time_us" and duration and progress and value.isdigit():
+            progress(min(1.0, int(value) / 1e6 / duration))
+
+    code, _, errors = await _exec(args, on_line)
+    if code != 0:
+        message = errors.decode(errors="replace").strip().splitlines()
+        raise StepFailed(message[-1] if message else f"ffmpeg exited {code}")
+
+
+async def _produce(output: Path, build: Callable[[Path], list[str]], duration: float | None,
+                   progress: Progress | None) -> None:
+    """Write ``output`` through a temporary file that is renamed into place when complete."""
+    temporary = output.with_name(f".{output.stem}.tmp{output.suffix}")
+    try:
+        await _run(build(temporary), duration, progress)
+        if not temporary.exists() or temporary.stat().st_size == 0:
+            raise StepFailed(f"ffmpeg wrote no {output.name}")
+        os.replace(temporary, output)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def close_playlist(directory: Path) -> bool:
+    """End a live playlist left open by a crash, so players stop waiting for more."""
+    playlist = Path(directory) / PLAYLIST
+    if not playlist.exists():
+        return False
+    text = playlist.read_text()
+    if ENDLIST not in text:
+        temporary = playlist.with_name(".index.tmp.m3u8")
+        temporary.write_text(text.rstrip("\n") + f"\n{ENDLIST}\n")
+        os.replace(temporary, playlist)
+    return True
+
+
+async def faststart_mp4(directory: Path, duration: float | None,
+                        progress: Progress | None = None) -> Path:
+    """The downloadable MP4: the fragmented recording remuxed, index first (no re-encoding)."""
+    directory = Path(directory)
+    source, output = directory / RAW_MP4, directory / MP4
+    if not source.exists():
+        raise StepFailed("the raw recording is missing")
+    if not _fresh(output, source):
+        await _produce(output, lambda tmp: (
+            ffmpeg.input(str(source), err_detect="ignore_err")
+            .output(str(tmp), c="copy", movflags="+faststart", f="mp4")
+            .compile()), duration, progress)
+    return output
+
+
+async def audio_only(directory: Path, duration: float | None,
+                     progress: Progress | None = None) -> Path | None:
+    """A small AAC-only file (no re-encoding) to share in chat groups; None without audio."""
+    directory = Path(directory)
+    source, output = directory / MP4, directory / AUDIO
+    if not await has_stream(source, "audio"):
+        return None
+    if not _fresh(output, source):
+        await _produce(output, lambda tmp: (
+            ffmpeg.input(str(source)).output(str(tmp), vn=None, c="copy", f="ipod").compile()),
+            duration, progress)
+    return output
+
+
+async def thumbnails(directory: Path, moments: dict[str, float],
+                     progress: Progress | None = None) -> dict[str, Path]:
+    """One small JPEG per ``moments`` key (an agenda item), taken at its time in seconds."""
+    directory = Path(directory)
+    source = directory / MP4
+    if not moments or not await has_stream(source, "video"):
+        return {}
+    made = {}
+    for n, (key, at) in enumerate(moments.items()):
+        output = directory / thumbnail_name(key)
+        if not _fresh(output, source):
+            await _produce(output, lambda tmp, at=at: (
+                ffmpeg.input(str(source), ss=max(0.0, at))
+                .output(str(tmp), vframes=1, vf="scale=320:-2", f="image2").compile()),
+                None, None)
+        made[key] = output
+        if progress:
+            progress((n + 1) / len(moments))
+    return made
+
+
+async def probe(path: Path) -> dict:
+    """ffprobe's JSON for ``path`` (format and streams)."""
+    code, out, err = await _exec(
+        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)])
+    if code != 0:
+        raise StepFailed(err.decode(errors="replace").strip() or "ffprobe failed")
+    return json.loads(out or b"{}")
+
+
+async def duration_of(path: Path) -> float | None:
+    try:
+        value = (await probe(path)).get("format", {}).get("duration")
+    except StepFailed:
+        return None
+    return round(float(value), 3) if value else None
+
+
+async def has_stream(path: Path, kind: str) -> bool:
+    if not Path(path).exists():
+        return False
+    try:
+        streams = (await probe(path)).get("streams", [])
+    except StepFailed:
+        return False
+    return any(s.get("codec_type") == kind for s in streams)

@@ -1,0 +1,510 @@
+"""Recording and live HLS: the room's forwarded frames, muxed once, in a writer thread.
+
+H.264 video is never re-encoded: the very frames the fan-out forwards are muxed
+into a fragmented MP4 (``raw.mp4``, playable up to its last fragment after a
+crash) and into HLS segments (``index.m3u8``, ``seg_NNNNN.ts``) in the
+recording's directory. VP8 cannot go into HLS or MP4 players, so it is
+transcoded once, here, to H.264. The main audio (Opus) and the floor speaker's
+voice are mixed and encoded once to AAC. None of this runs on the event loop:
+the fan-outs only put frames on a queue (:meth:`Recorder.tap`).
+
+Time: the output starts (t = 0) at the first video keyframe (the first audio
+frame for an audio-only publisher); every track is placed by its frames' RTP
+time, anchored to the wall clock at its first frame, so the recording's time
+and the wall clock agree (``on_event`` reports the wall time of t = 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import fractions
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .encoded import EncodedFrame
+
+logger = logging.getLogger(__name__)
+
+VIDEO_TB = fractions.Fraction(1, 90000)
+AUDIO_RATE = 48000
+AUDIO_TB = fractions.Fraction(1, AUDIO_RATE)
+AAC_FRAME = 1024
+AAC_BITRATE = 64000  # mono speech: ~28 MB an hour for the audio-only file
+#: the floor speaker's voice waiting to be mixed; older samples are dropped
+FLOOR_BUFFER = AUDIO_RATE // 2
+#: the queue between the fan-outs and the writer (~25 s of frames): beyond it
+#: frames are dropped rather than let memory grow behind a stalled disk
+MAX_QUEUED = 2000
+
+RAW_MP4 = "raw.mp4"
+PLAYLIST = "index.m3u8"
+SEGMENT_PATTERN = "seg_%05d.ts"
+LOCK_FILE = ".lock"
+
+
+@dataclass(frozen=True)
+class RecordingEvent:
+    """What a recorder tells its owner (delivered on the event loop)."""
+
+    room_id: str
+    #: "started" (first frame written), "stopped" (files closed) or "failed"
+    kind: str
+    #: wall-clock time (epoch seconds) of the recording's t = 0, once started
+    started_at: float | None = None
+    #: seconds recorded (stopped)
+    duration: float = 0.0
+    video_codec: str | None = None
+    error: str = ""
+
+
+class DirectoryLock:
+    """An exclusive ``flock`` on a recording directory's lock file.
+
+    The writer holds it while it writes and post-processing while it works; the
+    kernel drops it when the process dies, even by ``kill -9``, so whoever can
+    take it knows nobody is writing there any more.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.path = Path(directory) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self, blocking: bool = False) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class Recorder:
+    """Writes one room to ``directory``: a fragmented MP4 and a live HLS playlist.
+
+    Create it, :meth:`start` it, feed it with :meth:`tap` from the event loop,
+    and :meth:`stop` it. ``expect_video`` False starts the output at the first
+    audio frame instead of waiting for a picture.
+    """
+
+    def __init__(self, room_id: str, directory: Path, on_event: Callable[[RecordingEvent], None],
+                 *, segment_seconds: float = 2.0, expect_video: bool = True) -> None:
+        self.room_id = room_id
+        self.directory = Path(directory)
+        self.segment_seconds = segment_seconds
+        self.expect_video = expect_video
+        self._on_event = on_event
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.dropped = 0
+        self._skip_to_keyframe = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = DirectoryLock(self.directory)
+        self._done = threading.Event()
+        self.writer: _Writer | None = None
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self._lock.acquire():
+            raise RuntimeError(f"{self.directory} is being written by another process")
+        self._loop = asyncio.get_running_loop()
+        self.writer = _Writer(self)
+        self._thread = threading.Thread(target=self._run, name=f"recorder-{self.room_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def started(self) -> bool:
+        return self.writer is not None and self.writer.t0_wall is not None
+
+    def tap(self, name: str, frame: EncodedFrame) -> None:
+        """Called by a fan-out for each frame: ``name`` is "audio", "video" or "floor"."""
+        if name == "video" and self._skip_to_keyframe:
+            if not frame.keyframe:
+                self.dropped += 1
+                return
+            self._skip_to_keyframe = False
+        if self._queue.qsize() >= MAX_QUEUED:
+            # the disk or the writer cannot keep up: drop, and resume the picture
+            # at a keyframe (a decoder cannot start from a frame missing its reference)
+            self.dropped += 1
+            self._skip_to_keyframe = True
+            return
+        self._queue.put((name, frame, time.time()))
+
+    async def stop(self) -> None:
+        """Flush and close the files; returns once the writer thread is done."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._done.wait)
+        self._thread = None
+
+    def _emit(self, event: RecordingEvent) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._on_event, event)
+        except RuntimeError:
+            pass  # the loop is closing
+
+    def _run(self) -> None:
+        writer = self.writer
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    break
+                writer.write(*item)
+            writer.close()
+            self._emit(RecordingEvent(self.room_id, "stopped", writer.t0_wall,
+                                      writer.duration(), writer.video_codec))
+        except Exception as exc:
+            logger.exception("recording of room %s failed", self.room_id)
+            writer.abort()
+            self._emit(RecordingEvent(self.room_id, "failed", writer.t0_wall,
+                                      writer.duration(), writer.video_codec, error=str(exc)))
+        finally:
+            self._lock.release()
+            self._done.set()
+
+
+class _Writer:
+    """The writer thread's state: containers, codecs and the time origin."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.r = recorder
+        self.outputs: list = []  # [(container, video stream | None, audio stream)]
+        self.t0_wall: float | None = None
+        self.video_codec: str | None = None
+        self._video_origin: int | None = None  # RTP pts of t = 0 (video)
+        self._last_video_pts = -1
+        self._transcoder: _Vp8ToH264 | None = None
+        self._audio: _AudioMixer | None = None
+        self._audio_anchor: dict[str, tuple[int, int]] = {}  # track -> (rtp pts, samples)
+
+    # -- frames -----------------------------------------------------------------
+
+    def write(self, name: str, frame: EncodedFrame, arrived: float) -> None:
+        if self.t0_wall is None:
+            if not self._can_start(name, frame):
+                return
+            self._open(frame if name == "video" else None, arrived)
+        if name == "video":
+            if self._transcoder is not None and frame.pts == self._video_origin:
+                return  # the first keyframe: transcoded when the files were opened
+            self._write_video(frame)
+        else:
+            self._write_audio(name, frame, arrived)
+
+    def _can_start(self, name: str, frame: EncodedFrame) -> bool:
+        if name == "video":
+            return frame.keyframe
+        return name == "audio" and not self.r.expect_video
+
+    def _open(self, keyframe: EncodedFrame | None, arrived: float) -> None:
+        directory = self.r.directory
+        width = height = None
+        extradata = b""
+        pending = []  # a VP8 keyframe's first H.264 packets, muxed once the files are open
+        if keyframe is not None:
+            self.video_codec = keyframe.codec
+            self._video_origin = keyframe.pts
+            first = keyframe.data
+            if keyframe.codec != "video/h264":
+                self._transcoder = _Vp8ToH264(self.r.segment_seconds)
+                pending = self._transcoder.transcode(keyframe.data, 0)
+                if not pending:
+                    raise ValueError("the first VP8 keyframe did not encode")
+                first = pending[0][0]
+            width, height = _h264_size(first)
+            extradata = _h264_parameter_sets(first)
+        mp4 = av.open(str(directory / RAW_MP4), "w", format="mp4", options={
+            "movflags": "frag_keyframe+empty_moov+default_base_moof",
+            "frag_duration": str(int(self.r.segment_seconds * 1_000_000)),
+            "flush_packets": "1",
+        })
+        hls = av.open(str(directory / PLAYLIST), "w", format="hls", options={
+            # cut at each requested keyframe (they come every segment_seconds, give or take)
+            "hls_time": str(round(self.r.segment_seconds * 0.9, 3)),
+            "hls_list_size": "0",
+            "hls_playlist_type": "event",
+            "hls_segment_filename": str(directory / SEGMENT_PATTERN),
+            "hls_flags": "temp_file+independent_segments",
+        })
+        for container in (mp4, hls):
+            video = None
+            if keyframe is not None:
+                video = container.add_stream("h264", rate=30)
+                video.width, video.height = width, height
+                video.time_base = VIDEO_TB
+                video.codec_context.extradata = extradata
+            audio = container.add_stream("aac", rate=AUDIO_RATE)
+            audio.layout = "mono"
+            audio.time_base = AUDIO_TB
+            self.outputs.append((container, video, audio))
+        self._audio = _AudioMixer(self._mux_audio)
+        self.t0_wall = arrived
+        self.r._emit(RecordingEvent(self.r.room_id, "started", arrived,
+                                    video_codec=self.video_codec))
+        for data, pts, key in pending:
+            self._mux_video(data, pts, key)
+
+    def _write_video(self, frame: EncodedFrame) -> None:
+        if self._video_origin is None:
+            return  # an audio-only recording: a later camera is not in it
+        pts = frame.pts - self._video_origin
+        if pts < 0:
+            return
+        if self._transcoder is not None:
+            for data, out_pts, key in self._transcoder.transcode(frame.data, pts):
+                self._mux_video(data, out_pts, key)
+        elif frame.codec == "video/h264":
+            self._mux_video(frame.data, pts, frame.keyframe)
+
+    def _mux_video(self, data: bytes, pts: int, keyframe: bool) -> None:
+        if pts <= self._last_video_pts:
+            pts = self._last_video_pts + 1  # a repeated timestamp: muxers want them rising
+        self._last_video_pts = pts
+        for container, video, _ in self.outputs:
+            packet = av.Packet(data)
+            packet.pts = packet.dts = pts
+            packet.time_base = VIDEO_TB
+            packet.stream = video
+            packet.is_keyframe = keyframe
+            container.mux(packet)
+
+    def _write_audio(self, name: str, frame: EncodedFrame, arrived: float) -> None:
+        anchor = self._audio_anchor.get(name)
+        if anchor is None:
+            # this track's first frame: its RTP time is placed at its arrival
+            anchor = (frame.pts, int((arrived - self.t0_wall) * AUDIO_RATE))
+            self._audio_anchor[name] = anchor
+        position = frame.pts - anchor[0] + anchor[1]
+        if name == "floor":
+            self._audio.floor(frame.data)
+        else:
+            self._audio.main(frame.data, position)
+
+    def _mux_audio(self, packet: av.Packet) -> None:
+        for container, _, audio in self.outputs:
+            copy = av.Packet(bytes(packet))
+            copy.pts = copy.dts = packet.pts
+            copy.time_base = AUDIO_TB
+            copy.stream = audio
+            container.mux(copy)
+
+    # -- end ----------------------------------------------------------------------
+
+    def duration(self) -> float:
+        video = max(self._last_video_pts, 0) / 90000
+        audio = self._audio.written / AUDIO_RATE if self._audio else 0.0
+        return round(max(video, audio), 3)
+
+    def close(self) -> None:
+        if self._transcoder is not None:
+            for data, pts, key in self._transcoder.flush():
+                self._mux_video(data, pts, key)
+        if self._audio is not None:
+            self._audio.flush()
+        for container, _, _ in self.outputs:
+            container.close()
+        self.outputs = []
+
+    def abort(self) -> None:
+        for container, _, _ in self.outputs:
+            try:
+                container.close()
+            except Exception:
+                logger.debug("closing a failed recording's file", exc_info=True)
+        self.outputs = []
+
+
+class _AudioMixer:
+    """Opus → mono PCM, the floor's voice added in, → AAC packets (one encoder)."""
+
+    def __init__(self, mux: Callable[[av.Packet], None]) -> None:
+        self._mux = mux
+        self._decoders = {"main": _opus_decoder(), "floor": _opus_decoder()}
+        self._floor = np.zeros(0, np.float32)
+        self._pending = np.zeros(0, np.float32)
+        self.written = 0  # samples handed to the encoder (the output's audio time)
+        self._encoder = av.CodecContext.create("aac", "w")
+        self._encoder.sample_rate = AUDIO_RATE
+        self._encoder.layout = "mono"
+        self._encoder.format = "fltp"
+        self._encoder.bit_rate = AAC_BITRATE
+        self._encoder.time_base = AUDIO_TB
+        self._encoder.open()
+
+    def floor(self, data: bytes) -> None:
+        pcm = _decode(self._decoders["floor"], data)
+        self._floor = np.concatenate([self._floor, pcm])[-FLOOR_BUFFER:]
+
+    def main(self, data: bytes, position: int) -> None:
+        pcm = _decode(self._decoders["main"], data)
+        if pcm.size == 0:
+            return
+        end = self.written + self._pending.size
+        if position > end + pcm.size // 2:
+            # the publisher was away (or packets were lost): silence, so the
+            # audio keeps its place against the video
+            self._append(np.zeros(position - end, np.float32))
+        elif position + pcm.size < end - 5 * pcm.size:
+            return  # far behind what is written (a clock jump back): drop it
+        if self._floor.size:
+            n = min(pcm.size, self._floor.size)
+            pcm = pcm.copy()
+            pcm[:n] += self._floor[:n]
+            self._floor = self._floor[n:]
+            np.clip(pcm, -1.0, 1.0, out=pcm)
+        self._append(pcm)
+
+    def _append(self, pcm: np.ndarray) -> None:
+        self._pending = np.concatenate([self._pending, pcm])
+        while self._pending.size >= AAC_FRAME:
+            self._encode(self._pending[:AAC_FRAME])
+            self._pending = self._pending[AAC_FRAME:]
+
+    def _encode(self, samples: np.ndarray | None) -> None:
+        frame = None
+        if samples is not None:
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples, np.float32).reshape(1, -1),
+                format="fltp", layout="mono")
+            frame.sample_rate = AUDIO_RATE
+            frame.pts = self.written
+            frame.time_base = AUDIO_TB
+            self.written += samples.size
+        for packet in self._encoder.encode(frame):
+            self._mux(packet)
+
+    def flush(self) -> None:
+        if self._pending.size:
+            pad = np.zeros(AAC_FRAME - self._pending.size, np.float32)
+            self._encode(np.concatenate([self._pending, pad]))
+            self._pending = np.zeros(0, np.float32)
+        self._encode(None)
+
+
+def _opus_decoder():
+    decoder = av.CodecContext.create("opus", "r")
+    decoder.sample_rate = AUDIO_RATE
+    decoder.layout = "stereo"
+    return (decoder, av.AudioResampler(format="fltp", layout="mono", rate=AUDIO_RATE))
+
+
+def _decode(codec, data: bytes) -> np.ndarray:
+    decoder, resampler = codec
+    chunks = []
+    try:
+        frames = decoder.decode(av.Packet(data))
+    except av.FFmpegError:
+        return np.zeros(0, np.float32)  # a damaged packet: its 20 ms become a gap
+    for frame in frames:
+        for mono in resampler.resample(frame):
+            chunks.append(mono.to_ndarray()[0])
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
+class _Vp8ToH264:
+    """Decodes VP8 and encodes H.264 once, for every viewer of the HLS and the recording."""
+
+    def __init__(self, segment_seconds: float) -> None:
+        self._decoder = av.CodecContext.create("vp8", "r")
+        self._encoder = None
+        self._size: tuple[int, int] | None = None
+        self._keyframe_every = int(segment_seconds * 90000)
+        self._next_keyframe = 0
+
+    def transcode(self, data: bytes, pts: int):
+        try:
+            frames = self._decoder.decode(av.Packet(data))
+        except av.FFmpegError:
+            return []  # damaged: the picture freezes until the next good frame
+        out = []
+        for frame in frames:
+            out.extend(self._encode(frame, pts))
+        return out
+
+    def _encode(self, frame, pts: int):
+        if self._encoder is None:
+            self._open_encoder(frame.width - frame.width % 2, frame.height - frame.height % 2)
+        width, height = self._size
+        if (frame.width, frame.height) != (width, height) or frame.format.name != "yuv420p":
+            frame = frame.reformat(width=width, height=height, format="yuv420p")
+        frame.pts = pts
+        frame.time_base = VIDEO_TB
+        if pts >= self._next_keyframe:
+            frame.pict_type = av.video.frame.PictureType.I
+            self._next_keyframe = pts + self._keyframe_every
+        else:
+            frame.pict_type = av.video.frame.PictureType.NONE
+        return [(bytes(p), p.pts, p.is_keyframe) for p in self._encoder.encode(frame)]
+
+    def _open_encoder(self, width: int, height: int) -> None:
+        encoder = av.CodecContext.create("libx264", "w")
+        encoder.width, encoder.height = width, height
+        encoder.pix_fmt = "yuv420p"
+        encoder.time_base = VIDEO_TB
+        # Annex B with the parameter sets repeated at each keyframe, like a phone's H.264
+        encoder.options = {"preset": "veryfast", "tune": "zerolatency", "bframes": "0"}
+        encoder.open()
+        self._encoder = encoder
+        self._size = (width, height)
+
+    def flush(self):
+        if self._encoder is None:
+            return []
+        return [(bytes(p), p.pts, p.is_keyframe) for p in self._encoder.encode(None)]
+
+
+# -- H.264 Annex B ----------------------------------------------------------------
+
+
+def _nal_units(data: bytes):
+    """(type, bytes with start code) of each NAL unit in an Annex B stream."""
+    starts = []
+    i = data.find(b"\x00\x00\x01")
+    while i != -1:
+        begin = i - 1 if i > 0 and data[i - 1] == 0 else i
+        starts.append((begin, i + 3))
+        i = data.find(b"\x00\x00\x01", i + 3)
+    for n, (begin, payload) in enumerate(starts):
+        end = starts[n + 1][0] if n + 1 < len(starts) else len(data)
+        if payload < len(data):
+            yield data[payload] & 0x1F, data[begin:end]
+
+
+def _h264_parameter_sets(keyframe: bytes) -> bytes:
+    """The SPS and PPS of a keyframe (the MP4's avcC is built from them)."""
+    return b"".join(nal if nal.startswith(b"\x00\x00\x00\x01") else b"\x00" + nal
+                    for kind, nal in _nal_units(keyframe) if kind in (7, 8))
+
+
+def _h264_size(keyframe: bytes) -> tuple[int, int]:
+    """The picture size, by decoding the keyframe once (simpler than parsing the SPS)."""
+    decoder = av.CodecContext.create("h264", "r")
+    for frame in decoder.decode(av.Packet(keyframe)):
+        return frame.width, frame.height
+    for frame in decoder.decode(None):
+        return frame.width, frame.height
+    raise ValueError("the first H.264 keyframe does not decode")
