@@ -12,11 +12,12 @@ from aiohttp import web
 from media import MediaHub
 
 from . import keys
-from .http import api, media, members, pages
+from .http import api, media, members, minutes, pages, recordings
 from .http.errors import error_middleware
 from .http.proxies import forwarded_middleware
 from .i18n import Catalogs
 from .realtime import Realtime
+from .recording import Recordings
 from .services import identity
 from .services.tokens import TokenService
 from .settings import Settings
@@ -48,7 +49,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)
     app[keys.REALTIME] = Realtime(app)
+    app[keys.RECORDINGS] = Recordings(app)
     app.on_startup.append(lambda app: app[keys.REALTIME].check_redis())
+    app.on_startup.append(lambda app: app[keys.RECORDINGS].startup())
     app.on_shutdown.append(_hang_up)
 
     catalogs = Catalogs(settings.web_dir / "translations")
@@ -62,6 +65,8 @@ def create_app(settings: Settings) -> web.Application:
 
     api.setup(app)
     app.router.add_routes(media.routes)
+    app.router.add_routes(recordings.routes)
+    app.router.add_routes(minutes.routes)
     members.setup(app)
     app.router.add_routes(pages.routes)
     app.router.add_static("/static/", settings.web_dir / "static", name="static")
@@ -86,6 +91,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _hang_up(app: web.Application) -> None:
     """On shutdown, close sockets and peers first: open ones would hold the exit for a minute."""
+    await app[keys.RECORDINGS].close()
     await app[keys.REALTIME].sio.shutdown()
     await app[keys.REALTIME].close()
     await app[keys.MEDIA].close()

@@ -579,6 +579,10 @@ class Realtime:
             payload["in_hall"] = self.hall_counts[meeting_id]
         await self.sio.emit("presence", payload, room=room_of(meeting_id))
 
+    async def emit_transient(self, event: str, payload: dict, meeting_id: int) -> None:
+        """A broadcast that is not a stored event (no seq), e.g. ``recording:status``."""
+        await self.sio.emit(event, payload, room=room_of(meeting_id))
+
     def on_media_event(self, event: RoomEvent) -> None:
         """Media listener: audience or publisher changed; refresh everyone's presence."""
         try:

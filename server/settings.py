@@ -31,6 +31,12 @@ class Settings:
     #: the Redis pub/sub channel socket.io relays on (one per deployment)
     redis_channel: str = "cunhui"
     recordings_dir: Path = REPO_ROOT / "recordings"
+    #: days a recording's media files are kept after the meeting (0: forever);
+    #: the minutes and the timeline are never deleted with them
+    recordings_retention_days: int = 0
+    #: record every live meeting (and serve it as live HLS); off only for
+    #: benchmarks and nodes without a disk for media
+    record_meetings: bool = True
     secret_key: str = field(default="", repr=False)
     public_url: str = ""
     ice_servers: str = ""
@@ -52,6 +58,12 @@ class Settings:
             port = int(env.get("PORT") or 8080)
         except ValueError as exc:
             raise ConfigError(f"PORT must be a number, not {env.get('PORT')!r}") from exc
+        try:
+            retention = int(env.get("RECORDINGS_RETENTION_DAYS") or 0)
+        except ValueError as exc:
+            raise ConfigError("RECORDINGS_RETENTION_DAYS must be a whole number of days") from exc
+        if retention < 0:
+            raise ConfigError("RECORDINGS_RETENTION_DAYS must be 0 (keep forever) or more")
         values = dict(
             host=env.get("HOST") or "127.0.0.1",
             port=port,
@@ -62,6 +74,9 @@ class Settings:
             redis_url=env.get("REDIS_URL", ""),
             redis_channel=env.get("REDIS_CHANNEL") or "cunhui",
             recordings_dir=Path(env.get("RECORDINGS_DIR") or REPO_ROOT / "recordings"),
+            recordings_retention_days=retention,
+            record_meetings=(env.get("RECORD_MEETINGS") or "1").strip().lower()
+            not in ("0", "false", "no", "off"),
             secret_key=env.get("SECRET_KEY", ""),
             public_url=(env.get("PUBLIC_URL") or "").rstrip("/"),
             ice_servers=env.get("ICE_SERVERS", ""),

@@ -31,13 +31,55 @@ class MovingVideoTrack(VideoStreamTrack):
         pts, time_base = await self.next_timestamp()
         self._n += 1
         y = self._base + np.uint8((self._n * 3) % 256)  # wraps around, as uint8 does
-        uv = np.full((self.height // 2, self.width // 2), 128, dtype=np.uint8)
-        frame = av.VideoFrame.from_ndarray(
-            np.concatenate([y, uv.reshape(-1, self.width), uv.reshape(-1, self.width)]),
-            format="yuv420p",
-        )
-        frame.pts, frame.time_base = pts, time_base
-        return frame
+        return gray_frame(y, pts, time_base)
+
+
+def gray_frame(y: np.ndarray, pts: int, time_base) -> av.VideoFrame:
+    """A yuv420p frame of the luma plane ``y`` (no colour)."""
+    height, width = y.shape
+    uv = np.full((height // 2, width // 2), 128, dtype=np.uint8)
+    frame = av.VideoFrame.from_ndarray(
+        np.concatenate([y, uv.reshape(-1, width), uv.reshape(-1, width)]), format="yuv420p")
+    frame.pts, frame.time_base = pts, time_base
+    return frame
+
+
+class ClockVideoTrack(MovingVideoTrack):
+    """Shows the wall clock as 24 black or white blocks: a recording's frame tells when it was shot.
+
+    :func:`read_clock` turns a decoded frame back into that time, so a test can
+    check what the replay shows at a given second against when things happened.
+    """
+
+    COLS, ROWS, BITS = 6, 4, 24
+    TICK = 0.02  # the clock counts 20 ms ticks from ``epoch``
+
+    def __init__(self, epoch: float, width: int = 640, height: int = 480) -> None:
+        super().__init__(width, height)
+        self.epoch = epoch
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        ticks = int((time.time() - self.epoch) / self.TICK)
+        y = np.full((self.height, self.width), 16, dtype=np.uint8)
+        bw, bh = self.width // self.COLS, self.height // self.ROWS
+        for bit in range(self.BITS):
+            if ticks >> bit & 1:
+                row, col = divmod(bit, self.COLS)
+                y[row * bh:(row + 1) * bh, col * bw:(col + 1) * bw] = 235
+        return gray_frame(y, pts, time_base)
+
+
+def read_clock(gray: np.ndarray, epoch: float) -> float:
+    """The wall time a :class:`ClockVideoTrack` frame (as 8-bit gray, any size) was shot."""
+    height, width = gray.shape
+    bw, bh = width / ClockVideoTrack.COLS, height / ClockVideoTrack.ROWS
+    ticks = 0
+    for bit in range(ClockVideoTrack.BITS):
+        row, col = divmod(bit, ClockVideoTrack.COLS)
+        if gray[int((row + 0.5) * bh), int((col + 0.5) * bw)] > 128:
+            ticks |= 1 << bit
+    return epoch + ticks * ClockVideoTrack.TICK
 
 
 class ToneAudioTrack(AudioStreamTrack):
@@ -84,10 +126,11 @@ class Publisher:
     location: str | None = None
 
     codec: str | None = None  # offer only this video codec, e.g. "video/VP8"
+    video: VideoStreamTrack | None = None  # default: a MovingVideoTrack of width x height
 
     def __post_init__(self) -> None:
         video = self.pc.addTransceiver(
-            MovingVideoTrack(self.width, self.height), direction="sendonly"
+            self.video or MovingVideoTrack(self.width, self.height), direction="sendonly"
         )
         if self.codec:
             capabilities = RTCRtpSender.getCapabilities("video").codecs

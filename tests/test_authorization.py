@@ -55,6 +55,8 @@ POLICY = {
     ("GET", "/api/meetings/{id}/invite.ics"): "watch",
     ("GET", "/api/meetings/{id}/timeline"): "watch",
     ("GET", "/api/meetings/{id}/audit"): "watch",
+    ("GET", "/api/meetings/{id}/minutes.md"): "watch",
+    ("GET", "/api/meetings/{id}/minutes.html"): "watch",
     ("GET", "/api/meetings/{id}/suggestions"): "watch",
     ("GET", "/api/meetings/{id}/proxies"): "watch",
     ("POST", "/api/meetings/{id}/proxies"): "run",
@@ -65,6 +67,10 @@ POLICY = {
     ("POST", "/api/meetings/{id}/start"): "run",
     ("POST", "/api/meetings/{id}/end"): "run",
     ("GET", "/api/meetings/{id}/media"): "run",
+    ("GET", "/api/meetings/{id}/recording"): "watch",
+    ("POST", "/api/meetings/{id}/recording/retry"): "run",
+    # files by meeting id, part and a fixed name (tests/test_recording_files.py)
+    ("GET", "/recordings/{id}/{part}/{name}"): "watch",
     ("POST", "/api/members"): "committee",
     ("GET", "/api/members"): "committee",
     ("POST", "/api/members/import"): "committee",
@@ -91,6 +97,8 @@ POLICY = {
     ("GET", "/m/{code}/qr.svg"): "public",  # the code is public: it is on the notice board
     ("GET", "/meetings/{id}/notice"): "public",  # a page: 404 unless the caller may watch
     ("GET", "/meetings/{id}/audit"): "public",  # a page: 404 unless the caller may watch
+    ("GET", "/meetings/{id}/replay"): "public",  # a page: 404 unless the caller may watch
+    ("GET", "/meetings/past"): "public",  # a page: lists only what the caller may see
     ("GET", "/lang/{locale}"): "public",
 }
 UNROUTED_PREFIXES = ("/socket.io/", "/static", "/vendor/")  # socket.io checks per event
@@ -154,6 +162,7 @@ async def world(client, clerk_token):
 def request_for(method: str, path: str, world) -> tuple[str, dict]:
     """The concrete URL and body for a route, aimed at village A's things."""
     url = (path.replace("{meeting_id}", str(world["meeting"]["id"])).replace("{vote_id}", "1")
+           .replace("{part}", "1").replace("{name}", "index.m3u8")
            .replace("{id}", str(world["member_id"] if "members" in path else world["meeting"]["id"])))
     if path.startswith(("/whip/", "/whep/")):
         return url, {"data": "v=0\r\n", "headers": {"Content-Type": "application/sdp"}}
@@ -202,9 +211,10 @@ async def test_authorization_matrix(client, world, caller):
         if expected == OK:
             # past every role check: success, a dummy offer's 400, or the live
             # meeting's 409 (it can no longer be edited or cancelled)
-            # (the world holds no vote: a permitted caller asking for receipts gets 404)
+            # (the world holds no vote: a permitted caller asking for receipts gets 404;
+            # nobody publishes, so its recording has no files yet)
             assert response.status < 300 or response.status in (400, 409) or (
-                response.status == 404 and path.endswith("/receipts")), (
+                response.status == 404 and path.endswith(("/receipts", "{name}"))), (
                 method, path, caller, response.status, body)
             if response.status == 400:
                 assert path.startswith(("/whip/", "/whep/")), (method, path, caller, body)

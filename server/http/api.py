@@ -265,9 +265,12 @@ async def calendar_invite(request: web.Request) -> web.Response:
 
 @routes.get("/api/meetings")
 async def list_meetings(request: web.Request) -> web.Response:
+    """Optionally narrowed by ``q`` (title), ``from``/``to`` (YYYY-MM-DD) and ``status``."""
     principal = await principal_of(request)
+    filters = meetings.parse_list_filter(request.query)
     async with request.app[keys.DATABASE].session() as db:
-        found = await meetings.list_meetings(db, village_id=village_of(principal))
+        found = await meetings.list_meetings(db, village_id=village_of(principal),
+                                             filters=filters)
         views = [await meetings.view(db, m) for m in found]
     return web.json_response({"meetings": [meeting_json(request, v) for v in views]})
 
@@ -288,6 +291,8 @@ async def start_meeting(request: web.Request) -> web.Response:
         if seq is not None:
             logger.info("meeting %s is live", meeting.id)
             await request.app[keys.REALTIME].meeting_status(meeting.id, meeting.status, seq)
+    if meeting.status == meetings.LIVE:
+        await request.app[keys.RECORDINGS].ensure_recording(meeting)
     return web.json_response(meeting_json(request, view))
 
 
@@ -301,6 +306,7 @@ async def end_meeting(request: web.Request) -> web.Response:
             logger.info("meeting %s ended", meeting.id)
             await request.app[keys.REALTIME].meeting_status(meeting.id, meeting.status, seq)
     if seq is not None:
+        await request.app[keys.RECORDINGS].stop_recording(meeting.id)
         await request.app[keys.MEDIA].close_room(str(meeting.id))
         await request.app[keys.REALTIME].meeting_ended(meeting.id)
     return web.json_response(meeting_json(request, view))

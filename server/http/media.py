@@ -156,7 +156,10 @@ async def whip_publish(request: web.Request) -> web.Response:
     if principal.is_committee:
         check_can_run(principal, meeting)
         _require_live(meeting)
-        return await _negotiate(request, "whip", meeting, hub.publish)
+        response = await _negotiate(request, "whip", meeting, hub.publish)
+        # every live meeting is recorded (again, in this process, after a restart)
+        await request.app[keys.RECORDINGS].ensure_recording(meeting)
+        return response
     # a member: only their own voice, only while they hold the floor
     check_can_watch(principal, meeting)
     _require_live(meeting)

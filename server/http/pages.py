@@ -194,6 +194,50 @@ async def _meeting_page(request, context: dict, find, template: str) -> web.Resp
     return aiohttp_jinja2.render_template(template, request, context)
 
 
+@routes.get("/meetings/{id}/replay")
+async def replay_page(request: web.Request) -> web.Response:
+    """Replay: the recording with agenda chapters, the timeline in step, downloads.
+
+    The page reads the recording, timeline and votes over the JSON API.
+    """
+    context = await base_context(request)
+    return await _meeting_page(request, context, meeting_to_watch, "replay.html")
+
+
+#: recording statuses of a meeting's parts, most telling first, for the past meetings' list
+_RECORDING_SUMMARY = ("recording", "processing", "failed", "interrupted", "ready", "expired")
+
+
+@routes.get("/meetings/past")
+async def past_meetings_page(request: web.Request) -> web.Response:
+    """Ended meetings the caller may see, searched by title and date (as ``GET /api/meetings``)."""
+    from ..services import recordings
+
+    context = await base_context(request)
+    form = {name: request.query.get(name, "").strip()[:200] for name in ("q", "from", "to")}
+    context["form"] = form
+    context["bad_dates"] = False
+    context["found"] = []
+    try:
+        filters = meetings.parse_list_filter({**form, "status": meetings.ENDED})
+    except CunhuiError:
+        context["bad_dates"] = True
+        return aiohttp_jinja2.render_template("past_meetings.html", request, context, status=400)
+    async with request.app[keys.DATABASE].session() as db:
+        found = await meetings.list_meetings(
+            db, village_id=village_of(await principal_of(request)), filters=filters)
+        for meeting in found[:100]:
+            statuses = {p.status for p in await recordings.parts(db, meeting.id)}
+            summary = next((s for s in _RECORDING_SUMMARY if s in statuses), None)
+            context["found"].append({
+                **meeting_json(request, await meetings.view(db, meeting)),
+                "recording": summary,
+            })
+    context["searched"] = any(form.values())
+    context["more"] = len(found) > 100
+    return aiohttp_jinja2.render_template("past_meetings.html", request, context)
+
+
 @routes.get("/meetings/{id}/audit")
 async def audit_page(request: web.Request) -> web.Response:
     """The record's digest as text and QR code (print it for the notice board), checked now."""

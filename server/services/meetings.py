@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
+from sqlalchemy import func
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -276,8 +279,79 @@ async def view(db: AsyncSession, meeting: Meeting) -> MeetingView:
     return MeetingView(meeting, list(result.all()))
 
 
-async def list_meetings(db: AsyncSession, *, village_id: int | None) -> list[Meeting]:
-    """The village's meetings (or, with no village, those open to guests).
+try:
+    from zoneinfo import ZoneInfo
+
+    #: the villages' clock: a searched date is a calendar day in China Standard Time
+    LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
+except Exception:  # no tz database on this machine; China keeps no daylight saving time
+    LOCAL_ZONE = timezone(timedelta(hours=8), "CST")
+
+MAX_SEARCH = 200
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """What ``GET /api/meetings`` may narrow the list by (all optional)."""
+
+    #: a case-insensitive substring of the title
+    title: str = ""
+    #: the meeting's start (when it started, else when it is scheduled) is at or after this
+    since: datetime | None = None
+    #: ... and before this (UTC; the day after the ``to`` date, at midnight local time)
+    until: datetime | None = None
+    statuses: tuple[str, ...] = ()
+
+
+def _parse_day(raw: str, what: str) -> date:
+    raw = raw.strip()
+    try:
+        if not _DATE.match(raw):
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"{what} must be a date like 2026-12-01 (YYYY-MM-DD), not {raw!r}") from None
+
+
+def _local_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=LOCAL_ZONE).astimezone(UTC)
+
+
+def parse_list_filter(query: Mapping[str, str]) -> ListFilter:
+    """``q``, ``from``, ``to`` (YYYY-MM-DD, days in China Standard Time) and ``status``.
+
+    ``status`` may list several, comma-separated. Bad values raise BadRequest.
+    """
+    title = (query.get("q") or "").strip()
+    if len(title) > MAX_SEARCH:
+        raise BadRequest(f"q must be at most {MAX_SEARCH} characters")
+    first = _parse_day(query["from"], "from") if query.get("from", "").strip() else None
+    last = _parse_day(query["to"], "to") if query.get("to", "").strip() else None
+    if first and last and first > last:
+        raise BadRequest(f"from ({first}) is after to ({last})")
+    statuses = tuple(s.strip() for s in (query.get("status") or "").split(",") if s.strip())
+    for status in statuses:
+        if status not in (SCHEDULED, LIVE, ENDED, CANCELLED):
+            raise BadRequest(
+                f"status must be scheduled, live, ended or cancelled (comma-separated), "
+                f"not {status!r}")
+    return ListFilter(
+        title=title,
+        since=_local_midnight(first) if first else None,
+        until=_local_midnight(last + timedelta(days=1)) if last else None,
+        statuses=statuses,
+    )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_meetings(
+    db: AsyncSession, *, village_id: int | None, filters: ListFilter | None = None
+) -> list[Meeting]:
+    """The village's meetings (or, with no village, those open to guests), maybe filtered.
 
     Live first, then scheduled by start time, then the most recently ended.
     """
@@ -286,6 +360,17 @@ async def list_meetings(db: AsyncSession, *, village_id: int | None) -> list[Mee
         query = query.where(Meeting.allow_guests == True)  # noqa: E712 (SQL expression)
     else:
         query = query.where(Meeting.village_id == village_id)
+    if filters is not None:
+        if filters.title:
+            query = query.where(
+                Meeting.title.ilike(f"%{_escape_like(filters.title)}%", escape="\\"))
+        start = func.coalesce(Meeting.started_at, Meeting.starts_at, Meeting.created_at)
+        if filters.since is not None:
+            query = query.where(start >= filters.since)
+        if filters.until is not None:
+            query = query.where(start < filters.until)
+        if filters.statuses:
+            query = query.where(Meeting.status.in_(filters.statuses))
     meetings = list((await db.exec(query.order_by(Meeting.id.desc()).limit(500))).all())
     order = {LIVE: 0, SCHEDULED: 1, ENDED: 2, CANCELLED: 2}
     far = datetime.max.replace(tzinfo=None)

@@ -39,6 +39,15 @@ class Threshold:
     def as_dict(self) -> dict:
         return {"num": self.num, "den": self.den, "of": self.of, "strict": self.strict}
 
+    @property
+    def compare(self) -> str:
+        """For showing: ">" (must exceed) or "≥" (must reach)."""
+        return ">" if self.strict else "≥"
+
+    @property
+    def fraction(self) -> str:
+        return f"{self.num}/{self.den}"
+
 
 @dataclass(frozen=True)
 class Rule:

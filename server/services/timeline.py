@@ -118,11 +118,14 @@ async def change_room(db: AsyncSession, meeting_id: int, change: RoomChange) -> 
 
 
 async def timeline(db: AsyncSession, meeting: Meeting) -> list[dict]:
-    """Every stored event in order, each with ``t``: seconds from the meeting's start.
+    """Every stored event in order, each with ``t``: seconds from the recording's first frame.
 
-    (Once recordings exist, ``t`` counts from the recording's first frame.)
+    Replay seeks the video to ``t``. Before anything is recorded, ``t`` counts
+    from the meeting's start; events before the first frame have a negative ``t``.
     """
-    start = as_utc(meeting.started_at)
+    from .recordings import origin
+
+    start = await origin(db, meeting)
     out = []
     for event in await events_after(db, meeting.id, 0):
         at = as_utc(event.at)

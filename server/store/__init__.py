@@ -3,10 +3,10 @@
 from .db import Database
 from .models import (
     AgendaItem, Ballot, BallotAttempt, Event, Meeting, Member, User, Village, Vote,
-    VoteEligible, VoteParticipation, Proxy, Suggestion, utcnow,
+    VoteEligible, VoteParticipation, Proxy, Recording, Suggestion, utcnow,
 )
 
 __all__ = [
     "AgendaItem", "Ballot", "BallotAttempt", "Database", "Event", "Meeting", "Member", "User",
-    "Proxy", "Suggestion", "Village", "Vote", "VoteEligible", "VoteParticipation", "utcnow",
+    "Proxy", "Recording", "Suggestion", "Village", "Vote", "VoteEligible", "VoteParticipation", "utcnow",
 ]

@@ -249,3 +249,32 @@ class Proxy(SQLModel, table=True):
     member_id: int = Field(foreign_key="members.id", primary_key=True)
     proxy_id: int = Field(foreign_key="members.id", index=True)
     created_at: datetime = _now_column()
+
+
+class Recording(SQLModel, table=True):
+    """One recorded part of a meeting's media (a second part follows a server restart).
+
+    The files live in ``RECORDINGS_DIR/<directory>``; part 1's ``started_at``
+    (the wall time of its first frame) is where the timeline's ``t`` counts from.
+    """
+
+    __tablename__ = "recordings"
+    __table_args__ = (UniqueConstraint("meeting_id", "part"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="meetings.id", index=True)
+    part: int = 1
+    #: recording -> processing -> ready | interrupted | failed; expired once retention
+    #: removed the media (the minutes and events stay)
+    status: str = Field(default="recording", max_length=16, index=True)
+    #: the server stopped without closing it (a crash): listed as interrupted when processed
+    interrupted: bool = False
+    directory: str = Field(max_length=200)
+    started_at: datetime | None = _time(nullable=True)
+    ended_at: datetime | None = _time(nullable=True)
+    duration: float | None = None
+    video_codec: str = Field(default="", max_length=32)
+    #: post-processing, per step: {"mp4": {"status", "progress", "error"}, ...}
+    steps: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    error: str = Field(default="", max_length=2000)
+    created_at: datetime = _now_column()

@@ -12,6 +12,7 @@ import { createSuggestions } from "./suggestions.js";
 import { createVotes } from "./votes.js";
 import { play } from "./whep.js";
 import { publish } from "./whip.js";
+import { createRecordingStatus } from "./recording-status.js";
 
 const meeting = JSON.parse(document.getElementById("meeting-data").textContent);
 const meetingId = meeting.id;
@@ -432,10 +433,16 @@ function stopFloorListener() {
   floorAudio.srcObject = null;
 }
 
+const recordingStatus = createRecordingStatus({
+  meetingId, root: $("recording-line"), canRetry: true,
+});
+recordingStatus.load();
+
 const realtime = joinMeeting(meetingId, {
   onConnectionChange(connected) {
     socketConnected = connected;
   },
+  onRecording: recordingStatus.update,
   onEvent(name, data) {
     room.onEvent(name, data);
     ballots.onEvent(name, data);

@@ -33,6 +33,7 @@ export const ROOM_EVENTS = [
  * @param {object} handlers onJoin(ack) after each successful join (ack: {ok, you, state, seq});
  *                          onJoinError(error); onPresence(p); onStatus(s); onConnectionChange(connected);
  *                          onEvent(name, data) for stored room events (after onJoin's snapshot)
+ *                          onRecording(r) for the transient recording:status
  * @returns {{socket, call(event, data, timeoutMs?): Promise<object>, lastSeq(): number}}
  */
 export function joinMeeting(meetingId, handlers = {}) {
@@ -81,6 +82,8 @@ export function joinMeeting(meetingId, handlers = {}) {
   socket.on("disconnect", () => handlers.onConnectionChange?.(false));
   socket.on("presence", (presence) => handlers.onPresence?.(presence || {}));
   socket.on("vote:progress", (progress) => handlers.onVoteProgress?.(progress || {}));
+  // transient, no seq: how the meeting's recording stands (GET …/recording's object)
+  socket.on("recording:status", (recording) => handlers.onRecording?.(recording || {}));
   socket.on("meeting:status", (status) => receive("meeting:status", status || {}));
   for (const name of ROOM_EVENTS) socket.on(name, (data) => receive(name, data));
 

@@ -1,10 +1,14 @@
 // Watch a meeting: WHEP playback, one big button when the browser blocks sound,
 // waiting for the start over socket.io, reconnecting after network drops.
+// Live HLS instead of WebRTC when the browser has no WebRTC, when WebRTC cannot
+// connect, or when the viewer turns on "save data" (a few seconds behind, but
+// plain HTTP files any cache or CDN can serve).
 //
 // document.body.dataset.state is one of
 // "waiting" | "connecting" | "playing" | "ended" | "cancelled" | "forbidden" | "error".
 
 import { getJSON } from "./api.js";
+import { playHls } from "./hls-player.js";
 import { t } from "./i18n.js";
 import { joinMeeting } from "./realtime.js";
 import { createRoom } from "./room.js";
@@ -37,6 +41,14 @@ let viewer = null;
 let state = document.body.dataset.state;
 let reconnecting = false;
 let lastError = "";
+// Live HLS (hls-player.js), when it plays instead of WebRTC
+let hlsPlayer = null;
+let hlsStarting = false;
+let hlsRetry = null;
+const SAVE_DATA_KEY = "cunhui.saveData";
+let saveData = localStorage.getItem(SAVE_DATA_KEY) === "1";
+const saveDataButton = $("save-data");
+const modeLine = $("play-mode");
 
 // The floor speaker's voice arrives on its own track; the speaker does not hear themself.
 const floorAudio = $("floor-audio");
@@ -225,14 +237,18 @@ async function onViewerFailed(error) {
     return;
   }
   lastError = (error && error.message) || "";
+  if (status === "live" && !hlsPlayer) {
+    // WebRTC could not get through (a firewall, an in-app browser): live HLS instead
+    startHls();
+    return;
+  }
   setState("error");
 }
 
 function startPlaying() {
-  if (viewer || state === "ended" || state === "forbidden") return;
-  if (!("RTCPeerConnection" in window)) {
-    lastError = t("no_webrtc");
-    setState("error");
+  if (viewer || hlsPlayer || state === "ended" || state === "forbidden") return;
+  if (saveData || !("RTCPeerConnection" in window)) {
+    startHls();
     return;
   }
   reconnecting = false;
@@ -252,13 +268,96 @@ function stopPlaying() {
   const current = viewer;
   viewer = null;
   if (current) current.stop();
+  stopHls();
   player.pause();
   player.srcObject = null;
 }
 
+// ---------------------------------------------------------------- live HLS
+
+/** The playlist of the part being recorded now, or null (not recording yet). */
+async function livePlaylist() {
+  try {
+    const recording = await getJSON(`/api/meetings/${encodeURIComponent(meetingId)}/recording`);
+    const parts = (recording && recording.parts) || [];
+    const live = parts.filter((p) => p.status === "recording" && p.hls);
+    return live.length ? live[live.length - 1].hls : null;
+  } catch {
+    return null;
+  }
+}
+
+async function startHls() {
+  if (hlsPlayer || hlsStarting || state === "ended" || state === "forbidden") return;
+  hlsStarting = true;
+  clearTimeout(hlsRetry);
+  setState("connecting");
+  const url = await livePlaylist();
+  if (!url || status !== "live") {
+    hlsStarting = false;
+    if (status === "live") hlsRetry = setTimeout(startHls, 3000); // no picture yet
+    return;
+  }
+  try {
+    hlsPlayer = await playHls(player, url, {
+      onFatal() {
+        stopHls();
+        lastError = t("error");
+        setState("error");
+      },
+    });
+  } catch {
+    hlsStarting = false;
+    lastError = t("no_webrtc");
+    setState("error");
+    return;
+  }
+  hlsStarting = false;
+  showMode();
+  tryPlay();
+}
+
+function stopHls() {
+  clearTimeout(hlsRetry);
+  const current = hlsPlayer;
+  hlsPlayer = null;
+  if (current) current.stop();
+  showMode();
+}
+
+player.addEventListener("playing", () => {
+  if (hlsPlayer && state === "connecting") setState("playing");
+});
+
+function showMode() {
+  if (saveDataButton) {
+    saveDataButton.setAttribute("aria-pressed", String(saveData));
+    saveDataButton.classList.toggle("active", saveData);
+  }
+  if (modeLine) {
+    modeLine.textContent = hlsPlayer ? t("hls_mode") : "";
+    modeLine.hidden = !hlsPlayer;
+  }
+}
+
+if (saveDataButton) {
+  saveDataButton.addEventListener("click", () => {
+    saveData = !saveData;
+    localStorage.setItem(SAVE_DATA_KEY, saveData ? "1" : "0");
+    showMode();
+    if (status !== "live") return;
+    stopPlaying();
+    setState("waiting");
+    startPlaying();
+  });
+}
+showMode();
+
 function showEnded() {
   status = "ended";
   stopPlaying();
+  const replayLink = $("replay-link");
+  if (replayLink) replayLink.hidden = false; // the recording is being prepared
   updateBadge();
   setState("ended");
 }

@@ -1,0 +1,353 @@
+"""Every live meeting is recorded: starting, stopping, recovering and post-processing.
+
+The glue between the media hub's recorders (files), the database's record of
+them (services/recordings.py) and the clients (a transient
+``recording:status`` socket.io event). Post-processing runs as background
+tasks of this process, one part at a time per directory (a file lock), and
+resumes after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from media import DirectoryLock, RecordingEvent
+from media import postprocess
+
+from . import keys
+from .services import recordings as store
+from .store import Meeting, Recording, utcnow
+
+logger = logging.getLogger(__name__)
+
+SEGMENT_SECONDS = 2.0
+#: progress is written to the database at most this often per step
+PROGRESS_INTERVAL = 1.0
+RETENTION_SWEEP_SECONDS = 3600
+
+
+class Recordings:
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        #: meeting id -> the part this process is recording
+        self._active: dict[int, int] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._processing: set[int] = set()
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    @property
+    def _db(self):
+        return self._app[keys.DATABASE]
+
+    @property
+    def root(self) -> Path:
+        return Path(self._app[keys.SETTINGS].recordings_dir)
+
+    def directory(self, recording: Recording) -> Path:
+        return self.root / recording.directory
+
+    def _lock(self, meeting_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(meeting_id, asyncio.Lock())
+
+    # -- recording ------------------------------------------------------------------
+
+    async def ensure_recording(self, meeting: Meeting) -> None:
+        """Record the live meeting in this process, unless it already is (or RECORD_MEETINGS=0)."""
+        if not self._app[keys.SETTINGS].record_meetings:
+            return
+        async with self._lock(meeting.id):
+            if meeting.id in self._active:
+                return
+            async with self._db.session() as db:
+                recording = await store.new_part(db, meeting)
+            directory = self.directory(recording)
+            try:
+                self._app[keys.MEDIA].start_recording(
+                    str(meeting.id), directory, self._on_event(recording.id),
+                    segment_seconds=SEGMENT_SECONDS)
+            except Exception as exc:
+                logger.exception("meeting %s: recording could not start", meeting.id)
+                async with self._db.session() as db:
+                    await store.update(db, recording.id, status=store.FAILED, error=str(exc))
+                return
+            self._active[meeting.id] = recording.id
+            logger.info("meeting %s: recording part %s into %s", meeting.id, recording.part,
+                        directory)
+        await self.broadcast(meeting.id)
+
+    async def stop_recording(self, meeting_id: int) -> None:
+        """Close the meeting's files (the meeting ended); processing follows."""
+        async with self._lock(meeting_id):
+            if meeting_id not in self._active:
+                return
+            await self._app[keys.MEDIA].stop_recording(str(meeting_id))
+
+    def _on_event(self, recording_id: int):
+        def listener(event: RecordingEvent) -> None:
+            self._spawn(self._handle(recording_id, event))
+
+        return listener
+
+    async def _handle(self, recording_id: int, event: RecordingEvent) -> None:
+        meeting_id = int(event.room_id)
+        async with self._db.session() as db:
+            if event.kind == "started":
+                await store.update(db, recording_id,
+                                   started_at=datetime.fromtimestamp(event.started_at, UTC),
+                                   video_codec=event.video_codec or "")
+            else:
+                if self._active.get(meeting_id) == recording_id:
+                    del self._active[meeting_id]
+                recording = await db.get(Recording, recording_id)
+                if event.started_at is None:
+                    # nothing was ever recorded (no camera came): nothing to keep
+                    await db.delete(recording)
+                    await db.commit()
+                    _remove_empty(self.directory(recording))
+                    recording = None
+                else:
+                    # a writer that failed mid-meeting left a shorter recording:
+                    # it is kept and listed as interrupted, like after a crash
+                    await store.update(db, recording_id, status=store.PROCESSING,
+                                       ended_at=utcnow(), duration=event.duration,
+                                       interrupted=event.kind == "failed")
+            meeting = await db.get(Meeting, meeting_id)
+        if event.kind != "started" and recording is not None:
+            self._spawn(self.process(recording_id))
+        await self.broadcast(meeting_id)
+        if event.kind == "failed" and meeting is not None and meeting.status == "live":
+            # the rest of the meeting, as a new part
+            await self._app[keys.MEDIA].stop_recording(event.room_id)
+            await self.ensure_recording(meeting)
+
+    # -- after a crash or restart ----------------------------------------------------
+
+    async def recover(self) -> None:
+        """Finish what a previous run of the server left: interrupted parts, unfinished steps.
+
+        A part still "recording" whose directory nobody holds the lock on was
+        being written by a process that died (``kill -9``): it is kept, marked
+        interrupted, and processed like any other.
+        """
+        async with self._db.session() as db:
+            leftovers = await store.unfinished(db)
+        for recording in leftovers:
+            if recording.meeting_id in self._active:
+                continue
+            directory = self.directory(recording)
+            if not directory.exists():
+                continue  # written on another machine (its own RECORDINGS_DIR): not ours
+            if recording.status == store.RECORDING:
+                lock = DirectoryLock(directory)
+                if not lock.acquire():
+                    continue  # another process on this machine is still writing it
+                lock.release()
+                async with self._db.session() as db:
+                    if recording.started_at is None and not (directory / "raw.mp4").exists():
+                        await db.delete(await db.get(Recording, recording.id))
+                        await db.commit()
+                        _remove_empty(directory)  # it never got a picture
+                        continue
+                    await store.update(db, recording.id, status=store.PROCESSING,
+                                       interrupted=True, ended_at=utcnow())
+                logger.warning("meeting %s: recording part %s was interrupted; finalising it",
+                               recording.meeting_id, recording.part)
+            self._spawn(self.process(recording.id))
+
+    # -- post-processing -------------------------------------------------------------
+
+    async def process(self, recording_id: int, *, retry: bool = False) -> None:
+        """Run the post-processing steps that are not done yet; idempotent."""
+        if recording_id in self._processing:
+            return
+        self._processing.add(recording_id)
+        try:
+            await self._process(recording_id, retry)
+        finally:
+            self._processing.discard(recording_id)
+
+    async def _process(self, recording_id: int, retry: bool) -> None:
+        async with self._db.session() as db:
+            recording = await db.get(Recording, recording_id)
+            if recording is None:
+                return
+            if retry:
+                recording = await store.update(db, recording_id, status=store.PROCESSING,
+                                               error="")
+        directory = self.directory(recording)
+        lock = DirectoryLock(directory)
+        if not directory.exists() or not lock.acquire():
+            return  # its writer or another process's post-processing holds it
+        try:
+            failed = await self._run_steps(recording, directory)
+        finally:
+            lock.release()
+        async with self._db.session() as db:
+            recording = await db.get(Recording, recording_id, populate_existing=True)
+            if failed:
+                status = store.FAILED
+            else:
+                status = store.INTERRUPTED if recording.interrupted else store.READY
+            duration = await postprocess.duration_of(directory / postprocess.MP4)
+            await store.update(db, recording_id, status=status, error=failed or "",
+                               duration=duration or recording.duration)
+        logger.info("meeting %s: recording part %s %s", recording.meeting_id, recording.part,
+                    status)
+        await self.broadcast(recording.meeting_id)
+
+    async def _run_steps(self, recording: Recording, directory: Path) -> str:
+        """Each step in order; returns "" or the first failure's reason (raw files are kept)."""
+        duration = recording.duration
+        done = {name for name, step in (recording.steps or {}).items()
+                if step.get("status") == "done"}
+        for name in postprocess.STEPS:
+            if name in done and name != "thumbnails":
+                continue  # files are checked again anyway; the database says done
+            reporter = self._progress(recording.id, recording.meeting_id, name)
+            async with self._db.session() as db:
+                await store.set_step(db, recording.id, name, "running", 0.0)
+            await self.broadcast(recording.meeting_id)
+            try:
+                if name == "hls":
+                    postprocess.close_playlist(directory)
+                elif name == "mp4":
+                    await postprocess.faststart_mp4(directory, duration, reporter)
+                    duration = await postprocess.duration_of(directory / postprocess.MP4)
+                    async with self._db.session() as db:
+                        await store.update(db, recording.id, duration=duration)
+                        recording = await db.get(Recording, recording.id)
+                elif name == "audio":
+                    await postprocess.audio_only(directory, duration, reporter)
+                else:
+                    async with self._db.session() as db:
+                        moments = await store.agenda_moments(db, recording)
+                    await postprocess.thumbnails(directory, moments, reporter)
+            except postprocess.StepFailed as exc:
+                logger.error("meeting %s: recording step %s failed: %s",
+                             recording.meeting_id, name, exc)
+                async with self._db.session() as db:
+                    await store.set_step(db, recording.id, name, "failed", None, str(exc))
+                return f"{name}: {exc}"
+            async with self._db.session() as db:
+                await store.set_step(db, recording.id, name, "done", 1.0)
+        return ""
+
+    def _progress(self, recording_id: int, meeting_id: int, step: str):
+        last = [0.0]
+
+        def report(fraction: float) -> None:
+            now = time.monotonic()
+            if now - last[0] < PROGRESS_INTERVAL:
+                return
+            last[0] = now
+
+            async def save() -> None:
+                async with self._db.session() as db:
+                    await store.set_step(db, recording_id, step, "running", fraction)
+                await self.broadcast(meeting_id)
+
+            self._spawn(save())
+
+        return report
+
+    # -- retention ---------------------------------------------------------------------
+
+    async def sweep_retention(self) -> int:
+        """Delete the media of recordings older than RECORDINGS_RETENTION_DAYS; returns how many.
+
+        Only the media files go: the part stays listed as expired, and the
+        meeting's minutes, events and votes are untouched.
+        """
+        days = self._app[keys.SETTINGS].recordings_retention_days
+        if days <= 0:
+            return 0
+        async with self._db.session() as db:
+            old = await store.past_retention(db, days)
+        removed = 0
+        for recording in old:
+            directory = self.directory(recording)
+            lock = DirectoryLock(directory)
+            if directory.exists():
+                if not lock.acquire():
+                    continue
+                try:
+                    for path in directory.iterdir():
+                        if path.name != lock.path.name:
+                            path.unlink()
+                finally:
+                    lock.release()
+                _remove_empty(directory)
+            async with self._db.session() as db:
+                await store.update(db, recording.id, status=store.EXPIRED)
+            removed += 1
+            logger.info("meeting %s: recording part %s expired (older than %s days)",
+                        recording.meeting_id, recording.part, days)
+        return removed
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.sweep_retention()
+            except Exception:
+                logger.exception("recording retention sweep failed")
+            await asyncio.sleep(RETENTION_SWEEP_SECONDS)
+
+    # -- clients -----------------------------------------------------------------------
+
+    async def broadcast(self, meeting_id: int) -> None:
+        """Tell the meeting's clients how its recording stands (host page, replay page)."""
+        from .http.recordings import describe  # the URLs are HTTP's business
+
+        async with self._db.session() as db:
+            found = await store.parts(db, meeting_id)
+        if not found:
+            return
+        payload = describe(self._app, meeting_id, found)
+        await self._app[keys.REALTIME].emit_transient("recording:status", payload, meeting_id)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("recording task failed", exc_info=task.exception())
+
+    async def startup(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        await self.recover()
+        self._spawn(self._retention_loop())
+
+    async def close(self) -> None:
+        """Shutdown: close every file this process writes; unfinished work resumes at startup."""
+        for meeting_id in list(self._active):
+            await self.stop_recording(meeting_id)
+        # let the "stopped" events be stored; post-processing resumes at the next startup
+        await asyncio.sleep(0.05)
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
+        pending = [t for t in self._tasks if not t.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _remove_empty(directory: Path) -> None:
+    """Remove a part's directory if only the lock file is left (best effort)."""
+    try:
+        for path in directory.iterdir():
+            if path.name != ".lock":
+                return
+        (directory / ".lock").unlink(missing_ok=True)
+        directory.rmdir()
+    except OSError:
+        pass

@@ -1,0 +1,177 @@
+"""Recording files are served by id only; failures keep the raw recording; retention keeps the record."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import timedelta
+
+import pytest
+from yarl import URL
+
+from media import postprocess
+from server.keys import DATABASE, RECORDINGS, SETTINGS
+from server.services import accounts
+from server.services import recordings as recordings_store
+from server.store import Meeting, Recording, utcnow
+
+from .conftest import PASSWORD, auth
+from .peers import Publisher
+from .recording_helpers import at_time, duration, sleep_until, wait_recording
+
+
+@pytest.fixture
+async def recorded(client, clerk_token, live_meeting):
+    """A live meeting published for 5 s, ended, its recording ready."""
+    meeting_id = live_meeting["id"]
+    publisher = Publisher(width=320, height=240)
+    try:
+        await publisher.publish(client, meeting_id, clerk_token)
+        live = await wait_recording(client, clerk_token, meeting_id, lambda r: r["started_at"],
+                                    timeout=15)
+        await sleep_until(at_time(live["started_at"]) + 5)
+        await client.post(f"/api/meetings/{meeting_id}/end", headers=auth(clerk_token))
+    finally:
+        await publisher.close()
+    done = await wait_recording(client, clerk_token, meeting_id, lambda r: r["status"] == "ready")
+    return {"meeting": live_meeting, "recording": done,
+            "directory": client.app[SETTINGS].recordings_dir / f"{meeting_id}/1"}
+
+
+TRAVERSALS = [
+    "../../../etc/passwd",
+    "..%2F..%2F..%2Fetc%2Fpasswd",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "%252e%252e%252fetc%252fpasswd",
+    "..%5c..%5cetc%5cpasswd",
+    "%2Fetc%2Fpasswd",
+    "/etc/passwd",
+    "raw.mp4",  # a real file in the folder, but not one that is served
+    ".lock",
+    "meeting.mp4%00.jpg",
+    "seg_00000.ts/../../raw.mp4",
+    "index.m3u8%2F..%2F..%2F..%2Fdata%2Fsecret_key",
+]
+
+
+async def test_path_traversal_in_every_spelling_is_404(client, clerk_token, recorded):
+    meeting_id = recorded["meeting"]["id"]
+    headers = auth(clerk_token)
+    good = await client.get(f"/recordings/{meeting_id}/1/index.m3u8", headers=headers)
+    assert good.status == 200
+    base = str(client.make_url("")).rstrip("/")
+    for tail in TRAVERSALS:
+        # sent exactly as written: no client-side normalising of "..", no re-encoding
+        url = URL(f"{base}/recordings/{meeting_id}/1/{tail}", encoded=True)
+        response = await client.session.get(url, headers=headers)
+        assert response.status == 404, (tail, response.status)
+        body = await response.read()
+        assert b"root:" not in body and b"ftyp" not in body
+    for part in ("..", "%2e%2e", "1%2F..", "-1", "2/../1", "99"):
+        url = URL(f"{base}/recordings/{meeting_id}/{part}/index.m3u8", encoded=True)
+        response = await client.session.get(url, headers=headers)
+        assert response.status == 404, (part, response.status)
+    for meeting in ("..", "%2e%2e", "abc", "99999", f"{meeting_id}/..%2F{meeting_id}"):
+        url = URL(f"{base}/recordings/{meeting}/1/index.m3u8", encoded=True)
+        response = await client.session.get(url, headers=headers)
+        assert response.status == 404, (meeting, response.status)
+
+
+async def test_recordings_of_a_meeting_the_viewer_may_not_see_are_refused(
+    client, clerk_token, recorded
+):
+    meeting_id = recorded["meeting"]["id"]
+    async with client.app[DATABASE].session() as db:
+        await accounts.create_user(db, "b-clerk", PASSWORD, village="李家村")
+        meeting = await db.get(Meeting, meeting_id)
+        meeting.allow_guests = False  # members only from now on
+        db.add(meeting)
+        await db.commit()
+    other = (await (await client.post("/api/login", json={
+        "username": "b-clerk", "password": PASSWORD})).json())["token"]
+    client.session.cookie_jar.clear()
+    for url in (recorded["recording"]["mp4"], recorded["recording"]["hls"],
+                f"/api/meetings/{meeting_id}/recording"):
+        assert (await client.get(url)).status == 401
+        assert (await client.get(url, headers=auth(other))).status == 404
+        assert (await client.get(url, headers=auth(clerk_token))).status == 200
+
+
+async def test_a_failed_step_shows_its_reason_keeps_the_raw_file_and_the_published_one(
+    client, clerk_token, recorded
+):
+    meeting_id = recorded["meeting"]["id"]
+    directory = recorded["directory"]
+    raw, mp4 = directory / "raw.mp4", directory / postprocess.MP4
+    published = mp4.read_bytes()
+    kept = directory.parent / "raw.kept"
+    shutil.copy(raw, kept)
+    raw.write_bytes(b"\x00\x00\x00\x18ftypisom this is not a recording" * 10)  # damaged
+    os.utime(raw, (mp4.stat().st_mtime + 5,) * 2)  # newer than its MP4: the step runs again
+    recording_id = await _recording_id(client, meeting_id)
+    async with client.app[DATABASE].session() as db:  # as if processing had not run yet
+        await recordings_store.update(db, recording_id, status="processing", steps={})
+    await client.app[RECORDINGS].process(recording_id)
+
+    status = await (await client.get(f"/api/meetings/{meeting_id}/recording",
+                                     headers=auth(clerk_token))).json()
+    assert status["status"] == "failed"
+    assert status["steps"]["mp4"]["status"] == "failed" and status["steps"]["mp4"]["error"]
+    assert status["error"].startswith("mp4: ")
+    assert raw.exists()  # the raw recording is kept
+    assert mp4.read_bytes() == published  # never replaced by a half-made file
+    assert not list(directory.glob(".*.tmp*"))  # no temporary file left behind
+    refused = await client.get(f"/recordings/{meeting_id}/1/meeting.mp4", headers=auth(clerk_token))
+    assert refused.status == 409
+    assert (await refused.json())["error"]["code"] == "processing_failed"
+
+    # the committee retries once the cause is mended; finished steps are not redone
+    shutil.copy(kept, raw)
+    os.utime(raw, (mp4.stat().st_mtime + 10,) * 2)
+    members_only = await client.post(f"/api/meetings/{meeting_id}/recording/retry")
+    assert members_only.status == 401
+    retried = await client.post(f"/api/meetings/{meeting_id}/recording/retry",
+                                headers=auth(clerk_token))
+    assert retried.status == 202
+    done = await wait_recording(client, clerk_token, meeting_id, lambda r: r["status"] == "ready")
+    assert done["error"] is None and abs(duration(mp4) - 5) <= 2.0
+    again = await client.post(f"/api/meetings/{meeting_id}/recording/retry",
+                              headers=auth(clerk_token))
+    assert again.status == 409  # nothing has failed
+
+
+async def test_retention_removes_old_media_but_never_the_minutes_or_events(
+    client, clerk_token, recorded
+):
+    meeting_id = recorded["meeting"]["id"]
+    recordings = client.app[RECORDINGS]
+    assert await recordings.sweep_retention() == 0  # RECORDINGS_RETENTION_DAYS=0: forever
+    object.__setattr__(client.app[SETTINGS], "recordings_retention_days", 30)
+    assert await recordings.sweep_retention() == 0  # ended today: kept
+    async with client.app[DATABASE].session() as db:
+        meeting = await db.get(Meeting, meeting_id)
+        meeting.ended_at = utcnow() - timedelta(days=31)
+        db.add(meeting)
+        await db.commit()
+    events_before = await (await client.get(f"/api/meetings/{meeting_id}/timeline",
+                                            headers=auth(clerk_token))).json()
+    assert await recordings.sweep_retention() == 1
+    status = await (await client.get(f"/api/meetings/{meeting_id}/recording",
+                                     headers=auth(clerk_token))).json()
+    assert status["status"] == "expired" and status["mp4"] is None and status["hls"] is None
+    assert not recorded["directory"].exists()
+    gone = await client.get(recorded["recording"]["mp4"], headers=auth(clerk_token))
+    assert gone.status == 404
+    events_after = await (await client.get(f"/api/meetings/{meeting_id}/timeline",
+                                           headers=auth(clerk_token))).json()
+    assert events_after == events_before
+    minutes = await client.get(f"/api/meetings/{meeting_id}/minutes.md", headers=auth(clerk_token))
+    assert minutes.status == 200
+
+
+async def _recording_id(client, meeting_id: int) -> int:
+    from sqlmodel import select
+
+    async with client.app[DATABASE].session() as db:
+        found = await db.exec(select(Recording).where(Recording.meeting_id == meeting_id))
+        return found.first().id

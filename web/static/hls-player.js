@@ -1,0 +1,69 @@
+// HLS playback: hls.js (from npm, /vendor/hls.js/) where the browser has Media
+// Source Extensions, the browser's own HLS (iOS Safari) otherwise. The watch page
+// plays the live playlist with it (WebRTC cannot connect, or the viewer saves
+// data); the replay page a recording's playlist until its MP4 is ready.
+//
+//   const hls = await playHls(videoElement, "/recordings/7/1/index.m3u8", {onFatal});
+//   hls.stop();
+
+let HlsClass = null;
+
+async function loadHls() {
+  if (HlsClass === null) {
+    try {
+      HlsClass = (await import("/vendor/hls.js/hls.min.mjs")).default;
+    } catch {
+      HlsClass = undefined; // not installed or not loadable: native HLS only
+    }
+  }
+  return HlsClass;
+}
+
+/** True when this browser can play HLS natively (Safari on iOS and macOS). */
+export function nativeHls(video) {
+  return Boolean(video.canPlayType("application/vnd.apple.mpegurl"));
+}
+
+/**
+ * Play the HLS playlist `url` in `video`: near the live edge (`live`), else from
+ * `startPosition` seconds (hls.js only: with native HLS the caller seeks once
+ * "loadedmetadata" fires). Requests carry the page's cookies (same origin), which
+ * is how members sign in.
+ * @returns {Promise<{stop(): void, kind: "hls.js" | "native"}>} rejects when HLS cannot play here
+ */
+export async function playHls(video, url, { onFatal, live = true, startPosition = -1 } = {}) {
+  const Hls = await loadHls();
+  if (Hls && Hls.isSupported()) {
+    const hls = new Hls(live
+      ? { liveSyncDurationCount: 2, lowLatencyMode: false, enableWorker: true }
+      : { startPosition, maxBufferLength: 30, enableWorker: true });
+    hls.on(Hls.Events.ERROR, (event, data) => {
+      if (!data.fatal) return;
+      if (data.type === Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad(); // a dropped request
+      else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      else onFatal?.(data);
+    });
+    hls.loadSource(url);
+    hls.attachMedia(video);
+    return {
+      kind: "hls.js",
+      stop() {
+        hls.destroy();
+        video.removeAttribute("src");
+      },
+    };
+  }
+  if (nativeHls(video)) {
+    video.srcObject = null;
+    video.src = url;
+    return {
+      kind: "native",
+      stop() {
+        video.pause();
+        video.removeAttribute("src");
+        video.load();
+      },
+    };
+  }
+  throw new Error("HLS is not supported in this browser");
+}
