@@ -271,7 +271,11 @@ class Room:
     async def _tick_keyframes(self, seconds: float) -> None:
         """HLS and MP4 fragments cut at keyframes; the publisher sends one only on request."""
         while True:
-            if self.video_codec == "video/h264":  # VP8 is re-encoded with its own keyframes
+            recorder = self.recorder
+            # H.264 is cut where the publisher's keyframes fall; VP8 is re-encoded with
+            # keyframes of our own, but the recorder still needs one to start (again) at
+            if self.video_codec == "video/h264" or (
+                    recorder is not None and recorder.waiting_for_keyframe):
                 self.keyframes.request()
             await asyncio.sleep(seconds)
 

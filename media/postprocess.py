@@ -14,6 +14,8 @@ import asyncio
 import json
 import logging
 import os
+import secrets
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,7 +54,7 @@ async def _exec(args: list[str], on_line: Callable[[str], None] | None = None
     no child or pipe outlives the event loop; the step runs again at the next start.
     """
     process = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *_DIE_WITH_PARENT, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out = bytearray()
 
     async def read_stdout() -> None:
@@ -94,7 +96,9 @@ async def _run(args: list[str], duration: float | None, progress: Progress | Non
 async def _produce(output: Path, build: Callable[[Path], list[str]], duration: float | None,
                    progress: Progress | None) -> None:
     """Write ``output`` through a temporary file that is renamed into place when complete."""
-    temporary = output.with_name(f".{output.stem}.tmp{output.suffix}")
+    # a name of its own: an ffmpeg left over from a killed server never shares it
+    temporary = output.with_name(
+        f".{output.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{output.suffix}")
     try:
         await _run(build(temporary), duration, progress)
         if not temporary.exists() or temporary.stat().st_size == 0:
@@ -102,6 +106,21 @@ async def _produce(output: Path, build: Callable[[Path], list[str]], duration: f
         os.replace(temporary, output)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def remove_temporary(directory: Path) -> int:
+    """Remove the half-made files of runs that died (call it holding the folder's lock)."""
+    removed = 0
+    for path in Path(directory).glob(".*.tmp*"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+#: run children so the kernel kills them when the server dies, even by kill -9
+#: (util-linux's setpriv; PR_SET_PDEATHSIG survives the exec). Otherwise an ffmpeg
+#: would run on unseen after a crash, beside the rerun of its step at the next start.
+_DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
 
 
 def close_playlist(directory: Path) -> bool:

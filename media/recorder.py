@@ -40,8 +40,10 @@ AUDIO_RATE = 48000
 AUDIO_TB = fractions.Fraction(1, AUDIO_RATE)
 AAC_FRAME = 1024
 AAC_BITRATE = 64000  # mono speech: ~28 MB an hour for the audio-only file
-#: the floor speaker's voice waiting to be mixed; older samples are dropped
-FLOOR_BUFFER = AUDIO_RATE // 2
+#: the mixed sound is encoded this far behind the newest sample of either source
+MIX_DELAY = AUDIO_RATE // 4
+#: a frame further ahead of the output than this is a clock jump, not a real position
+MAX_AHEAD = 5 * AUDIO_RATE
 #: the queue between the fan-outs and the writer (~25 s of frames): beyond it
 #: frames are dropped rather than let memory grow behind a stalled disk
 MAX_QUEUED = 2000
@@ -134,6 +136,11 @@ class Recorder:
     def started(self) -> bool:
         return self.writer is not None and self.writer.t0_wall is not None
 
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        """No picture yet, or frames were dropped: the next keyframe resumes it."""
+        return self._skip_to_keyframe or (self.expect_video and not self.started)
+
     def tap(self, name: str, frame: EncodedFrame) -> None:
         """Called by a fan-out for each frame: ``name`` is "audio", "video" or "floor"."""
         if name == "video" and self._skip_to_keyframe:
@@ -175,16 +182,18 @@ class Recorder:
                     break
                 writer.write(*item)
             writer.close()
-            self._emit(RecordingEvent(self.room_id, "stopped", writer.t0_wall,
-                                      writer.duration(), writer.video_codec))
+            event = RecordingEvent(self.room_id, "stopped", writer.t0_wall,
+                                   writer.duration(), writer.video_codec)
         except Exception as exc:
             logger.exception("recording of room %s failed", self.room_id)
             writer.abort()
-            self._emit(RecordingEvent(self.room_id, "failed", writer.t0_wall,
-                                      writer.duration(), writer.video_codec, error=str(exc)))
+            event = RecordingEvent(self.room_id, "failed", writer.t0_wall,
+                                   writer.duration(), writer.video_codec, error=str(exc))
         finally:
+            # the folder is free before anyone hears it is: post-processing takes the lock
             self._lock.release()
-            self._done.set()
+        self._emit(event)
+        self._done.set()
 
 
 class _Writer:
@@ -295,14 +304,12 @@ class _Writer:
     def _write_audio(self, name: str, frame: EncodedFrame, arrived: float) -> None:
         anchor = self._audio_anchor.get(name)
         if anchor is None:
-            # this track's first frame: its RTP time is placed at its arrival
+            # this source's first frame: its RTP time is placed at its arrival
             anchor = (frame.pts, int((arrived - self.t0_wall) * AUDIO_RATE))
             self._audio_anchor[name] = anchor
-        position = frame.pts - anchor[0] + anchor[1]
-        if name == "floor":
-            self._audio.floor(frame.data)
-        else:
-            self._audio.main(frame.data, position)
+        shift = self._audio.add(name, frame.data, frame.pts - anchor[0] + anchor[1])
+        if shift:
+            self._audio_anchor[name] = (anchor[0], anchor[1] + shift)
 
     def _mux_audio(self, packet: av.Packet) -> None:
         for container, _, audio in self.outputs:
@@ -339,13 +346,20 @@ class _Writer:
 
 
 class _AudioMixer:
-    """Opus → mono PCM, the floor's voice added in, → AAC packets (one encoder)."""
+    """Opus → mono PCM on one timeline (main audio and the floor's voice added), → AAC.
+
+    Each source's frames land at their own position (samples since t = 0), so
+    either may be missing for a while (a camera-only host, a reconnecting phone,
+    silence suppression): the other still plays, and gaps are silence. Output
+    runs :data:`MIX_DELAY` behind the newest sample, so a source's frames that
+    arrive a little late are still mixed in.
+    """
 
     def __init__(self, mux: Callable[[av.Packet], None]) -> None:
         self._mux = mux
-        self._decoders = {"main": _opus_decoder(), "floor": _opus_decoder()}
-        self._floor = np.zeros(0, np.float32)
-        self._pending = np.zeros(0, np.float32)
+        self._decoders: dict[str, tuple] = {}
+        self._mix = np.zeros(0, np.float32)  # samples from ``written`` on
+        self._newest = 0  # the end of the newest frame placed, in samples
         self.written = 0  # samples handed to the encoder (the output's audio time)
         self._encoder = av.CodecContext.create("aac", "w")
         self._encoder.sample_rate = AUDIO_RATE
@@ -355,40 +369,45 @@ class _AudioMixer:
         self._encoder.time_base = AUDIO_TB
         self._encoder.open()
 
-    def floor(self, data: bytes) -> None:
-        pcm = _decode(self._decoders["floor"], data)
-        self._floor = np.concatenate([self._floor, pcm])[-FLOOR_BUFFER:]
+    def add(self, source: str, data: bytes, position: int) -> int:
+        """Mix ``source``'s Opus frame in at ``position``; returns how far it was moved.
 
-    def main(self, data: bytes, position: int) -> None:
-        pcm = _decode(self._decoders["main"], data)
+        A frame far ahead of the output (a clock jump) is moved to the newest
+        sample; the caller re-anchors its source by the returned shift.
+        """
+        decoder = self._decoders.get(source)
+        if decoder is None:
+            decoder = self._decoders[source] = _opus_decoder()
+        pcm = _decode(decoder, data)
         if pcm.size == 0:
-            return
-        end = self.written + self._pending.size
-        if position > end + pcm.size // 2:
-            # the publisher was away (or packets were lost): silence, so the
-            # audio keeps its place against the video
-            self._append(np.zeros(position - end, np.float32))
-        elif position + pcm.size < end - 5 * pcm.size:
-            return  # far behind what is written (a clock jump back): drop it
-        if self._floor.size:
-            n = min(pcm.size, self._floor.size)
-            pcm = pcm.copy()
-            pcm[:n] += self._floor[:n]
-            self._floor = self._floor[n:]
-            np.clip(pcm, -1.0, 1.0, out=pcm)
-        self._append(pcm)
+            return 0
+        shift = 0
+        if position - self.written > MAX_AHEAD:
+            shift = max(self._newest, self.written) - position
+            position += shift
+        offset = position - self.written
+        if offset < 0:  # later than the output: keep what is still to come
+            pcm, offset = pcm[-offset:], 0
+            if pcm.size == 0:
+                return shift
+        end = offset + pcm.size
+        if end > self._mix.size:
+            self._mix = np.concatenate([self._mix, np.zeros(end - self._mix.size, np.float32)])
+        self._mix[offset:end] += pcm
+        self._newest = max(self._newest, self.written + end)
+        self._emit(self._newest - MIX_DELAY)
+        return shift
 
-    def _append(self, pcm: np.ndarray) -> None:
-        self._pending = np.concatenate([self._pending, pcm])
-        while self._pending.size >= AAC_FRAME:
-            self._encode(self._pending[:AAC_FRAME])
-            self._pending = self._pending[AAC_FRAME:]
+    def _emit(self, until: int) -> None:
+        while self.written + AAC_FRAME <= until and self._mix.size >= AAC_FRAME:
+            self._encode(self._mix[:AAC_FRAME])
+            self._mix = self._mix[AAC_FRAME:]
 
     def _encode(self, samples: np.ndarray | None) -> None:
         frame = None
         if samples is not None:
             frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(samples, np.float32).reshape(1, -1),
+                np.clip(samples, -1.0, 1.0).astype(np.float32).reshape(1, -1),
                 format="fltp", layout="mono")
             frame.sample_rate = AUDIO_RATE
             frame.pts = self.written
@@ -398,10 +417,11 @@ class _AudioMixer:
             self._mux(packet)
 
     def flush(self) -> None:
-        if self._pending.size:
-            pad = np.zeros(AAC_FRAME - self._pending.size, np.float32)
-            self._encode(np.concatenate([self._pending, pad]))
-            self._pending = np.zeros(0, np.float32)
+        self._emit(self.written + self._mix.size)
+        if self._mix.size:
+            pad = np.zeros(AAC_FRAME - self._mix.size, np.float32)
+            self._encode(np.concatenate([self._mix, pad]))
+            self._mix = np.zeros(0, np.float32)
         self._encode(None)
 
 

@@ -16,12 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
+from sqlmodel import select
 
 from media import DirectoryLock, RecordingEvent
 from media import postprocess
 
 from . import keys
 from .services import recordings as store
+from .services.meetings import LIVE
 from .store import Meeting, Recording, utcnow
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,12 @@ SEGMENT_SECONDS = 2.0
 #: progress is written to the database at most this often per step
 PROGRESS_INTERVAL = 1.0
 RETENTION_SWEEP_SECONDS = 3600
+#: how often a process checks that the meetings it records are still live (an /end
+#: may have been handled by another process)
+WATCH_SECONDS = 5.0
+#: a recorder that fails mid-meeting is restarted (as a new part) at most this often
+MAX_RESTARTS = 3
+RESTART_DELAY = 5.0
 
 
 class Recordings:
@@ -40,6 +48,7 @@ class Recordings:
         self._tasks: set[asyncio.Task] = set()
         self._processing: set[int] = set()
         self._locks: dict[int, asyncio.Lock] = {}
+        self._restarts: dict[int, int] = {}
 
     @property
     def _db(self):
@@ -57,29 +66,38 @@ class Recordings:
 
     # -- recording ------------------------------------------------------------------
 
-    async def ensure_recording(self, meeting: Meeting) -> None:
-        """Record the live meeting in this process, unless it already is (or RECORD_MEETINGS=0)."""
+    async def ensure_recording(self, meeting_id: int) -> None:
+        """Record the live meeting in this process, unless it already is (or RECORD_MEETINGS=0).
+
+        Called where the meeting's media lives: when the committee publishes.
+        The meeting's status is read again under the lock, so a meeting that
+        ended meanwhile is never recorded again.
+        """
         if not self._app[keys.SETTINGS].record_meetings:
             return
-        async with self._lock(meeting.id):
-            if meeting.id in self._active:
+        async with self._lock(meeting_id):
+            if meeting_id in self._active:
                 return
             async with self._db.session() as db:
+                meeting = await db.get(Meeting, meeting_id)
+                if meeting is None or meeting.status != LIVE:
+                    return
                 recording = await store.new_part(db, meeting)
             directory = self.directory(recording)
             try:
                 self._app[keys.MEDIA].start_recording(
-                    str(meeting.id), directory, self._on_event(recording.id),
+                    str(meeting_id), directory, self._on_event(recording.id),
                     segment_seconds=SEGMENT_SECONDS)
             except Exception as exc:
-                logger.exception("meeting %s: recording could not start", meeting.id)
+                logger.exception("meeting %s: recording could not start", meeting_id)
                 async with self._db.session() as db:
-                    await store.update(db, recording.id, status=store.FAILED, error=str(exc))
+                    await store.update(db, recording.id, status=store.FAILED,
+                                       error=self.public(f"recording could not start: {exc}"))
                 return
-            self._active[meeting.id] = recording.id
-            logger.info("meeting %s: recording part %s into %s", meeting.id, recording.part,
+            self._active[meeting_id] = recording.id
+            logger.info("meeting %s: recording part %s into %s", meeting_id, recording.part,
                         directory)
-        await self.broadcast(meeting.id)
+        await self.broadcast(meeting_id)
 
     async def stop_recording(self, meeting_id: int) -> None:
         """Close the meeting's files (the meeting ended); processing follows."""
@@ -96,35 +114,59 @@ class Recordings:
 
     async def _handle(self, recording_id: int, event: RecordingEvent) -> None:
         meeting_id = int(event.room_id)
-        async with self._db.session() as db:
-            if event.kind == "started":
+        if event.kind == "started":
+            async with self._db.session() as db:
                 await store.update(db, recording_id,
                                    started_at=datetime.fromtimestamp(event.started_at, UTC),
                                    video_codec=event.video_codec or "")
-            else:
-                if self._active.get(meeting_id) == recording_id:
-                    del self._active[meeting_id]
-                recording = await db.get(Recording, recording_id)
-                if event.started_at is None:
-                    # nothing was ever recorded (no camera came): nothing to keep
-                    await db.delete(recording)
-                    await db.commit()
-                    _remove_empty(self.directory(recording))
-                    recording = None
-                else:
-                    # a writer that failed mid-meeting left a shorter recording:
-                    # it is kept and listed as interrupted, like after a crash
-                    await store.update(db, recording_id, status=store.PROCESSING,
-                                       ended_at=utcnow(), duration=event.duration,
-                                       interrupted=event.kind == "failed")
-            meeting = await db.get(Meeting, meeting_id)
-        if event.kind != "started" and recording is not None:
+            await self.broadcast(meeting_id)
+            return
+        if event.kind == "failed":
+            logger.error("meeting %s: recording failed: %s", meeting_id, event.error)
+            # detach the dead recorder from the room before anyone may start another
+            await self._app[keys.MEDIA].stop_recording(event.room_id)
+        if self._active.get(meeting_id) == recording_id:
+            del self._active[meeting_id]
+        async with self._db.session() as db:
+            recording = await db.get(Recording, recording_id)
+            if recording is not None and event.started_at is None:
+                # nothing was ever recorded (no picture came): nothing to keep
+                await db.delete(recording)
+                await db.commit()
+                _remove_empty(self.directory(recording))
+                recording = None
+            elif recording is not None:
+                # a writer that failed mid-meeting left a shorter recording:
+                # it is kept and listed as interrupted, like after a crash
+                await store.update(db, recording_id, status=store.PROCESSING,
+                                   ended_at=utcnow(), duration=event.duration,
+                                   interrupted=event.kind == "failed")
+        if recording is not None:
             self._spawn(self.process(recording_id))
         await self.broadcast(meeting_id)
-        if event.kind == "failed" and meeting is not None and meeting.status == "live":
-            # the rest of the meeting, as a new part
-            await self._app[keys.MEDIA].stop_recording(event.room_id)
-            await self.ensure_recording(meeting)
+        if event.kind == "failed":
+            self._restarts[meeting_id] = self._restarts.get(meeting_id, 0) + 1
+            if self._restarts[meeting_id] <= MAX_RESTARTS:
+                await asyncio.sleep(RESTART_DELAY)  # a full disk does not mend in a second
+                await self.ensure_recording(meeting_id)  # the rest of the meeting, a new part
+
+    async def _watch_meetings(self) -> None:
+        """Stop recording meetings that ended through another process (its /end)."""
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            if not self._active:
+                continue
+            try:
+                async with self._db.session() as db:
+                    result = await db.exec(select(Meeting.id).where(
+                        Meeting.id.in_(list(self._active)), Meeting.status != LIVE))
+                    over = list(result.all())
+                for meeting_id in over:
+                    logger.info("meeting %s is over: closing its recording and media", meeting_id)
+                    await self.stop_recording(meeting_id)
+                    await self._app[keys.MEDIA].close_room(str(meeting_id))
+            except Exception:
+                logger.exception("checking recorded meetings failed")
 
     # -- after a crash or restart ----------------------------------------------------
 
@@ -181,10 +223,17 @@ class Recordings:
                 recording = await store.update(db, recording_id, status=store.PROCESSING,
                                                error="")
         directory = self.directory(recording)
+        if not directory.exists():
+            async with self._db.session() as db:
+                await store.update(db, recording_id, status=store.FAILED,
+                                   error="the recording's files are missing")
+            await self.broadcast(recording.meeting_id)
+            return
         lock = DirectoryLock(directory)
-        if not directory.exists() or not lock.acquire():
-            return  # its writer or another process's post-processing holds it
+        if not lock.acquire():
+            return  # its writer, or another process's post-processing, holds it
         try:
+            postprocess.remove_temporary(directory)  # half-made files of a run that died
             failed = await self._run_steps(recording, directory)
         finally:
             lock.release()
@@ -209,7 +258,7 @@ class Recordings:
         for name in postprocess.STEPS:
             if name in done and name != "thumbnails":
                 continue  # files are checked again anyway; the database says done
-            reporter = self._progress(recording.id, recording.meeting_id, name)
+            reporter = _Progress(self, recording.id, recording.meeting_id, name)
             async with self._db.session() as db:
                 await store.set_step(db, recording.id, name, "running", 0.0)
             await self.broadcast(recording.meeting_id)
@@ -228,33 +277,23 @@ class Recordings:
                     async with self._db.session() as db:
                         moments = await store.agenda_moments(db, recording)
                     await postprocess.thumbnails(directory, moments, reporter)
-            except postprocess.StepFailed as exc:
+            except Exception as exc:  # ffmpeg's refusal, a missing binary, a full disk
                 logger.error("meeting %s: recording step %s failed: %s",
                              recording.meeting_id, name, exc)
+                reason = self.public(str(exc) or type(exc).__name__)
+                await reporter.settle()
                 async with self._db.session() as db:
-                    await store.set_step(db, recording.id, name, "failed", None, str(exc))
-                return f"{name}: {exc}"
+                    await store.set_step(db, recording.id, name, "failed", None, reason)
+                return f"{name}: {reason}"
+            await reporter.settle()  # a late progress write must not land after "done"
             async with self._db.session() as db:
                 await store.set_step(db, recording.id, name, "done", 1.0)
         return ""
 
-    def _progress(self, recording_id: int, meeting_id: int, step: str):
-        last = [0.0]
-
-        def report(fraction: float) -> None:
-            now = time.monotonic()
-            if now - last[0] < PROGRESS_INTERVAL:
-                return
-            last[0] = now
-
-            async def save() -> None:
-                async with self._db.session() as db:
-                    await store.set_step(db, recording_id, step, "running", fraction)
-                await self.broadcast(meeting_id)
-
-            self._spawn(save())
-
-        return report
+    def public(self, message: str) -> str:
+        """An error for clients: no server paths (those stay in the log)."""
+        return message.replace(str(self.root.resolve()), "recordings").replace(
+            str(self.root), "recordings")[:500]
 
     # -- retention ---------------------------------------------------------------------
 
@@ -270,19 +309,20 @@ class Recordings:
         async with self._db.session() as db:
             old = await store.past_retention(db, days)
         removed = 0
+        loop = asyncio.get_running_loop()
         for recording in old:
             directory = self.directory(recording)
+            if not directory.exists():
+                continue  # another machine's (its own RECORDINGS_DIR): it expires them
             lock = DirectoryLock(directory)
-            if directory.exists():
-                if not lock.acquire():
-                    continue
-                try:
-                    for path in directory.iterdir():
-                        if path.name != lock.path.name:
-                            path.unlink()
-                finally:
-                    lock.release()
-                _remove_empty(directory)
+            if not lock.acquire():
+                continue
+            try:
+                # gigabytes: unlinked off the event loop that forwards live media
+                await loop.run_in_executor(None, _remove_media, directory)
+            finally:
+                lock.release()
+            _remove_empty(directory)
             async with self._db.session() as db:
                 await store.update(db, recording.id, status=store.EXPIRED)
             removed += 1
@@ -325,6 +365,7 @@ class Recordings:
         self.root.mkdir(parents=True, exist_ok=True)
         await self.recover()
         self._spawn(self._retention_loop())
+        self._spawn(self._watch_meetings())
 
     async def close(self) -> None:
         """Shutdown: close every file this process writes; unfinished work resumes at startup."""
@@ -339,6 +380,41 @@ class Recordings:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _remove_media(directory: Path) -> None:
+    for path in directory.iterdir():
+        if path.name != ".lock":
+            path.unlink()
+
+
+class _Progress:
+    """A step's progress, written at most every PROGRESS_INTERVAL while it runs."""
+
+    def __init__(self, owner: Recordings, recording_id: int, meeting_id: int, step: str) -> None:
+        self._owner, self._id, self._meeting, self._step = owner, recording_id, meeting_id, step
+        self._last = 0.0
+        self._pending: asyncio.Task | None = None
+
+    def __call__(self, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self._last < PROGRESS_INTERVAL or (self._pending and not self._pending.done()):
+            return
+        self._last = now
+        self._pending = asyncio.ensure_future(self._save(fraction))
+
+    async def _save(self, fraction: float) -> None:
+        try:
+            async with self._owner._db.session() as db:
+                await store.set_step(db, self._id, self._step, "running", fraction)
+            await self._owner.broadcast(self._meeting)
+        except Exception:
+            logger.debug("saving progress failed", exc_info=True)
+
+    async def settle(self) -> None:
+        """Wait for the last progress write, so "done" or "failed" is written after it."""
+        if self._pending is not None:
+            await asyncio.gather(self._pending, return_exceptions=True)
 
 
 def _remove_empty(directory: Path) -> None:

@@ -127,6 +127,7 @@ class Publisher:
 
     codec: str | None = None  # offer only this video codec, e.g. "video/VP8"
     video: VideoStreamTrack | None = None  # default: a MovingVideoTrack of width x height
+    audio: bool = True  # False: a camera without a microphone
 
     def __post_init__(self) -> None:
         video = self.pc.addTransceiver(
@@ -137,7 +138,8 @@ class Publisher:
             video.setCodecPreferences(
                 [c for c in capabilities if c.mimeType.lower() in (self.codec.lower(), "video/rtx")]
             )
-        self.pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
+        if self.audio:
+            self.pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
 
     async def publish(self, client, meeting_id: int, token: str) -> None:
         offer = await gathered_offer(self.pc)

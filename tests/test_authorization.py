@@ -212,9 +212,9 @@ async def test_authorization_matrix(client, world, caller):
             # past every role check: success, a dummy offer's 400, or the live
             # meeting's 409 (it can no longer be edited or cancelled)
             # (the world holds no vote: a permitted caller asking for receipts gets 404;
-            # nobody publishes, so its recording has no files yet)
+            # nobody publishes, so nothing is recorded: the recording and its files 404)
             assert response.status < 300 or response.status in (400, 409) or (
-                response.status == 404 and path.endswith(("/receipts", "{name}"))), (
+                response.status == 404 and path.endswith(("/receipts", "{name}", "/recording"))), (
                 method, path, caller, response.status, body)
             if response.status == 400:
                 assert path.startswith(("/whip/", "/whep/")), (method, path, caller, body)

@@ -10,14 +10,14 @@ import pytest
 from yarl import URL
 
 from media import postprocess
-from server.keys import DATABASE, RECORDINGS, SETTINGS
+from server.keys import DATABASE, MEDIA, RECORDINGS, SETTINGS
 from server.services import accounts
 from server.services import recordings as recordings_store
 from server.store import Meeting, Recording, utcnow
 
 from .conftest import PASSWORD, auth
 from .peers import Publisher
-from .recording_helpers import at_time, duration, sleep_until, wait_recording
+from .recording_helpers import at_time, duration, recording_of, sleep_until, wait_recording
 
 
 @pytest.fixture
@@ -175,3 +175,55 @@ async def _recording_id(client, meeting_id: int) -> int:
     async with client.app[DATABASE].session() as db:
         found = await db.exec(select(Recording).where(Recording.meeting_id == meeting_id))
         return found.first().id
+
+
+async def test_a_part_whose_files_are_gone_fails_with_a_reason_not_forever_processing(
+    client, clerk_token, recorded
+):
+    meeting_id = recorded["meeting"]["id"]
+    shutil.move(recorded["directory"], recorded["directory"].parent / "moved-away")
+    recording_id = await _recording_id(client, meeting_id)
+    async with client.app[DATABASE].session() as db:
+        await recordings_store.update(db, recording_id, status="failed")
+    retried = await client.post(f"/api/meetings/{meeting_id}/recording/retry",
+                                headers=auth(clerk_token))
+    assert retried.status == 202
+    done = await wait_recording(client, clerk_token, meeting_id,
+                                lambda r: r["status"] != "processing", timeout=10)
+    assert done["status"] == "failed" and "missing" in done["error"]
+    assert str(client.app[SETTINGS].recordings_dir) not in done["error"]  # no server paths
+
+
+async def test_a_meeting_that_ended_is_never_recorded_again(client, clerk_token, live_meeting):
+    """A WHIP publish racing the end: the late start finds the meeting over and records nothing."""
+    meeting_id = live_meeting["id"]
+    await client.post(f"/api/meetings/{meeting_id}/end", headers=auth(clerk_token))
+    await client.app[RECORDINGS].ensure_recording(meeting_id)  # what the WHIP handler calls
+    status, _ = await recording_of(client, clerk_token, meeting_id)
+    assert status == 404
+    assert client.app[RECORDINGS]._active == {}
+    assert client.app[MEDIA].recorder(str(meeting_id)) is None
+
+
+async def test_a_meeting_ended_by_another_process_stops_recording_here(
+    client, clerk_token, live_meeting
+):
+    """/end served by another process: the process recording it notices and finishes the file."""
+    meeting_id = live_meeting["id"]
+    publisher = Publisher(width=320, height=240)
+    try:
+        await publisher.publish(client, meeting_id, clerk_token)
+        live = await wait_recording(client, clerk_token, meeting_id, lambda r: r["started_at"],
+                                    timeout=15)
+        await sleep_until(at_time(live["started_at"]) + 3)
+        async with client.app[DATABASE].session() as db:  # as the other process's /end does
+            meeting = await db.get(Meeting, meeting_id)
+            meeting.status, meeting.ended_at = "ended", utcnow()
+            db.add(meeting)
+            await db.commit()
+        done = await wait_recording(client, clerk_token, meeting_id,
+                                    lambda r: r["status"] == "ready", timeout=30)
+    finally:
+        await publisher.close()
+    assert abs(done["duration"] - 3) <= 7  # stopped within the check interval (5 s)
+    assert client.app[MEDIA].stats(str(meeting_id)).publishing is False  # hung up too

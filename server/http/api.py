@@ -291,8 +291,6 @@ async def start_meeting(request: web.Request) -> web.Response:
         if seq is not None:
             logger.info("meeting %s is live", meeting.id)
             await request.app[keys.REALTIME].meeting_status(meeting.id, meeting.status, seq)
-    if meeting.status == meetings.LIVE:
-        await request.app[keys.RECORDINGS].ensure_recording(meeting)
     return web.json_response(meeting_json(request, view))
 
 

@@ -157,8 +157,8 @@ async def whip_publish(request: web.Request) -> web.Response:
         check_can_run(principal, meeting)
         _require_live(meeting)
         response = await _negotiate(request, "whip", meeting, hub.publish)
-        # every live meeting is recorded (again, in this process, after a restart)
-        await request.app[keys.RECORDINGS].ensure_recording(meeting)
+        # every live meeting is recorded, where its media is (again, after a restart)
+        await request.app[keys.RECORDINGS].ensure_recording(meeting.id)
         return response
     # a member: only their own voice, only while they hold the floor
     check_can_watch(principal, meeting)

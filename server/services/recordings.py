@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..store import Event, Meeting, Recording, utcnow
 from ..store.models import as_utc
 
@@ -37,15 +38,25 @@ async def get_part(db: AsyncSession, meeting_id: int, part: int) -> Recording:
 
 
 async def new_part(db: AsyncSession, meeting: Meeting) -> Recording:
-    """Open the meeting's next recording part (the first, or one after a restart)."""
-    existing = await parts(db, meeting.id)
-    number = (existing[-1].part + 1) if existing else 1
-    recording = Recording(meeting_id=meeting.id, part=number,
-                          directory=f"{meeting.id}/{number}", status=RECORDING)
-    db.add(recording)
-    await db.commit()
-    await db.refresh(recording)
-    return recording
+    """Open the meeting's next recording part (the first, or one after a restart).
+
+    Two processes choosing the same number meet the (meeting, part) unique
+    constraint: the loser takes the next one.
+    """
+    for _ in range(5):
+        existing = await parts(db, meeting.id)
+        number = (existing[-1].part + 1) if existing else 1
+        recording = Recording(meeting_id=meeting.id, part=number,
+                              directory=f"{meeting.id}/{number}", status=RECORDING)
+        db.add(recording)
+        try:
+            await db.commit()
+        except IntegrityError:
+            await db.rollback()
+            continue
+        await db.refresh(recording)
+        return recording
+    raise Conflict("could not number a new recording part")
 
 
 async def origin(db: AsyncSession, meeting: Meeting) -> datetime | None:
@@ -121,6 +132,8 @@ async def agenda_moments(db: AsyncSession, recording: Recording) -> dict[str, fl
         at = (as_utc(event.at) - start).total_seconds()
         if item is None or str(item) in moments:
             continue
+        if at < 0 and recording.part > 1:
+            continue  # taken up before this part began: its picture is in an earlier part
         if recording.duration is None or at <= recording.duration:
             moments[str(item)] = max(0.0, round(at, 3))
     return moments
