@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/bench_fanout.py [--viewers 1,10,50,100,200] [--relay-viewers 1,2,4]
         [--codec h264|vp8] [--width 1280 --height 720] [--fps 30] [--bitrate 1500000]
-        [--seconds 10] [--viewer-procs K] [--json-only]
+        [--seconds 10] [--viewer-procs K] [--recording-compare 10] [--json-only]
 
 Starts, all on 127.0.0.1 and each in its own process group: the Cunhui server
 (`cunhui serve`), a WHIP publisher (synthetic video + Opus), K viewer processes
@@ -11,6 +11,16 @@ holding the WHEP viewers (they count RTP headers without decrypting or decoding)
 and one decoding viewer; then, in the same run, a baseline server built on
 aiortc's MediaRelay. Prints one JSON object on stdout and a table on stderr.
 See scripts/bench/ for how each part works; `--help` lists every option.
+
+Recording: the fan-out server runs with RECORD_MEETINGS=0 (no recording, no
+live HLS, no periodic keyframe requests), so its figures stay comparable with
+those measured before issue 7; each fan-out row says "recording": false
+(`--fanout-recording` turns it on). The cost of recording is measured apart
+(`--recording-compare N`, default 10, 0 skips it): two fresh servers, one
+with RECORD_MEETINGS=0 and one with RECORD_MEETINGS=1, the same publisher and
+N viewers, the same --seconds window; the JSON's "recording" object has the
+server's CPU off / on / delta, the recorder thread's own CPU, the HLS segments
+and raw.mp4 bytes written, and targets.recording_h264_adds_lt_10_pct_of_a_core.
 
 Internal entry points (used by the coordinator):
     bench_fanout.py --baseline-server --port P [--bitrate B]
@@ -76,6 +86,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-minutes", type=float, default=10.0,
                         help="skip the remaining fan-out N after this long (default 10; the "
                              "relay baseline still runs)")
+    parser.add_argument("--recording-compare", type=int, default=10, metavar="N",
+                        help="measure recording + live HLS: a server with RECORD_MEETINGS=0 "
+                             "then one with RECORD_MEETINGS=1, each with the publisher alone "
+                             "and with N viewers for --seconds; 0 skips it (default 10)")
+    parser.add_argument("--recording-rounds", type=int, default=1,
+                        help="(off, on) pairs for --recording-compare; the JSON reports "
+                             "medians (default 1, at most 5)")
+    parser.add_argument("--fanout-recording", action="store_true",
+                        help="run the fan-out phase's server with RECORD_MEETINGS=1 (default: "
+                             "0, so the fan-out figures stay comparable with earlier runs)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the temporary directory with every process's log")
     parser.add_argument("--json-only", action="store_true", help="no table on stderr")
@@ -87,6 +107,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.x264_preset = None if args.publisher_preset == "aiortc" else args.publisher_preset
     if args.viewer_procs < 1 or args.join_batch < 1 or args.seconds <= 0:
         parser.error("--viewer-procs, --join-batch and --seconds must be positive")
+    if args.recording_compare < 0 or not 1 <= args.recording_rounds <= 5:
+        parser.error("--recording-compare must be >= 0 and --recording-rounds 1..5")
     return args
 
 

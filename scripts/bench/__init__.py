@@ -8,6 +8,11 @@ Modules:
 - ``viewers``: the WHEP viewer worker (cheap counting viewers, one decoding viewer).
 - ``baseline_server``: aiortc's stock ``MediaRelay`` behind the same WHIP/WHEP API.
 - ``runner``: the coordinator: starts everything, ramps viewers, measures, reports.
+- ``recording``: the cost of recording + live HLS (``--recording-compare``): a
+  server with ``RECORD_MEETINGS=0`` against one with ``RECORD_MEETINGS=1``.
+- ``thread_names/sitecustomize.py``: put on the Cunhui server's PYTHONPATH by
+  the runner; names the server's threads in /proc (``recorder-<id>``), so the
+  recorder's own CPU can be read per thread.
 
 Only public interfaces of the product are used (the ``cunhui`` CLI and the HTTP
 API, including ``GET /api/meetings/{id}/media``) plus
@@ -26,5 +31,7 @@ Choices that shape the figures (all in the JSON's ``params``):
   (``--viewer-coalesce-ms``): on loopback the server's ``sendto`` runs the
   receive path and wakes the receiving process, a cost a real network does
   not charge to the server;
-- every process reads its counters at one agreed instant (CLOCK_MONOTONIC).
+- every process reads its counters at one agreed instant (CLOCK_MONOTONIC);
+- the fan-out server runs with ``RECORD_MEETINGS=0`` (``--fanout-recording``
+  turns it on): recording's cost is measured apart, in the ``recording`` object.
 """

@@ -17,6 +17,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "bench_fanout.py"
 LOOPBACK = "127.0.0.1"
+#: put on the server's PYTHONPATH: names each Python thread in the kernel (see its docstring)
+THREAD_NAMES_DIR = Path(__file__).resolve().parent / "thread_names"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -99,6 +101,23 @@ def busiest_thread_seconds(pids: list[int]) -> dict[tuple[int, int], float]:
                 continue
             fields = raw[raw.rindex(")") + 2 :].split()
             result[(pid, int(tid))] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return result
+
+
+def thread_names(pids: list[int]) -> dict[tuple[int, int], str]:
+    """The kernel's name (``comm``) of every thread of ``pids``, keyed by (pid, tid)."""
+    result = {}
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except FileNotFoundError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                    result[(pid, int(tid))] = f.read().strip()
+            except FileNotFoundError:
+                continue
     return result
 
 

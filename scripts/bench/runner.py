@@ -21,6 +21,7 @@ from .common import (
     LOOPBACK,
     REPO,
     SCRIPT,
+    THREAD_NAMES_DIR,
     Children,
     Worker,
     busiest_thread_seconds,
@@ -31,6 +32,7 @@ from .common import (
     free_port,
     percentile,
     tail,
+    thread_names,
     tree,
     tree_cpu_seconds,
     tree_rss_kb,
@@ -54,6 +56,8 @@ class Target:
     proc: subprocess.Popen
     log: Path
     http: object = None  # aiohttp.ClientSession
+    record: bool | None = None  # RECORD_MEETINGS of a Cunhui server (None: the baseline)
+    recordings_dir: Path | None = None  # its RECORDINGS_DIR
 
     @property
     def pid(self) -> int:
@@ -130,18 +134,29 @@ async def wait_healthy(http, base: str, pid_alive, log_path: Path, timeout: floa
     raise RuntimeError(f"server not healthy after {timeout} s:\n{tail(log_path)}")
 
 
-async def start_cunhui(http, tmp: Path, children: Children) -> Target:
+async def start_cunhui(http, tmp: Path, children: Children, *, record: bool,
+                       name: str = "fanout") -> Target:
+    """A fresh Cunhui server (its own DATA_DIR and RECORDINGS_DIR under ``tmp``) with a
+    live meeting; ``record`` sets RECORD_MEETINGS (recording + live HLS) on or off."""
     cunhui = REPO / ".venv" / "bin" / "cunhui"
     if not cunhui.exists():
         cunhui = Path(sys.executable).parent / "cunhui"
+    # the fan-out server keeps the historic paths; the others get their own
+    root = tmp if name == "fanout" else tmp / name
+    root.mkdir(parents=True, exist_ok=True)
+    recordings = root / "recordings"
     env = dict(os.environ)
     env.update({
-        "DATA_DIR": str(tmp / "data"),
-        "RECORDINGS_DIR": str(tmp / "recordings"),
+        "DATA_DIR": str(root / "data"),
+        "RECORDINGS_DIR": str(recordings),
+        "RECORD_MEETINGS": "1" if record else "0",
         "ICE_HOST_ADDRESSES": LOOPBACK,
         "ICE_SERVERS": "",
         "LOG_LEVEL": "WARNING",
         "SECRET_KEY": secrets.token_urlsafe(32),
+        # names the server's threads in /proc (recorder-<id>): per-thread CPU
+        "PYTHONPATH": os.pathsep.join(p for p in (str(THREAD_NAMES_DIR),
+                                                  os.environ.get("PYTHONPATH", "")) if p),
     })
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
@@ -151,7 +166,7 @@ async def start_cunhui(http, tmp: Path, children: Children) -> Target:
     if created.returncode != 0:
         raise RuntimeError(f"create-user failed: {created.stderr}{created.stdout}")
     port = free_port()
-    log_path = tmp / "server.log"
+    log_path = tmp / ("server.log" if name == "fanout" else f"{name}-server.log")
     with open(log_path, "ab") as out:
         proc = subprocess.Popen([str(cunhui), "serve", "--host", LOOPBACK, "--port", str(port)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -172,7 +187,8 @@ async def start_cunhui(http, tmp: Path, children: Children) -> Target:
     meeting = await post("/api/meetings", {"title": "bench fan-out", "allow_guests": True,
                                            "agenda": []}, token)
     await post(f"/api/meetings/{meeting['id']}/start", {}, token)
-    return Target("fanout", base, str(meeting["id"]), token, proc, log_path, http)
+    return Target(name, base, str(meeting["id"]), token, proc, log_path, http,
+                  record=record, recordings_dir=recordings)
 
 
 async def start_baseline(http, tmp: Path, children: Children, bitrate: int) -> Target:
@@ -261,6 +277,7 @@ async def _snapshot_once(phase: Phase) -> dict:
                 "server": tree_cpu_seconds(server_pids),
                 "server_sys": sum(cpu_system_seconds(p) for p in server_pids),
                 "server_threads": busiest_thread_seconds(server_pids),
+                "server_thread_names": thread_names(server_pids),
                 "publisher": cpu_seconds(phase.publisher.pid),
                 "decoder": cpu_seconds(phase.decoder.pid) if phase.decoder else 0.0,
                 "workers": [cpu_seconds(w.pid) for w in phase.workers],
@@ -714,6 +731,14 @@ def human_table(result: dict) -> str:
                  f"fan-out viewers vs {json.dumps(result.get('ratio_basis', {}).get('relay_viewers'))}"
                  " relay viewers)")
     lines.append(f"decoding viewer: {result.get('decoding_viewer')}")
+    rec = result.get("recording")
+    if rec:
+        lines.append(
+            f"recording + HLS ({rec['codec']}, {rec['viewers']} viewers): server "
+            f"{rec['server_cpu_pct_off']} % off, {rec['server_cpu_pct_on']} % on, delta "
+            f"{rec['delta_cpu_pct']} % (publisher only: {rec['delta_cpu_pct_publisher_only']} %); "
+            f"recorder threads {rec['recorder_threads_cpu_pct']} %; {rec['hls_segments']} "
+            f"segments, raw.mp4 {rec['raw_mp4_bytes']} bytes")
     lines.append(f"targets: {result.get('targets')}")
     if result.get("load_generator_saturated"):
         lines.append("WARNING: the load generator saturated at some N (a viewer process over "
@@ -743,6 +768,11 @@ async def run(args) -> dict:
         "join_batch": args.join_batch, "settle_s": args.settle,
         "viewer_coalesce_ms": args.viewer_coalesce_ms,
         "first_frame_timeout_s": args.first_frame_timeout,
+        # RECORD_MEETINGS of the fan-out server (off by default: the fan-out figures stay
+        # comparable with those measured before recording existed; each row says it too)
+        "fanout_recording": args.fanout_recording,
+        "recording_compare_viewers": args.recording_compare,
+        "recording_rounds": args.recording_rounds,
         "ramp": "reuse and add: viewers stay connected from one N to the next; new viewers "
                 "join in batches of join_batch per viewer process; all are DELETEd at the end",
         "decoding_viewer": "the first fan-out viewer (counted in N), in its own process, "
@@ -767,6 +797,17 @@ async def run(args) -> dict:
             "rss_per_viewer_kb": "(server RSS at N - RSS with the publisher only) / N",
             "failed_viewers": "viewers of the N (cumulative) with a WHEP error or no video "
                               "within first_frame_timeout_s",
+            "recording": "the cost of recording + live HLS: per round, a fresh Cunhui server "
+                         "with RECORD_MEETINGS=0, then one with RECORD_MEETINGS=1, each "
+                         "measured (server process CPU from /proc, 100 % = one core) over "
+                         "--seconds with the publisher alone, then over --seconds with "
+                         "recording_compare_viewers counting viewers; delta = on - off "
+                         "(median over rounds). recorder_threads_cpu_pct: the threads named "
+                         "recorder-<meeting id> (the writer thread, plus x264's threads it "
+                         "starts for a VP8 transcode). The 'on' server is checked to record "
+                         "(status 'recording' with started_at, a served playlist, segments "
+                         "and raw.mp4 growing in the window), the 'off' one to record "
+                         "nothing; otherwise the run fails",
         },
     }}
     deadline = time.monotonic() + args.max_minutes * 60
@@ -778,8 +819,9 @@ async def run(args) -> dict:
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             if args.viewers:
-                log("fan-out: starting the Cunhui server")
-                target = await start_cunhui(http, tmp, children)
+                log("fan-out: starting the Cunhui server (RECORD_MEETINGS="
+                    f"{int(args.fanout_recording)})")
+                target = await start_cunhui(http, tmp, children, record=args.fanout_recording)
                 targets.append(target)
                 phase = await start_phase("fanout", target, args, tmp, children, decoder=True)
                 try:
@@ -789,6 +831,8 @@ async def run(args) -> dict:
                 finally:
                     await stop_phase(phase, children)
                     result["fanout_publisher"] = phase.publisher_stats
+                    for row in phase.results:  # recording + live HLS on that server?
+                        row["recording"] = args.fanout_recording
                     result["fanout"] = phase.results
                     result["decoding_viewer"] = phase.decoded
                     _server_log(result, "fanout_server_log", target)
@@ -809,6 +853,10 @@ async def run(args) -> dict:
                     result["relay"] = phase.results
                     _server_log(result, "relay_server_log", target)
                     stop_server(target, children)
+            if args.recording_compare:
+                from .recording import compare
+
+                result["recording"] = await compare(http, tmp, children, args)
     except BaseException as exc:
         result["error"] = ("interrupted (SIGINT/SIGTERM)" if isinstance(exc, asyncio.CancelledError)
                            else f"{type(exc).__name__}: {exc}")
@@ -848,6 +896,10 @@ async def run(args) -> dict:
         "join_p95_lt_1s": (all(r["join_to_first_frame_p95_s"] is not None
                                and r["join_to_first_frame_p95_s"] < 1 for r in fanout)
                            if fanout else None),
+        # issue 7: recording an H.264 meeting adds less than 10 % of a core
+        "recording_h264_adds_lt_10_pct_of_a_core": (
+            result["recording"]["delta_lt_10_pct_of_a_core"]
+            if result.get("recording") and args.codec == "h264" else None),
     }
     decoded = result.get("decoding_viewer")
     if decoded is not None:

@@ -57,9 +57,12 @@ def file_url(meeting_id: int, part: int, name: str) -> str:
     return f"/recordings/{meeting_id}/{part}/{name}"
 
 
-def _part(recording: Recording, origin) -> dict:
+def _part(recording: Recording, origin, root: Path) -> dict:
     finished = recording.status in store.FINISHED
-    has_hls = recording.started_at is not None and recording.status != store.EXPIRED
+    # the playlist is written once the first segment is complete (~2 s after the
+    # first picture): a player given its URL earlier would only get a 404
+    has_hls = (recording.started_at is not None and recording.status != store.EXPIRED
+               and (root / recording.directory / PLAYLIST).exists())
     started = as_utc(recording.started_at)
     return {
         "part": recording.part,
@@ -89,7 +92,8 @@ def _duration(recording: Recording) -> float | None:
 def describe(app: web.Application, meeting_id: int, parts: list[Recording]) -> dict:
     """The contract's recording object: part 1 at the top level, every part in ``parts``."""
     origin = next((as_utc(p.started_at) for p in parts if p.started_at is not None), None)
-    described = [_part(p, origin) for p in parts]
+    root = Path(app[keys.SETTINGS].recordings_dir)
+    described = [_part(p, origin, root) for p in parts]
     first = dict(described[0])
     return {**first, "meeting_id": meeting_id, "parts": described}
 

@@ -7,6 +7,8 @@
 //   hls.stop();
 
 let HlsClass = null;
+const MAX_RETRIES = 30; // network errors in a row before giving up (about a minute)
+const RETRY_MS = 2000;
 
 async function loadHls() {
   if (HlsClass === null) {
@@ -37,11 +39,21 @@ export async function playHls(video, url, { onFatal, live = true, startPosition 
     const hls = new Hls(live
       ? { liveSyncDurationCount: 2, lowLatencyMode: false, enableWorker: true }
       : { startPosition, maxBufferLength: 30, enableWorker: true });
+    let retries = 0;
     hls.on(Hls.Events.ERROR, (event, data) => {
       if (!data.fatal) return;
-      if (data.type === Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad(); // a dropped request
-      else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      if (data.type === Hls.ErrorTypes.NETWORK_ERROR && retries < MAX_RETRIES) {
+        // a dropped request, or a playlist not written yet: ask again, a little later
+        retries += 1;
+        setTimeout(() => {
+          if (data.details === Hls.ErrorDetails.MANIFEST_LOAD_ERROR) hls.loadSource(url);
+          else hls.startLoad();
+        }, RETRY_MS);
+      } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
       else onFatal?.(data);
+    });
+    hls.on(Hls.Events.FRAG_LOADED, () => {
+      retries = 0;
     });
     hls.loadSource(url);
     hls.attachMedia(video);
