@@ -46,6 +46,8 @@ class Recordings:
         #: meeting id -> the part this process is recording
         self._active: dict[int, int] = {}
         self._tasks: set[asyncio.Task] = set()
+        #: handlers of the recorders' events (stored before shutdown completes)
+        self._handlers: set[asyncio.Task] = set()
         self._processing: set[int] = set()
         self._locks: dict[int, asyncio.Lock] = {}
         self._restarts: dict[int, int] = {}
@@ -108,7 +110,9 @@ class Recordings:
 
     def _on_event(self, recording_id: int):
         def listener(event: RecordingEvent) -> None:
-            self._spawn(self._handle(recording_id, event))
+            task = self._spawn(self._handle(recording_id, event))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
 
         return listener
 
@@ -351,10 +355,11 @@ class Recordings:
         payload = describe(self._app, meeting_id, found)
         await self._app[keys.REALTIME].emit_transient("recording:status", payload, meeting_id)
 
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
@@ -369,13 +374,16 @@ class Recordings:
 
     async def close(self) -> None:
         """Shutdown: close every file this process writes; unfinished work resumes at startup."""
-        for meeting_id in list(self._active):
+        stopping = list(self._active)
+        for meeting_id in stopping:
             await self.stop_recording(meeting_id)
-        # let the "stopped" events be stored; post-processing resumes at the next startup
-        await asyncio.sleep(0.05)
-        pending = [t for t in self._tasks if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
+        if stopping:
+            # let the "stopped" events be stored (their handlers are spawned by the
+            # recorder's call_soon_threadsafe); post-processing resumes at the next start
+            await asyncio.sleep(0.05)
+            handlers = [t for t in self._handlers if not t.done()]
+            if handlers:
+                await asyncio.wait(handlers, timeout=2.0)
         pending = [t for t in self._tasks if not t.done()]
         for task in pending:
             task.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .conftest import auth
+from .peers import Publisher
 
 SEGMENT = 2.0  # the recorder's segment length: durations must agree within one
 
@@ -87,3 +89,16 @@ async def wait_recording(client, token: str, meeting_id: int, predicate,
 
 async def sleep_until(wall: float) -> None:
     await asyncio.sleep(max(0.0, wall - time.time()))
+
+
+@contextlib.asynccontextmanager
+async def publishing(client, token: str, meeting_id: int, **publisher_args):
+    """A real aiortc publisher sending into the meeting; yields the recording's t = 0 (wall)."""
+    publisher = Publisher(**{"width": 320, "height": 240, **publisher_args})
+    try:
+        await publisher.publish(client, meeting_id, token)
+        live = await wait_recording(client, token, meeting_id, lambda r: r["started_at"],
+                                    timeout=15)
+        yield at_time(live["started_at"])
+    finally:
+        await publisher.close()

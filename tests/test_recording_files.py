@@ -16,23 +16,16 @@ from server.services import recordings as recordings_store
 from server.store import Meeting, Recording, utcnow
 
 from .conftest import PASSWORD, auth
-from .peers import Publisher
-from .recording_helpers import at_time, duration, recording_of, sleep_until, wait_recording
+from .recording_helpers import duration, publishing, recording_of, sleep_until, wait_recording
 
 
 @pytest.fixture
 async def recorded(client, clerk_token, live_meeting):
     """A live meeting published for 5 s, ended, its recording ready."""
     meeting_id = live_meeting["id"]
-    publisher = Publisher(width=320, height=240)
-    try:
-        await publisher.publish(client, meeting_id, clerk_token)
-        live = await wait_recording(client, clerk_token, meeting_id, lambda r: r["started_at"],
-                                    timeout=15)
-        await sleep_until(at_time(live["started_at"]) + 5)
+    async with publishing(client, clerk_token, meeting_id) as started:
+        await sleep_until(started + 5)
         await client.post(f"/api/meetings/{meeting_id}/end", headers=auth(clerk_token))
-    finally:
-        await publisher.close()
     done = await wait_recording(client, clerk_token, meeting_id, lambda r: r["status"] == "ready")
     return {"meeting": live_meeting, "recording": done,
             "directory": client.app[SETTINGS].recordings_dir / f"{meeting_id}/1"}
@@ -210,12 +203,8 @@ async def test_a_meeting_ended_by_another_process_stops_recording_here(
 ):
     """/end served by another process: the process recording it notices and finishes the file."""
     meeting_id = live_meeting["id"]
-    publisher = Publisher(width=320, height=240)
-    try:
-        await publisher.publish(client, meeting_id, clerk_token)
-        live = await wait_recording(client, clerk_token, meeting_id, lambda r: r["started_at"],
-                                    timeout=15)
-        await sleep_until(at_time(live["started_at"]) + 3)
+    async with publishing(client, clerk_token, meeting_id) as started:
+        await sleep_until(started + 3)
         async with client.app[DATABASE].session() as db:  # as the other process's /end does
             meeting = await db.get(Meeting, meeting_id)
             meeting.status, meeting.ended_at = "ended", utcnow()
@@ -223,7 +212,5 @@ async def test_a_meeting_ended_by_another_process_stops_recording_here(
             await db.commit()
         done = await wait_recording(client, clerk_token, meeting_id,
                                     lambda r: r["status"] == "ready", timeout=30)
-    finally:
-        await publisher.close()
     assert abs(done["duration"] - 3) <= 7  # stopped within the check interval (5 s)
     assert client.app[MEDIA].stats(str(meeting_id)).publishing is False  # hung up too

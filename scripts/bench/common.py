@@ -85,8 +85,8 @@ def cpu_system_seconds(pid: int) -> float:
     return 0.0 if fields is None else int(fields[12]) / CLK_TCK
 
 
-def busiest_thread_seconds(pids: list[int]) -> dict[tuple[int, int], float]:
-    """utime + stime of every thread of ``pids``, keyed by (pid, tid)."""
+def _per_thread(pids: list[int], name: str, parse) -> dict[tuple[int, int], object]:
+    """``parse`` of /proc/PID/task/TID/``name`` for every thread of ``pids``, keyed by (pid, tid)."""
     result = {}
     for pid in pids:
         try:
@@ -95,30 +95,27 @@ def busiest_thread_seconds(pids: list[int]) -> dict[tuple[int, int], float]:
             continue
         for tid in tids:
             try:
-                with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                with open(f"/proc/{pid}/task/{tid}/{name}", "rb") as f:
                     raw = f.read().decode("ascii", "replace")
             except FileNotFoundError:
-                continue
-            fields = raw[raw.rindex(")") + 2 :].split()
-            result[(pid, int(tid))] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+                continue  # the thread ended meanwhile
+            result[(pid, int(tid))] = parse(raw)
     return result
+
+
+def _cpu_of_stat(raw: str) -> float:
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def busiest_thread_seconds(pids: list[int]) -> dict[tuple[int, int], float]:
+    """utime + stime of every thread of ``pids``, keyed by (pid, tid)."""
+    return _per_thread(pids, "stat", _cpu_of_stat)
 
 
 def thread_names(pids: list[int]) -> dict[tuple[int, int], str]:
     """The kernel's name (``comm``) of every thread of ``pids``, keyed by (pid, tid)."""
-    result = {}
-    for pid in pids:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except FileNotFoundError:
-            continue
-        for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                    result[(pid, int(tid))] = f.read().strip()
-            except FileNotFoundError:
-                continue
-    return result
+    return _per_thread(pids, "comm", str.strip)
 
 
 def descendants(pid: int) -> list[int]:

@@ -84,13 +84,9 @@ def render(minutes: Minutes, gettext: Gettext = untranslated, *, audit_url: str 
     _agenda(minutes, _, add)
     _floor(minutes, _, label, add)
     _suggestions(minutes, _, label, add)
-    add(f"## {_('Votes')}")
-    add("")
-    if not minutes.votes:
-        add(_("No votes."))
-        add("")
-    for vote in minutes.votes:
-        _vote(vote, _, label, add)
+    if _section(add, _("Votes"), minutes.votes, _("No votes.")):
+        for vote in minutes.votes:
+            _vote(vote, _, label, add)
     _audit(minutes, _, add, audit_url)
     add("---")
     add("")
@@ -135,12 +131,19 @@ def _attendance(minutes: Minutes, _, label, add) -> None:
         add("")
 
 
-def _agenda(minutes: Minutes, _, add) -> None:
-    add(f"## {_('Agenda')}")
+def _section(add, title: str, items, empty: str) -> bool:
+    """A section's heading; False (after saying ``empty``) when it has nothing to list."""
+    add(f"## {title}")
     add("")
-    if not minutes.agenda:
-        add(_("No agenda yet."))
+    if not items:
+        add(empty)
         add("")
+        return False
+    return True
+
+
+def _agenda(minutes: Minutes, _, add) -> None:
+    if not _section(add, _("Agenda"), minutes.agenda, _("No agenda yet.")):
         return
     for item in minutes.agenda:
         if item.taken_up:
@@ -154,11 +157,7 @@ def _agenda(minutes: Minutes, _, add) -> None:
 
 
 def _floor(minutes: Minutes, _, label, add) -> None:
-    add(f"## {_('Floor log')}")
-    add("")
-    if not minutes.floor:
-        add(_("No one was given the floor."))
-        add("")
+    if not _section(add, _("Floor log"), minutes.floor, _("No one was given the floor.")):
         return
     add(_row("t", _("Beijing time"), _("Who spoke"), _("Speaking time"), _("Agenda item"), _("How it ended")))
     add(_row("---:", "---", "---", "---:", "---", "---"))
@@ -171,11 +170,7 @@ def _floor(minutes: Minutes, _, label, add) -> None:
 
 
 def _suggestions(minutes: Minutes, _, label, add) -> None:
-    add(f"## {_('Suggestions')}")
-    add("")
-    if not minutes.suggestions:
-        add(_("No suggestions yet."))
-        add("")
+    if not _section(add, _("Suggestions"), minutes.suggestions, _("No suggestions yet.")):
         return
     for n, s in enumerate(minutes.suggestions, start=1):
         on = f"{s.item.number}\\. {md(s.item.title)}" if s.item else _("The meeting in general")
