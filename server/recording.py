@@ -208,24 +208,28 @@ class Recordings:
 
     # -- post-processing -------------------------------------------------------------
 
-    async def process(self, recording_id: int, *, retry: bool = False) -> None:
+    async def retry(self, recording_ids: list[int]) -> None:
+        """Process failed parts again, in the background (steps already done are kept)."""
+        for recording_id in recording_ids:
+            async with self._db.session() as db:
+                await store.update(db, recording_id, status=store.PROCESSING, error="")
+            self._spawn(self.process(recording_id))  # broadcasts as each step starts
+
+    async def process(self, recording_id: int) -> None:
         """Run the post-processing steps that are not done yet; idempotent."""
         if recording_id in self._processing:
             return
         self._processing.add(recording_id)
         try:
-            await self._process(recording_id, retry)
+            await self._process(recording_id)
         finally:
             self._processing.discard(recording_id)
 
-    async def _process(self, recording_id: int, retry: bool) -> None:
+    async def _process(self, recording_id: int) -> None:
         async with self._db.session() as db:
             recording = await db.get(Recording, recording_id)
             if recording is None:
                 return
-            if retry:
-                recording = await store.update(db, recording_id, status=store.PROCESSING,
-                                               error="")
         directory = self.directory(recording)
         if not directory.exists():
             async with self._db.session() as db:

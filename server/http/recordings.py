@@ -134,11 +134,7 @@ async def retry_processing(request: web.Request) -> web.Response:
     failed = [p for p in parts if p.status == store.FAILED]
     if not failed:
         raise Conflict("no part of this recording has failed")
-    recordings = request.app[keys.RECORDINGS]
-    for part in failed:
-        async with request.app[keys.DATABASE].session() as db:
-            await store.update(db, part.id, status=store.PROCESSING)
-        recordings._spawn(recordings.process(part.id, retry=True))
+    await request.app[keys.RECORDINGS].retry([p.id for p in failed])
     return web.json_response({"retrying": [p.part for p in failed]}, status=202)
 
 
