@@ -14,8 +14,7 @@ timeline's offset, shown as H:MM:SS by :func:`clock`, whatever its origin.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,10 +23,8 @@ from ..store import Meeting, Member
 from ..store.models import as_utc, utcnow
 from . import meetings, rules, suggestions, timeline, votes
 
-try:
-    LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
-except ZoneInfoNotFoundError:  # no tz database: China has kept UTC+8 without DST since 1991
-    LOCAL_ZONE = timezone(timedelta(hours=8), "CST")
+#: Beijing time, the villages' clock (one definition, with the meeting search's dates)
+LOCAL_ZONE = meetings.LOCAL_ZONE
 
 # ------------------------------------------------------------------ labels
 # English message ids, translated by the renderers (web/translations/*/messages.po).
