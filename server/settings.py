@@ -48,6 +48,27 @@ class Settings:
     web_dir: Path = REPO_ROOT / "web"
     #: login tokens and cookies stay valid this long
     token_max_age: int = 14 * 24 * 3600
+    # ---- limits that keep one hostile or broken client from hurting the others
+    #: threads that hash passwords (argon2 takes ~0.1 s of a core, never on the event loop)
+    hash_workers: int = 2
+    #: password checks allowed to wait for a hashing thread; more are answered 503
+    hash_queue: int = 16
+    #: a secret vote needs at least this many eligible voters (else a tally names them)
+    secret_vote_min_electorate: int = 5
+    #: WHIP/WHEP sessions not yet connected, per client address and in all
+    media_pending_per_address: int = 8
+    media_pending_total: int = 200
+    #: seconds a WHIP/WHEP session may take to connect (and a publisher to send media)
+    media_connect_timeout: float = 15.0
+    #: seconds a socket.io connection may stay without joining a meeting
+    socket_join_timeout: float = 30.0
+    #: socket.io events per participant: a steady rate per second and a burst
+    socket_event_rate: float = 5.0
+    socket_event_burst: int = 20
+    #: guest sign-ins per client address per 10 minutes
+    guest_joins_per_address: int = 30
+    #: seconds an HTTP client may take to send a request's headers (slow clients)
+    http_header_timeout: float = 20.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -64,7 +85,9 @@ class Settings:
             raise ConfigError("RECORDINGS_RETENTION_DAYS must be a whole number of days") from exc
         if retention < 0:
             raise ConfigError("RECORDINGS_RETENTION_DAYS must be 0 (keep forever) or more")
+        numbers = _numbers(env)
         values = dict(
+            **numbers,
             host=env.get("HOST") or "127.0.0.1",
             port=port,
             data_dir=data_dir,
@@ -127,6 +150,39 @@ class Settings:
         if request_url:
             return request_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+
+#: the numeric limits: (environment variable, field, type, smallest allowed)
+_LIMITS = (
+    ("HASH_WORKERS", "hash_workers", int, 1),
+    ("HASH_QUEUE", "hash_queue", int, 0),
+    ("SECRET_VOTE_MIN_ELECTORATE", "secret_vote_min_electorate", int, 1),
+    ("MEDIA_PENDING_PER_ADDRESS", "media_pending_per_address", int, 1),
+    ("MEDIA_PENDING_TOTAL", "media_pending_total", int, 1),
+    ("MEDIA_CONNECT_TIMEOUT", "media_connect_timeout", float, 1),
+    ("SOCKET_JOIN_TIMEOUT", "socket_join_timeout", float, 1),
+    ("SOCKET_EVENT_RATE", "socket_event_rate", float, 0.1),
+    ("SOCKET_EVENT_BURST", "socket_event_burst", int, 1),
+    ("GUEST_JOINS_PER_ADDRESS", "guest_joins_per_address", int, 1),
+    ("HTTP_HEADER_TIMEOUT", "http_header_timeout", float, 1),
+)
+
+
+def _numbers(env: Mapping[str, str]) -> dict:
+    """The numeric limits that are set in ``env``, checked."""
+    values: dict = {}
+    for name, attr, kind, smallest in _LIMITS:
+        raw = (env.get(name) or "").strip()
+        if not raw:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+        if value < smallest:
+            raise ConfigError(f"{name} must be at least {smallest}")
+        values[attr] = value
+    return values
 
 
 def normalize_database_url(url: str) -> str:
