@@ -12,6 +12,7 @@ from .errors import (
     InvalidTrickle,
     MediaError,
     SessionNotFound,
+    TooManyPending,
 )
 from .hub import MediaHub, RoomEvent
 from .recorder import DirectoryLock, RecordingEvent
@@ -30,5 +31,6 @@ __all__ = [
     "RecordingEvent",
     "RoomEvent",
     "SessionNotFound",
+    "TooManyPending",
     "parse_ice_servers",
 ]

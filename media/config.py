@@ -21,8 +21,13 @@ class MediaConfig:
 
     ice_servers: tuple[RTCIceServer, ...] = ()
     host_addresses: tuple[str, ...] = ()
-    #: a peer that has not connected after this many seconds is closed
+    #: a viewer that has not connected, or a publisher that has not delivered
+    #: media, after this many seconds is closed (and its sockets freed)
     connect_timeout: float = 30.0
+    #: sessions negotiated but not yet connected, per client (address) and in all;
+    #: beyond, new offers are refused (TooManyPending) before any work is done
+    pending_per_client: int = 8
+    pending_total: int = 200
     #: video codecs a room may forward, best first. H.264 first: phones encode it
     #: in hardware and HLS and MP4 recordings take it without re-encoding.
     video_codecs: tuple[str, ...] = ("video/h264", "video/vp8")

@@ -27,3 +27,17 @@ class FloorStopped(MediaError):
 
 class SessionNotFound(MediaError):
     """No such publisher or viewer session (closed, failed or never existed)."""
+
+
+class TooManyPending(MediaError):
+    """Too many sessions are negotiated but not yet connected: try again later.
+
+    ``per_client`` tells whether this client's own limit was reached (else the
+    process's); ``retry_after`` is the number of seconds until one of the
+    sessions counted against that limit connects or is closed at the latest.
+    """
+
+    def __init__(self, message: str, *, per_client: bool, retry_after: float) -> None:
+        super().__init__(message)
+        self.per_client = per_client
+        self.retry_after = retry_after

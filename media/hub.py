@@ -9,6 +9,10 @@ A room has two publisher slots: the main one (the hall's camera and
 microphone) and the floor (the voice of the villager who has been given the
 floor, audio only). Each viewer m-line is fed by one fan-out, chosen by its
 position among the offer's m-lines of its kind (see :data:`VIEWER_FEEDS`).
+
+A new publisher goes on the air with its first frame, not with its offer: until
+then the slot's live publisher (if any) keeps serving, and one that never
+delivers is hung up after ``MediaConfig.connect_timeout`` (:class:`Slot`).
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from . import aiortc_hooks as hooks
 from .config import MediaConfig
 from .errors import CodecMismatch, FloorStopped, InvalidOffer, SessionNotFound
 from .fanout import Fanout, KeyframeRequester
+from .pending import PendingLimits, Reservation
 from .recorder import Recorder, RecordingEvent
 from .sdp import OfferSummary
 from .session import PeerSession
-from .switchable import SwitchableTrack
+from .switchable import PrimedTrack, SwitchableTrack
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +60,102 @@ class RoomEvent:
 Listener = Callable[[RoomEvent], None]
 
 
+class Slot:
+    """A publisher slot (main or floor): the live session, and newer ones on trial.
+
+    A new publisher is on trial from its offer until its first frame, which
+    puts it on the air: its tracks become the room's sources, the live
+    publisher and older trials are hung up. A trial that ends first (ICE failed,
+    DELETE, nothing delivered within the connect timeout) changes nothing. So
+    a phone that drops mid-handshake, or a second device that connects but
+    sends nothing, never silences the meeting; the newest that delivers wins.
+    """
+
+    def __init__(self, room: Room, routes: dict[str, str]) -> None:
+        self._room = room
+        #: kind of a publisher's track -> the name of the room source it feeds
+        self._routes = routes
+        self.live: PeerSession | None = None
+        self._live_tracks: list[PrimedTrack] = []
+        #: sessions on trial, oldest first, with their tracks
+        self._trials: dict[PeerSession, list[PrimedTrack]] = {}
+
+    @property
+    def sessions(self) -> list[PeerSession]:
+        """Every open session of the slot, the live one first."""
+        live = [self.live] if self.live is not None else []
+        return live + list(self._trials)
+
+    @property
+    def on_trial(self) -> int:
+        return len(self._trials)
+
+    def try_out(self, session: PeerSession, tracks: list) -> None:
+        """Put a negotiated ``session`` on trial; it goes live with its first frame."""
+        self._trials[session] = [
+            PrimedTrack(track, lambda: self._delivered(session)) for track in tracks
+        ]
+        session.on_close(self._closed)
+
+    def _delivered(self, session: PeerSession) -> None:
+        if session not in self._trials or session.closed:
+            return  # already live, or hung up meanwhile
+        # Trials are kept oldest first, and all are newer than the live session:
+        # the live one and the trials before this one lose to it.
+        losers = [self.live] if self.live is not None else []
+        for trial in list(self._trials):
+            if trial is session:
+                break
+            losers.append(trial)
+            for track in self._trials.pop(trial):
+                track.stop()
+        for track in self._live_tracks:
+            track.stop()
+        tracks = self._trials.pop(session)
+        self.live, self._live_tracks = session, tracks
+        session.mark_ready()
+        by_kind = {track.kind: track for track in tracks}
+        for kind, name in self._routes.items():
+            self._room._sources[name].set_source(by_kind.get(kind))
+        for loser in losers:
+            logger.info("room %s: %r replaces %r", self._room.id, session, loser)
+            self._room._spawn(loser.close())
+        self._room._went_live(self, session, tracks)
+
+    def _closed(self, session: PeerSession) -> None:
+        tracks = self._trials.pop(session, None)
+        if tracks is not None:
+            for track in tracks:
+                track.stop()
+            self._room._unpin_codec()
+            return
+        if session is not self.live:
+            return
+        tracks, self.live, self._live_tracks = self._live_tracks, None, []
+        by_kind = {track.kind: track for track in tracks}
+        for kind, name in self._routes.items():
+            if kind in by_kind:
+                self._room._sources[name].clear_source(by_kind[kind])
+        for track in tracks:
+            track.stop()
+        self._room._went_off(self, session)
+
+    def take_off_air(self) -> list[PeerSession]:
+        """Stop forwarding now, and keep every trial off the air; return the sessions to close.
+
+        For the slower hang-up that follows: no frame is forwarded meanwhile.
+        """
+        sessions = self.sessions
+        for track in self._live_tracks:
+            for name in self._routes.values():
+                self._room._sources[name].clear_source(track)
+        for tracks in self._trials.values():
+            for track in tracks:
+                track.stop()
+        self._trials.clear()
+        return sessions
+
+
 class Room:
     """The media of one meeting: its publisher, the floor speaker, its viewers, the fan-outs."""
 
@@ -63,6 +164,9 @@ class Room:
         self._hub = hub
         self._sources = {kind: SwitchableTrack(kind) for kind in KINDS}
         self._sources[FLOOR] = SwitchableTrack("audio")
+        self.main = Slot(self, {kind: kind for kind in KINDS})
+        self.floor_slot = Slot(self, {"audio": FLOOR})
+        self._tasks: set[asyncio.Task] = set()
         self._video_receiver = None
         self.keyframes = KeyframeRequester(self._ask_publisher_for_keyframe,
                                            hub.config.keyframe_interval)
@@ -71,13 +175,20 @@ class Room:
                         for name, source in self._sources.items()}
         #: the video codec this room forwards, pinned by its first publisher or viewer
         self.video_codec: str | None = None
-        self.publisher: PeerSession | None = None
-        self.floor: PeerSession | None = None
-        self._floor_track = None
         self._floor_stops = 0  # stop_floor() calls, so a publish in flight can tell
         self.viewers: dict[str, PeerSession] = {}
         self.recorder: Recorder | None = None
         self._keyframe_ticker: asyncio.Task | None = None
+
+    @property
+    def publisher(self) -> PeerSession | None:
+        """The main publisher on the air (it has delivered media)."""
+        return self.main.live
+
+    @property
+    def floor(self) -> PeerSession | None:
+        """The floor speaker on the air (their voice has arrived)."""
+        return self.floor_slot.live
 
     @property
     def publishing(self) -> bool:
@@ -92,8 +203,8 @@ class Room:
                          floor_publishing=self.floor_publishing)
 
     def session(self, session_id: str) -> PeerSession | None:
-        for publisher in (self.publisher, self.floor):
-            if publisher is not None and publisher.id == session_id:
+        for publisher in self.main.sessions + self.floor_slot.sessions:
+            if publisher.id == session_id:
                 return publisher
         return self.viewers.get(session_id)
 
@@ -116,8 +227,8 @@ class Room:
                 )
         return video_codec
 
-    async def publish(self, offer_sdp: str) -> PeerSession:
-        session = PeerSession(self.id, "publisher", self._hub.config)
+    async def publish(self, offer_sdp: str, pending: Reservation | None = None) -> PeerSession:
+        session = PeerSession(self.id, "publisher", self._hub.config, pending=pending)
         tracks = []
         chosen: dict[str, str | None] = {}
 
@@ -137,25 +248,14 @@ class Room:
         await session.negotiate(offer_sdp, prepare)
         if chosen.get("video"):
             self.video_codec = chosen["video"]
-        previous = self.publisher
-        self.publisher = session
-        for track in tracks:
-            self._sources[track.kind].set_source(track)
-        self._video_receiver = next(
-            (t.receiver for t in session.pc.getTransceivers() if t.kind == "video"), None
-        )
-        if self.recorder is not None and not self.recorder.started:
-            self.recorder.expect_video = any(t.kind == "video" for t in tracks)
-        session.on_close(self._publisher_closed(tracks))
-        if previous is not None:
-            logger.info("room %s: %r replaces %r", self.id, session, previous)
-            await previous.close()
-        logger.info("room %s: publishing %s", self.id, self.video_codec or "audio only")
-        self._hub._notify(self)
+        self.main.try_out(session, tracks)
+        logger.info("room %s: %r negotiated (%s), on the air with its first frame",
+                    self.id, session, chosen.get("video") or "audio only")
         return session
 
-    async def publish_floor(self, offer_sdp: str, owner: str | None = None) -> PeerSession:
-        session = PeerSession(self.id, "floor", self._hub.config, owner)
+    async def publish_floor(self, offer_sdp: str, owner: str | None = None,
+                            pending: Reservation | None = None) -> PeerSession:
+        session = PeerSession(self.id, "floor", self._hub.config, owner, pending=pending)
         stops = self._floor_stops
         received = []
 
@@ -184,43 +284,59 @@ class Room:
             # voice must not come back, nor replace the next speaker's.
             await session.close()
             raise FloorStopped("the floor was taken back while connecting")
-        track = received[0]
-        previous = self.floor
-        self.floor, self._floor_track = session, track
-        self._sources[FLOOR].set_source(track)
-        session.on_close(self._floor_closed(track))
-        if previous is not None:
-            logger.info("room %s: floor %r replaces %r", self.id, session, previous)
-            await previous.close()
-        logger.info("room %s: floor speaker publishing (%r)", self.id, session)
-        self._hub._notify(self)
+        self.floor_slot.try_out(session, received)
+        logger.info("room %s: floor %r negotiated, on the air with its first frame",
+                    self.id, session)
         return session
 
     async def stop_floor(self) -> bool:
         """Stop forwarding the floor speaker's audio now and hang up; False if there was none."""
         self._floor_stops += 1
-        session = self.floor
-        if session is None:
+        sessions = self.floor_slot.take_off_air()  # before the (slower) hang-up
+        if not sessions:
             return False
-        self._floor_ended(session, self._floor_track)  # before the (slower) hang-up
-        await session.close()
+        await asyncio.gather(*(s.close() for s in sessions))
         logger.info("room %s: floor stopped", self.id)
         return True
 
-    def _floor_closed(self, track):
-        def callback(session: PeerSession) -> None:
-            self._floor_ended(session, track)
+    def _went_live(self, slot: Slot, session: PeerSession, tracks: list[PrimedTrack]) -> None:
+        if slot is self.main:
+            received = {track.track for track in tracks}
+            self._video_receiver = next(
+                (t.receiver for t in session.pc.getTransceivers()
+                 if t.kind == "video" and t.receiver.track in received), None)
+            if self.recorder is not None and not self.recorder.started:
+                self.recorder.expect_video = self._video_receiver is not None
+            logger.info("room %s: %r on the air (%s)", self.id, session,
+                        self.video_codec or "audio only")
+        else:
+            logger.info("room %s: floor speaker on the air (%r)", self.id, session)
+        self._hub._notify(self)
 
-        return callback
+    def _went_off(self, slot: Slot, session: PeerSession) -> None:
+        if slot is self.main:
+            self._video_receiver = None
+        self._unpin_codec()
+        self._hub._notify(self)
 
-    def _floor_ended(self, session: PeerSession, track) -> None:
-        self._sources[FLOOR].clear_source(track)
-        if self.floor is session:
-            self.floor, self._floor_track = None, None
-            self._hub._notify(self)
+    def _unpin_codec(self) -> None:
+        """Nobody left to forward to or from: the next publisher may bring another codec.
 
-    async def subscribe(self, offer_sdp: str) -> PeerSession:
-        session = PeerSession(self.id, "viewer", self._hub.config)
+        Above all, a publisher that never went on the air must not leave its
+        codec pinned for the one that does. A recording that has begun keeps it.
+        """
+        if self.recorder is not None and self.recorder.started:
+            return
+        if not (self.main.sessions or self.floor_slot.sessions or self.viewers):
+            self.video_codec = None
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def subscribe(self, offer_sdp: str, pending: Reservation | None = None) -> PeerSession:
+        session = PeerSession(self.id, "viewer", self._hub.config, pending=pending)
         tracks = []
         senders = []
         chosen: dict[str, str | None] = {}
@@ -297,17 +413,6 @@ class Room:
             return False
         return await hooks.send_pli(receiver)
 
-    def _publisher_closed(self, tracks):
-        def callback(session: PeerSession) -> None:
-            for track in tracks:
-                self._sources[track.kind].clear_source(track)
-            if self.publisher is session:
-                self.publisher = None
-                self._video_receiver = None
-                self._hub._notify(self)
-
-        return callback
-
     def _viewer_closed(self, session: PeerSession) -> None:
         if self.viewers.pop(session.id, None) is not None:
             self._hub._notify(self)
@@ -321,6 +426,8 @@ class Room:
         return {
             "publishing": self.publishing,
             "floor_publishing": self.floor_publishing,
+            # negotiated, not yet on the air (no frame yet): dropped after the connect timeout
+            "publishers_on_trial": self.main.on_trial + self.floor_slot.on_trial,
             "viewers": len(self.viewers),
             "video_codec": self.video_codec,
             "frames": {k: f.frames for k, f in self.fanouts.items()},
@@ -337,8 +444,9 @@ class Room:
     async def close(self) -> None:
         await self.stop_recording()
         sessions = list(self.viewers.values())
-        sessions += [s for s in (self.publisher, self.floor) if s is not None]
+        sessions += self.main.sessions + self.floor_slot.sessions
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self.keyframes.close()
         for fanout in self.fanouts.values():
             await fanout.close()
@@ -397,12 +505,22 @@ class MediaHub:
 
     Open it once per server (``await hub.close()`` on shutdown closes every peer
     connection). Listeners hear about publisher, floor and audience changes.
+
+    Sessions still connecting are limited per ``client`` (an opaque string the
+    caller passes, e.g. the address) and in all (:class:`MediaConfig`
+    ``pending_per_client``, ``pending_total``): beyond, :meth:`publish`,
+    :meth:`publish_floor` and :meth:`subscribe` raise :class:`TooManyPending`
+    before any work is done (publishers are not refused by the total, see
+    :meth:`PendingLimits.check`). Callers may ask ``hub.pending.check(client)``
+    first, to refuse before work of their own.
     """
 
     def __init__(self, config: MediaConfig) -> None:
         self.config = config
         self._rooms: dict[str, Room] = {}
         self._listeners: list[Listener] = []
+        self.pending = PendingLimits(config.pending_per_client, config.pending_total,
+                                     config.connect_timeout)
         hooks.restrict_host_addresses(config.host_addresses)
 
     def add_listener(self, listener: Listener) -> None:
@@ -424,12 +542,20 @@ class MediaHub:
         room = self._rooms.get(room_id)
         return room.stats() if room else None
 
-    async def publish(self, room_id: str, offer_sdp: str) -> PeerSession:
-        """Start publishing into ``room_id``; a second publisher replaces the first."""
-        return await self.room(room_id).publish(offer_sdp)
+    async def publish(self, room_id: str, offer_sdp: str, *,
+                      client: str | None = None) -> PeerSession:
+        """Start publishing into ``room_id``; a second publisher replaces the first.
+
+        The new publisher goes on the air with its first frame (the previous one
+        is then hung up); one that delivers nothing within the connect timeout
+        is hung up and changes nothing.
+        """
+        return await self._admitted(
+            client, lambda pending: self.room(room_id).publish(offer_sdp, pending), publisher=True)
 
     async def publish_floor(
-        self, room_id: str, offer_sdp: str, *, owner: str | None = None
+        self, room_id: str, offer_sdp: str, *, owner: str | None = None,
+        client: str | None = None,
     ) -> PeerSession:
         """Forward the floor speaker's microphone to every viewer's floor m-line.
 
@@ -441,9 +567,12 @@ class MediaHub:
         is the caller's business: call :meth:`stop_floor` whenever the floor is
         taken back or passes to someone else: a floor offer still being
         negotiated when :meth:`stop_floor` runs is hung up and raises
-        :class:`FloorStopped`.
+        :class:`FloorStopped`. As for :meth:`publish`, the new voice replaces
+        the last one only once it is heard.
         """
-        return await self.room(room_id).publish_floor(offer_sdp, owner)
+        return await self._admitted(
+            client, lambda pending: self.room(room_id).publish_floor(offer_sdp, owner, pending),
+            publisher=True)
 
     async def stop_floor(self, room_id: str) -> bool:
         """Stop the floor speaker's audio at once and hang up their session.
@@ -458,13 +587,24 @@ class MediaHub:
         room = self._rooms.get(room_id)
         return await room.stop_floor() if room is not None else False
 
-    async def subscribe(self, room_id: str, offer_sdp: str) -> PeerSession:
+    async def subscribe(self, room_id: str, offer_sdp: str, *,
+                        client: str | None = None) -> PeerSession:
         """Add a viewer; it plays whatever the room's current publishers send.
 
         Its m-lines are fed in order (:data:`VIEWER_FEEDS`): first audio → the
         main audio, first video → the main video, second audio → the floor.
         """
-        return await self.room(room_id).subscribe(offer_sdp)
+        return await self._admitted(
+            client, lambda pending: self.room(room_id).subscribe(offer_sdp, pending))
+
+    async def _admitted(self, client: str | None, start, *, publisher: bool = False):
+        """Run ``start(reservation)`` in a place among the sessions still connecting."""
+        reservation = self.pending.reserve(client, publisher=publisher)
+        try:
+            return await start(reservation)
+        except BaseException:
+            reservation.release()
+            raise
 
     def start_recording(self, room_id: str, directory, on_event: Callable[[RecordingEvent], None],
                         *, segment_seconds: float = 2.0) -> Recorder:

@@ -12,8 +12,10 @@ from typing import Literal
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from .config import MediaConfig
-from .errors import InvalidOffer
+from .errors import InvalidOffer, InvalidTrickle
+from .pending import Reservation
 from .sdp import (
+    MAX_CANDIDATES,
     OfferSummary,
     check_offer,
     is_loopback_candidate,
@@ -35,10 +37,17 @@ class PeerSession:
     The id doubles as the WHIP/WHEP resource name, so it is 128 random bits.
     ``on_close`` callbacks run once, whichever way the session ends (DELETE,
     ICE failure, connect timeout, replacement, room closed, shutdown).
+
+    A session must become *ready* within ``config.connect_timeout`` or it is
+    closed: a viewer when its connection is up, a publisher when the room has
+    its first frame (:meth:`mark_ready`): connected but silent is not enough.
+    ``pending`` (its place among the sessions still connecting) is released
+    when the connection is up or the session closes.
     """
 
     def __init__(
-        self, room_id: str, role: Role, config: MediaConfig, owner: str | None = None
+        self, room_id: str, role: Role, config: MediaConfig, owner: str | None = None,
+        *, pending: Reservation | None = None,
     ) -> None:
         self.id = secrets.token_urlsafe(16)
         self.room_id = room_id
@@ -51,7 +60,11 @@ class PeerSession:
         self.etag = '"' + secrets.token_hex(8) + '"'
         self.created_at = time.time()
         self.offer: OfferSummary | None = None
+        #: remote ICE candidates received, in the offer and trickled (MAX_CANDIDATES)
+        self.remote_candidates = 0
         self._config = config
+        self._pending = pending
+        self._ready = asyncio.Event()
         self._closed = False
         self._on_close: list[Callable[[PeerSession], Awaitable[None] | None]] = []
         self._timeout_task: asyncio.Task | None = None
@@ -81,6 +94,7 @@ class PeerSession:
         """
         try:
             self.offer = check_offer(offer_sdp)
+            self.remote_candidates = self.offer.candidates
             offer_sdp = normalize(offer_sdp)
             if self._config.loopback_only:
                 offer_sdp = keep_loopback_candidates(offer_sdp)
@@ -99,13 +113,26 @@ class PeerSession:
             await self.close()
             raise
         self.answer_sdp = self.pc.localDescription.sdp
-        self._timeout_task = asyncio.create_task(self._close_if_not_connected())
+        self._timeout_task = asyncio.create_task(self._close_if_not_ready())
         return self.answer_sdp
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def mark_ready(self) -> None:
+        """The session does what it is for (a publisher delivers): no connect timeout."""
+        self._ready.set()
 
     async def add_trickle(self, fragment: str) -> None:
         """Add the candidates of a trickle-ICE fragment (RFC 8840 / RFC 9725 §4.3)."""
         assert self.offer is not None
         parsed = parse_trickle(fragment, session_ufrag=self.offer.ice_ufrag)
+        if self.remote_candidates + len(parsed.candidates) > MAX_CANDIDATES:
+            raise InvalidTrickle(
+                f"this session already has {self.remote_candidates} ICE candidates; at most "
+                f"{MAX_CANDIDATES} are accepted per session")
+        self.remote_candidates += len(parsed.candidates)
         for candidate in parsed.candidates:
             if self._config.loopback_only and not is_loopback_candidate(candidate):
                 continue
@@ -119,6 +146,7 @@ class PeerSession:
         if self._closed:
             return
         self._closed = True
+        self._release_pending()
         if self._timeout_task and self._timeout_task is not asyncio.current_task():
             self._timeout_task.cancel()
         try:
@@ -140,16 +168,30 @@ class PeerSession:
                 return transceiver.mid
         return None
 
+    def _release_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.release()
+
     async def _on_state_change(self) -> None:
         state = self.pc.connectionState
         logger.info("%r connection state %s", self, state)
-        if state in ("failed", "closed"):
+        if state == "connected":
+            self._release_pending()
+            if self.role == "viewer":
+                self.mark_ready()
+        elif state in ("failed", "closed"):
             await self.close()
 
-    async def _close_if_not_connected(self) -> None:
-        await asyncio.sleep(self._config.connect_timeout)
-        if not self._closed and self.pc.connectionState != "connected":
+    async def _close_if_not_ready(self) -> None:
+        try:
+            await asyncio.wait_for(self._ready.wait(), self._config.connect_timeout)
+        except asyncio.TimeoutError:
+            if self._closed:
+                return
             logger.warning(
-                "%r did not connect within %.0f s; closing it", self, self._config.connect_timeout
+                "%r did not %s within %.0f s (connection %s); closing it", self,
+                "connect" if self.role == "viewer" else "deliver media",
+                self._config.connect_timeout, self.pc.connectionState,
             )
             await self.close()

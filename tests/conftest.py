@@ -30,6 +30,9 @@ def settings(tmp_path) -> Settings:
         # MEDIA-NOTES: keep ICE on loopback; no STUN server.
         "ICE_HOST_ADDRESSES": "127.0.0.1",
         "ICE_SERVERS": "",
+        # every test client is 127.0.0.1: a test's twenty viewers are twenty users
+        # (tests/test_attack_media.py checks the per-address limit itself)
+        "MEDIA_PENDING_PER_ADDRESS": "64",
     }
     return Settings.from_env(env)
 
@@ -50,6 +53,19 @@ async def clerk_token(client) -> str:
     # cookie so that "anonymous" requests really are anonymous.
     client.session.cookie_jar.clear()
     return (await response.json())["token"]
+
+
+async def app_with_clerk(aiohttp_client, settings: Settings, **overrides):
+    """The app with some settings changed, and a logged-in clerk: (client, token)."""
+    from dataclasses import replace
+
+    client = await aiohttp_client(create_app(replace(settings, **overrides)))
+    async with client.app[DATABASE].session() as db:
+        await accounts.create_user(db, "clerk", PASSWORD)
+    login = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    assert login.status == 200
+    client.session.cookie_jar.clear()
+    return client, (await login.json())["token"]
 
 
 def auth(token: str) -> dict:

@@ -94,6 +94,11 @@ async def test_clerk_publishes_from_the_browser_and_villagers_watch(server):
             page = await host.new_page()
             meeting_id = await host_starts_meeting(page, base)
             hub = server.app[MEDIA]
+            # on the air with the camera's first frame, a moment after "live" (connected)
+            for _ in range(100):
+                if hub.stats(str(meeting_id)).publishing:
+                    break
+                await asyncio.sleep(0.05)
             assert hub.stats(str(meeting_id)).publishing
 
             # Chromium publishes H.264 (the room's first choice), and five aiortc

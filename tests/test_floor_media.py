@@ -181,7 +181,8 @@ async def test_floor_voice_reaches_viewers_and_the_hall_and_stops_at_once(
         await give_floor(client, meeting_id, first_id)
         await first.publish(client, meeting_id, first_token)
         assert directions(first.answer) == [("audio", "recvonly")]
-        assert hub.stats(str(meeting_id)).floor_publishing is True
+        # on the air with the voice's first frame, not with the offer
+        await until(lambda: hub.stats(str(meeting_id)).floor_publishing, "the floor is on the air")
         assert events[-1].floor_publishing is True
         await until(lambda: viewer.frames[2] >= 25 and host.frames[2] >= 25,
                     f"the floor voice reaches viewer {viewer.frames} and hall {host.frames}")
@@ -270,6 +271,7 @@ async def test_floor_offer_rules_and_who_may_publish(client, clerk_token, live_m
         await camera.publish(client, meeting_id, holder_token)
         assert directions(camera.answer) == [("audio", "recvonly"), ("video", "inactive")]
         room = hub.room(str(meeting_id))
+        await until(lambda: room.floor is not None, "the floor is on the air")
         assert room.floor.role == "floor" and room.publisher is None
 
         # the floor speaker's session answers their own token, or the committee's

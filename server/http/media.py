@@ -8,10 +8,17 @@ audio m-line.
 A session's resource URL (``Location``) carries 128 random bits and is the
 capability to PATCH or DELETE it; WHIP resources also require the token that
 may have created them (the committee's, or the floor speaker's own).
+
+Sessions still connecting are limited per client address
+(MEDIA_PENDING_PER_ADDRESS, beyond: 429 ``rate_limited``) and in all
+(MEDIA_PENDING_TOTAL, beyond: 503 ``busy``), both with ``Retry-After``; one
+that has not connected (a publisher: not delivered media) within
+MEDIA_CONNECT_TIMEOUT is closed.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 from aiohttp import web
@@ -24,6 +31,7 @@ from media import (
     MediaHub,
     PeerSession,
     SessionNotFound,
+    TooManyPending,
 )
 from media.errors import IceRestartUnsupported
 from media.sdp import MAX_SDP_BYTES
@@ -31,9 +39,11 @@ from media.sdp import MAX_SDP_BYTES
 from .. import keys
 from ..errors import (
     BadRequest,
+    Busy,
     Conflict,
     Forbidden,
     NotFound,
+    RateLimited,
     TooLarge,
     Unprocessable,
     UnsupportedMediaType,
@@ -126,10 +136,45 @@ def _created(request: web.Request, kind: str, meeting: Meeting, session: PeerSes
     return response
 
 
+def client_key(request: web.Request) -> str | None:
+    """The address pending sessions are counted by: IPv4 as is, IPv6 by its /64.
+
+    One IPv6 host is handed a whole /64 and may pick a new address per request.
+    ``request.remote`` is already the client's own address behind a trusted proxy.
+    """
+    remote = request.remote
+    try:
+        address = ipaddress.ip_address(remote or "")
+    except ValueError:
+        return remote  # a Unix socket or an unusual transport: as given
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def _too_many(request: web.Request, exc: TooManyPending) -> Exception:
+    logger.info("%s %s refused (%s): %s", request.method, request.path,
+                client_key(request) if exc.per_client else "all clients", exc)
+    error = RateLimited if exc.per_client else Busy
+    return error(str(exc), retry_after=exc.retry_after)
+
+
+def _check_pending(request: web.Request, *, publisher: bool = False) -> None:
+    """Refuse a client over its limit before any work (database, body, SDP) is done."""
+    try:
+        request.app[keys.MEDIA].pending.check(client_key(request), publisher=publisher)
+    except TooManyPending as exc:
+        raise _too_many(request, exc) from exc
+
+
 async def _start(request, kind, meeting, start) -> PeerSession:
     offer = await _read_body(request, SDP)
     try:
-        session = await start(str(meeting.id), offer)
+        session = await start(str(meeting.id), offer, client=client_key(request))
+    except TooManyPending as exc:  # the check at the top, made again now it counts
+        raise _too_many(request, exc) from exc
     except CodecMismatch as exc:
         logger.info("%s meeting %s: codec mismatch: %s", kind, meeting.id, exc)
         raise Unprocessable(str(exc), code="unsupported_codec") from exc
@@ -149,6 +194,7 @@ async def _negotiate(request, kind, meeting, start) -> web.Response:
 
 @routes.post("/whip/{meeting_id}")
 async def whip_publish(request: web.Request) -> web.Response:
+    _check_pending(request, publisher=True)
     principal = await require_principal(request)
     _require_publisher_role(principal)
     meeting = await _live_meeting(request)
@@ -165,8 +211,8 @@ async def whip_publish(request: web.Request) -> web.Response:
     _require_live(meeting)
     _require_floor(principal, meeting)
 
-    async def publish_floor(room_id: str, offer: str) -> PeerSession:
-        return await hub.publish_floor(room_id, offer, owner=principal.id)
+    async def publish_floor(room_id: str, offer: str, client: str | None) -> PeerSession:
+        return await hub.publish_floor(room_id, offer, owner=principal.id, client=client)
 
     session = await _start(request, "whip", meeting, publish_floor)
     # The floor may have been taken back while we negotiated. Whoever takes it
@@ -182,6 +228,7 @@ async def whip_publish(request: web.Request) -> web.Response:
 
 @routes.post("/whep/{meeting_id}")
 async def whep_subscribe(request: web.Request) -> web.Response:
+    _check_pending(request)
     principal = await principal_of(request)
     meeting = await _live_meeting(request)
     check_can_watch(principal, meeting)
