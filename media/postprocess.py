@@ -5,7 +5,9 @@ runs it, so the event loop never waits on it. Every step writes to a temporary
 name and renames it into place only once complete: a published file is never
 removed or half-overwritten, and a step interrupted half-way (a crash, a
 restart) simply runs again. A step whose output is already newer than its
-input is skipped, which makes retrying idempotent.
+input is skipped, which makes retrying idempotent. On a full disk a step
+raises :class:`DiskFull` before it starts (or when ffmpeg runs out of space):
+nothing published is touched, and the step can run again once there is room.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ from pathlib import Path
 
 import ffmpeg
 
-from .recorder import PLAYLIST, RAW_MP4
+from .recorder import (
+    DISK_FULL, ENDLIST, LIVE_PLAYLIST, MIN_FREE_BYTES, PLAYLIST, RAW_MP4, free_bytes,
+    is_disk_full, write_atomically,
+)
 
 logger = logging.getLogger(__name__)
 
 MP4 = "meeting.mp4"
 AUDIO = "audio.m4a"
-ENDLIST = "#EXT-X-ENDLIST"
 #: the steps, in the order they run
 STEPS = ("hls", "mp4", "audio", "thumbnails")
 
@@ -36,6 +40,23 @@ Progress = Callable[[float], None]
 
 class StepFailed(Exception):
     """A step could not produce its file; the message says why (ffmpeg's own words)."""
+
+
+class DiskFull(StepFailed):
+    """The disk has no room for a step's output: run it again once ``needed`` bytes are free."""
+
+    def __init__(self, message: str, needed: int = 0) -> None:
+        super().__init__(message)
+        self.needed = needed
+
+
+def ensure_room(directory: Path, needed: int) -> None:
+    """Raise :class:`DiskFull` unless ``needed`` bytes fit and a recording's reserve stays free."""
+    needed += MIN_FREE_BYTES
+    free = free_bytes(directory)
+    if free < needed:
+        raise DiskFull(f"{DISK_FULL} ({free // 1024} KiB free, {needed // 1024} KiB needed)",
+                       needed)
 
 
 def thumbnail_name(key: int | str) -> str:
@@ -88,14 +109,23 @@ async def _run(args: list[str], duration: float | None, progress: Progress | Non
             progress(min(1.0, int(value) / 1e6 / duration))
 
     code, _, errors = await _exec(args, on_line)
+    message = errors.decode(errors="replace").strip().splitlines()
+    if any(is_disk_full(line) for line in message):
+        # ffmpeg may exit 0 when only its trailer could not be written
+        raise DiskFull(f"{DISK_FULL}: {message[-1]}")
     if code != 0:
-        message = errors.decode(errors="replace").strip().splitlines()
         raise StepFailed(message[-1] if message else f"ffmpeg exited {code}")
 
 
 async def _produce(output: Path, build: Callable[[Path], list[str]], duration: float | None,
-                   progress: Progress | None) -> None:
-    """Write ``output`` through a temporary file that is renamed into place when complete."""
+                   progress: Progress | None, *, needs: int = 0, media: bool = True) -> None:
+    """Write ``output`` through a temporary file that is renamed into place when complete.
+
+    ``needs``: the bytes the output may take (checked first, so a full disk
+    fails the step before ffmpeg starts); ``media``: the output must probe as
+    media with a duration before it replaces anything.
+    """
+    ensure_room(output.parent, needs)
     # a name of its own: an ffmpeg left over from a killed server never shares it
     temporary = output.with_name(
         f".{output.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{output.suffix}")
@@ -103,6 +133,8 @@ async def _produce(output: Path, build: Callable[[Path], list[str]], duration: f
         await _run(build(temporary), duration, progress)
         if not temporary.exists() or temporary.stat().st_size == 0:
             raise StepFailed(f"ffmpeg wrote no {output.name}")
+        if media and not await duration_of(temporary):
+            raise StepFailed(f"ffmpeg wrote an unreadable {output.name}")
         os.replace(temporary, output)
     finally:
         temporary.unlink(missing_ok=True)
@@ -124,15 +156,22 @@ _DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("set
 
 
 def close_playlist(directory: Path) -> bool:
-    """End a live playlist left open by a crash, so players stop waiting for more."""
+    """End a live playlist left open by a crash, so players stop waiting for more.
+
+    Replaced atomically: on a full disk the playlist stays as it was (DiskFull).
+    """
     playlist = Path(directory) / PLAYLIST
     if not playlist.exists():
         return False
     text = playlist.read_text()
-    if ENDLIST not in text:
-        temporary = playlist.with_name(".index.tmp.m3u8")
-        temporary.write_text(text.rstrip("\n") + f"\n{ENDLIST}\n")
-        os.replace(temporary, playlist)
+    if ENDLIST not in text and text.startswith("#EXTM3U"):
+        try:
+            write_atomically(playlist, text.rstrip("\n") + f"\n{ENDLIST}\n")
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFull(DISK_FULL) from exc
+            raise
+    (Path(directory) / LIVE_PLAYLIST).unlink(missing_ok=True)  # the writer's copy
     return True
 
 
@@ -144,10 +183,11 @@ async def faststart_mp4(directory: Path, duration: float | None,
     if not source.exists():
         raise StepFailed("the raw recording is missing")
     if not _fresh(output, source):
+        # a remux is the size of its source (faststart moves the index in place)
         await _produce(output, lambda tmp: (
             ffmpeg.input(str(source), err_detect="ignore_err")
             .output(str(tmp), c="copy", movflags="+faststart", f="mp4")
-            .compile()), duration, progress)
+            .compile()), duration, progress, needs=source.stat().st_size)
     return output
 
 
@@ -159,9 +199,10 @@ async def audio_only(directory: Path, duration: float | None,
     if not await has_stream(source, "audio"):
         return None
     if not _fresh(output, source):
+        # at most a third of the MP4 is its sound (64 kbit/s AAC beside the video)
         await _produce(output, lambda tmp: (
             ffmpeg.input(str(source)).output(str(tmp), vn=None, c="copy", f="ipod").compile()),
-            duration, progress)
+            duration, progress, needs=source.stat().st_size // 3)
     return output
 
 
@@ -179,7 +220,7 @@ async def thumbnails(directory: Path, moments: dict[str, float],
             await _produce(output, lambda tmp, at=at: (
                 ffmpeg.input(str(source), ss=max(0.0, at))
                 .output(str(tmp), vframes=1, vf="scale=320:-2", f="image2").compile()),
-                None, None)
+                None, None, needs=64 * 1024, media=False)
         made[key] = output
         if progress:
             progress((n + 1) / len(moments))
@@ -211,3 +252,19 @@ async def has_stream(path: Path, kind: str) -> bool:
     except StepFailed:
         return False
     return any(s.get("codec_type") == kind for s in streams)
+
+
+async def has_media(directory: Path) -> bool:
+    """Whether a part's files hold anything to play: a listed segment, or a whole fragment."""
+    directory = Path(directory)
+    try:
+        text = (directory / PLAYLIST).read_text()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if any(line and not line.startswith("#") for line in text.splitlines()):
+        return True
+    raw = directory / RAW_MP4
+    try:
+        return bool(await duration_of(raw))
+    except OSError:  # no ffprobe to ask: never take a file for empty unseen
+        return raw.exists() and raw.stat().st_size > 0

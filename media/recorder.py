@@ -3,7 +3,10 @@
 H.264 video is never re-encoded: the very frames the fan-out forwards are muxed
 into a fragmented MP4 (``raw.mp4``, playable up to its last fragment after a
 crash) and into HLS segments (``index.m3u8``, ``seg_NNNNN.ts``) in the
-recording's directory. VP8 cannot go into HLS or MP4 players, so it is
+recording's directory. ffmpeg writes its playlist to a private name; the
+published ``index.m3u8`` is replaced (atomically) only by a playlist whose
+segments are all on disk, so a full disk never leaves players an empty or
+torn playlist. VP8 cannot go into HLS or MP4 players, so it is
 transcoded once, here, to H.264. The main audio (Opus) and the floor speaker's
 voice are mixed and encoded once to AAC. None of this runs on the event loop:
 the fan-outs only put frames on a queue (:meth:`Recorder.tap`).
@@ -17,6 +20,7 @@ and the wall clock agree (``on_event`` reports the wall time of t = 0).
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import fractions
 import logging
@@ -52,8 +56,32 @@ BATCH_SECONDS = 0.1
 
 RAW_MP4 = "raw.mp4"
 PLAYLIST = "index.m3u8"
+#: the playlist as ffmpeg writes it (never served): copied to PLAYLIST once complete
+LIVE_PLAYLIST = ".live.m3u8"
 SEGMENT_PATTERN = "seg_%05d.ts"
 LOCK_FILE = ".lock"
+ENDLIST = "#EXT-X-ENDLIST"
+#: a recording stops (closing its files properly) when the disk has less than this
+#: left: room for the last fragment, the trailer and the final playlist
+MIN_FREE_BYTES = 1 << 20
+#: and starts (or resumes, as a new part) only with this much free, so that a disk
+#: on the edge does not make a new part every few seconds
+RESUME_FREE_BYTES = 4 << 20
+DISK_FULL = "the recordings disk is full"
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer may still use on ``path``'s file system."""
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize
+
+
+def is_disk_full(exc: BaseException | str) -> bool:
+    """Whether ``exc`` (or a message, ffmpeg's say) says the disk or the quota is full."""
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "Disk quota exceeded" in text
 
 
 @dataclass(frozen=True)
@@ -69,6 +97,9 @@ class RecordingEvent:
     duration: float = 0.0
     video_codec: str | None = None
     error: str = ""
+    #: the recording ended because the disk filled up ("stopped": the files were
+    #: closed in time; "failed": a write failed, the files end at their last fragment)
+    disk_full: bool = False
 
 
 class DirectoryLock:
@@ -177,6 +208,7 @@ class Recorder:
 
     def _run(self) -> None:
         writer = self.writer
+        disk_full = False
         try:
             running = True
             while running:
@@ -194,16 +226,32 @@ class Recorder:
                         running = False
                         break
                     writer.write(*item)
+                writer.publish_playlist()
+                free = free_bytes(self.directory)
+                if running and free < MIN_FREE_BYTES:
+                    # stop while the last fragment, the trailer and the final
+                    # playlist still fit: what was recorded stays whole
+                    logger.info("recording of room %s stops: %s (%s bytes free in %s)",
+                                self.room_id, DISK_FULL, free, self.directory)
+                    disk_full = True
+                    break
                 if running:
                     time.sleep(BATCH_SECONDS)
             writer.close()
             event = RecordingEvent(self.room_id, "stopped", writer.t0_wall,
-                                   writer.duration(), writer.video_codec)
+                                   writer.duration(), writer.video_codec,
+                                   error=DISK_FULL if disk_full else "", disk_full=disk_full)
         except Exception as exc:
-            logger.exception("recording of room %s failed", self.room_id)
+            full = is_disk_full(exc)
+            if full:
+                # one line, no traceback: the owner says what it means for the meeting
+                logger.info("recording of room %s stopped: %s (%s)", self.room_id, DISK_FULL, exc)
+            else:
+                logger.exception("recording of room %s failed", self.room_id)
             writer.abort()
             event = RecordingEvent(self.room_id, "failed", writer.t0_wall,
-                                   writer.duration(), writer.video_codec, error=str(exc))
+                                   writer.duration(), writer.video_codec,
+                                   error=DISK_FULL if full else str(exc), disk_full=full)
         finally:
             # the folder is free before anyone hears it is: post-processing takes the lock
             self._lock.release()
@@ -224,6 +272,8 @@ class _Writer:
         self._transcoder: _Vp8ToH264 | None = None
         self._audio: _AudioMixer | None = None
         self._audio_anchor: dict[str, tuple[int, int]] = {}  # track -> (rtp pts, samples)
+        self._live_seen: tuple[int, int] | None = None  # ffmpeg's playlist: (mtime, size)
+        self._published = ""
 
     # -- frames -----------------------------------------------------------------
 
@@ -266,7 +316,7 @@ class _Writer:
             "frag_duration": str(int(self.r.segment_seconds * 1_000_000)),
             "flush_packets": "1",
         })
-        hls = av.open(str(directory / PLAYLIST), "w", format="hls", options={
+        hls = av.open(str(directory / LIVE_PLAYLIST), "w", format="hls", options={
             # cut at each requested keyframe (they come every segment_seconds, give or take)
             "hls_time": str(round(self.r.segment_seconds * 0.9, 3)),
             "hls_list_size": "0",
@@ -334,6 +384,33 @@ class _Writer:
             copy.stream = audio
             container.mux(copy)
 
+    # -- the published playlist ---------------------------------------------------
+
+    def publish_playlist(self) -> None:
+        """Copy ffmpeg's playlist to ``index.m3u8`` once it lists only segments on disk.
+
+        ffmpeg renames its playlist into place even when writing it failed (a
+        full disk leaves an empty file): players only ever see a playlist that
+        was checked, replaced atomically. Raises OSError if it cannot be written.
+        """
+        directory = self.r.directory
+        source = directory / LIVE_PLAYLIST
+        try:
+            stat = source.stat()
+            seen = (stat.st_mtime_ns, stat.st_size)
+            if seen == self._live_seen:
+                return
+            self._live_seen = seen
+            text = source.read_text()
+        except (FileNotFoundError, UnicodeDecodeError):
+            return
+        if text == self._published or not _whole_playlist(text, directory, self._published):
+            return
+        if len(text) < len(self._published) and ENDLIST not in text:
+            return  # an event playlist only grows
+        write_atomically(directory / PLAYLIST, text)
+        self._published = text
+
     # -- end ----------------------------------------------------------------------
 
     def duration(self) -> float:
@@ -350,6 +427,9 @@ class _Writer:
         for container, _, _ in self.outputs:
             container.close()
         self.outputs = []
+        self.publish_playlist()  # the final one, with its end mark
+        if ENDLIST in self._published:
+            (self.r.directory / LIVE_PLAYLIST).unlink(missing_ok=True)
 
     def abort(self) -> None:
         for container, _, _ in self.outputs:
@@ -358,6 +438,36 @@ class _Writer:
             except Exception:
                 logger.debug("closing a failed recording's file", exc_info=True)
         self.outputs = []
+
+
+def _whole_playlist(text: str, directory: Path, checked: str = "") -> bool:
+    """An HLS playlist that ends with a full line and whose segments all exist, non-empty.
+
+    Segments listed in ``checked`` (the playlist published before) are not looked at again.
+    """
+    if not text.startswith("#EXTM3U") or not text.endswith("\n") or "#EXTINF" not in text:
+        return False
+    known = set(checked.splitlines())
+    for line in text.splitlines():
+        if line and not line.startswith("#") and line not in known:
+            try:
+                if (directory / Path(line).name).stat().st_size == 0:
+                    return False
+            except OSError:
+                return False
+    return True
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` whole or not at all (a temporary file, then a rename)."""
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        with open(temporary, "w") as file:
+            file.write(text)
+            file.flush()
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 class _AudioMixer:

@@ -12,7 +12,7 @@ from aiohttp import web
 from media import MediaHub
 
 from . import keys
-from .http import api, media, members, minutes, pages, recordings
+from .http import api, health, media, members, minutes, pages, recordings
 from .http.errors import error_middleware
 from .http.proxies import forwarded_middleware
 from .i18n import Catalogs
@@ -44,7 +44,8 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.TOKENS] = TokenService(
         settings.secret_key, settings.token_max_age,
-        lifetimes={identity.MEMBER: identity.MEMBER_SESSION_SECONDS},
+        lifetimes={identity.MEMBER: identity.MEMBER_SESSION_SECONDS,
+                   identity.DEVICE: identity.DEVICE_SECONDS},
     )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> web.Application:
     env.install_gettext_callables(catalogs.gettext, catalogs.ngettext, newstyle=True)
 
     api.setup(app)
+    health.setup(app)
     app.router.add_routes(media.routes)
     app.router.add_routes(recordings.routes)
     app.router.add_routes(minutes.routes)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import resource
+import signal
 import sys
 
 from .errors import CunhuiError
@@ -53,28 +55,70 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
-    from aiohttp import web
-
+    """Run the app until SIGINT or SIGTERM (like ``web.run_app``, with guarded connections)."""
     from .app import create_app
+    from .http.connections import ConnectionGuard
 
     host = host or settings.host
     port = port or settings.port
-    web.run_app(
-        create_app(settings),
-        host=host,
-        port=port,
-        print=_announce(host, port),
-        shutdown_timeout=10,  # a restart should not wait on idle keep-alive clients
-    )
+    _raise_descriptor_limit()
+    guard = ConnectionGuard(settings.http_header_timeout, exempt=settings.trusted_proxies)
+    app = create_app(settings)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    serving = loop.create_task(_run_server(app, guard, host, port))
+    try:
+        loop.run_until_complete(serving)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if not serving.done():
+            serving.cancel()
+            loop.run_until_complete(asyncio.gather(serving, return_exceptions=True))
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
     return 0
 
 
-def _announce(host: str, port: int):
-    def announce(_message: str) -> None:
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        print(f"Cunhui is running on http://{shown}:{port}  (Ctrl+C to stop)", flush=True)
+async def _run_server(app, guard, host: str, port: int) -> None:
+    from aiohttp import web
 
-    return announce
+    from .http.connections import GuardedAppRunner
+
+    # a signal during start-up (migrations) lets it finish, then stops cleanly
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    # a restart should not wait on idle keep-alive clients: shutdown_timeout
+    runner = GuardedAppRunner(app, guard, shutdown_timeout=10)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        _announce(host, port)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _raise_descriptor_limit() -> None:
+    """Use the descriptors the system allows (the soft limit is often 1,024 of far more)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def _announce(host: str, port: int) -> None:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(f"Cunhui is running on http://{shown}:{port}  (Ctrl+C to stop)", flush=True)
 
 
 async def _create_user(

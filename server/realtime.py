@@ -2,6 +2,11 @@
 
 Every client event is answered by an ack. Stored events follow one order:
 write (commit, with a per-meeting seq), then broadcast, then acknowledge.
+
+Every client event first passes ``MeetingNamespace.trigger_event``: the sender's
+token bucket (``SOCKET_EVENT_RATE``/``SOCKET_EVENT_BURST`` per participant), then a
+fresh look at their sign-in (a revoked member's open socket can do nothing more).
+Room changes of a meeting queue on its ``RoomLock``, where the committee's go first.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
@@ -18,7 +23,7 @@ import socketio
 
 from media import RoomEvent
 
-from . import keys
+from . import keys, socket_packets
 from .errors import BadRequest, CunhuiError, Unauthorized
 from .services import identity, meetings, room, votes
 from .services.access import check_can_watch
@@ -34,10 +39,28 @@ PING_INTERVAL = 15
 PING_TIMEOUT = 15
 #: chat messages per participant per window
 CHAT_BURST, CHAT_WINDOW = 5, 10.0
-#: chat is refused ("rate_limited") while this many room changes already wait
+#: guests writing from one client address share this many chat lines per CHAT_WINDOW
+#: (a guest token costs nothing: sixty of them must not make sixty allowances)
+GUEST_CHAT_PER_ADDRESS = 3 * CHAT_BURST
+#: chat is refused ("rate_limited") while this many participants' changes already wait
 MAX_WAITING = 30
+#: any other participant's change (hands, ...) is refused while this many wait; ballots
+#: are never shed (each member casts one), nor are the committee's actions
+MAX_QUEUED = 200
+#: a committee account may send this many times the participants' event rate and burst:
+#: one clerk works the meeting from several screens (roll calls, closing votes)
+COMMITTEE_EVENT_FACTOR = 10
+#: a socket refused this many times its burst within the time its bucket takes to fill
+#: (burst / rate: 4 s by default) is not a person tapping: it is disconnected
+HAMMER_FACTOR = 10
+#: a rejoin replays at most this many missed events; further behind, the snapshot is the state
+MAX_REPLAY = 500
 #: presence bursts (many joins at once) and vote progress are sent at most this often
 PRESENCE_DELAY = 0.25
+#: sent to a participant's sockets when their sign-in is revoked, just before they close
+REVOKED = "session:revoked"
+#: lifecycle events the server itself triggers (a client may not send them)
+LIFECYCLE = ("connect", "disconnect")
 
 
 def room_of(meeting_id: int | str) -> str:
@@ -47,6 +70,11 @@ def room_of(meeting_id: int | str) -> str:
 def hosts_of(meeting_id: int | str) -> str:
     """The committee's own room in a meeting: who comes and goes is for them."""
     return f"meeting:{meeting_id}:hosts"
+
+
+def principal_room(principal_id: str) -> str:
+    """Every socket of one participant (all their devices, in every process)."""
+    return f"principal:{principal_id}"
 
 
 #: stored events for the committee only: who came and went (a join sent to 500 phones
@@ -62,24 +90,198 @@ def refusal(exc: CunhuiError) -> dict:
     return {"ok": False, "error": exc.as_dict()}
 
 
+def client_address(environ: dict) -> str:
+    """The socket's client address, as the HTTP side sees it.
+
+    engine.io's REMOTE_ADDR is a placeholder; its aiohttp request has passed the
+    app's middlewares, so behind TRUSTED_PROXIES its ``remote`` is already the
+    address from X-Forwarded-For (server/http/proxies.py), and the peer's otherwise.
+    """
+    request = environ.get("aiohttp.request")
+    remote = getattr(request, "remote", None)
+    return remote or environ.get("REMOTE_ADDR") or "unknown"
+
+
 class SlidingWindow:
     """At most ``burst`` accepted actions per ``window`` seconds, per key (this process)."""
 
-    def __init__(self, burst: int, window: float) -> None:
-        self.burst, self.window = burst, window
-        self._times: dict[str, deque[float]] = defaultdict(deque)
+    def __init__(self, burst: int, window: float, max_keys: int = 20_000) -> None:
+        self.burst, self.window, self.max_keys = burst, window, max_keys
+        self._times: dict[str, deque[float]] = {}
 
-    def take(self, key: str) -> None:
+    def check(self, key: str) -> None:
+        """Raise RateLimited if ``key`` has no action left now; record nothing."""
         now = time.monotonic()
-        times = self._times[key]
+        times = self._times.get(key)
+        if times is None:
+            return
         while times and now - times[0] > self.window:
             times.popleft()
         if len(times) >= self.burst:
             wait = self.window - (now - times[0])
             raise room.RateLimited(
-                f"at most {self.burst} messages in {self.window:.0f} s: wait {wait:.0f} s"
+                f"at most {self.burst} messages in {self.window:.0f} s: wait {wait:.0f} s",
+                retry_after=wait,
             )
-        times.append(now)
+
+    def record(self, key: str) -> None:
+        times = self._times.get(key)
+        if times is None:
+            if len(self._times) >= self.max_keys:
+                self._prune()
+            times = self._times[key] = deque()
+        times.append(time.monotonic())
+
+    def take(self, key: str) -> None:
+        self.check(key)
+        self.record(key)
+
+    def _prune(self) -> None:
+        """Forget keys with nothing in the window (guest ids and sids come and go)."""
+        now = time.monotonic()
+        for key in [k for k, t in self._times.items() if not t or now - t[-1] > self.window]:
+            del self._times[key]
+
+
+def take_all(*limits: tuple[SlidingWindow, str]) -> None:
+    """Take one action from each (window, key), or from none if any refuses."""
+    for window, key in limits:
+        window.check(key)
+    for window, key in limits:
+        window.record(key)
+
+
+class TokenBuckets:
+    """Per key: up to ``burst`` events at once, refilled at ``rate`` per second (this process).
+
+    ``scale`` multiplies both for one key (the committee's larger allowance). A bucket
+    left alone for ``burst / rate`` seconds is full again, so it is forgotten.
+    """
+
+    def __init__(self, rate: float, burst: int, max_keys: int = 50_000) -> None:
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        #: key -> [tokens, time of the last take]
+        self._buckets: dict[str, list[float]] = {}
+
+    def take(self, key: str, scale: float = 1.0) -> float:
+        """Take a token; return 0, or the seconds until one is there (nothing taken)."""
+        now = time.monotonic()
+        rate, burst = self.rate * scale, self.burst * scale
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_keys:
+                self._prune(now)
+            bucket = self._buckets[key] = [burst, now]
+        tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+        if tokens < 1:
+            bucket[0] = tokens
+            return (1 - tokens) / rate
+        bucket[0] = tokens - 1
+        return 0.0
+
+    def forget(self, key: str) -> None:
+        self._buckets.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _prune(self, now: float) -> None:
+        full_after = self.burst / self.rate  # the same for every scale
+        for key in [k for k, b in self._buckets.items() if now - b[1] >= full_after]:
+            del self._buckets[key]
+
+
+class RoomLock:
+    """One meeting's room changes, one at a time; the committee's turn comes first.
+
+    Participants' changes wait behind every waiting committee change, so however
+    many a crowd (or one hostile phone) has queued, the chair's next action is the
+    next change made. ``waiting`` counts the participants' changes in line (they
+    are shed beyond a limit); ``users`` its holder and waiters (at 0 it is dropped).
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._first: deque[asyncio.Future] = deque()
+        self._rest: deque[asyncio.Future] = deque()
+        self.users = 0
+
+    @property
+    def waiting(self) -> int:
+        return len(self._rest)
+
+    def locked(self) -> bool:
+        return self._held
+
+    async def acquire(self, first: bool = False) -> None:
+        if not self._held and not self._first and not self._rest:
+            self._held = True
+            return
+        turn = asyncio.get_running_loop().create_future()
+        line = self._first if first else self._rest
+        line.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed the lock while being cancelled: pass it on
+            else:
+                try:
+                    line.remove(turn)
+                except ValueError:
+                    pass
+            raise
+
+    def release(self) -> None:
+        """Hand the lock to the next in line (the committee's first), or free it."""
+        for line in (self._first, self._rest):
+            while line:
+                turn = line.popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    return
+        self._held = False
+
+
+class RoomTurn:
+    """``async with``: one turn at a meeting's RoomLock, made when entered, dropped when idle.
+
+    ``shed_at``: refuse (``rate_limited``) instead of queueing while that many
+    participants' changes already wait. No lock is kept for a meeting nobody is
+    changing, so requests naming ever-new meeting ids leave nothing behind.
+    """
+
+    def __init__(self, locks: dict[int, RoomLock], meeting_id: int, first: bool,
+                 shed_at: int | None) -> None:
+        self._locks, self.meeting_id, self.first, self.shed_at = locks, meeting_id, first, shed_at
+        self._lock: RoomLock | None = None
+
+    async def __aenter__(self) -> None:
+        lock = self._locks.get(self.meeting_id)
+        if lock is None:
+            lock = self._locks[self.meeting_id] = RoomLock()
+        if self.shed_at is not None and lock.waiting >= self.shed_at:
+            self._drop_if_idle(lock)
+            raise room.RateLimited("the room is busy: send it again in a moment", retry_after=1)
+        lock.users += 1
+        try:
+            await lock.acquire(self.first)
+        except BaseException:
+            lock.users -= 1
+            self._drop_if_idle(lock)
+            raise
+        self._lock = lock
+
+    async def __aexit__(self, *exc) -> None:
+        lock, self._lock = self._lock, None
+        lock.release()
+        lock.users -= 1
+        self._drop_if_idle(lock)
+
+    def _drop_if_idle(self, lock: RoomLock) -> None:
+        if lock.users == 0 and self._locks.get(self.meeting_id) is lock:
+            del self._locks[self.meeting_id]
 
 
 Action = Callable[..., Awaitable[Recorded | None]]
@@ -106,14 +308,64 @@ class MeetingNamespace(socketio.AsyncNamespace):
                 if auth and auth.get("token"):
                     # the client's connect_error gets {"message": code, "data": {code, message}}
                     raise socketio.exceptions.ConnectionRefusedError(exc.code, exc.as_dict()) from exc
-        await self.save_session(sid, {"principal": principal, "meeting_id": None})
+        await self.save_session(sid, {
+            "principal": principal,
+            # kept to look at the sign-in again on every event (revocation)
+            "token": token if principal is not None else None,
+            "meeting_id": None,
+            "address": client_address(environ),
+        })
+        if principal is not None:
+            await self.enter_room(sid, principal_room(principal.id))
+        self.rt.expect_join(sid)
 
     async def on_disconnect(self, sid, reason=None):
+        self.rt.socket_gone(sid)
         session = await self.get_session(sid)
         meeting_id = session.get("meeting_id")
         if meeting_id is not None:
             await self.rt.device_left(sid, meeting_id, session.get("principal"))
             self.rt.schedule_presence(meeting_id)
+
+    # ------------------------------------------------------------- every event
+
+    async def trigger_event(self, event, *args):
+        sid = args[0] if args else None
+        if event in LIFECYCLE and not self.server.manager.is_connected(sid, self.namespace):
+            return await super().trigger_event(event, *args)  # the server's own connect/disconnect
+        return await self._guard(self._client_event(event, sid, *args[1:]))
+
+    async def _client_event(self, event, sid, *args) -> dict | None:
+        """A client's event: its sender's allowance, their sign-in still valid, then the handler."""
+        session = await self.get_session(sid)
+        self.rt.admit(sid, session.get("principal"))
+        refused = socket_packets.check_event(event, (sid, *args))  # as HTTP bodies: payload.py
+        if refused is not None:
+            raise refused
+        # socket.io event names with ":" map to on_chat_send etc.
+        name = event.replace(":", "_") if isinstance(event, str) else ""
+        if event in LIFECYCLE or not name or not callable(getattr(self, f"on_{name}", None)):
+            raise BadRequest("unknown event")
+        await self._still_signed_in(sid, session)
+        return await super().trigger_event(name, sid, *args)
+
+    async def _still_signed_in(self, sid, session: dict) -> None:
+        """Resolve the socket's token again: one primary-key lookup.
+
+        A member removed or sent a new invite is refused from the first event after
+        the change was committed, in every process, even before their sockets close.
+        """
+        principal: Principal | None = session.get("principal")
+        if principal is None:
+            return
+        try:
+            current = await self.rt.resolve(session["token"])
+        except Unauthorized:
+            self.rt.drop_later(sid)
+            raise Unauthorized("your sign-in is no longer valid: ask the committee") from None
+        if current != principal:  # e.g. renamed: the room sees the new name
+            session["principal"] = current
+            await self.save_session(sid, session)
 
     # ------------------------------------------------------------- join
 
@@ -138,6 +390,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
             await self.rt.device_left(sid, previous, principal)
             self.rt.schedule_presence(previous)
         session["meeting_id"] = meeting.id
+        self.rt.joined(sid)
         await self.save_session(sid, session)
         # In the room before reading: an event committed from here on is broadcast to
         # this client too, so nothing falls between the snapshot and the live stream.
@@ -156,7 +409,13 @@ class MeetingNamespace(socketio.AsyncNamespace):
                         if f"m{p['proxy']['id']}" == principal.id]
                 for entry in held:  # and whether each represented member has voted
                     entry["voted"] = sorted(await votes.voted_in(db, entry["id"], [v.id for v in vote_rows]))
-            missed = await events_after(db, meeting.id, since) if since is not None else []
+            missed = (await events_after(db, meeting.id, since, limit=MAX_REPLAY + 1)
+                      if since is not None else [])
+        # Far behind (or a made-up since_seq of 0 on a long meeting): the snapshot below is
+        # the state; replaying thousands of events to one socket would only cost the server.
+        replayed = len(missed) <= MAX_REPLAY
+        if not replayed:
+            missed = []
         is_host = bool(principal and principal.is_committee
                        and principal.village_id == meeting.village_id)
         for event in missed:
@@ -176,7 +435,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
         }
         self.rt.schedule_presence(meeting.id)
         you = principal.as_dict() if principal else {"id": None, "name": None, "role": "viewer"}
-        return ok(you=you, state=state, seq=meeting.last_seq)
+        return ok(you=you, state=state, seq=meeting.last_seq, replayed=replayed)
 
     # ------------------------------------------------------------- room events
 
@@ -201,28 +460,24 @@ class MeetingNamespace(socketio.AsyncNamespace):
             raise BadRequest("join a meeting first")
         return meeting_id, session.get("principal"), payload
 
-    async def _act(self, sid, data, action: Action, before=None, sheddable=False) -> dict:
+    async def _act(self, sid, data, action: Action, before=None, shed_at: int | None = None) -> dict:
         """The common path of room events: the joined meeting, ``before`` checks, the change.
 
-        ``sheddable`` (chat) is refused while too many changes wait for the room, so a
-        chat storm cannot queue the chair's hand, floor and vote actions behind it.
+        The committee's changes go before every participant's waiting one. A
+        participant's change is refused ("the room is busy") while ``shed_at`` of
+        theirs already wait (chat sooner than hands), so no storm queues without end.
         """
 
         async def work():
             meeting_id, principal, payload = await self._joined(sid, data)
             if before is not None:
                 before(principal, payload)
-            if sheddable and self.rt.waiting[meeting_id] >= MAX_WAITING:
-                raise room.RateLimited("the room is busy: send it again in a moment")
-            self.rt.waiting[meeting_id] += 1
-            try:
-                async with self.rt.room_lock(meeting_id):
-                    async with self.rt.database.session() as db:
-                        recorded = await action(db, meeting_id, principal, payload)
-                    if recorded is not None:  # broadcast under the lock: in seq order
-                        await self.rt.announce(recorded)
-            finally:
-                self.rt.waiting[meeting_id] -= 1
+            shed = MAX_QUEUED if shed_at is None else shed_at
+            async with self.rt.room_turn(meeting_id, principal, shed_at=shed):
+                async with self.rt.database.session() as db:
+                    recorded = await action(db, meeting_id, principal, payload)
+                if recorded is not None:  # broadcast under the lock: in seq order
+                    await self.rt.announce(recorded)
             if recorded is None:
                 return ok()  # nothing changed (e.g. a hand already raised)
             return ok(seq=recorded.seq, **_ack_fields(recorded))
@@ -230,11 +485,17 @@ class MeetingNamespace(socketio.AsyncNamespace):
         return await self._guard(work())
 
     async def on_chat_send(self, sid, data=None):
-        def limit(principal, payload):
-            if principal is not None:
-                self.rt.chat_limits.take(principal.id)
+        address = (await self.get_session(sid)).get("address")
 
-        return await self._act(sid, data, room.send_chat, before=limit, sheddable=True)
+        def limit(principal, payload):
+            if principal is None:
+                return
+            limits = [(self.rt.chat_limits, principal.id)]
+            if principal.role == "guest":  # guests of one address share one allowance
+                limits.append((self.rt.guest_chat_limits, f"addr:{address}"))
+            take_all(*limits)
+
+        return await self._act(sid, data, room.send_chat, before=limit, shed_at=MAX_WAITING)
 
     async def on_chat_delete(self, sid, data=None):
         return await self._act(sid, data, room.delete_chat)
@@ -272,9 +533,11 @@ class MeetingNamespace(socketio.AsyncNamespace):
 
     async def on_vote_open(self, sid, data=None):
         async def work(meeting_id, principal, payload):
-            async with self.rt.room_lock(meeting_id):
+            async with self.rt.room_turn(meeting_id, principal):
                 async with self.rt.database.session() as db:
-                    recorded = await votes.open_vote(db, meeting_id, principal, payload)
+                    recorded = await votes.open_vote(
+                        db, meeting_id, principal, payload,
+                        min_secret_electorate=self.rt.secret_vote_minimum)
                 await self.rt.announce(recorded)
             return ok(vote_id=recorded.data["vote_id"], seq=recorded.seq)
 
@@ -283,7 +546,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
     async def on_vote_cast(self, sid, data=None):
         async def work(meeting_id, principal, payload):
             self.rt.cast_limits.take(principal.id if principal else f"sid:{sid}")
-            async with self.rt.room_lock(meeting_id):
+            async with self.rt.room_turn(meeting_id, principal):  # a ballot is never shed
                 cast = await votes.cast_ballot(
                     self.rt.database.session, meeting_id, principal, payload)
             self.rt.schedule_progress(meeting_id, cast.recorded.data["vote_id"], cast.cast)
@@ -296,7 +559,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
             member_id = payload.get("member_id")
             if not isinstance(member_id, int) or isinstance(member_id, bool):
                 raise BadRequest("member_id must be a member's id")
-            async with self.rt.room_lock(meeting_id):
+            async with self.rt.room_turn(meeting_id, principal):
                 cast = await votes.cast_ballot(
                     self.rt.database.session, meeting_id, principal, payload,
                     member_id=member_id, source="hall")
@@ -307,7 +570,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
 
     async def on_vote_hall(self, sid, data=None):
         async def work(meeting_id, principal, payload):
-            async with self.rt.room_lock(meeting_id):
+            async with self.rt.room_turn(meeting_id, principal):
                 async with self.rt.database.session() as db:
                     recorded = await votes.hall_counts(db, meeting_id, principal, payload)
                 await self.rt.announce(recorded)
@@ -317,9 +580,11 @@ class MeetingNamespace(socketio.AsyncNamespace):
 
     async def on_vote_close(self, sid, data=None):
         async def work(meeting_id, principal, payload):
-            async with self.rt.room_lock(meeting_id):
+            async with self.rt.room_turn(meeting_id, principal):
                 async with self.rt.database.session() as db:
-                    result, recorded = await votes.close_vote(db, meeting_id, principal, payload)
+                    result, recorded = await votes.close_vote(
+                        db, meeting_id, principal, payload,
+                        min_secret_group=self.rt.secret_vote_minimum)
                 if recorded is not None:
                     await self.rt.announce(recorded)
             return ok(**result)
@@ -336,9 +601,6 @@ class MeetingNamespace(socketio.AsyncNamespace):
 
         return await self._guard(work())
 
-    async def trigger_event(self, event, *args):
-        # socket.io event names with ":" map to on_chat_send etc.
-        return await super().trigger_event(event.replace(":", "_"), *args)
 
 
 def _ack_fields(recorded: Recorded) -> dict:
@@ -353,9 +615,11 @@ class Realtime:
     def __init__(self, app) -> None:
         settings = app[keys.SETTINGS]
         manager = (
-            socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
+            RevokingRedisManager(settings.redis_url, channel=settings.redis_channel,
+                                 on_revoked=self.close_sockets_of)
             if settings.redis_url else None
         )
+        self._relayed = manager is not None
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=manager,
@@ -363,18 +627,28 @@ class Realtime:
             ping_interval=PING_INTERVAL,
             ping_timeout=PING_TIMEOUT,
             cors_allowed_origins=[settings.public_url] if settings.public_url else None,
+            # hostile packets (deep nesting, huge numbers, NUL...) are refused, not raised
+            serializer=socket_packets.CheckedPacket,
+            json=socket_packets.CheckedJSON,
         )
         self.sio.register_namespace(MeetingNamespace(self))
         self.sio.attach(app)
         self._app = app
         self.chat_limits = SlidingWindow(CHAT_BURST, CHAT_WINDOW)
+        self.guest_chat_limits = SlidingWindow(GUEST_CHAT_PER_ADDRESS, CHAT_WINDOW)
         #: ballots (and refused attempts) per participant: a voter needs a few, not hundreds
         self.cast_limits = SlidingWindow(30, 10.0)
+        #: every client event, per participant (per socket for anonymous viewers)
+        self.event_limits = TokenBuckets(settings.socket_event_rate, settings.socket_event_burst)
+        #: sid -> [start, events refused since] (a socket hammering past its limit is closed)
+        self._refused: dict[str, list[float]] = {}
+        self._join_timeout = settings.socket_join_timeout
+        #: sid -> the timer that closes a connection that never joins a meeting
+        self._join_timers: dict[str, asyncio.TimerHandle] = {}
         #: meeting id -> participant id -> this process's connected sids
-        self._devices: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-        #: room changes of each meeting waiting for (or holding) its lock
-        self.waiting: dict[int, int] = defaultdict(int)
+        self._devices: dict[int, dict[str, set[str]]] = {}
+        #: meeting id -> its lock, only while a change holds or waits for it
+        self._locks: dict[int, RoomLock] = {}
         self._presence_due: set[int] = set()
         #: vote id -> (meeting id, newest count) waiting to be sent as vote:progress
         self._progress_due: dict[int, tuple[int, int]] = {}
@@ -387,12 +661,105 @@ class Realtime:
         return self._app[keys.DATABASE]
 
     @property
+    def secret_vote_minimum(self) -> int:
+        """Settings.secret_vote_min_electorate: a secret vote's smallest electorate and group."""
+        return self._app[keys.SETTINGS].secret_vote_min_electorate
+
+    @property
     def media(self):
         return self._app[keys.MEDIA]
 
-    def room_lock(self, meeting_id: int) -> asyncio.Lock:
-        """Room changes of one meeting queue here instead of contending for the database."""
-        return self._locks[meeting_id]
+    def room_lock(self, meeting_id: int, first: bool = False,
+                  shed_at: int | None = None) -> RoomTurn:
+        """Room changes of one meeting queue here instead of contending for the database.
+
+        ``first``: the committee's (or the server's own) change, served before every
+        participant's waiting one. ``shed_at``: see RoomTurn.
+        """
+        return RoomTurn(self._locks, meeting_id, first, shed_at)
+
+    def room_turn(self, meeting_id: int, principal: Principal | None,
+                  shed_at: int | None = None) -> RoomTurn:
+        """A socket event's turn: the committee first and never shed."""
+        if principal is not None and principal.is_committee:
+            return self.room_lock(meeting_id, first=True)
+        return self.room_lock(meeting_id, shed_at=shed_at)
+
+    # ------------------------------------------------------------- sockets' limits
+
+    def admit(self, sid: str, principal: Principal | None) -> None:
+        """Take one event from the sender's bucket, or refuse it (``rate_limited``).
+
+        A socket refused HAMMER_FACTOR times its burst within burst / rate seconds
+        is closed: no person taps that fast, and each refusal still costs an ack.
+        """
+        key = principal.id if principal is not None else f"sid:{sid}"
+        scale = COMMITTEE_EVENT_FACTOR if principal is not None and principal.is_committee else 1
+        wait = self.event_limits.take(key, scale)
+        if not wait:
+            return
+        now = time.monotonic()
+        refused = self._refused.get(sid)
+        if refused is None or now - refused[0] > self.event_limits.burst / self.event_limits.rate:
+            refused = self._refused[sid] = [now, 0]
+        refused[1] += 1
+        if refused[1] == HAMMER_FACTOR * self.event_limits.burst * scale:
+            logger.info("socket %s of %s closed: %d events refused in %.1f s",
+                        sid, key, refused[1], now - refused[0])
+            self.drop_later(sid)
+        raise room.RateLimited(
+            f"too many events: at most {self.event_limits.burst * scale} at once and "
+            f"{self.event_limits.rate * scale:g} a second",
+            retry_after=wait,
+        )
+
+    def drop_later(self, sid: str) -> None:
+        """Close a socket once the current event's ack has been sent."""
+        self._spawn(self._drop(sid))
+
+    async def _drop(self, sid: str) -> None:
+        await asyncio.sleep(0.05)  # the refusal's ack goes out first
+        await self.sio.disconnect(sid)
+
+    def expect_join(self, sid: str) -> None:
+        """A connection that joins no meeting within SOCKET_JOIN_TIMEOUT is closed."""
+        self._join_timers[sid] = asyncio.get_running_loop().call_later(
+            self._join_timeout, lambda: self._spawn(self._join_too_late(sid)))
+
+    async def _join_too_late(self, sid: str) -> None:
+        if self._join_timers.pop(sid, None) is not None:
+            logger.info("socket %s closed: no join within %s s", sid, self._join_timeout)
+            await self.sio.disconnect(sid)
+
+    def joined(self, sid: str) -> None:
+        timer = self._join_timers.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+
+    def socket_gone(self, sid: str) -> None:
+        """Forget a closed socket's timer and counters."""
+        self.joined(sid)
+        self._refused.pop(sid, None)
+        self.event_limits.forget(f"sid:{sid}")
+
+    # ------------------------------------------------------------- revocation
+
+    async def revoke(self, principal_id: str, reason: str) -> None:
+        """A participant's sign-in was revoked (and committed): close their sockets now.
+
+        Their sockets hear ``session:revoked`` and are disconnected, in every process:
+        through Redis, each process's manager closes its own (RevokingRedisManager).
+        Until then (a message in flight), every event re-checks the sign-in anyway.
+        """
+        await self.sio.emit(REVOKED, {"reason": reason}, room=principal_room(principal_id))
+        if not self._relayed:
+            await self.close_sockets_of(principal_room(principal_id))
+
+    async def close_sockets_of(self, room_name: str) -> None:
+        """Disconnect this process's sockets in ``room_name``."""
+        sids = [sid for sid, _ in self.sio.manager.get_participants("/", room_name)]
+        for sid in sids:
+            await self.sio.disconnect(sid)
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -437,8 +804,10 @@ class Realtime:
             self.hall_counts[meeting_id] = recorded.data.get("in_hall")
             self.schedule_presence(meeting_id)
 
-    async def record_and_broadcast(self, meeting_id: int, action: Action, *args, **kwargs) -> None:
-        async with self.room_lock(meeting_id):
+    async def record_and_broadcast(self, meeting_id: int, action: Action, *args,
+                                   first: bool = True, **kwargs) -> None:
+        """A change the server makes (timers, attendance); ``first``: before participants'."""
+        async with self.room_lock(meeting_id, first=first):
             async with self.database.session() as db:
                 recorded = await action(db, meeting_id, *args, **kwargs)
             if recorded is not None:
@@ -459,17 +828,19 @@ class Realtime:
             meeting_id, room.revoke_floor, None, reason="meeting_ended", by_server=True
         )
         await self._close_open_votes(meeting_id)
+        self.hall_counts.pop(meeting_id, None)
 
     async def _close_open_votes(self, meeting_id: int) -> None:
         """Ending the meeting closes its open votes, each with its result announced."""
-        async with self.room_lock(meeting_id):
+        async with self.room_lock(meeting_id, first=True):
             async with self.database.session() as db:
                 open_ids = [v.id for v in await votes.meeting_votes(db, meeting_id)
                             if v.status == "open"]
             for vote_id in open_ids:
                 async with self.database.session() as db:
                     _, recorded = await votes.close_vote(
-                        db, meeting_id, None, {"vote_id": vote_id}, by_server=True)
+                        db, meeting_id, None, {"vote_id": vote_id}, by_server=True,
+                        min_secret_group=self.secret_vote_minimum)
                 if recorded is not None:
                     await self.announce(recorded)
 
@@ -502,24 +873,29 @@ class Realtime:
         """A participant's first device in the room is a join on the timeline."""
         if principal is None:
             return
-        devices = self._devices[meeting_id][principal.id]
+        devices = self._devices.setdefault(meeting_id, {}).setdefault(principal.id, set())
         first = not devices
         devices.add(sid)
         if first:
-            await self.record_and_broadcast(meeting_id, room.record_presence, principal, True)
+            await self.record_and_broadcast(meeting_id, room.record_presence, principal, True,
+                                            first=principal.is_committee)
 
     async def device_left(self, sid: str, meeting_id: int, principal: Principal | None) -> None:
         """A participant's last device gone (closed, or silent past the ping timeout)."""
         if principal is None:
             return
-        devices = self._devices[meeting_id].get(principal.id)
+        here = self._devices.get(meeting_id, {})
+        devices = here.get(principal.id)
         if not devices or sid not in devices:
             return
         devices.discard(sid)
         if not devices:
-            del self._devices[meeting_id][principal.id]
+            del here[principal.id]
+            if not here:  # nobody of this meeting left in this process
+                del self._devices[meeting_id]
             try:
-                await self.record_and_broadcast(meeting_id, room.record_presence, principal, False)
+                await self.record_and_broadcast(meeting_id, room.record_presence, principal, False,
+                                                first=principal.is_committee)
             except CunhuiError:
                 logger.info("leave of %s in meeting %s not recorded", principal.id, meeting_id)
 
@@ -567,6 +943,8 @@ class Realtime:
         """Broadcast who is here. Transient: carries no seq. One person on two devices is one."""
         here = await self.who_is_here(meeting_id)
         people = here["participants"]
+        if not people and not here["anonymous"]:
+            self.hall_counts.pop(meeting_id, None)  # nobody here to show it to
         remote = sum(1 for p in people if p["role"] != "committee") + here["anonymous"]
         stats = self.media.stats(str(meeting_id))
         payload = {
@@ -592,7 +970,27 @@ class Realtime:
         self.schedule_presence(meeting_id)
 
     async def close(self) -> None:
-        for timer in self._floor_timers.values():
+        for timer in [*self._floor_timers.values(), *self._join_timers.values()]:
             timer.cancel()
         for task in list(self._tasks):
             task.cancel()
+
+
+class RevokingRedisManager(socketio.AsyncRedisManager):
+    """socket.io's Redis relay; a ``session:revoked`` emit also closes this process's sockets.
+
+    Every process handles every relayed emit here (the sender's own included), so
+    the sockets of a revoked sign-in close in every process, not just the one that
+    served ``DELETE /api/members/{id}``.
+    """
+
+    def __init__(self, *args, on_revoked: Callable[[str], Awaitable[None]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_revoked = on_revoked
+
+    async def _handle_emit(self, message):
+        await super()._handle_emit(message)
+        room_name = message.get("room")
+        if (message.get("event") == REVOKED and isinstance(room_name, str)
+                and room_name.startswith("principal:")):
+            await self._on_revoked(room_name)

@@ -5,12 +5,18 @@ them (services/recordings.py) and the clients (a transient
 ``recording:status`` socket.io event). Post-processing runs as background
 tasks of this process, one part at a time per directory (a file lock), and
 resumes after a restart.
+
+A full recordings disk never ends a meeting and never costs what was recorded:
+the recorder closes its files while they still fit, the part is kept (listed
+as interrupted, with the reason), post-processing waits for space instead of
+failing, and recording resumes as a new part once space is freed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +26,7 @@ from sqlmodel import select
 
 from media import DirectoryLock, RecordingEvent
 from media import postprocess
+from media.recorder import DISK_FULL, MIN_FREE_BYTES, RESUME_FREE_BYTES, free_bytes, is_disk_full
 
 from . import keys
 from .services import recordings as store
@@ -38,6 +45,11 @@ WATCH_SECONDS = 5.0
 #: a recorder that fails mid-meeting is restarted (as a new part) at most this often
 MAX_RESTARTS = 3
 RESTART_DELAY = 5.0
+#: while the disk is full, how often to look whether space was freed
+SPACE_CHECK_SECONDS = 2.0
+#: a part's ``error`` when the disk filled during it, and while its processing waits
+STOPPED_DISK_FULL = "the recordings disk filled up: recorded until then"
+WAITING_FOR_SPACE = "post-processing waits for free space on the recordings disk"
 
 
 class Recordings:
@@ -51,6 +63,12 @@ class Recordings:
         self._processing: set[int] = set()
         self._locks: dict[int, asyncio.Lock] = {}
         self._restarts: dict[int, int] = {}
+        #: meetings whose recording stopped on a full disk (resumed when space is freed)
+        self._paused: set[int] = set()
+        #: parts whose post-processing waits for space -> the bytes it needs free
+        self._deferred: dict[int, int] = {}
+        #: the disk is known to be full (logged once, until space is back)
+        self.disk_full = False
 
     @property
     def _db(self):
@@ -79,6 +97,12 @@ class Recordings:
             return
         async with self._lock(meeting_id):
             if meeting_id in self._active:
+                return
+            if not self._has_room(RESUME_FREE_BYTES):
+                # no empty part: it starts when space is back
+                self._paused.add(meeting_id)
+                self._note_disk_full(f"meeting {meeting_id}: recording starts once space "
+                                     "is freed")
                 return
             async with self._db.session() as db:
                 meeting = await db.get(Meeting, meeting_id)
@@ -125,30 +149,43 @@ class Recordings:
                                    video_codec=event.video_codec or "")
             await self.broadcast(meeting_id)
             return
-        if event.kind == "failed":
+        if event.disk_full:
+            self._note_disk_full(f"meeting {meeting_id}: recording stopped after "
+                                 f"{event.duration:.1f} s; it resumes as a new part once "
+                                 "space is freed")
+        elif event.kind == "failed":
             logger.error("meeting %s: recording failed: %s", meeting_id, event.error)
-            # detach the dead recorder from the room before anyone may start another
+        if event.kind == "failed" or event.disk_full:
+            # detach the finished recorder from the room before anyone may start another
             await self._app[keys.MEDIA].stop_recording(event.room_id)
         if self._active.get(meeting_id) == recording_id:
             del self._active[meeting_id]
         async with self._db.session() as db:
             recording = await db.get(Recording, recording_id)
-            if recording is not None and event.started_at is None:
-                # nothing was ever recorded (no picture came): nothing to keep
-                await db.delete(recording)
+        directory = self.directory(recording) if recording is not None else None
+        if recording is not None and (event.started_at is None
+                                      or not await postprocess.has_media(directory)):
+            # nothing was recorded (no picture came, or the disk filled before the
+            # first fragment): nothing to keep, and nothing to list as failed
+            async with self._db.session() as db:
+                await db.delete(await db.get(Recording, recording_id))
                 await db.commit()
-                _remove_empty(self.directory(recording))
-                recording = None
-            elif recording is not None:
-                # a writer that failed mid-meeting left a shorter recording:
-                # it is kept and listed as interrupted, like after a crash
+            _remove_unplayable(directory)
+            recording = None
+        elif recording is not None:
+            # a writer that stopped mid-meeting left a shorter recording: it is
+            # kept and listed as interrupted (with the reason), like after a crash
+            async with self._db.session() as db:
                 await store.update(db, recording_id, status=store.PROCESSING,
                                    ended_at=utcnow(), duration=event.duration,
-                                   interrupted=event.kind == "failed")
+                                   interrupted=event.kind == "failed" or event.disk_full,
+                                   error=STOPPED_DISK_FULL if event.disk_full else "")
         if recording is not None:
             self._spawn(self.process(recording_id))
         await self.broadcast(meeting_id)
-        if event.kind == "failed":
+        if event.disk_full:
+            self._paused.add(meeting_id)  # resumed by _watch_space
+        elif event.kind == "failed":
             self._restarts[meeting_id] = self._restarts.get(meeting_id, 0) + 1
             if self._restarts[meeting_id] <= MAX_RESTARTS:
                 await asyncio.sleep(RESTART_DELAY)  # a full disk does not mend in a second
@@ -240,19 +277,39 @@ class Recordings:
         lock = DirectoryLock(directory)
         if not lock.acquire():
             return  # its writer, or another process's post-processing, holds it
+        waited = self._deferred.pop(recording_id, None)
         try:
             postprocess.remove_temporary(directory)  # half-made files of a run that died
             failed = await self._run_steps(recording, directory)
+        except postprocess.DiskFull as exc:
+            failed = None
+            self._deferred[recording_id] = exc.needed or RESUME_FREE_BYTES
+            if waited is None:  # said once per part, not at every look
+                logger.warning("meeting %s: post-processing of recording part %s waits for "
+                               "space: %s", recording.meeting_id, recording.part, exc)
         finally:
             lock.release()
+        if failed is None:
+            # not a failure: the part plays (HLS) and is processed once there is room
+            async with self._db.session() as db:
+                current = await db.get(Recording, recording_id, populate_existing=True)
+                reason = WAITING_FOR_SPACE
+                if (current.error or "").startswith(STOPPED_DISK_FULL):
+                    reason = f"{STOPPED_DISK_FULL}; {WAITING_FOR_SPACE}"
+                await store.update(db, recording_id, status=store.PROCESSING, error=reason)
+            await self.broadcast(recording.meeting_id)
+            return
         async with self._db.session() as db:
             recording = await db.get(Recording, recording_id, populate_existing=True)
             if failed:
-                status = store.FAILED
+                status, error = store.FAILED, failed
             else:
                 status = store.INTERRUPTED if recording.interrupted else store.READY
+                # a part the disk cut short keeps saying so
+                cut_short = (recording.error or "").startswith(STOPPED_DISK_FULL)
+                error = STOPPED_DISK_FULL if cut_short else ""
             duration = await postprocess.duration_of(directory / postprocess.MP4)
-            await store.update(db, recording_id, status=status, error=failed or "",
+            await store.update(db, recording_id, status=status, error=error,
                                duration=duration or recording.duration)
         logger.info("meeting %s: recording part %s %s", recording.meeting_id, recording.part,
                     status)
@@ -272,6 +329,7 @@ class Recordings:
             await self.broadcast(recording.meeting_id)
             try:
                 if name == "hls":
+                    postprocess.ensure_room(directory, 64 * 1024)
                     postprocess.close_playlist(directory)
                 elif name == "mp4":
                     await postprocess.faststart_mp4(directory, duration, reporter)
@@ -286,6 +344,13 @@ class Recordings:
                         moments = await store.agenda_moments(db, recording)
                     await postprocess.thumbnails(directory, moments, reporter)
             except Exception as exc:  # ffmpeg's refusal, a missing binary, a full disk
+                if isinstance(exc, postprocess.DiskFull) or is_disk_full(exc):
+                    await reporter.settle()
+                    async with self._db.session() as db:  # not started: "waiting" again
+                        await store.clear_step(db, recording.id, name)
+                    if isinstance(exc, postprocess.DiskFull):
+                        raise
+                    raise postprocess.DiskFull(str(exc)) from exc
                 logger.error("meeting %s: recording step %s failed: %s",
                              recording.meeting_id, name, exc)
                 reason = self.public(str(exc) or type(exc).__name__)
@@ -359,6 +424,70 @@ class Recordings:
         payload = describe(self._app, meeting_id, found)
         await self._app[keys.REALTIME].emit_transient("recording:status", payload, meeting_id)
 
+    # -- a full disk -------------------------------------------------------------------
+
+    def _has_room(self, needed: int = MIN_FREE_BYTES) -> bool:
+        try:
+            return free_bytes(self.root) >= needed
+        except OSError:
+            return False
+
+    def _note_disk_full(self, what: str) -> None:
+        """Warn once per episode (not once per part, step or frame)."""
+        if not self.disk_full:
+            self.disk_full = True
+            logger.warning("%s in %s: %s", DISK_FULL, self.root, what)
+        else:
+            logger.info("%s", what)
+
+    async def _watch_space(self) -> None:
+        """Once space is freed: resume paused meetings (as new parts) and deferred processing."""
+        while True:
+            await asyncio.sleep(SPACE_CHECK_SECONDS)
+            if not (self._paused or self._deferred or self.disk_full):
+                continue
+            try:
+                free = free_bytes(self.root)
+                if free >= RESUME_FREE_BYTES and (self.disk_full or self._paused):
+                    if self.disk_full:
+                        logger.warning("the recordings disk has space again (%s MiB free in "
+                                       "%s): recording resumes", free >> 20, self.root)
+                        self.disk_full = False
+                    paused, self._paused = self._paused, set()
+                    for meeting_id in paused:
+                        await self.ensure_recording(meeting_id)
+                for recording_id, needed in list(self._deferred.items()):
+                    if free >= needed:
+                        self._spawn(self.process(recording_id))
+            except Exception:
+                logger.exception("resuming after a full disk failed")
+
+    def check_disk(self) -> str:
+        """Why recordings cannot be written now; empty if they can (or recording is off).
+
+        A small write, not only the free-space figure: a read-only mount or a
+        quota shows too. Blocking: run it in an executor.
+        """
+        if not self._app[keys.SETTINGS].record_meetings:
+            return ""
+        root = self.root
+        try:
+            free = free_bytes(root)
+            # full: too little to record, or too little to resume a recording it stopped
+            if free < MIN_FREE_BYTES or (self.disk_full and free < RESUME_FREE_BYTES):
+                return f"full ({free // 1024} KiB free)"
+            probe = root / f".health-{os.getpid()}"
+            try:
+                with open(probe, "wb") as file:
+                    file.write(b"\0" * 4096)
+            finally:
+                probe.unlink(missing_ok=True)
+        except OSError as exc:
+            if is_disk_full(exc):
+                return "full"
+            return f"not writable ({exc.strerror or exc})"
+        return ""
+
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -375,6 +504,7 @@ class Recordings:
         await self.recover()
         self._spawn(self._retention_loop())
         self._spawn(self._watch_meetings())
+        self._spawn(self._watch_space())
 
     async def close(self) -> None:
         """Shutdown: close every file this process writes; unfinished work resumes at startup."""
@@ -427,6 +557,17 @@ class _Progress:
         """Wait for the last progress write, so "done" or "failed" is written after it."""
         if self._pending is not None:
             await asyncio.gather(self._pending, return_exceptions=True)
+
+
+def _remove_unplayable(directory: Path) -> None:
+    """Remove a part's files that hold no media (checked by the caller), then the folder."""
+    try:
+        for path in directory.iterdir():
+            if path.name != ".lock":
+                path.unlink(missing_ok=True)
+    except OSError:
+        pass
+    _remove_empty(directory)
 
 
 def _remove_empty(directory: Path) -> None:

@@ -48,6 +48,7 @@ POLICY = {
     ("POST", "/api/join"): "public",
     ("GET", "/api/meetings"): "public",
     ("GET", "/healthz"): "public",
+    ("GET", "/readyz"): "public",
     ("POST", "/api/meetings"): "committee",
     ("GET", "/api/meetings/{id}"): "watch",
     ("PATCH", "/api/meetings/{id}"): "run",

@@ -24,6 +24,8 @@ from server.store import Database, Member, Village
 
 OPTIONS = ["同意", "反对", "弃权"]
 PROFILES = [rules.SIMPLE_MAJORITY, rules.TWO_THIRDS, rules.VILLAGERS_ASSEMBLY, rules.REPRESENTATIVES]
+#: the machine's SECRET_VOTE_MIN_ELECTORATE: small, so it opens secret votes of both sizes
+MIN_SECRET = 3
 
 
 class VoteLifecycle(RuleBasedStateMachine):
@@ -57,6 +59,7 @@ class VoteLifecycle(RuleBasedStateMachine):
                 await db.flush()
                 self.village_id = village.id
                 self.members = []
+                self.reps = min(reps, n)
                 for i in range(n):
                     member = Member(village_id=village.id, name=f"村民{i}", pin=f"{i:06d}",
                                     household=f"{i % 3}组", representative=i < reps)
@@ -82,13 +85,23 @@ class VoteLifecycle(RuleBasedStateMachine):
         async def go():
             async with self.database.session() as db:
                 recorded = await votes.open_vote(db, self.meeting_id, self.host, {
-                    "question": "同意吗?", "options": OPTIONS, "secret": secret, "rule": profile})
+                    "question": "同意吗?", "options": OPTIONS, "secret": secret, "rule": profile},
+                    min_secret_electorate=MIN_SECRET)
             async with self.database.session() as db:
                 rows = await db.execute(text("SELECT member_id FROM vote_eligibles WHERE vote_id = :v"),
                                         {"v": recorded.data["vote_id"]})
                 return recorded.data["vote_id"], {r[0] for r in rows}
 
-        self.vote_id, self.eligible_ids = self.run(go())
+        # representatives are among the first members; late ones are not representatives
+        electorate = self.reps if profile == rules.REPRESENTATIVES else len(self.members)
+        too_small = secret and electorate < MIN_SECRET
+        try:
+            vote_id, eligible_ids = self.run(go())
+        except CunhuiError as exc:
+            assert exc.code == "electorate_too_small" and too_small, (exc.code, electorate)
+            return
+        assert not too_small and len(eligible_ids) == electorate
+        self.vote_id, self.eligible_ids, self.secret = vote_id, eligible_ids, secret
 
     @precondition(lambda self: self.vote_id is not None)
     @rule(index=st.integers(min_value=0, max_value=20), choice=st.sampled_from([*OPTIONS, "乱选"]))
@@ -161,7 +174,8 @@ class VoteLifecycle(RuleBasedStateMachine):
     def close(self):
         async def go():
             async with self.database.session() as db:
-                return await votes.close_vote(db, self.meeting_id, self.host, {"vote_id": self.vote_id})
+                return await votes.close_vote(db, self.meeting_id, self.host, {"vote_id": self.vote_id},
+                                              min_secret_group=MIN_SECRET)
 
         result, _ = self.run(go())
         if self.closed_result is None:
@@ -171,6 +185,10 @@ class VoteLifecycle(RuleBasedStateMachine):
                     for o in OPTIONS}
         assert result["tally"] == expected
         assert result["cast"] == sum(expected.values())
+        if self.secret:  # no source that holds a small group is shown apart
+            groups = [n for n in (sum(c.values()) for c in result["sources"].values()) if n]
+            assert len(groups) <= 1 or min(groups) >= MIN_SECRET, result["sources"]
+            assert result["sources_merged"] == (not result["sources"])
         decision = rules.decide(
             rules.rule_from_dict(result["rule"]), yes=expected["同意"], cast=result["cast"],
             present=result["present"], eligible=result["eligible"],

@@ -12,7 +12,6 @@ from server.keys import DATABASE
 from server.services import rules
 
 from .conftest import auth
-from .test_realtime import Recorder
 from .test_room import Room, live_meeting, member, room_of  # noqa: F401 (room_of: fixture)
 
 
@@ -123,7 +122,10 @@ async def test_20_parallel_casts_by_one_member_over_3_connections_make_1_ballot(
     answers = await asyncio.gather(*(
         phones[i % 3].call("vote:cast", {"vote_id": vote_id, "choice": "同意"}) for i in range(20)))
     assert sum(a["ok"] for a in answers) == 1
-    assert sorted(a["error"]["code"] for a in answers if not a["ok"]) == ["already_voted"] * 19
+    # 3 joins + 20 casts pass the member's event burst (SOCKET_EVENT_BURST): the last few
+    # may be refused before they reach the vote
+    codes = [a["error"]["code"] for a in answers if not a["ok"]]
+    assert set(codes) <= {"already_voted", "rate_limited"} and codes.count("rate_limited") <= 3
     closed = await host.call("vote:close", {"vote_id": vote_id})
     assert closed["cast"] == 1 and closed["tally"]["同意"] == 1
 
@@ -224,6 +226,7 @@ async def test_a_secret_ballot_pairs_no_member_with_a_choice(client, clerk_token
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     people = await voters(client, clerk_token, room, 4)
+    await member(client, clerk_token, "不在线的村民")  # SECRET_VOTE_MIN_ELECTORATE: 5 on the roll
     watcher, _ = await room.join(clerk_token)
     vote_id = (await host.call("vote:open", {"question": "选主任", "options": ["老张", "老李"],
                                              "secret": True}))["vote_id"]
@@ -414,6 +417,8 @@ async def test_a_secret_vote_shows_no_source_small_enough_to_name_a_voter(client
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     (member_id, person), = await voters(client, clerk_token, room, 1)
+    for i in range(4):  # SECRET_VOTE_MIN_ELECTORATE: 5 on the roll (they vote in the hall)
+        await member(client, clerk_token, f"会场村民{i}")
     assert (await host.call("attendance:hall", {"in_hall": 4, "member_id": int(member_id[1:])}))["ok"]
     vote_id = (await host.call("vote:open", {"question": "选谁?", "options": ["甲", "乙"],
                                              "secret": True}))["vote_id"]
@@ -422,8 +427,12 @@ async def test_a_secret_vote_shows_no_source_small_enough_to_name_a_voter(client
     assert (await person.call("vote:cast", {"vote_id": vote_id, "choice": "乙"}))["ok"]
     assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"甲": 3}}))["ok"]
     closed = await host.call("vote:close", {"vote_id": vote_id})
-    assert set(closed["sources"]) == {"ballots", "hall_show_of_hands"}
+    # one ballot by phone beside three hands: shown apart, it would be that member's choice
+    assert closed["sources"] == {} and closed["sources_merged"] is True
     assert closed["tally"] == {"甲": 3, "乙": 1}
+    receipts = await client.get(f"/api/meetings/{meeting['id']}/votes/{vote_id}/receipts",
+                                headers=auth(clerk_token))
+    assert receipts.status == 409 and (await receipts.json())["error"]["code"] == "receipts_withheld"
     # the committee's record holds the ballot event, without a voter; others see none
     host_timeline = (await (await client.get(f"/api/meetings/{meeting['id']}/timeline",
                                              headers=auth(clerk_token))).json())["events"]

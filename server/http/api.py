@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import contextlib
 import logging
@@ -10,30 +11,58 @@ from aiohttp import web
 
 from .. import keys
 from ..errors import BadRequest, Conflict, NotFound
-from ..services import accounts, identity, meetings, notices, suggestions, timeline, votes
+from ..services import (
+    accounts, identity, meetings, notices, payload, suggestions, timeline, votes,
+)
 from ..services.access import check_can_run, check_can_watch
-from ..services.ratelimit import FailureLimiter
+from ..services.passwords import PasswordPool
+from ..services.ratelimit import GuessLimiter, Limit, address_key
 from ..store import Meeting
 from ..realtime import HOST_ONLY
 from .auth import COOKIE, principal_of, require_committee, set_session_cookie
+from .reports import REPORTS, ReportGate, gate, verdict
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-#: wrong passwords, per account and per address: 10 in 15 minutes, then 429
-LOGIN_GUESSES: web.AppKey[FailureLimiter] = web.AppKey("login_guesses")
+#: Wrong passwords, counted before the hash is checked (docs/api.md, "Login limits"):
+#: - per address and account: 10 in 15 minutes (the guesser's own limit; applies to all);
+#: - per address, any accounts: 30 in 15 minutes;
+#: - per account, from anywhere: 30 in an hour; then only the account's known devices
+#:   (browsers with a device cookie from an earlier login) may still log in with the
+#:   right password, so a villager cannot lock the clerk out from their own phone.
+#: A known device also passes the per-address limit (it only counts there).
+LOGIN_LIMITS = {
+    "address+account": Limit(10, 15 * 60),
+    "address": Limit(30, 15 * 60),
+    "account": Limit(30, 60 * 60),
+}
+#: the limits a correct password from a known device passes
+KNOWN_DEVICE_PASSES = ("account", "address")
+LOGIN_GUESSES: web.AppKey[GuessLimiter] = web.AppKey("login_guesses")
+#: argon2 in Settings.hash_workers threads, Settings.hash_queue checks waiting (else 503)
+PASSWORDS: web.AppKey[PasswordPool] = web.AppKey("passwords")
+#: the known-device cookie: sent only to the login route, kept a year
+DEVICE_COOKIE = "cunhui_device"
 
 
 def setup(app: web.Application) -> None:
-    app[LOGIN_GUESSES] = FailureLimiter(limit=10, window=900)
+    app[LOGIN_GUESSES] = GuessLimiter(LOGIN_LIMITS, refusal="too many wrong passwords")
+    app.cleanup_ctx.append(_password_pool)
+    app[REPORTS] = ReportGate()
     app.router.add_routes(routes)
 
 
+async def _password_pool(app: web.Application):
+    settings = app[keys.SETTINGS]
+    app[PASSWORDS] = pool = PasswordPool(settings.hash_workers, settings.hash_queue)
+    yield
+    pool.close()
+
+
 async def read_json(request: web.Request) -> dict:
-    try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body must be a JSON object: {exc}") from exc
+    """The request's JSON object, checked once for what no handler can take (payload.py)."""
+    body = payload.loads(await request.read(), "the body")
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
@@ -81,16 +110,30 @@ async def login(request: web.Request) -> web.Response:
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise BadRequest("username and password are required")
-    guesses = (f"user:{username.strip().lower()}", f"addr:{request.remote}")
-    with request.app[LOGIN_GUESSES].guard(*guesses):
+    username = username.strip()
+    if len(username) > accounts.MAX_USERNAME_LENGTH:
+        raise BadRequest(f"the username has at most {accounts.MAX_USERNAME_LENGTH} characters")
+    tokens = request.app[keys.TOKENS]
+    address, account = address_key(request.remote), username.lower()
+    known = identity.is_known_device(tokens, request.cookies.get(DEVICE_COOKIE), username)
+    # counted before the first await: a guess still being hashed already counts
+    with request.app[LOGIN_GUESSES].counting_failures(
+        {"address+account": f"{address} {account}", "address": address, "account": account},
+        exempt=KNOWN_DEVICE_PASSES if known else (),
+    ):
         async with request.app[keys.DATABASE].session() as db:
-            user = await accounts.authenticate(db, username, password)
-    token = identity.committee_token(request.app[keys.TOKENS], user.id)
-    logger.info("user %s logged in", user.id)
+            user = await accounts.authenticate(db, request.app[PASSWORDS], username, password)
+    token = identity.committee_token(tokens, user.id)
+    logger.info("user %s logged in%s", user.id, " (known device)" if known else "")
     response = web.json_response(
         {"token": token, "user": {"id": user.id, "username": user.username}}
     )
     set_session_cookie(response, request, token)
+    response.set_cookie(
+        DEVICE_COOKIE, identity.device_token(tokens, user.id, user.username),
+        max_age=identity.DEVICE_SECONDS, httponly=True, samesite="Strict",
+        secure=request.secure, path="/api/login",
+    )
     return response
 
 
@@ -119,16 +162,33 @@ async def create_meeting(request: web.Request) -> web.Response:
     return web.json_response(meeting_json(request, view), status=201)
 
 
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter; above ``high`` it is ``high`` (e.g. a page's size)."""
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}")
+    return max(low, min(int(raw), high))
+
+
 @routes.get("/api/meetings/{id}/timeline")
 async def meeting_timeline(request: web.Request) -> web.Response:
+    """A page of the timeline: ``after`` (a seq, default 0), ``limit`` (default and at most
+    timeline.MAX_PAGE); ``more`` says whether to ask again with ``after=next_after``."""
+    after = query_int(request, "after", 0, 0, payload.MAX_INT)
+    limit = query_int(request, "limit", timeline.MAX_PAGE, 1, timeline.MAX_PAGE)
     principal = await principal_of(request)
     async with request.app[keys.DATABASE].session() as db:
         meeting = await meeting_to_watch(request, db)
-        events = await timeline.timeline(db, meeting)
-    if not (principal and principal.is_committee and principal.village_id == meeting.village_id):
-        # who came and went, and who voted, are for the committee's record
-        events = [e for e in events if e["type"] not in HOST_ONLY]
-    return web.json_response({"events": events})
+    own = principal and principal.is_committee and principal.village_id == meeting.village_id
+    async with gate(request).slot():  # no database connection is held while waiting
+        async with request.app[keys.DATABASE].session() as db:
+            # who came and went, and who voted, are for the committee's record
+            page = await timeline.timeline_page(db, meeting, after=after, limit=limit,
+                                                hidden=() if own else HOST_ONLY)
+        body = await asyncio.to_thread(json.dumps, page.as_dict())
+    return web.Response(text=body, content_type="application/json")
 
 
 @routes.get("/api/meetings/{id}/votes")
@@ -161,8 +221,8 @@ async def meeting_audit(request: web.Request) -> web.Response:
     """The audit chain recomputed now: its digest, and the first entry that does not match."""
     async with request.app[keys.DATABASE].session() as db:
         meeting = await meeting_to_watch(request, db)
-        verdict = await timeline.verify_chain(db, meeting)
-    return web.json_response({"meeting_id": meeting.id, **verdict.as_dict()})
+    checked = await verdict(request, meeting)  # off the loop, shared, within the report gate
+    return web.json_response({"meeting_id": meeting.id, **checked.as_dict()})
 
 
 @routes.get("/api/meetings/{id}/proxies")
@@ -173,13 +233,26 @@ async def list_proxies(request: web.Request) -> web.Response:
     return web.json_response({"proxies": listed})
 
 
-def room_lock(request: web.Request):
-    """The URL meeting's room lock: its changes are committed and broadcast in seq order."""
+@contextlib.asynccontextmanager
+async def room_lock(request: web.Request):
+    """The URL meeting's room lock: its changes are committed and broadcast in seq order.
+
+    Credentials are checked first (a bad token is 401 before any lock); the
+    committee's requests go before participants' waiting changes. The lock exists
+    only while held or awaited, so a flood of requests naming meetings that do
+    not exist leaves nothing behind.
+    """
     try:
         meeting_id = int(request.match_info["id"])
     except ValueError:
-        return contextlib.nullcontext()  # not a meeting id: the lookup answers 404
-    return request.app[keys.REALTIME].room_lock(meeting_id)
+        meeting_id = None  # not a meeting id: the lookup answers 404
+    if meeting_id is None:
+        yield
+        return
+    principal = await principal_of(request)
+    first = principal is not None and principal.is_committee
+    async with request.app[keys.REALTIME].room_lock(meeting_id, first=first):
+        yield
 
 
 async def _stored_change(request: web.Request, find, change, status: int = 200) -> web.Response:
@@ -317,13 +390,3 @@ async def media_stats(request: web.Request) -> web.Response:
         meeting = await meeting_to_run(request, db)
     stats = request.app[keys.MEDIA].room_stats(str(meeting.id))
     return web.json_response(stats or {"publishing": False, "viewers": 0})
-
-
-@routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
-    try:
-        await request.app[keys.DATABASE].ping()
-    except Exception as exc:  # report, don't crash: this is what load balancers poll
-        logger.warning("health check: database unreachable: %s", exc)
-        return web.json_response({"ok": False, "database": "unreachable"}, status=503)
-    return web.json_response({"ok": True, "database": "ok"})

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 
 from aiohttp import web
 
-from ..errors import CunhuiError
+from ..errors import BadRequest, CunhuiError, NotFound
+from ..services import payload
+from ..services.payload import parse_id
 
 logger = logging.getLogger(__name__)
 
-_API_PREFIXES = ("/api/", "/whip/", "/whep/", "/healthz")
+_API_PREFIXES = ("/api/", "/whip/", "/whep/", "/healthz", "/readyz")
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -23,6 +27,7 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "unprocessable",
     429: "rate_limited",
+    503: "busy",
 }
 
 
@@ -32,26 +37,58 @@ def json_error(status: int, code: str, message: str, headers=None) -> web.Respon
     )
 
 
+def _is_row_id(name: str) -> bool:
+    """Path parameters named ``id`` or ``..._id`` name a row (WHIP/WHEP sessions do not)."""
+    return (name == "id" or name.endswith("_id")) and name != "session_id"
+
+
+def check_request(request: web.Request) -> None:
+    """The edge's check of what the URL carries, before any handler sees it.
+
+    A path parameter with a NUL or a lone surrogate, or a row id that is not a
+    decimal number an id column holds (1 to 2**31 - 1), names nothing: 404. A
+    query parameter with a NUL or a lone surrogate: 400. (JSON bodies are checked
+    by ``read_json``, socket.io payloads by the packet decoder: services/payload.py.)
+    """
+    for name, value in request.match_info.items():
+        if payload.text_problem(value) or (_is_row_id(name) and parse_id(value) is None):
+            if request.path.startswith(_API_PREFIXES):
+                raise NotFound(f"no such {name}")
+            raise web.HTTPNotFound()
+    for key, value in request.query.items():
+        problem = payload.text_problem(key) or payload.text_problem(value)
+        if problem:
+            raise BadRequest(f"the query parameter {key[:40]!r} {problem}")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
+        check_request(request)
         return await handler(request)
     except CunhuiError as exc:
-        if exc.status >= 500:
+        if exc.status >= 500 and exc.status != 503:  # 503: shedding load on purpose
             logger.error("%s %s failed: %s", request.method, request.path, exc.message)
         # as_dict() is {code, message}, plus details some errors carry (an import's rows)
+        headers = _cors(request) or {}
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))  # whole seconds
         return web.json_response({"error": exc.as_dict()}, status=exc.status,
-                                 headers=_cors(request))
+                                 headers=headers or None)
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith(_API_PREFIXES):
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
         message = exc.reason if exc.status != 413 else "the request body is too large"
         return json_error(exc.status, code, message, headers=_cors(request))
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise  # the client went away mid-request: nothing to answer, nothing crashed
     except Exception:
+        # the traceback goes to the log, never to the client (pages included)
         logger.exception("%s %s crashed", request.method, request.path)
         if not request.path.startswith(_API_PREFIXES):
-            raise
+            return web.Response(status=500, text="500: the server failed; this was logged.",
+                                content_type="text/plain")
         return json_error(500, "internal_error", "the server failed; this was logged")
 
 

@@ -9,19 +9,36 @@ from aiohttp import web
 from .. import keys
 from ..errors import BadRequest, NotFound, TooLarge, Unauthorized
 from ..services import identity, meetings, members, roll_import
-from ..services.ratelimit import FailureLimiter
+from ..services.ratelimit import GuessLimiter, Limit, address_key
 from .api import base_url, read_json
 from .auth import require_committee, set_session_cookie
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-#: wrong PINs: per meeting code and per address (a guessed 6-digit PIN is a stolen vote)
-PIN_GUESSES: web.AppKey[FailureLimiter] = web.AppKey("pin_guesses")
+#: Wrong meeting codes or PINs (a guessed 6-digit PIN is a stolen vote), counted before
+#: the lookup, on the normalised code (docs/api.md, "Join limits"):
+#: - per address and meeting code: 5 in 10 minutes (one phone's typos or guesses);
+#: - per address, any meeting: 20 in 10 minutes;
+#: - per meeting code, from anywhere: 100 in 10 minutes, a ceiling against guessing
+#:   from many addresses at once (villagers' own typos stay far below it).
+PIN_LIMITS = {
+    "address+code": Limit(5, 10 * 60),
+    "address": Limit(20, 10 * 60),
+    "code": Limit(100, 10 * 60),
+}
+PIN_GUESSES: web.AppKey[GuessLimiter] = web.AppKey("pin_guesses")
+#: guest sign-ins per address: Settings.guest_joins_per_address in 10 minutes
+GUEST_JOINS: web.AppKey[GuessLimiter] = web.AppKey("guest_joins")
+GUEST_WINDOW = 10 * 60
 
 
 def setup(app: web.Application) -> None:
-    app[PIN_GUESSES] = FailureLimiter(limit=5, window=600)
+    app[PIN_GUESSES] = GuessLimiter(PIN_LIMITS, refusal="too many wrong meeting codes or PINs")
+    app[GUEST_JOINS] = GuessLimiter(
+        {"address": Limit(app[keys.SETTINGS].guest_joins_per_address, GUEST_WINDOW)},
+        refusal="too many guest sign-ins from this address",
+    )
     app.router.add_routes(routes)
 
 
@@ -84,6 +101,8 @@ async def remove_member(request: web.Request) -> web.Response:
         member = await members.village_member(db, principal.village_id, request.match_info["id"])
         await members.remove_member(db, member)
     logger.info("member %s removed by %s", member.id, principal.id)
+    # committed: their open sockets (in every process) close now
+    await request.app[keys.REALTIME].revoke(f"m{member.id}", "removed")
     return web.json_response({"ok": True})
 
 
@@ -94,6 +113,8 @@ async def reissue_invite(request: web.Request) -> web.Response:
         member = await members.village_member(db, principal.village_id, request.match_info["id"])
         renewed = await members.reissue_invite(db, request.app[keys.TOKENS], member)
     logger.info("invite of member %s re-issued by %s", member.id, principal.id)
+    # the old sign-ins are revoked (committed): their open sockets close now
+    await request.app[keys.REALTIME].revoke(f"m{member.id}", "invite_reissued")
     return web.json_response(renewed.as_dict(base_url(request)))
 
 
@@ -101,33 +122,53 @@ async def reissue_invite(request: web.Request) -> web.Response:
 async def join(request: web.Request) -> web.Response:
     body = await read_json(request)
     tokens = request.app[keys.TOKENS]
-    async with request.app[keys.DATABASE].session() as db:
-        if "invite" in body:
-            if not isinstance(body["invite"], str):
-                raise BadRequest("invite must be text")
+    if "invite" in body:
+        if not isinstance(body["invite"], str):
+            raise BadRequest("invite must be text")
+        # a signed invite cannot be guessed: no counting needed
+        async with request.app[keys.DATABASE].session() as db:
             member = await identity.join_with_invite(db, tokens, body["invite"])
+    else:
+        code = body.get("meeting_code")
+        if not isinstance(code, str) or not code.strip():
+            raise BadRequest("send {invite}, {meeting_code, pin} or {meeting_code, name}")
+        code = identity.normalize_digits(code)
+        if "pin" in body:
+            member = await _join_with_pin(request, code, body["pin"])
         else:
-            code = body.get("meeting_code")
-            if not isinstance(code, str) or not code.strip():
-                raise BadRequest("send {invite}, {meeting_code, pin} or {meeting_code, name}")
-            meeting = await meetings.find_by_code(db, code)
-            if "pin" in body:
-                member = await _join_with_pin(request, db, code, meeting, body["pin"])
-            else:
-                if meeting is None:
-                    raise NotFound(f"no meeting with the code {code.strip()}")
-                token, guest = identity.guest_token(tokens, meeting, body.get("name"))
-                return _joined(request, token, guest.as_dict(), identity.GUEST)
+            return await _join_as_guest(request, code, body.get("name"))
     token = identity.member_token(tokens, member)
     participant = {"id": f"m{member.id}", "name": member.name, "role": "member"}
     return _joined(request, token, participant, identity.MEMBER)
 
 
-async def _join_with_pin(request, db, code: str, meeting, pin) -> object:
-    with request.app[PIN_GUESSES].guard(f"code:{code.strip()}", f"addr:{request.remote}"):
-        if meeting is None or not isinstance(pin, str):
+async def _join_with_pin(request: web.Request, code: str, pin: object):
+    """The member of the code's meeting with this PIN; counted before anything is looked up."""
+    address = address_key(request.remote)
+    guesses = {"address": address}
+    if code.isdigit() and len(code) == meetings.CODE_DIGITS:
+        # a code that cannot exist gets no counters of its own: only the address's
+        guesses.update({"address+code": f"{address} {code}", "code": code})
+    with request.app[PIN_GUESSES].counting_failures(guesses):
+        if not isinstance(pin, str) or len(guesses) == 1:
             raise Unauthorized("wrong meeting code or PIN")
-        return await identity.join_with_pin(db, meeting, pin.strip())
+        async with request.app[keys.DATABASE].session() as db:
+            meeting = await meetings.find_by_code(db, code)
+            if meeting is None:
+                raise Unauthorized("wrong meeting code or PIN")
+            return await identity.join_with_pin(db, meeting, identity.normalize_digits(pin))
+
+
+async def _join_as_guest(request: web.Request, code: str, name: object) -> web.Response:
+    """A guest's token, for a meeting that admits guests; counted per address beforehand."""
+    tokens = request.app[keys.TOKENS]
+    with request.app[GUEST_JOINS].counting({"address": address_key(request.remote)}):
+        async with request.app[keys.DATABASE].session() as db:
+            meeting = await meetings.find_by_code(db, code)
+        if meeting is None:
+            raise NotFound(f"no meeting with the code {code}")
+        token, guest = identity.guest_token(tokens, meeting, name)
+    return _joined(request, token, guest.as_dict(), identity.GUEST)
 
 
 def _joined(request: web.Request, token: str, participant: dict, kind: str) -> web.Response:

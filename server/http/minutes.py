@@ -8,6 +8,7 @@ committee's record, as on the timeline; everyone else gets their number.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import aiohttp_jinja2
@@ -20,17 +21,24 @@ from ..services import minutes_md
 from .api import base_url, meeting_to_watch
 from .auth import principal_of
 from .pages import base_context
+from .reports import gate, verdict
 
 routes = web.RouteTableDef()
 
 
 async def _gather(request: web.Request) -> minutes_service.Minutes:
+    """The minutes' content, read in a report slot (reports.py): in bounded chunks,
+    with the audit shared with whoever asks for the same meeting meanwhile."""
     principal = await principal_of(request)
     async with request.app[keys.DATABASE].session() as db:
         meeting = await meeting_to_watch(request, db)
-        own_committee = (principal is not None and principal.is_committee
-                         and principal.village_id == meeting.village_id)
-        return await minutes_service.gather(db, meeting, attendance_names=own_committee)
+    own_committee = (principal is not None and principal.is_committee
+                     and principal.village_id == meeting.village_id)
+    checked = await verdict(request, meeting)
+    async with gate(request).slot():
+        async with request.app[keys.DATABASE].session() as db:
+            return await minutes_service.gather(db, meeting, attendance_names=own_committee,
+                                                verdict=checked)
 
 
 def _gettext(request: web.Request) -> Callable[..., str]:
@@ -54,8 +62,8 @@ def _gettext(request: web.Request) -> Callable[..., str]:
 async def minutes_markdown(request: web.Request) -> web.Response:
     """The minutes as Markdown text, to download (user text escaped, never rendered by us)."""
     found = await _gather(request)
-    text = minutes_md.render(
-        found, _gettext(request),
+    text = await asyncio.to_thread(  # a long meeting's text is CPU work: not on the loop
+        minutes_md.render, found, _gettext(request),
         audit_url=f"{base_url(request)}/meetings/{found.meeting_id}/audit",
     )
     return web.Response(
@@ -82,6 +90,7 @@ async def minutes_page(request: web.Request) -> web.Response:
         digest_qr=segno.make(found.audit.digest or "-", error="m").svg_inline(
             border=2, omitsize=True),
     )
-    response = aiohttp_jinja2.render_template("minutes.html", request, context)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    # rendered in a thread (the locale travels with the copied context)
+    html = await asyncio.to_thread(aiohttp_jinja2.render_string, "minutes.html", request, context)
+    return web.Response(text=html, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "no-store"})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp_jinja2
 import segno
@@ -48,6 +48,30 @@ def _login_redirect(request: web.Request) -> web.HTTPFound:
     return web.HTTPFound(f"/login?next={quote(request.path_qs)}")
 
 
+#: characters a URL may carry as they are; anything else in a local path is %-encoded
+_URL_SAFE = "/?#&=%+:@!$'()*,;~-._"
+
+
+def local_path(target: str | None, default: str = "/") -> str:
+    r"""``target`` if it is a path on this site, else ``default``: every redirect to a
+    user-given URL (``?next=``) goes through here.
+
+    Browsers drop tabs and newlines from URLs and read ``\`` as ``/``, so ``/\t/evil``,
+    ``/\evil`` and ``//evil`` all leave the site: any control character or backslash,
+    a scheme or a host, and we fall back to ``default``.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in target):
+        return default
+    if any(c.isspace() for c in target):  # Unicode spaces: no path of ours has them
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return quote(target, safe=_URL_SAFE)  # non-ASCII: a header holds only ASCII
+
+
 @routes.get("/")
 async def home(request: web.Request) -> web.Response:
     context = await base_context(request)
@@ -64,8 +88,7 @@ async def home(request: web.Request) -> web.Response:
 @routes.get("/login")
 async def login_page(request: web.Request) -> web.Response:
     context = await base_context(request)
-    next_url = request.query.get("next", "/")
-    context["next"] = next_url if next_url.startswith("/") and not next_url.startswith("//") else "/"
+    context["next"] = local_path(request.query.get("next"))
     return aiohttp_jinja2.render_template("login.html", request, context)
 
 
@@ -241,7 +264,7 @@ async def past_meetings_page(request: web.Request) -> web.Response:
 @routes.get("/meetings/{id}/audit")
 async def audit_page(request: web.Request) -> web.Response:
     """The record's digest as text and QR code (print it for the notice board), checked now."""
-    from ..services import timeline
+    from .reports import verdict as checked_now
 
     context = await base_context(request)
     async with request.app[keys.DATABASE].session() as db:
@@ -249,8 +272,9 @@ async def audit_page(request: web.Request) -> web.Response:
             meeting = await meeting_to_watch(request, db)
         except CunhuiError:
             raise web.HTTPNotFound() from None
-        verdict = await timeline.verify_chain(db, meeting)
         context["meeting"] = meeting_json(request, await meetings.view(db, meeting))
+    # off the loop, shared with concurrent askers, within the report gate (reports.py)
+    verdict = await checked_now(request, meeting)
     context["verdict"] = verdict.as_dict()
     context["digest_qr"] = segno.make(verdict.digest or "-", error="m").svg_inline(
         border=2, omitsize=True)
@@ -262,9 +286,6 @@ async def switch_language(request: web.Request) -> web.Response:
     locale = request.match_info["locale"]
     if locale not in LOCALES:
         raise web.HTTPNotFound()
-    next_url = request.query.get("next", "/")
-    if not next_url.startswith("/") or next_url.startswith("//"):
-        next_url = "/"
-    response = web.HTTPFound(next_url)
+    response = web.HTTPFound(local_path(request.query.get("next")))
     response.set_cookie(LOCALE_COOKIE, locale, max_age=365 * 24 * 3600, samesite="Lax", path="/")
     raise response

@@ -52,19 +52,51 @@ class Verdict:
 
 def verify(meeting_id: int, events, stored_digest: str) -> Verdict:
     """Recompute the chain over ``events`` (in seq order) and compare with what is stored."""
-    prev = GENESIS
-    expected_seq = 1
-    for event in events:
-        if event.seq != expected_seq:
-            return Verdict(False, expected_seq - 1, prev, expected_seq,
-                           f"event {expected_seq} is missing (found {event.seq} next)")
-        computed = chain_hash(prev, meeting_id, event.seq, event.type, event.at, event.data)
-        if computed != event.hash:
-            return Verdict(False, expected_seq - 1, prev, event.seq,
-                           f"event {event.seq} ({event.type}) does not match its hash")
-        prev = computed
-        expected_seq += 1
-    if prev != stored_digest:
-        return Verdict(False, expected_seq - 1, prev, expected_seq,
-                       "the meeting's digest does not match its last event: events were removed")
-    return Verdict(True, expected_seq - 1, prev)
+    check = ChainCheck(meeting_id)
+    check.feed((e.seq, e.type, e.at, e.data, e.hash) for e in events)
+    return check.verdict(stored_digest)
+
+
+class ChainCheck:
+    """The chain recomputed piece by piece: a long record is read in chunks, and each
+    chunk's hashing (CPU only: run it in a thread) is :meth:`feed`.
+
+    Rows are ``(seq, type, at, data, hash)``; ``data`` as stored: a dict, or its JSON text.
+    """
+
+    def __init__(self, meeting_id: int) -> None:
+        self.meeting_id = meeting_id
+        self.prev = GENESIS
+        self.expected_seq = 1
+        #: the first mismatch found; nothing is checked after it
+        self.failed: Verdict | None = None
+
+    def feed(self, rows) -> bool:
+        """Check these rows (the next ones in seq order); False once a mismatch is found."""
+        if self.failed is not None:
+            return False
+        prev, expected_seq = self.prev, self.expected_seq
+        for seq, type_, at, data, stored_hash in rows:
+            if seq != expected_seq:
+                self.failed = Verdict(False, expected_seq - 1, prev, expected_seq,
+                                      f"event {expected_seq} is missing (found {seq} next)")
+                break
+            if isinstance(data, str):
+                data = json.loads(data)
+            computed = chain_hash(prev, self.meeting_id, seq, type_, at, data)
+            if computed != stored_hash:
+                self.failed = Verdict(False, expected_seq - 1, prev, seq,
+                                      f"event {seq} ({type_}) does not match its hash")
+                break
+            prev = computed
+            expected_seq += 1
+        self.prev, self.expected_seq = prev, expected_seq
+        return self.failed is None
+
+    def verdict(self, stored_digest: str) -> Verdict:
+        if self.failed is not None:
+            return self.failed
+        if self.prev != stored_digest:
+            return Verdict(False, self.expected_seq - 1, self.prev, self.expected_seq,
+                           "the meeting's digest does not match its last event: events were removed")
+        return Verdict(True, self.expected_seq - 1, self.prev)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,10 +15,35 @@ from .members import INVITE
 from .tokens import Principal, TokenService
 
 USER, MEMBER, GUEST = "u", "m", "g"
+#: a browser an account has logged in from (the "known device" cookie's token kind)
+DEVICE = "d"
 MAX_GUEST_NAME = 64
 #: a member stays signed in on their phone for half a year: the sign-in is revoked
 #: at once by a new invite or removal, and a migrant worker may open it twice a year
 MEMBER_SESSION_SECONDS = 180 * 24 * 3600
+#: a browser stays a known device of its account for a year after its last login
+DEVICE_SECONDS = 365 * 24 * 3600
+#: longest meeting code or PIN worth looking up (codes have 9 digits, PINs 6)
+MAX_CODE_LENGTH = 32
+#: characters people put between digits: spaces, dashes, dots (any width)
+_SEPARATORS = {"Zs", "Pd", "Cc", "Cf"}
+
+
+def normalize_digits(text: str) -> str:
+    """A meeting code or PIN as typed, as plain digits: "7131 81963", "713-181-963" and
+    full-width "７１３１８１９６３" are all "713181963".
+
+    Spaces, dashes, dots and invisible characters go; any decimal digit becomes its ASCII
+    digit; other characters stay (so the result does not match any code). Every limit
+    and lookup uses this form, so spacing a code differently cannot dodge a lockout.
+    """
+    out = []
+    for char in text[: MAX_CODE_LENGTH * 4]:
+        if unicodedata.category(char) in _SEPARATORS or char in "._·・。":
+            continue
+        digit = unicodedata.decimal(char, None)
+        out.append(str(digit) if digit is not None else char)
+    return "".join(out)[:MAX_CODE_LENGTH]
 
 
 def committee_token(tokens: TokenService, user_id: int) -> str:
@@ -26,6 +52,26 @@ def committee_token(tokens: TokenService, user_id: int) -> str:
 
 def member_token(tokens: TokenService, member: Member) -> str:
     return tokens.issue(MEMBER, member.id, v=member.invite_version)
+
+
+def device_token(tokens: TokenService, user_id: int, username: str) -> str:
+    """The known-device cookie a successful login leaves in the browser (signed)."""
+    return tokens.issue(DEVICE, user_id, n=username)
+
+
+def is_known_device(tokens: TokenService, cookie: str | None, username: str) -> bool:
+    """Whether ``cookie`` is a device token from an earlier login to ``username``.
+
+    Synchronous (only a signature check), so a login can decide its limits before its
+    first await.
+    """
+    if not cookie:
+        return False
+    try:
+        payload = tokens.verify(cookie)
+    except Unauthorized:
+        return False
+    return payload.get("k") == DEVICE and payload.get("n") == username
 
 
 async def resolve(db: AsyncSession, tokens: TokenService, token: str) -> Principal:
@@ -49,7 +95,7 @@ async def resolve(db: AsyncSession, tokens: TokenService, token: str) -> Princip
             id=f"g{payload['s']}", name=str(payload.get("n", "")), role="guest",
             meeting_id=_int(payload.get("m")),
         )
-    raise Unauthorized("the token is not valid")
+    raise Unauthorized("the token is not valid")  # e.g. a device token: not a sign-in
 
 
 async def _current_member(db: AsyncSession, payload: dict) -> Member:

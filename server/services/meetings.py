@@ -16,12 +16,17 @@ from ..errors import BadRequest, Conflict, NotFound
 from ..store.models import utcnow as _now
 from ..store import AgendaItem, Meeting, utcnow
 from ..store.models import as_utc
+from .identity import normalize_digits
+from .payload import parse_id
 from .timeline import append_event
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 4000
 MAX_AGENDA_ITEMS = 50
 CODE_DIGITS = 9
+#: a meeting's start and a searched day lie in these years: far enough for any real
+#: meeting, and clear of the ends where adding a day or a time zone overflows
+FIRST_YEAR, LAST_YEAR = 1970, 2999
 
 SCHEDULED, LIVE, ENDED, CANCELLED = "scheduled", "live", "ended", "cancelled"
 
@@ -120,6 +125,8 @@ def parse_time(raw: object) -> datetime | None:
         raise BadRequest("starts_at must be an ISO 8601 date and time") from exc
     if value.tzinfo is None:
         raise BadRequest("starts_at needs a time zone, e.g. 2026-12-01T09:00:00+08:00")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise BadRequest(f"starts_at must lie in the years {FIRST_YEAR} to {LAST_YEAR}")
     # SQLite keeps no offset: store UTC so every backend reads back the same instant.
     return value.astimezone(UTC)
 
@@ -257,18 +264,19 @@ async def _free_code(db: AsyncSession) -> str:
 
 async def get_meeting(db: AsyncSession, meeting_id: int | str) -> Meeting:
     """Fetch a meeting by id; any id that is not a known meeting is NotFound."""
-    try:
-        key = int(meeting_id)
-    except (TypeError, ValueError):
-        raise NotFound(f"no meeting {meeting_id!r}") from None
-    meeting = await db.get(Meeting, key) if 0 < key < 2**63 else None
+    key = parse_id(meeting_id)
+    meeting = await db.get(Meeting, key) if key is not None else None
     if meeting is None:
-        raise NotFound(f"no meeting {meeting_id!r}")
+        raise NotFound(f"no meeting {str(meeting_id)[:20]!r}")
     return meeting
 
 
 async def find_by_code(db: AsyncSession, code: str) -> Meeting | None:
-    result = await db.exec(select(Meeting).where(Meeting.code == code.replace(" ", "")))
+    """The meeting of a code as typed: spaces, dashes and full-width digits are fine."""
+    code = normalize_digits(code)
+    if not code.isdigit() or len(code) > 32:
+        return None
+    result = await db.exec(select(Meeting).where(Meeting.code == code))
     return result.first()
 
 
@@ -309,9 +317,13 @@ def _parse_day(raw: str, what: str) -> date:
     try:
         if not _DATE.match(raw):
             raise ValueError(raw)
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
-        raise BadRequest(f"{what} must be a date like 2026-12-01 (YYYY-MM-DD), not {raw!r}") from None
+        raise BadRequest(
+            f"{what} must be a date like 2026-12-01 (YYYY-MM-DD), not {raw[:40]!r}") from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise BadRequest(f"{what} must lie in the years {FIRST_YEAR} to {LAST_YEAR}, not {raw}")
+    return day
 
 
 def _local_midnight(day: date) -> datetime:

@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import BadRequest, Conflict, NotFound
 from ..store import Member, utcnow
+from .payload import parse_id
 from .tokens import TokenService
 
 MAX_NAME = 64
@@ -165,11 +166,8 @@ async def edit_member(db: AsyncSession, member: Member, body: dict) -> Member:
 
 async def village_member(db: AsyncSession, village_id: int, member_id: object) -> Member:
     """A current member of this village; anything else (other village, removed) is NotFound."""
-    try:
-        key = int(member_id)
-    except (TypeError, ValueError):
-        raise NotFound(f"no member {member_id!r}") from None
-    member = await db.get(Member, key) if 0 < key < 2**63 else None
+    key = parse_id(member_id)  # an id no INTEGER column holds is no member (not a crash)
+    member = await db.get(Member, key) if key is not None else None
     if member is None or member.village_id != village_id or member.removed_at is not None:
         raise NotFound(f"no member {member_id!r}")
     return member

@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..store import Meeting, Member
 from ..store.models import as_utc, utcnow
-from . import meetings, rules, suggestions, timeline, votes
+from . import audit, meetings, rules, suggestions, timeline, votes
 
 #: Beijing time, the villages' clock (one definition, with the meeting search's dates)
 LOCAL_ZONE = meetings.LOCAL_ZONE
@@ -269,18 +269,24 @@ async def _names(db: AsyncSession, member_ids: list[int]) -> dict[int, str]:
     return dict(rows.all())
 
 
-async def gather(db: AsyncSession, meeting: Meeting, *, attendance_names: bool = True) -> Minutes:
+#: the timeline's events the minutes are made from (a flood of hands or chat is not read)
+EVENT_TYPES = ("attendance:joined", "agenda:current", "floor:changed", "vote:opened",
+               "vote:closed")
+
+
+async def gather(db: AsyncSession, meeting: Meeting, *, attendance_names: bool = True,
+                 verdict: audit.Verdict | None = None) -> Minutes:
     """Everything the minutes show, from the database.
 
     ``attendance_names=False`` leaves out the names of those who joined remotely
     (their number stays): who came and went is the committee's record, as on the
-    timeline, where others do not get ``attendance:*`` events.
+    timeline, where others do not get ``attendance:*`` events. ``verdict``: the
+    audit chain's, when the caller has it already (else it is recomputed here).
     """
     view = await meetings.view(db, meeting)
     agenda = [AgendaEntry(a.id, n, a.title, a.description)
               for n, a in enumerate(view.agenda, start=1)]
     by_id = {a.id: a for a in agenda}
-    events = await timeline.timeline(db, meeting)
 
     attendance = Attendance(names_shown=attendance_names)
     seen: set[str] = set()
@@ -289,25 +295,26 @@ async def gather(db: AsyncSession, meeting: Meeting, *, attendance_names: bool =
     opened: dict[int, Moment] = {}
     closed: dict[int, Moment] = {}
     current: AgendaEntry | None = None
-    for event in events:
-        kind = event["type"]
-        if kind == "attendance:joined":
-            who = event.get("participant") or {}
-            if who.get("role") == "member" and who.get("id") not in seen:
-                seen.add(who["id"])
-                attendance.remote_members.append(Person(who["id"], who.get("name", "")))
-            elif who.get("role") == "guest":
-                guests.add(who.get("id"))
-        elif kind == "agenda:current":
-            current = by_id.get(event.get("item_id"))
-            if current is not None:
-                current.taken_up.append(_moment(event))
-        elif kind == "floor:changed":
-            _floor_change(floor, event, current)
-        elif kind == "vote:opened":
-            opened.setdefault(event.get("vote_id"), _moment(event))
-        elif kind == "vote:closed":
-            closed.setdefault(event.get("vote_id"), _moment(event))
+    async for chunk in timeline.walk(db, meeting, types=EVENT_TYPES):
+        for event in chunk:
+            kind = event["type"]
+            if kind == "attendance:joined":
+                who = event.get("participant") or {}
+                if who.get("role") == "member" and who.get("id") not in seen:
+                    seen.add(who["id"])
+                    attendance.remote_members.append(Person(who["id"], who.get("name", "")))
+                elif who.get("role") == "guest":
+                    guests.add(who.get("id"))
+            elif kind == "agenda:current":
+                current = by_id.get(event.get("item_id"))
+                if current is not None:
+                    current.taken_up.append(_moment(event))
+            elif kind == "floor:changed":
+                _floor_change(floor, event, current)
+            elif kind == "vote:opened":
+                opened.setdefault(event.get("vote_id"), _moment(event))
+            elif kind == "vote:closed":
+                closed.setdefault(event.get("vote_id"), _moment(event))
     ended_at = as_utc(meeting.ended_at)
     for turn in floor:
         if turn.reason is None and ended_at is not None:
@@ -345,7 +352,8 @@ async def gather(db: AsyncSession, meeting: Meeting, *, attendance_names: bool =
         )
         for s in await suggestions.listed(db, meeting.id)
     ]
-    verdict = await timeline.verify_chain(db, meeting)
+    if verdict is None:
+        verdict = await timeline.verify_chain(db, meeting)
     return Minutes(
         meeting_id=meeting.id, code=meeting.code, title=meeting.title, kind=meeting.kind,
         status=meeting.status, place=meeting.place, cancel_reason=meeting.cancel_reason,

@@ -1,56 +1,204 @@
-"""Counting failed guesses (PINs, passwords) per key, in this process."""
+"""Counting attempts per key (wrong passwords and PINs, guest sign-ins), in this process.
+
+An attempt is *reserved* before the slow check it guards (a password hash, a database
+lookup): the limits are checked and the attempt counted with no ``await`` in between, so
+a guess still in flight already counts and the 11th of 11 parallel guesses is refused
+while the first 10 are being checked. A reservation that turns out not to be a wrong
+guess (the right password, a busy server, a bad request) is released again.
+
+Each attempt is counted under several keys of different kinds (the caller's address,
+the address and account together, the account), each kind with its own :class:`Limit`,
+so that the limits slow the guesser and not the people the guesser aims at.
+"""
 
 from __future__ import annotations
 
+import math
 import time
-from collections import deque
-from collections.abc import Iterator
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from ipaddress import ip_address, ip_network
 
 from ..errors import RateLimited, Unauthorized
 
 
-class FailureLimiter:
-    """At most ``limit`` failures per key in ``window`` seconds; then refuse until they age out."""
+@dataclass(frozen=True)
+class Limit:
+    """At most ``count`` attempts in any ``window`` seconds."""
 
-    def __init__(self, limit: int = 5, window: float = 600.0, max_keys: int = 100_000) -> None:
-        self.limit, self.window, self.max_keys = limit, window, max_keys
-        self._failures: dict[str, deque[float]] = {}
+    count: int
+    window: float
 
-    def check(self, *keys: str) -> None:
+
+def address_key(remote: str | None) -> str:
+    """The client's address as a lockout key: an IPv6 client is its /64 (one home or phone).
+
+    A single IPv6 subscriber holds a whole /64, so keying on the full address would hand a
+    guesser 2^64 fresh lockout counters.
+    """
+    try:
+        address = ip_address(remote or "")
+    except ValueError:
+        return remote or "unknown"
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def wait_text(seconds: float) -> str:
+    """'40 seconds', '3 minutes': how long until trying again can succeed."""
+    seconds = max(1, math.ceil(seconds))
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+class Attempt:
+    """One reserved attempt, counted under each of its keys until it is released."""
+
+    def __init__(self, limiter: GuessLimiter, counted: list[tuple[str, str, deque[float]]],
+                 at: float, exempt: frozenset[str]) -> None:
+        self._limiter = limiter
+        self._counted = counted
+        self._at = at
+        self._exempt = exempt
+        self._released = False
+
+    def release(self) -> None:
+        """Forget this attempt: it was not a wrong guess (or the use did not happen)."""
+        if self._released:
+            return
+        self._released = True
+        for _kind, _key, entries in self._counted:
+            try:
+                entries.remove(self._at)
+            except ValueError:
+                pass  # already aged out
+
+    def tries_left(self) -> int | None:
+        """Attempts still allowed now under the tightest limit that applies to this caller."""
+        return self._limiter.tries_left(
+            {kind: key for kind, key, _ in self._counted if kind not in self._exempt}
+        )
+
+
+class GuessLimiter:
+    """Attempts counted per key, each kind of key with its own :class:`Limit`.
+
+    ``limits`` maps a kind (``"address"``, ``"account"``…) to its limit; every call names
+    one key per kind it counts under. Memory is bounded by ``max_keys`` (the keys used
+    least recently are forgotten first, so a flood of new keys cannot wipe a guesser's
+    own counter, which every guess of theirs touches again).
+    """
+
+    def __init__(self, limits: Mapping[str, Limit], refusal: str = "too many wrong attempts",
+                 max_keys: int = 100_000) -> None:
+        self.limits = dict(limits)
+        self.refusal = refusal
+        self.max_keys = max_keys
+        self._entries: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+
+    def reserve(self, keys: Mapping[str, str], *, exempt: Iterable[str] = ()) -> Attempt:
+        """Count an attempt under ``keys`` (kind → key), or raise RateLimited.
+
+        Kinds in ``exempt`` are counted but not checked (the owner's known device passes
+        the per-account backoff). Synchronous on purpose: nothing can slip in between
+        the check and the count.
+        """
+        exempt = frozenset(exempt)
         now = time.monotonic()
-        for key in keys:
-            failures = self._recent(key, now)
-            if failures is not None and len(failures) >= self.limit:
-                wait = int(failures[0] + self.window - now) + 1
-                raise RateLimited(
-                    f"too many wrong attempts: try again in {max(1, wait // 60)} minute(s)"
-                )
+        self._forget_old(now)
+        waits = [
+            wait for kind, key in keys.items()
+            if kind not in exempt and (wait := self._locked_for(kind, key, now)) is not None
+        ]
+        if waits:
+            wait = max(waits)
+            raise RateLimited(f"{self.refusal}: try again in {wait_text(wait)}", retry_after=wait)
+        counted = []
+        for kind, key in keys.items():
+            entries = self._entries_of(kind, key)
+            entries.append(now)
+            counted.append((kind, key, entries))
+        return Attempt(self, counted, now, exempt)
 
     @contextmanager
-    def guard(self, *keys: str) -> Iterator[None]:
-        """Refuse while ``keys`` are locked out; count an Unauthorized raised inside as a failure."""
-        self.check(*keys)
+    def counting_failures(self, keys: Mapping[str, str], *,
+                          exempt: Iterable[str] = ()) -> Iterator[Attempt]:
+        """Reserve an attempt; it stays counted only if the block raises Unauthorized.
+
+        The Unauthorized gets ``tries_left`` in its error object.
+        """
+        attempt = self.reserve(keys, exempt=exempt)
         try:
-            yield
-        except Unauthorized:
-            self.failed(*keys)
+            yield attempt
+        except Unauthorized as exc:
+            left = attempt.tries_left()
+            if left is not None:
+                exc.details.setdefault("tries_left", left)
+            raise
+        except BaseException:
+            attempt.release()
+            raise
+        attempt.release()
+
+    @contextmanager
+    def counting(self, keys: Mapping[str, str]) -> Iterator[Attempt]:
+        """Reserve a use (e.g. a guest sign-in); it is given back if the block fails."""
+        attempt = self.reserve(keys)
+        try:
+            yield attempt
+        except BaseException:
+            attempt.release()
             raise
 
-    def failed(self, *keys: str) -> None:
+    def tries_left(self, keys: Mapping[str, str]) -> int | None:
         now = time.monotonic()
-        if len(self._failures) >= self.max_keys:
-            self._failures.clear()  # a flood of keys: forget rather than grow without bound
-        for key in keys:
-            self._failures.setdefault(key, deque()).append(now)
+        left = [
+            self.limits[kind].count - len(self._recent(kind, key, now) or ())
+            for kind, key in keys.items()
+        ]
+        return max(0, min(left)) if left else None
 
-    def _recent(self, key: str, now: float) -> deque[float] | None:
-        failures = self._failures.get(key)
-        if failures is None:
+    def _locked_for(self, kind: str, key: str, now: float) -> float | None:
+        """Seconds until ``key`` is below its limit again, or None if it is below now."""
+        limit = self.limits[kind]
+        entries = self._recent(kind, key, now)
+        if entries is None or len(entries) < limit.count:
             return None
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
+        return max(1.0, entries[-limit.count] + limit.window - now)
+
+    def _recent(self, kind: str, key: str, now: float) -> deque[float] | None:
+        entries = self._entries.get((kind, key))
+        if entries is None:
             return None
-        return failures
+        horizon = now - self.limits[kind].window
+        while entries and entries[0] <= horizon:
+            entries.popleft()
+        return entries
+
+    def _entries_of(self, kind: str, key: str) -> deque[float]:
+        entries = self._entries.get((kind, key))
+        if entries is None:
+            if len(self._entries) >= self.max_keys:
+                self._entries.popitem(last=False)
+            # never more than a few times the limit: exempt counting cannot grow without end
+            entries = self._entries[(kind, key)] = deque(maxlen=4 * self.limits[kind].count)
+        else:
+            self._entries.move_to_end((kind, key))
+        return entries
+
+    def _forget_old(self, now: float) -> None:
+        """Drop a couple of the least recently used keys whose attempts have all aged out."""
+        for _ in range(2):
+            if not self._entries:
+                return
+            (kind, key), entries = next(iter(self._entries.items()))
+            if entries and entries[-1] > now - self.limits[kind].window:
+                return
+            del self._entries[(kind, key)]

@@ -100,6 +100,17 @@ async def set_step(db: AsyncSession, recording_id: int, step: str, status: str,
     return recording
 
 
+async def clear_step(db: AsyncSession, recording_id: int, step: str) -> Recording | None:
+    """Forget a step's entry: it has not run (clients show it as waiting)."""
+    recording = await db.get(Recording, recording_id, populate_existing=True)
+    if recording is None or step not in (recording.steps or {}):
+        return recording
+    recording.steps = {name: entry for name, entry in recording.steps.items() if name != step}
+    db.add(recording)
+    await db.commit()
+    return recording
+
+
 async def unfinished(db: AsyncSession) -> list[Recording]:
     """Parts still recording or processing, as far as the database knows."""
     result = await db.exec(

@@ -61,22 +61,37 @@ def decode(data: bytes) -> str:
     """UTF-8 (with or without BOM), else GB18030, else a clear refusal."""
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            return data.decode(encoding)
+            text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
+        if "\x00" in text:  # no spreadsheet writes one; PostgreSQL cannot store it
+            raise BadRequest("the file contains a NUL character: save it from Excel as CSV")
+        return text
     raise BadRequest("the file is neither UTF-8 nor GBK text: save it from Excel as CSV")
+
+
+def _records(reader):
+    """The reader's rows; a malformed one (e.g. a cell over csv's 128 KB limit) is a 400."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise BadRequest(f"line {reader.line_num} of the file cannot be read as CSV: {exc}") from None
 
 
 def parse(text: str) -> list[ParsedRow]:
     reader = csv.reader(io.StringIO(text))
+    records = _records(reader)
     try:
-        header = next(reader)
+        header = next(records)
     except StopIteration:
         raise BadRequest("the file is empty") from None
     columns = _columns(header)
     rows = []
     this_year = date.today().year
-    for number, cells in enumerate(reader, start=2):
+    for number, cells in enumerate(records, start=2):
         if not any(c.strip() for c in cells):
             continue
         if len(rows) >= MAX_ROWS:
@@ -89,9 +104,11 @@ def parse(text: str) -> list[ParsedRow]:
         row = ParsedRow(number, cell("name"), cell("phone"), cell("household"), None, False)
         year = cell("birth_year")
         if year:
-            if year.isdigit() and 1900 <= int(year) <= this_year:
+            # four ASCII digits before int(): a 5,000-digit "year" is not parsed at all
+            if len(year) == 4 and year.isascii() and year.isdigit() and 1900 <= int(year) <= this_year:
                 row.birth_year = int(year)
             else:
+                year = year[:20]
                 row.problems.append(
                     Problem("bad_birth_year", f"the year of birth {year!r} is not a year", year)
                 )
@@ -100,6 +117,7 @@ def parse(text: str) -> list[ParsedRow]:
         if flag in YES:
             row.representative = True
         elif flag not in NO:
+            flag = flag[:20]
             row.problems.append(Problem(
                 "bad_representative", f"representative must be yes or no, not {flag!r}", flag
             ))

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..errors import BadRequest, Conflict, CunhuiError, Forbidden, NotFound
 from ..store import AgendaItem, Event, Meeting, Member
 from .meetings import LIVE, SCHEDULED
+from .payload import parse_id
 from .timeline import Recorded, change_room
 from .tokens import Principal
 
@@ -297,7 +298,7 @@ def _floor_event(state: dict, ended: dict | None, by: Principal | None) -> tuple
     return "floor:changed", data
 
 
-async def grant_floor(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded:
+async def grant_floor(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded | None:
     target = _participant_id(payload)
     seconds = payload.get("seconds")
     if seconds is not None and (
@@ -305,15 +306,19 @@ async def grant_floor(db, meeting_id: int, principal: Principal | None, payload:
         or not 1 <= seconds <= MAX_SPEAKING_SECONDS
     ):
         raise BadRequest(f"seconds must be a whole number from 1 to {MAX_SPEAKING_SECONDS}")
-    if not target.startswith("m") or not target[1:].isdigit():
+    member_id = parse_id(target[1:]) if target.startswith("m") else None
+    if member_id is None:  # an id no row can have (e.g. past 2**31) is no member either
         raise BadRequest("the floor goes to a member of the village")
-    member = await db.get(Member, int(target[1:]))
+    member = await db.get(Member, member_id)
 
     def change(meeting: Meeting, state: dict, seq: int):
         require_host(principal, meeting)
         require_live(meeting)
         if member is None or member.village_id != meeting.village_id or member.removed_at:
             raise BadRequest("the floor goes to a member of the village")
+        floor = state.get("floor") or {}
+        if floor.get("participant_id") == target and seconds is None and floor.get("until") is None:
+            return None  # they already hold it, with no time limit
         ended = _end_floor(state, "replaced")
         since = datetime.now(UTC)
         until = since + timedelta(seconds=seconds) if seconds else None

@@ -54,6 +54,9 @@ class TokenService:
         ``expires=False`` is for invites, which last until they are re-issued.
         """
         longest = max([self.max_age, *self.lifetimes.values()])
+        if not isinstance(token, str) or not token.isascii():
+            # ours are URL-safe base64; a header's stray bytes would not even encode
+            raise Unauthorized("the token is not valid")
         try:
             payload, issued = self._serializer.loads(
                 token, max_age=longest if expires else None, return_timestamp=True

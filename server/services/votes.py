@@ -9,6 +9,9 @@
 - Close is idempotent: the result is computed once, stored, and returned again.
 - Eligibility is frozen at open (``vote_eligibles``).
 - Secret ballots carry no member; who voted is kept in ``vote_participation``.
+- A secret vote needs an electorate of at least ``min_secret_electorate`` (setting
+  SECRET_VOTE_MIN_ELECTORATE), and its result shows no group of ballots smaller
+  than that apart (docs/voting-rules.md, "Secret votes").
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..errors import BadRequest, Conflict, CunhuiError, Forbidden, NotFound
+from ..errors import BadRequest, Conflict, CunhuiError, Forbidden, NotFound, Unauthorized
 from ..store import (
     AgendaItem, Ballot, BallotAttempt, Event, Meeting, Member, Proxy, Vote, VoteEligible,
     VoteParticipation, utcnow,
@@ -119,7 +122,8 @@ def parse_open(payload: dict) -> dict:
 
 
 async def open_vote(db: AsyncSession, meeting_id: int, principal: Principal | None,
-                    payload: dict) -> Recorded:
+                    payload: dict, *, min_secret_electorate: int) -> Recorded:
+    """Open a vote; a secret one only if at least ``min_secret_electorate`` may vote in it."""
     fields = parse_open(payload)
     meeting = await db.get(Meeting, meeting_id)
     require_host(principal, meeting)
@@ -131,6 +135,14 @@ async def open_vote(db: AsyncSession, meeting_id: int, principal: Principal | No
             raise BadRequest(f"no agenda item {fields['item_id']} in this meeting")
     rule = rules.parse_rule(fields["rule"], meeting.kind)
     eligible = await _eligible_members(db, meeting, rule)
+    if fields["secret"] and len(eligible) < min_secret_electorate:
+        # with one eligible voter (say, the only representative) the tally is their ballot
+        raise Conflict(
+            f"a secret vote needs at least {min_secret_electorate} eligible voters; this one "
+            f"would have {len(eligible)}, and its result would show how they voted. "
+            "Hold an open vote, or a secret one with more voters.",
+            code="electorate_too_small",
+        )
     vote = Vote(
         meeting_id=meeting_id, item_id=fields["item_id"], question=fields["question"],
         options=fields["options"], secret=fields["secret"], rule=rule.as_dict(),
@@ -234,6 +246,13 @@ async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
             await db.rollback()
             raise BadRequest(f"{hands} hands and {roll_called} roll-call ballots already count "
                              f"for the {hall} people recorded in the hall")
+    if principal is not None and principal.role == "member":
+        # Under the vote's row lock: a removal committed while this ballot was on its way
+        # (the socket's own check came before it) still refuses the ballot.
+        caster = await db.get(Member, int(principal.id[1:]))
+        if caster is None or caster.removed_at is not None:
+            await db.rollback()
+            raise Unauthorized("your sign-in is no longer valid: ask the committee")
     eligible = await db.get(VoteEligible, (vote.id, member_id))
     if eligible is None:
         await db.rollback()
@@ -347,8 +366,13 @@ async def attendance(db: AsyncSession, meeting: Meeting,
 
 
 async def close_vote(db: AsyncSession, meeting_id: int, principal: Principal | None,
-                     payload: dict, *, by_server: bool = False) -> tuple[dict, Recorded | None]:
-    """Close and count; closing again returns the same result (and stores nothing)."""
+                     payload: dict, *, min_secret_group: int,
+                     by_server: bool = False) -> tuple[dict, Recorded | None]:
+    """Close and count; closing again returns the same result (and stores nothing).
+
+    ``min_secret_group``: a secret vote's sources are shown apart only when none of
+    them holds fewer ballots than this (see :func:`secret_sources`).
+    """
     vote = await get_vote(db, meeting_id, payload.get("vote_id"))
     meeting = await db.get(Meeting, meeting_id)
     if not by_server:
@@ -362,7 +386,7 @@ async def close_vote(db: AsyncSession, meeting_id: int, principal: Principal | N
         await db.refresh(vote)
         return vote.result, None
     await db.refresh(vote)
-    result = await _count(db, meeting, vote)
+    result = await _count(db, meeting, vote, min_secret_group)
     vote.result = result
     db.add(vote)
     recorded = await record_event(db, meeting, "vote:closed", result)
@@ -370,7 +394,21 @@ async def close_vote(db: AsyncSession, meeting_id: int, principal: Principal | N
     return result, recorded
 
 
-async def _count(db: AsyncSession, meeting: Meeting, vote: Vote) -> dict:
+def secret_sources(groups: dict[str, dict[str, int]], minimum: int) -> dict[str, dict[str, int]]:
+    """A secret vote's split by source, or ``{}`` when a source would show a small group.
+
+    A source holding 1 to ``minimum - 1`` ballots, shown apart from others, tells how
+    those few voted (the committee knows who joined by phone; a proxy is registered
+    by name), so then no split is shown: the tally is the one count. A single source
+    with ballots is the tally itself and shows nothing more.
+    """
+    sizes = [n for n in (sum(counts.values()) for counts in groups.values()) if n]
+    if len(sizes) <= 1 or min(sizes) >= minimum:
+        return groups
+    return {}
+
+
+async def _count(db: AsyncSession, meeting: Meeting, vote: Vote, min_secret_group: int) -> dict:
     rows = (await db.exec(select(Ballot.choice, Ballot.source, func.count()).where(
         Ballot.vote_id == vote.id).group_by(Ballot.choice, Ballot.source))).all()
     by_source: dict[str, dict[str, int]] = {
@@ -382,12 +420,16 @@ async def _count(db: AsyncSession, meeting: Meeting, vote: Vote) -> dict:
     for choice, source, n in rows:
         by_source["hall_roll_call" if source == "hall" else source][choice] = n
     tally = {o: sum(s[o] for s in by_source.values()) for o in vote.options}
+    merged = False
     if vote.secret:
-        # no source small enough to name its voters: phones and proxies are one count
-        by_source = {
-            "ballots": {o: by_source["remote"][o] + by_source["proxy"][o] for o in vote.options},
+        # phones and proxies are always one count (a proxy is known by name); and no
+        # source small enough to name its voters is shown apart at all
+        by_source = secret_sources({
+            "ballots": {o: by_source["remote"][o] + by_source["proxy"][o]
+                        + by_source["hall_roll_call"][o] for o in vote.options},
             "hall_show_of_hands": by_source["hall_show_of_hands"],
-        }
+        }, min_secret_group)
+        merged = not by_source
     cast = sum(tally.values())
     eligible_ids = set((await db.exec(select(VoteEligible.member_id).where(
         VoteEligible.vote_id == vote.id))).all())
@@ -418,11 +460,21 @@ async def _count(db: AsyncSession, meeting: Meeting, vote: Vote) -> dict:
         "passed": decision.passed,
         "rule": vote.rule,
         "secret": vote.secret,
+        #: True: a secret vote's sources are not shown apart (one would name a small group)
+        "sources_merged": merged,
     }
 
 
 async def receipts(db: AsyncSession, vote: Vote) -> list[dict]:
-    """The published list: every ballot's receipt and choice, ordered by receipt (not time)."""
+    """The published list: every ballot's receipt and choice, ordered by receipt (not time).
+
+    Not for a secret vote whose sources are merged: the list is the phones' and
+    proxies' split, the very group too small to show.
+    """
+    if vote.secret and (vote.result or {}).get("sources_merged"):
+        raise Conflict("this secret vote's receipts are not published: too few ballots came "
+                       "by phone or proxy to show them apart from the hall's",
+                       code="receipts_withheld")
     rows = await db.exec(select(Ballot.receipt, Ballot.choice).where(
         Ballot.vote_id == vote.id, Ballot.source.in_(("remote", "proxy"))).order_by(Ballot.receipt))
     return [{"receipt": r, "choice": c} for r, c in rows.all()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from sqlalchemy import event
@@ -13,6 +14,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from . import models  # noqa: F401  (registers the tables)
 
 logger = logging.getLogger(__name__)
+
+#: a SQLite database whose file system has less than this free counts as full: a
+#: small write may still land in the WAL's old pages, the next large one will not
+SQLITE_MIN_FREE_BYTES = 256 * 1024
+
+
+class NotWritable(Exception):
+    """The database refuses writes; ``state`` names why ("full", "read-only", ...)."""
+
+    def __init__(self, state: str, message: str) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class Database:
@@ -46,8 +59,47 @@ class Database:
             await conn.execute(text("SELECT 1"))
         return True
 
+    async def probe_writable(self) -> None:
+        """Raise :class:`NotWritable` unless the database takes a committed write.
+
+        The write rewrites ``alembic_version``'s single row with itself (every
+        migrated database has it, on SQLite and PostgreSQL alike): a read-only
+        database, a full disk or a database that has lost its files refuses it.
+        SQLite may still fit one small write in pages it holds, so its file
+        system's free space is checked too.
+        """
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        if self.is_sqlite:
+            database = make_url(self.url).database
+            if database and database != ":memory:":
+                stat = os.statvfs(Path(database).parent)
+                if stat.f_bavail * stat.f_frsize < SQLITE_MIN_FREE_BYTES:
+                    raise NotWritable("full", f"{stat.f_bavail * stat.f_frsize // 1024} KiB "
+                                              "free on the database's disk")
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE alembic_version SET version_num = version_num"))
+        except DBAPIError as exc:
+            message = str(exc.orig or exc).splitlines()[0][:300]
+            raise NotWritable(_write_refusal(message), message) from exc
+
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _write_refusal(message: str) -> str:
+    """A short name for why a write was refused (SQLite's and PostgreSQL's words)."""
+    lower = message.lower()
+    if "full" in lower or "no space left" in lower or "disk quota" in lower:
+        return "full"
+    if "read-only" in lower or "readonly" in lower:
+        return "read-only"
+    if "locked" in lower or "lock timeout" in lower:
+        return "locked"
+    return "error"
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -12,9 +12,20 @@ const errorMain = document.getElementById("login-error-main");
 const errorDetail = document.getElementById("login-error-detail");
 const buttonLabel = button.textContent;
 
+// Only a path on this site: browsers drop tabs and newlines and read a backslash
+// as "/", so "/<tab>/evil" or "/<backslash>evil" would leave it (the server checks too).
 function safeNext() {
   const next = form.dataset.next || "/";
-  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+  return /^\/(?![\/\\])[^\\\s\u0000-\u001f\u007f-\u009f]*$/.test(next) ? next : "/";
+}
+
+// "3 minutes" or "40 seconds" from the error's retry_after (seconds)
+function waitText(error) {
+  const seconds = Number(error.details?.retry_after) || 0;
+  if (seconds <= 0) return "";
+  return seconds < 60
+    ? t("wait_seconds", { n: Math.ceil(seconds) })
+    : t("wait_minutes", { n: Math.ceil(seconds / 60) });
 }
 
 function showError(main, detail) {
@@ -22,6 +33,11 @@ function showError(main, detail) {
   errorDetail.textContent = detail || "";
   errorDetail.hidden = !detail;
   errorBox.hidden = false;
+}
+
+function triesLeft(error) {
+  const left = error.details?.tries_left;
+  return typeof left === "number" && left <= 5 ? t("tries_left", { n: left }) : "";
 }
 
 form.addEventListener("submit", async (event) => {
@@ -41,7 +57,9 @@ form.addEventListener("submit", async (event) => {
     return;
   } catch (error) {
     if (error.isNetwork) showError(t("network"));
-    else if (error.status === 401) showError(t("wrong"), error.message);
+    else if (error.status === 401) showError(t("wrong"), triesLeft(error));
+    else if (error.status === 429) showError(t("locked"), waitText(error));
+    else if (error.status === 503) showError(t("server_busy"), waitText(error));
     else showError(t("failed"), error.message);
     password.select();
   }

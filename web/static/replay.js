@@ -551,9 +551,34 @@ function renderTimeline(events) {
   applySearch();
 }
 
+/** One page; a server busy with other reports (503 busy) is asked again after its Retry-After. */
+async function fetchPage(url) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await getJSON(url);
+    } catch (exc) {
+      if (!(exc instanceof ApiError) || exc.code !== "busy" || attempt >= 5) throw exc;
+      const seconds = Number(exc.details.retry_after) || 2;
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    }
+  }
+}
+
+/** The whole timeline: the API answers a page at a time (`more`, `next_after`). */
+async function fetchTimeline() {
+  const events = [];
+  let after = 0;
+  for (let page = 0; page < 500; page += 1) { // 500 pages of 2,000: more than any meeting
+    const answer = await fetchPage(`/api/meetings/${meeting.id}/timeline?after=${after}`);
+    events.push(...(answer.events || []));
+    if (!answer.more || answer.next_after == null || answer.next_after <= after) break;
+    after = answer.next_after;
+  }
+  return events;
+}
+
 async function loadTimeline() {
-  const answer = await getJSON(`/api/meetings/${meeting.id}/timeline`);
-  const events = answer.events || [];
+  const events = await fetchTimeline();
   renderChapters(events);
   renderTimeline(events);
   sync();

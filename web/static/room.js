@@ -182,7 +182,7 @@ export function createRoom(options) {
     try {
       await postJSON("/api/join", { meeting_code: options.meeting.code, name });
     } catch (exc) {
-      error.textContent = exc.message;
+      error.textContent = exc.status === 429 ? t("guest_rate_limited") : exc.message;
       error.hidden = false;
       return;
     }

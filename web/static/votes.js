@@ -63,7 +63,8 @@ export function createVotes(options) {
     box.append(table);
     box.append(el("p", "muted small", t("vote_figures", { cast: r.cast, present: r.present, eligible: r.eligible })));
     const sum = (source) => Object.values((r.sources || {})[source] || {}).reduce((a, b) => a + b, 0);
-    box.append(el("p", "muted small", t("vote_sources", {
+    // a secret vote whose split would show a small group has none (docs/voting-rules.md)
+    if (!r.sources_merged) box.append(el("p", "muted small", t("vote_sources", {
       // a secret vote reports phones and proxies as one count ("ballots")
       remote: sum("remote") + sum("proxy") + sum("ballots"),
       roll: sum("hall_roll_call"),
