@@ -18,14 +18,15 @@ import socketio
 from server import realtime
 from server.app import create_app
 from server.keys import DATABASE, REALTIME, SETTINGS
+from server.errors import Unauthorized
 from server.services import members as member_service
+from server.services import votes
+from server.services.tokens import Principal
 from server.store import Member
 
 from .conftest import app_with_clerk, auth
 from .test_realtime import Recorder
 from .test_room import live_meeting, member, named
-
-
 
 
 async def timeline(client, meeting_id, token) -> list[dict]:
@@ -245,6 +246,57 @@ async def test_every_event_rechecks_the_sign_in_even_before_the_socket_closes(cl
     events = await timeline(client, meeting["id"], clerk_token)
     assert not [e for e in events if e["type"] in ("chat:message", "hand:queue")]
     await close_all(host)
+
+
+async def test_a_ballot_on_its_way_when_the_member_is_removed_is_refused_under_the_lock(
+    client, clerk_token
+):
+    """The socket's check came before the removal; the ballot's own transaction still refuses it."""
+    meeting, host, person, member_id, vote_id = await _vote_and_socket(client, clerk_token)
+    async with client.app[DATABASE].session() as db:
+        removed = await db.get(Member, member_id)
+        principal = Principal(id=f"m{member_id}", name=removed.name, role="member",
+                              village_id=removed.village_id)
+        await member_service.remove_member(db, removed)
+    with pytest.raises(Unauthorized):
+        await votes.cast_ballot(client.app[DATABASE].session, meeting["id"], principal,
+                                {"vote_id": vote_id, "choice": "同意"})
+    closed = await host.call("vote:close", {"vote_id": vote_id})
+    assert closed["ok"] and closed["cast"] == 0 and sum(closed["tally"].values()) == 0
+    await close_all(host, person)
+
+
+async def test_a_rejoin_far_behind_gets_the_snapshot_instead_of_a_flood(
+    client, clerk_token, monkeypatch
+):
+    monkeypatch.setattr(realtime, "MAX_REPLAY", 5)
+    meeting = await live_meeting(client, clerk_token, agenda=[{"title": "一"}, {"title": "二"}])
+    items = [a["id"] for a in meeting["agenda"]]
+    host = await joined(client, meeting["id"], clerk_token)
+    start = (await host.call("join", {"meeting_id": meeting["id"]}))["seq"]
+    for i in range(8):  # eight stored events
+        assert (await host.call("agenda:goto", {"item_id": items[i % 2]}))["ok"]
+    _, token = await member(client, clerk_token, "回来的人")
+    late = Recorder()
+    await late.sio.connect(str(client.make_url("/")), auth={"token": token},
+                           transports=["websocket"], wait_timeout=5)
+    far = await late.call("join", {"meeting_id": meeting["id"], "since_seq": start})
+    assert far["ok"] and far["replayed"] is False and far["seq"] >= start + 8
+    assert not named(late.events, "agenda:current")  # no replay: the state is in the ack
+    assert far["state"]["current_item"] == items[1]
+    near = await late.call("join", {"meeting_id": meeting["id"], "since_seq": far["seq"] - 3})
+    assert near["ok"] and near["replayed"] is True
+    await asyncio.sleep(0.2)
+    assert len(named(late.events, "agenda:current")) == 3  # exactly the three it missed
+    await close_all(host, late)
+
+
+async def test_a_meeting_code_typed_in_full_width_digits_opens_the_meeting(client, clerk_token):
+    meeting = await live_meeting(client, clerk_token, allow_guests=True)
+    wide = "".join(chr(ord("０") + int(d)) for d in meeting["code"])
+    response = await client.get(f"/m/{wide[:4]} {wide[4:]}")
+    assert response.status == 200
+    assert meeting["title"] in await response.text()
 
 
 async def test_revocation_closes_sockets_in_another_process_through_redis(aiohttp_client, settings):
