@@ -449,6 +449,7 @@ const realtime = joinMeeting(meetingId, {
     notes.onEvent(name, data);
   },
   onVoteProgress: ballots.onProgress,
+  onRevoked: room.onRevoked,
   onJoin(ack) {
     room.onJoin(ack);
     ballots.onJoin(ack);

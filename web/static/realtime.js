@@ -32,6 +32,7 @@ export const ROOM_EVENTS = [
  * @param {number|string} meetingId
  * @param {object} handlers onJoin(ack) after each successful join (ack: {ok, you, state, seq});
  *                          onJoinError(error); onPresence(p); onStatus(s); onConnectionChange(connected);
+ *                          onRevoked({reason}) when the committee revoked this member's sign-in;
  *                          onEvent(name, data) for stored room events (after onJoin's snapshot)
  *                          onRecording(r) for the transient recording:status
  * @returns {{socket, call(event, data, timeoutMs?): Promise<object>, lastSeq(): number}}
@@ -80,6 +81,12 @@ export function joinMeeting(meetingId, handlers = {}) {
     });
   });
   socket.on("disconnect", () => handlers.onConnectionChange?.(false));
+  // this member was taken off the roll or given a new invite: the server closes the
+  // socket next; reconnecting would only come back as someone else (or be refused)
+  socket.on("session:revoked", (data) => {
+    socket.io.reconnection(false);
+    handlers.onRevoked?.(data || {});
+  });
   socket.on("presence", (presence) => handlers.onPresence?.(presence || {}));
   socket.on("vote:progress", (progress) => handlers.onVoteProgress?.(progress || {}));
   // transient, no seq: how the meeting's recording stands (GET …/recording's object)

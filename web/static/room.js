@@ -550,6 +550,13 @@ export function createRoom(options) {
       renderQueue();
     },
     onPresence: renderPresence,
+    /** The committee removed this member or re-issued their invite: say so, send nothing more. */
+    onRevoked() {
+      rt = null;
+      chatError.textContent = t("signin_revoked");
+      chatError.hidden = false;
+      chatInput.disabled = true;
+    },
     onEvent(name, data) {
       switch (name) {
         case "chat:message":

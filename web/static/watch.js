@@ -428,6 +428,7 @@ const realtime = joinMeeting(meetingId, {
     notes.onEvent(name, data);
   },
   onVoteProgress: ballots.onProgress,
+  onRevoked: room.onRevoked,
   onPresence(presence) {
     room.onPresence(presence);
     showViewers(presence.viewers);
