@@ -27,6 +27,7 @@ from . import keys, socket_packets
 from .errors import BadRequest, CunhuiError, Unauthorized
 from .services import identity, meetings, room, votes
 from .services.access import check_can_watch
+from .services.ratelimit import address_key
 from .services.timeline import Recorded, events_after
 from .services.tokens import Principal
 
@@ -39,6 +40,8 @@ PING_INTERVAL = 15
 PING_TIMEOUT = 15
 #: chat messages per participant per window
 CHAT_BURST, CHAT_WINDOW = 5, 10.0
+#: hand raises and lowers per participant per window
+HAND_CHANGES, HAND_WINDOW = 10, 60.0
 #: guests writing from one client address share this many chat lines per CHAT_WINDOW
 #: (a guest token costs nothing: sixty of them must not make sixty allowances)
 GUEST_CHAT_PER_ADDRESS = 3 * CHAT_BURST
@@ -313,7 +316,8 @@ class MeetingNamespace(socketio.AsyncNamespace):
             # kept to look at the sign-in again on every event (revocation)
             "token": token if principal is not None else None,
             "meeting_id": None,
-            "address": client_address(environ),
+            # keyed as the HTTP lockouts are: an IPv6 client is its /64
+            "address": address_key(client_address(environ)),
         })
         if principal is not None:
             await self.enter_room(sid, principal_room(principal.id))
@@ -503,11 +507,18 @@ class MeetingNamespace(socketio.AsyncNamespace):
     async def on_chat_mute(self, sid, data=None):
         return await self._act(sid, data, room.mute_chat)
 
+    def _hand_limit(self, principal, payload) -> None:
+        # each raise or lower is a stored event: a person's hand goes up a few times
+        # a minute, not five times a second all meeting long (the committee is not limited)
+        if principal is not None and not principal.is_committee:
+            self.rt.hand_limits.take(principal.id)
+
     async def on_hand_raise(self, sid, data=None):
-        return await self._act(sid, data, lambda db, mid, p, _: room.raise_hand(db, mid, p))
+        return await self._act(sid, data, lambda db, mid, p, _: room.raise_hand(db, mid, p),
+                               before=self._hand_limit)
 
     async def on_hand_lower(self, sid, data=None):
-        return await self._act(sid, data, room.lower_hand)
+        return await self._act(sid, data, room.lower_hand, before=self._hand_limit)
 
     async def on_floor_grant(self, sid, data=None):
         return await self._act(sid, data, room.grant_floor)
@@ -638,6 +649,8 @@ class Realtime:
         self.guest_chat_limits = SlidingWindow(GUEST_CHAT_PER_ADDRESS, CHAT_WINDOW)
         #: ballots (and refused attempts) per participant: a voter needs a few, not hundreds
         self.cast_limits = SlidingWindow(30, 10.0)
+        #: hand raises and lowers per participant (each one is stored)
+        self.hand_limits = SlidingWindow(HAND_CHANGES, HAND_WINDOW)
         #: every client event, per participant (per socket for anonymous viewers)
         self.event_limits = TokenBuckets(settings.socket_event_rate, settings.socket_event_burst)
         #: sid -> [start, events refused since] (a socket hammering past its limit is closed)
@@ -754,6 +767,13 @@ class Realtime:
         await self.sio.emit(REVOKED, {"reason": reason}, room=principal_room(principal_id))
         if not self._relayed:
             await self.close_sockets_of(principal_room(principal_id))
+        # A revoked member who holds the floor loses it: their voice stops for everyone.
+        async with self.database.session() as db:
+            live = await meetings.live_meeting_ids(db)
+        for meeting_id in live:
+            await self.record_and_broadcast(
+                meeting_id, room.revoke_floor, None, reason="revoked", by_server=True,
+                only_holder=principal_id)
 
     async def close_sockets_of(self, room_name: str) -> None:
         """Disconnect this process's sockets in ``room_name``."""
@@ -987,10 +1007,15 @@ class RevokingRedisManager(socketio.AsyncRedisManager):
     def __init__(self, *args, on_revoked: Callable[[str], Awaitable[None]], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._on_revoked = on_revoked
+        self._closing: set[asyncio.Task] = set()
 
     async def _handle_emit(self, message):
         await super()._handle_emit(message)
         room_name = message.get("room")
         if (message.get("event") == REVOKED and isinstance(room_name, str)
                 and room_name.startswith("principal:")):
-            await self._on_revoked(room_name)
+            # in the background: closing sockets records leaves under the room's lock,
+            # and the relay of every other broadcast must not wait for that
+            task = asyncio.get_running_loop().create_task(self._on_revoked(room_name))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)

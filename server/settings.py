@@ -59,7 +59,7 @@ class Settings:
     media_pending_per_address: int = 8
     media_pending_total: int = 200
     #: seconds a WHIP/WHEP session may take to connect (and a publisher to send media)
-    media_connect_timeout: float = 15.0
+    media_connect_timeout: float = 30.0
     #: seconds a socket.io connection may stay without joining a meeting
     socket_join_timeout: float = 30.0
     #: socket.io events per participant: a steady rate per second and a burst

@@ -162,6 +162,23 @@ async def test_the_chair_goes_before_every_queued_participant_change(
     await close_all(host, *people)
 
 
+async def test_a_hand_toggled_all_meeting_long_is_limited_per_minute(client, clerk_token):
+    meeting = await live_meeting(client, clerk_token)
+    _, token = await member(client, clerk_token, "举手的人")
+    host = await joined(client, meeting["id"], clerk_token)
+    person = await joined(client, meeting["id"], token)
+    answers = []
+    for i in range(realtime.HAND_CHANGES + 2):  # well inside the event bucket's burst
+        answers.append(await person.call("hand:lower" if i % 2 else "hand:raise", {}))
+    assert all(a["ok"] for a in answers[:realtime.HAND_CHANGES])
+    assert [a["error"]["code"] for a in answers[realtime.HAND_CHANGES:]] == ["rate_limited"] * 2
+    events = await timeline(client, meeting["id"], clerk_token)
+    assert len(named([(e["type"], e) for e in events], "hand:queue")) == realtime.HAND_CHANGES
+    # the meeting goes on
+    assert (await host.call("chat:send", {"text": "下一项"}))["ok"]
+    await close_all(host, person)
+
+
 async def test_an_event_that_changes_nothing_stores_nothing(client, clerk_token):
     meeting = await live_meeting(client, clerk_token, agenda=[{"title": "修路"}])
     item = meeting["agenda"][0]["id"]
@@ -246,6 +263,22 @@ async def test_every_event_rechecks_the_sign_in_even_before_the_socket_closes(cl
     events = await timeline(client, meeting["id"], clerk_token)
     assert not [e for e in events if e["type"] in ("chat:message", "hand:queue")]
     await close_all(host)
+
+
+async def test_a_revoked_member_who_holds_the_floor_loses_it(client, clerk_token):
+    meeting, host, person, member_id, vote_id = await _vote_and_socket(client, clerk_token)
+    granted = await host.call("floor:grant", {"participant_id": f"m{member_id}"})
+    assert granted["ok"], granted
+    response = await client.delete(f"/api/members/{member_id}", headers=auth(clerk_token))
+    assert response.status == 200
+    deadline = time.monotonic() + 10
+    while named(host.events, "floor:changed")[-1]["participant_id"] is not None:
+        assert time.monotonic() < deadline, "the floor was not taken back"
+        await asyncio.sleep(0.02)
+    assert named(host.events, "floor:changed")[-1]["ended"]["reason"] == "revoked"
+    joined_again = await host.call("join", {"meeting_id": meeting["id"]})
+    assert joined_again["state"]["floor"] is None
+    await close_all(host, person)
 
 
 async def test_a_ballot_on_its_way_when_the_member_is_removed_is_refused_under_the_lock(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import contextlib
 import logging
@@ -18,8 +19,8 @@ from ..services.access import check_can_run, check_can_watch
 from ..services.passwords import PasswordPool
 from ..services.ratelimit import GuessLimiter, Limit, address_key
 from ..store import Meeting
-from ..realtime import HOST_ONLY
-from .auth import COOKIE, principal_of, require_committee, set_session_cookie
+from ..realtime import HOST_ONLY, MAX_QUEUED
+from .auth import COOKIE, principal_of, require_committee, require_principal, set_session_cookie
 from .reports import REPORTS, ReportGate, gate, verdict
 
 logger = logging.getLogger(__name__)
@@ -31,15 +32,20 @@ routes = web.RouteTableDef()
 #: - per account, from anywhere: 30 in an hour; then only the account's known devices
 #:   (browsers with a device cookie from an earlier login) may still log in with the
 #:   right password, so a villager cannot lock the clerk out from their own phone.
-#: A known device also passes the per-address limit (it only counts there).
+#: A known device passes the address limits too (a hall's Wi-Fi or a carrier's NAT is
+#: one address for the clerk and every villager): it is limited as a device instead.
 LOGIN_LIMITS = {
     "address+account": Limit(10, 15 * 60),
     "address": Limit(30, 15 * 60),
     "account": Limit(30, 60 * 60),
+    "device": Limit(10, 15 * 60),
 }
-#: the limits a correct password from a known device passes
-KNOWN_DEVICE_PASSES = ("account", "address")
+#: the limits a known device passes (its attempts are still counted there)
+KNOWN_DEVICE_PASSES = ("account", "address", "address+account")
 LOGIN_GUESSES: web.AppKey[GuessLimiter] = web.AppKey("login_guesses")
+#: suggestions per participant: SUGGESTIONS_PER_HOUR an hour, at most 5 in a minute
+SUGGESTIONS_PER_HOUR = 30
+SUGGESTION_LIMIT: web.AppKey[GuessLimiter] = web.AppKey("suggestion_limit")
 #: argon2 in Settings.hash_workers threads, Settings.hash_queue checks waiting (else 503)
 PASSWORDS: web.AppKey[PasswordPool] = web.AppKey("passwords")
 #: the known-device cookie: sent only to the login route, kept a year
@@ -48,6 +54,9 @@ DEVICE_COOKIE = "cunhui_device"
 
 def setup(app: web.Application) -> None:
     app[LOGIN_GUESSES] = GuessLimiter(LOGIN_LIMITS, refusal="too many wrong passwords")
+    app[SUGGESTION_LIMIT] = GuessLimiter(
+        {"hour": Limit(SUGGESTIONS_PER_HOUR, 3600), "minute": Limit(5, 60)},
+        refusal="too many suggestions")
     app.cleanup_ctx.append(_password_pool)
     app[REPORTS] = ReportGate()
     app.router.add_routes(routes)
@@ -117,9 +126,11 @@ async def login(request: web.Request) -> web.Response:
     address, account = address_key(request.remote), username.lower()
     known = identity.is_known_device(tokens, request.cookies.get(DEVICE_COOKIE), username)
     # counted before the first await: a guess still being hashed already counts
+    guesses = {"address+account": f"{address} {account}", "address": address, "account": account}
+    if known:  # a stolen device cookie still gets only the device's own 10 guesses
+        guesses["device"] = hashlib.sha256(request.cookies[DEVICE_COOKIE].encode()).hexdigest()
     with request.app[LOGIN_GUESSES].counting_failures(
-        {"address+account": f"{address} {account}", "address": address, "account": account},
-        exempt=KNOWN_DEVICE_PASSES if known else (),
+        guesses, exempt=KNOWN_DEVICE_PASSES if known else (),
     ):
         async with request.app[keys.DATABASE].session() as db:
             user = await accounts.authenticate(db, request.app[PASSWORDS], username, password)
@@ -249,9 +260,14 @@ async def room_lock(request: web.Request):
     if meeting_id is None:
         yield
         return
-    principal = await principal_of(request)
-    first = principal is not None and principal.is_committee
-    async with request.app[keys.REALTIME].room_lock(meeting_id, first=first):
+    # Every route that changes the room needs a caller: no anonymous request may stand
+    # in the meeting's queue (nor count towards the participants' "room is busy").
+    principal = await require_principal(request)
+    if principal.is_committee:
+        turn = request.app[keys.REALTIME].room_lock(meeting_id, first=True)
+    else:  # a participant's change over HTTP is shed like their socket events
+        turn = request.app[keys.REALTIME].room_lock(meeting_id, shed_at=MAX_QUEUED)
+    async with turn:
         yield
 
 
@@ -283,7 +299,10 @@ async def list_suggestions(request: web.Request) -> web.Response:
 @routes.post("/api/meetings/{id}/suggestions")
 async def post_suggestion(request: web.Request) -> web.Response:
     """A member's suggestion, before or during the meeting (stored, then broadcast)."""
-    return await _stored_change(request, meeting_to_watch, suggestions.post, status=201)
+    principal = await require_principal(request)
+    # each one is a stored, broadcast event: a member writes a few, not a flood
+    with request.app[SUGGESTION_LIMIT].counting({"hour": principal.id, "minute": principal.id}):
+        return await _stored_change(request, meeting_to_watch, suggestions.post, status=201)
 
 
 @routes.post("/api/meetings/{id}/suggestions/{suggestion_id}/answer")

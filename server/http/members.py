@@ -28,6 +28,10 @@ PIN_LIMITS = {
     "code": Limit(100, 10 * 60),
 }
 PIN_GUESSES: web.AppKey[GuessLimiter] = web.AppKey("pin_guesses")
+#: A PIN is valid with the code of any meeting of its village, so the ceiling against
+#: guessing from many addresses is also kept per village: 100 wrong in 10 minutes.
+PIN_VILLAGE_LIMIT = Limit(100, 10 * 60)
+PIN_VILLAGE_GUESSES: web.AppKey[GuessLimiter] = web.AppKey("pin_village_guesses")
 #: guest sign-ins per address: Settings.guest_joins_per_address in 10 minutes
 GUEST_JOINS: web.AppKey[GuessLimiter] = web.AppKey("guest_joins")
 GUEST_WINDOW = 10 * 60
@@ -35,6 +39,8 @@ GUEST_WINDOW = 10 * 60
 
 def setup(app: web.Application) -> None:
     app[PIN_GUESSES] = GuessLimiter(PIN_LIMITS, refusal="too many wrong meeting codes or PINs")
+    app[PIN_VILLAGE_GUESSES] = GuessLimiter(
+        {"village": PIN_VILLAGE_LIMIT}, refusal="too many wrong PINs for this village's meetings")
     app[GUEST_JOINS] = GuessLimiter(
         {"address": Limit(app[keys.SETTINGS].guest_joins_per_address, GUEST_WINDOW)},
         refusal="too many guest sign-ins from this address",
@@ -156,7 +162,17 @@ async def _join_with_pin(request: web.Request, code: str, pin: object):
             meeting = await meetings.find_by_code(db, code)
             if meeting is None:
                 raise Unauthorized("wrong meeting code or PIN")
-            return await identity.join_with_pin(db, meeting, identity.normalize_digits(pin))
+            # reserved before the PIN is compared, like the others; kept only if wrong
+            village = request.app[PIN_VILLAGE_GUESSES].reserve({"village": str(meeting.village_id)})
+            try:
+                member = await identity.join_with_pin(db, meeting, identity.normalize_digits(pin))
+            except Unauthorized:
+                raise
+            except BaseException:
+                village.release()
+                raise
+            village.release()
+            return member
 
 
 async def _join_as_guest(request: web.Request, code: str, name: object) -> web.Response:

@@ -271,6 +271,11 @@ async def get_meeting(db: AsyncSession, meeting_id: int | str) -> Meeting:
     return meeting
 
 
+async def live_meeting_ids(db: AsyncSession) -> list[int]:
+    result = await db.exec(select(Meeting.id).where(Meeting.status == LIVE))
+    return list(result.all())
+
+
 async def find_by_code(db: AsyncSession, code: str) -> Meeting | None:
     """The meeting of a code as typed: spaces, dashes and full-width digits are fine."""
     code = normalize_digits(code)

@@ -338,15 +338,18 @@ async def grant_floor(db, meeting_id: int, principal: Principal | None, payload:
 
 async def revoke_floor(
     db, meeting_id: int, principal: Principal | None, *, reason: str = "revoked",
-    only_since: str | None = None, by_server: bool = False,
+    only_since: str | None = None, by_server: bool = False, only_holder: str | None = None,
 ) -> Recorded | None:
-    """End the floor: the chair revokes it, or (``by_server``) its time ran out."""
+    """End the floor: the chair revokes it, or (``by_server``) its time ran out, or
+    (``only_holder``) the holder's sign-in was revoked."""
 
     def change(meeting: Meeting, state: dict, seq: int):
         if not by_server:
             require_host(principal, meeting)
         floor = state.get("floor")
         if not floor or (only_since is not None and floor.get("since") != only_since):
+            return None
+        if only_holder is not None and floor.get("participant_id") != only_holder:
             return None
         return _floor_event(state, _end_floor(state, reason), None if by_server else principal)
 
