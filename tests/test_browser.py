@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 from playwright.async_api import async_playwright
 
@@ -681,3 +682,30 @@ async def test_a_member_suggests_and_the_committee_answers(server):
             await villager.wait_for_selector(".suggestion.adopted")
             text = await villager.inner_text(".suggestion")
             assert "<i>建议</i>：养狗要拴绳" in text and "采纳，写入第三条" in text and "已采纳" in text
+
+
+async def test_a_removed_member_sees_why_and_can_send_nothing_more(server):
+    """The committee takes a member off the roll during the meeting: their phone says so
+    at once (session:revoked), in Chinese, and the chat box is closed."""
+    base = str(server.make_url("")).rstrip("/")
+    api = _Client(server)
+    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    member = await (await api.post("/api/members", json={"name": "赵六"}, headers=headers)).json()
+    meeting = await (await api.post("/api/meetings", json={"title": "村民会议"},
+                                    headers=headers)).json()
+    await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
+    async with async_playwright() as pw:
+        async with Browser(pw) as phone:
+            page = await phone.new_page()
+            await page.goto(member["invite_url"])
+            await page.goto(f"{base}/m/{meeting['code']}")
+            await page.wait_for_selector("#chat-input:not([disabled])", timeout=20_000)
+            async with aiohttp.ClientSession() as session:
+                async with session.delete(server.make_url(f"/api/members/{member['id']}"),
+                                          headers=headers) as response:
+                    assert response.status == 200
+            notice = page.locator("#chat-error")
+            await notice.wait_for(state="visible", timeout=20_000)
+            assert "登录已失效" in await notice.inner_text()
+            assert await page.locator("#chat-input").is_disabled()
