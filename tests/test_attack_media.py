@@ -28,6 +28,7 @@ from .peers import NO_ICE_SERVERS, Publisher, Viewer, gathered_offer
 from .recording_helpers import wait_recording
 from .test_api import error_code
 from .test_floor_media import HOST, VIEWER, Listener, Speaker, give_floor, new_member, until
+from .test_whip_whep_errors import viewer_offer as connectable_viewer_offer
 
 SDP = {"Content-Type": "application/sdp"}
 SDPFRAG = {"Content-Type": "application/trickle-ice-sdpfrag"}
@@ -234,13 +235,7 @@ async def test_a_dead_floor_speaker_does_not_silence_the_floor(client, clerk_tok
 
 async def viewer_offer() -> str:
     """A WHEP offer (audio + video) from a phone that will never connect."""
-    pc = RTCPeerConnection(NO_ICE_SERVERS)
-    pc.addTransceiver("video", direction="recvonly")
-    pc.addTransceiver("audio", direction="recvonly")
-    try:
-        return without_candidates(await gathered_offer(pc))
-    finally:
-        await pc.close()
+    return without_candidates(await connectable_viewer_offer())
 
 
 async def healthz_latency(client) -> float:

@@ -211,18 +211,24 @@ class _Client:
             await session.close()
 
 
+async def member_and_live_meeting(server, name: str, title: str) -> tuple[_Client, dict, dict, dict]:
+    """The clerk adds a member and starts a members-only meeting: (api, headers, member, meeting)."""
+    api = _Client(server)
+    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    member = await (await api.post("/api/members", json={"name": name}, headers=headers)).json()
+    meeting = await (await api.post("/api/meetings", json={"title": title},
+                                    headers=headers)).json()  # members only
+    await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
+    return api, headers, member, meeting
+
+
 async def test_member_opens_invite_link_and_watches_members_only_meeting(server):
     """A migrant worker taps the personal link from the committee, then the meeting plays."""
     from .peers import Publisher
 
     base = str(server.make_url("")).rstrip("/")
-    api = _Client(server)
-    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
-    member = await (await api.post("/api/members", json={"name": "李四"}, headers=headers)).json()
-    meeting = await (await api.post("/api/meetings", json={"title": "村民代表会议"},
-                                    headers=headers)).json()  # members only
-    await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
+    api, headers, member, meeting = await member_and_live_meeting(server, "李四", "村民代表会议")
 
     publisher = Publisher(width=320, height=240)
     try:
@@ -688,13 +694,7 @@ async def test_a_removed_member_sees_why_and_can_send_nothing_more(server):
     """The committee takes a member off the roll during the meeting: their phone says so
     at once (session:revoked), in Chinese, and the chat box is closed."""
     base = str(server.make_url("")).rstrip("/")
-    api = _Client(server)
-    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
-    member = await (await api.post("/api/members", json={"name": "赵六"}, headers=headers)).json()
-    meeting = await (await api.post("/api/meetings", json={"title": "村民会议"},
-                                    headers=headers)).json()
-    await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
+    _, headers, member, meeting = await member_and_live_meeting(server, "赵六", "村民会议")
     async with async_playwright() as pw:
         async with Browser(pw) as phone:
             page = await phone.new_page()
