@@ -141,6 +141,13 @@ export class Backoff {
   }
 }
 
+/** The server's `retry_after` (seconds) as milliseconds, with jitter so a crowd spreads out; 0 if none. */
+export function retryAfterMs(error) {
+  const seconds = error instanceof ApiError ? Number(error.details?.retry_after) : NaN;
+  if (!Number.isFinite(seconds) || seconds <= 0) return 0;
+  return Math.round(Math.min(seconds, 60) * 1000 * (1 + Math.random() * 0.5));
+}
+
 /** Errors worth trying again: the network, time-outs, rate limits and server failures. */
 export function isRetryable(error) {
   if (!(error instanceof ApiError)) return true;
@@ -369,7 +376,8 @@ export class HttpPeerSession {
         return;
       }
     }
-    const delay = this._backoff.next();
+    // the server says when it can take us (a full queue answers 429/503 with retry_after)
+    const delay = Math.max(this._backoff.next(), retryAfterMs(error));
     this._retryTimer = setTimeout(() => {
       this._retryTimer = null;
       this._connect();
