@@ -253,21 +253,13 @@ async def room_lock(request: web.Request):
     only while held or awaited, so a flood of requests naming meetings that do
     not exist leaves nothing behind.
     """
-    try:
-        meeting_id = int(request.match_info["id"])
-    except ValueError:
-        meeting_id = None  # not a meeting id: the lookup answers 404
-    if meeting_id is None:
-        yield
-        return
+    # the error middleware has answered 404 already for an {id} that is not a row id
+    meeting_id = int(request.match_info["id"])
     # Every route that changes the room needs a caller: no anonymous request may stand
     # in the meeting's queue (nor count towards the participants' "room is busy").
     principal = await require_principal(request)
-    if principal.is_committee:
-        turn = request.app[keys.REALTIME].room_lock(meeting_id, first=True)
-    else:  # a participant's change over HTTP is shed like their socket events
-        turn = request.app[keys.REALTIME].room_lock(meeting_id, shed_at=MAX_QUEUED)
-    async with turn:
+    # as a socket event's turn: a participant's change over HTTP is shed like theirs
+    async with request.app[keys.REALTIME].room_turn(meeting_id, principal, shed_at=MAX_QUEUED):
         yield
 
 

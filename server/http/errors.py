@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 
 from aiohttp import web
 
@@ -72,7 +71,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         # as_dict() is {code, message}, plus details some errors carry (an import's rows)
         headers = _cors(request) or {}
         if exc.retry_after is not None:
-            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))  # whole seconds
+            headers["Retry-After"] = str(exc.retry_after)  # whole seconds (CunhuiError)
         return web.json_response({"error": exc.as_dict()}, status=exc.status,
                                  headers=headers or None)
     except web.HTTPException as exc:

@@ -32,23 +32,34 @@ Report = dict[str, str]
 
 
 class HealthChecks:
-    """The probes behind both routes, each run in the background at most once a second."""
+    """The probes behind both routes, each run in the background at most once a second.
+
+    Results are kept per component, so the database's write probe serves both
+    ``/healthz`` and ``/readyz`` (it is not run once for each).
+    """
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
-        self._running: dict[str, asyncio.Future] = {}  # check -> its latest run
-        self._started: dict[str, float] = {}  # check -> when that run started
-        self._last: dict[str, Report] = {}  # check -> its latest result
+        self._running: dict[str, asyncio.Future] = {}  # component -> its latest check
+        self._started: dict[str, float] = {}  # component -> when that check started
+        self._last: dict[str, str | None] = {}  # component -> its latest state
         self._reported: dict[str, str] = {}  # component -> last state logged
         self._redis = None
 
     async def health(self) -> Report:
-        return await self._cached("health", self._health)
+        database, recordings = await asyncio.gather(
+            self._cached("database", self._database), self._cached("recordings", self._recordings))
+        return {"database": database, "recordings": recordings}
 
     async def ready(self) -> Report:
-        return await self._cached("ready", self._ready)
+        database, redis = await asyncio.gather(
+            self._cached("database", self._database), self._cached("redis", self._redis_state))
+        report = {"database": database}
+        if redis is not None:
+            report["redis"] = redis
+        return report
 
-    async def _cached(self, name: str, run: Callable[[], Awaitable[Report]]) -> Report:
+    async def _cached(self, name: str, run: Callable[[], Awaitable[str | None]]) -> str | None:
         now = asyncio.get_running_loop().time()
         running = self._running.get(name)
         if (running is None or running.done()) and (
@@ -59,20 +70,9 @@ class HealthChecks:
             return self._last[name]
         return await asyncio.shield(running)
 
-    async def _remember(self, name: str, run: Callable[[], Awaitable[Report]]) -> Report:
-        self._last[name] = report = await run()
-        return report
-
-    async def _health(self) -> Report:
-        database, recordings = await asyncio.gather(self._database(), self._recordings())
-        return {"database": database, "recordings": recordings}
-
-    async def _ready(self) -> Report:
-        database, redis = await asyncio.gather(self._database(), self._redis_state())
-        report = {"database": database}
-        if redis is not None:
-            report["redis"] = redis
-        return report
+    async def _remember(self, name: str, run: Callable[[], Awaitable[str | None]]) -> str | None:
+        self._last[name] = state = await run()
+        return state
 
     async def _database(self) -> str:
         try:

@@ -163,16 +163,9 @@ async def _join_with_pin(request: web.Request, code: str, pin: object):
             if meeting is None:
                 raise Unauthorized("wrong meeting code or PIN")
             # reserved before the PIN is compared, like the others; kept only if wrong
-            village = request.app[PIN_VILLAGE_GUESSES].reserve({"village": str(meeting.village_id)})
-            try:
-                member = await identity.join_with_pin(db, meeting, identity.normalize_digits(pin))
-            except Unauthorized:
-                raise
-            except BaseException:
-                village.release()
-                raise
-            village.release()
-            return member
+            with request.app[PIN_VILLAGE_GUESSES].counting_failures(
+                    {"village": str(meeting.village_id)}, tell_tries_left=False):
+                return await identity.join_with_pin(db, meeting, identity.normalize_digits(pin))
 
 
 async def _join_as_guest(request: web.Request, code: str, name: object) -> web.Response:

@@ -128,17 +128,18 @@ class GuessLimiter:
         return Attempt(self, counted, now, exempt)
 
     @contextmanager
-    def counting_failures(self, keys: Mapping[str, str], *,
-                          exempt: Iterable[str] = ()) -> Iterator[Attempt]:
+    def counting_failures(self, keys: Mapping[str, str], *, exempt: Iterable[str] = (),
+                          tell_tries_left: bool = True) -> Iterator[Attempt]:
         """Reserve an attempt; it stays counted only if the block raises Unauthorized.
 
-        The Unauthorized gets ``tries_left`` in its error object.
+        The Unauthorized gets ``tries_left`` in its error object (unless this is an
+        outer ceiling nested inside the caller's own limits: ``tell_tries_left=False``).
         """
         attempt = self.reserve(keys, exempt=exempt)
         try:
             yield attempt
         except Unauthorized as exc:
-            left = attempt.tries_left()
+            left = attempt.tries_left() if tell_tries_left else None
             if left is not None:
                 exc.details.setdefault("tries_left", left)
             raise
