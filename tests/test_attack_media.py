@@ -69,6 +69,14 @@ def session_id(location: str) -> str:
     return location.rsplit("/", 1)[1]
 
 
+async def publish_dead(client, meeting_id, token, peer) -> str:
+    """WHIP-publish ``peer``'s offer, which can never connect: the server's session id."""
+    response = await client.post(f"/whip/{meeting_id}", data=await dead_offer(peer),
+                                 headers={**SDP, **auth(token)})
+    assert response.status == 201, await response.text()
+    return session_id(response.headers["Location"])
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -95,10 +103,7 @@ async def test_a_publisher_whose_ice_never_completes_does_not_block_the_next(
     hub = client.app[MEDIA]
     good, viewer = Publisher(width=320, height=240), Viewer(decode=False)
     try:
-        response = await client.post(f"/whip/{meeting_id}", data=await dead_offer(Publisher()),
-                                     headers={**SDP, **auth(clerk_token)})
-        assert response.status == 201, await response.text()
-        dead = session_id(response.headers["Location"])
+        dead = await publish_dead(client, meeting_id, clerk_token, Publisher())
         await viewer.watch(client, meeting_id)
 
         await good.publish(client, meeting_id, clerk_token)
@@ -129,11 +134,7 @@ async def test_a_dead_first_publisher_alone_is_dropped_and_the_room_is_not_publi
 ):
     meeting_id = live_meeting["id"]
     hub = client.app[MEDIA]
-    response = await client.post(f"/whip/{meeting_id}",
-                                 data=await dead_offer(Publisher(codec="video/VP8")),
-                                 headers={**SDP, **auth(clerk_token)})
-    assert response.status == 201
-    dead = session_id(response.headers["Location"])
+    dead = await publish_dead(client, meeting_id, clerk_token, Publisher(codec="video/VP8"))
     room = hub.room(str(meeting_id))
     assert not room.publishing  # negotiated is not publishing: nothing was delivered
     await until(lambda: room.session(dead) is None, "the dead publisher was dropped",
@@ -209,10 +210,7 @@ async def test_a_dead_floor_speaker_does_not_silence_the_floor(client, clerk_tok
         await give_floor(client, meeting_id, member_id)
 
         # the villager's phone sends its offer and drops off the network
-        response = await client.post(f"/whip/{meeting_id}", data=await dead_offer(Speaker()),
-                                     headers={**SDP, **auth(member_token)})
-        assert response.status == 201, await response.text()
-        dead = session_id(response.headers["Location"])
+        dead = await publish_dead(client, meeting_id, member_token, Speaker())
 
         # it tries again (or the floor passes on): the new voice is heard
         await speaker.publish(client, meeting_id, member_token)
