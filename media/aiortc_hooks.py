@@ -176,10 +176,7 @@ def restrict_codecs(transceiver, mime: str) -> bool:
     if not kept:
         return False
     payload_types = {c.payloadType for c in kept}
-    rtx = [
-        c for c in transceiver._codecs
-        if is_rtx(c) and c.parameters.get("apt") in payload_types
-    ]
+    rtx = [c for c in transceiver._codecs if is_rtx(c) and c.parameters.get("apt") in payload_types]
     transceiver._codecs = kept + rtx
     return True
 
@@ -206,7 +203,9 @@ _HISTORY = 512  # packets kept per viewer for NACK retransmission (payloads are 
 def packetizer(mime: str):
     """A function ``av.Packet -> (payloads, rtp_timestamp)``, aiortc's own packetiser."""
     params = RTCRtpCodecParameters(
-        mimeType=mime, clockRate=_CLOCK_RATES[mime], channels=2 if mime.startswith("audio") else None
+        mimeType=mime,
+        clockRate=_CLOCK_RATES[mime],
+        channels=2 if mime.startswith("audio") else None,
     )
     return get_encoder(params).pack
 
@@ -218,8 +217,11 @@ class RtpForwarder:
         codec = transceiver._codecs[0]
         self.payload_type = codec.payloadType
         rtx = next(
-            (c for c in transceiver._codecs
-             if is_rtx(c) and c.parameters.get("apt") == codec.payloadType),
+            (
+                c
+                for c in transceiver._codecs
+                if is_rtx(c) and c.parameters.get("apt") == codec.payloadType
+            ),
             None,
         )
         self._rtx_payload_type = rtx.payloadType if rtx else None
@@ -322,8 +324,15 @@ class RtpForwarder:
             struct.pack_into("!BHI", header, 1, marker_pt, seq, ts)
         else:
             marker = marker_pt & 0x80
-            struct.pack_into("!BHII", header, 1, marker | self._rtx_payload_type,
-                             self._rtx_seq, ts, self._sender._rtx_ssrc)
+            struct.pack_into(
+                "!BHII",
+                header,
+                1,
+                marker | self._rtx_payload_type,
+                self._rtx_seq,
+                ts,
+                self._sender._rtx_ssrc,
+            )
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
             payload = struct.pack("!H", seq) + payload
         send(protect(bytes(header) + payload))
@@ -333,5 +342,3 @@ def _ntp_now() -> int:
     from aiortc import clock
 
     return clock.current_ntp_time()
-
-

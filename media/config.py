@@ -70,4 +70,3 @@ def parse_ice_servers(value: str) -> tuple[RTCIceServer, ...]:
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"ICE_SERVERS is not a valid JSON list of servers: {exc}") from exc
     return tuple(RTCIceServer(urls=url.strip()) for url in value.split(",") if url.strip())
-

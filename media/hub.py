@@ -168,11 +168,13 @@ class Room:
         self.floor_slot = Slot(self, {"audio": FLOOR})
         self._tasks: set[asyncio.Task] = set()
         self._video_receiver = None
-        self.keyframes = KeyframeRequester(self._ask_publisher_for_keyframe,
-                                           hub.config.keyframe_interval)
+        self.keyframes = KeyframeRequester(
+            self._ask_publisher_for_keyframe, hub.config.keyframe_interval
+        )
         #: "audio" and "video" (the main publisher's), FLOOR (the floor speaker's)
-        self.fanouts = {name: Fanout(source, self.keyframes)
-                        for name, source in self._sources.items()}
+        self.fanouts = {
+            name: Fanout(source, self.keyframes) for name, source in self._sources.items()
+        }
         #: the video codec this room forwards, pinned by its first publisher or viewer
         self.video_codec: str | None = None
         self._floor_stops = 0  # stop_floor() calls, so a publish in flight can tell
@@ -199,8 +201,12 @@ class Room:
         return self.floor is not None and not self.floor.closed
 
     def event(self) -> RoomEvent:
-        return RoomEvent(self.id, publishing=self.publishing, viewers=len(self.viewers),
-                         floor_publishing=self.floor_publishing)
+        return RoomEvent(
+            self.id,
+            publishing=self.publishing,
+            viewers=len(self.viewers),
+            floor_publishing=self.floor_publishing,
+        )
 
     def session(self, session_id: str) -> PeerSession | None:
         for publisher in self.main.sessions + self.floor_slot.sessions:
@@ -249,20 +255,28 @@ class Room:
         if chosen.get("video"):
             self.video_codec = chosen["video"]
         self.main.try_out(session, tracks)
-        logger.info("room %s: %r negotiated (%s), on the air with its first frame",
-                    self.id, session, chosen.get("video") or "audio only")
+        logger.info(
+            "room %s: %r negotiated (%s), on the air with its first frame",
+            self.id,
+            session,
+            chosen.get("video") or "audio only",
+        )
         return session
 
-    async def publish_floor(self, offer_sdp: str, owner: str | None = None,
-                            pending: Reservation | None = None) -> PeerSession:
+    async def publish_floor(
+        self, offer_sdp: str, owner: str | None = None, pending: Reservation | None = None
+    ) -> PeerSession:
         session = PeerSession(self.id, "floor", self._hub.config, owner, pending=pending)
         stops = self._floor_stops
         received = []
 
         def prepare(offer: OfferSummary) -> None:
             speaker = next(
-                (t for t, line in _offered_lines(session, offer)
-                 if line.kind == "audio" and line.sends),
+                (
+                    t
+                    for t, line in _offered_lines(session, offer)
+                    if line.kind == "audio" and line.sends
+                ),
                 None,
             )
             if speaker is None:
@@ -285,8 +299,9 @@ class Room:
             await session.close()
             raise FloorStopped("the floor was taken back while connecting")
         self.floor_slot.try_out(session, received)
-        logger.info("room %s: floor %r negotiated, on the air with its first frame",
-                    self.id, session)
+        logger.info(
+            "room %s: floor %r negotiated, on the air with its first frame", self.id, session
+        )
         return session
 
     async def stop_floor(self) -> bool:
@@ -303,12 +318,18 @@ class Room:
         if slot is self.main:
             received = {track.track for track in tracks}
             self._video_receiver = next(
-                (t.receiver for t in session.pc.getTransceivers()
-                 if t.kind == "video" and t.receiver.track in received), None)
+                (
+                    t.receiver
+                    for t in session.pc.getTransceivers()
+                    if t.kind == "video" and t.receiver.track in received
+                ),
+                None,
+            )
             if self.recorder is not None and not self.recorder.started:
                 self.recorder.expect_video = self._video_receiver is not None
-            logger.info("room %s: %r on the air (%s)", self.id, session,
-                        self.video_codec or "audio only")
+            logger.info(
+                "room %s: %r on the air (%s)", self.id, session, self.video_codec or "audio only"
+            )
         else:
             logger.info("room %s: floor speaker on the air (%r)", self.id, session)
         self._hub._notify(self)
@@ -375,8 +396,13 @@ class Room:
     def start_recording(self, directory, on_event, segment_seconds: float) -> Recorder:
         if self.recorder is not None:
             raise RuntimeError(f"room {self.id} is already recording")
-        recorder = Recorder(self.id, directory, on_event, segment_seconds=segment_seconds,
-                            expect_video=self._video_receiver is not None or not self.publishing)
+        recorder = Recorder(
+            self.id,
+            directory,
+            on_event,
+            segment_seconds=segment_seconds,
+            expect_video=self._video_receiver is not None or not self.publishing,
+        )
         recorder.start()
         self.recorder = recorder
         for name, fanout in self.fanouts.items():
@@ -391,7 +417,8 @@ class Room:
             # H.264 is cut where the publisher's keyframes fall; VP8 is re-encoded with
             # keyframes of our own, but the recorder still needs one to start (again) at
             if self.video_codec == "video/h264" or (
-                    recorder is not None and recorder.waiting_for_keyframe):
+                recorder is not None and recorder.waiting_for_keyframe
+            ):
                 self.keyframes.request()
             await asyncio.sleep(seconds)
 
@@ -436,8 +463,11 @@ class Room:
             "keyframe_requests": self.keyframes.requested,
             "keyframes_requested_upstream": self.keyframes.sent,
             "keyframe_wait_frames": _percentiles(
-                [t.first_frame - t.ready_frame for t in self.fanouts["video"].viewers
-                 if t.first_frame is not None and t.ready_frame is not None]
+                [
+                    t.first_frame - t.ready_frame
+                    for t in self.fanouts["video"].viewers
+                    if t.first_frame is not None and t.ready_frame is not None
+                ]
             ),
         }
 
@@ -519,8 +549,9 @@ class MediaHub:
         self.config = config
         self._rooms: dict[str, Room] = {}
         self._listeners: list[Listener] = []
-        self.pending = PendingLimits(config.pending_per_client, config.pending_total,
-                                     config.connect_timeout)
+        self.pending = PendingLimits(
+            config.pending_per_client, config.pending_total, config.connect_timeout
+        )
         hooks.restrict_host_addresses(config.host_addresses)
 
     def add_listener(self, listener: Listener) -> None:
@@ -542,8 +573,9 @@ class MediaHub:
         room = self._rooms.get(room_id)
         return room.stats() if room else None
 
-    async def publish(self, room_id: str, offer_sdp: str, *,
-                      client: str | None = None) -> PeerSession:
+    async def publish(
+        self, room_id: str, offer_sdp: str, *, client: str | None = None
+    ) -> PeerSession:
         """Start publishing into ``room_id``; a second publisher replaces the first.
 
         The new publisher goes on the air with its first frame (the previous one
@@ -551,10 +583,15 @@ class MediaHub:
         is hung up and changes nothing.
         """
         return await self._admitted(
-            client, lambda pending: self.room(room_id).publish(offer_sdp, pending), publisher=True)
+            client, lambda pending: self.room(room_id).publish(offer_sdp, pending), publisher=True
+        )
 
     async def publish_floor(
-        self, room_id: str, offer_sdp: str, *, owner: str | None = None,
+        self,
+        room_id: str,
+        offer_sdp: str,
+        *,
+        owner: str | None = None,
         client: str | None = None,
     ) -> PeerSession:
         """Forward the floor speaker's microphone to every viewer's floor m-line.
@@ -571,8 +608,10 @@ class MediaHub:
         the last one only once it is heard.
         """
         return await self._admitted(
-            client, lambda pending: self.room(room_id).publish_floor(offer_sdp, owner, pending),
-            publisher=True)
+            client,
+            lambda pending: self.room(room_id).publish_floor(offer_sdp, owner, pending),
+            publisher=True,
+        )
 
     async def stop_floor(self, room_id: str) -> bool:
         """Stop the floor speaker's audio at once and hang up their session.
@@ -587,15 +626,17 @@ class MediaHub:
         room = self._rooms.get(room_id)
         return await room.stop_floor() if room is not None else False
 
-    async def subscribe(self, room_id: str, offer_sdp: str, *,
-                        client: str | None = None) -> PeerSession:
+    async def subscribe(
+        self, room_id: str, offer_sdp: str, *, client: str | None = None
+    ) -> PeerSession:
         """Add a viewer; it plays whatever the room's current publishers send.
 
         Its m-lines are fed in order (:data:`VIEWER_FEEDS`): first audio → the
         main audio, first video → the main video, second audio → the floor.
         """
         return await self._admitted(
-            client, lambda pending: self.room(room_id).subscribe(offer_sdp, pending))
+            client, lambda pending: self.room(room_id).subscribe(offer_sdp, pending)
+        )
 
     async def _admitted(self, client: str | None, start, *, publisher: bool = False):
         """Run ``start(reservation)`` in a place among the sessions still connecting."""
@@ -606,8 +647,14 @@ class MediaHub:
             reservation.release()
             raise
 
-    def start_recording(self, room_id: str, directory, on_event: Callable[[RecordingEvent], None],
-                        *, segment_seconds: float = 2.0) -> Recorder:
+    def start_recording(
+        self,
+        room_id: str,
+        directory,
+        on_event: Callable[[RecordingEvent], None],
+        *,
+        segment_seconds: float = 2.0,
+    ) -> Recorder:
         """Record the room into ``directory`` (raw.mp4 and live HLS) until stopped.
 
         Frames are muxed without re-encoding H.264 (VP8 is transcoded once);

@@ -46,11 +46,16 @@ class PendingLimits:
         if mine is not None and len(mine) >= self.per_client:
             raise TooManyPending(
                 f"{len(mine)} media sessions from your address are still connecting; "
-                "connect or close one first", per_client=True, retry_after=_retry_after(mine))
+                "connect or close one first",
+                per_client=True,
+                retry_after=_retry_after(mine),
+            )
         if not publisher and len(self._all) >= self.total:
             raise TooManyPending(
                 "too many media sessions are connecting; try again shortly",
-                per_client=False, retry_after=_retry_after(self._all))
+                per_client=False,
+                retry_after=_retry_after(self._all),
+            )
 
     def reserve(self, client: str | None, *, publisher: bool = False) -> Reservation:
         """Hold a place for a new session of ``client`` (see :meth:`check`)."""
@@ -76,8 +81,7 @@ class Reservation:
 
     __slots__ = ("_limits", "key", "expires")
 
-    def __init__(self, limits: PendingLimits, key: tuple[bool, str] | None,
-                 expires: float) -> None:
+    def __init__(self, limits: PendingLimits, key: tuple[bool, str] | None, expires: float) -> None:
         self._limits: PendingLimits | None = limits
         self.key = key
         self.expires = expires

@@ -24,8 +24,15 @@ from pathlib import Path
 import ffmpeg
 
 from .recorder import (
-    DISK_FULL, ENDLIST, LIVE_PLAYLIST, MIN_FREE_BYTES, PLAYLIST, RAW_MP4, free_bytes,
-    is_disk_full, write_atomically,
+    DISK_FULL,
+    ENDLIST,
+    LIVE_PLAYLIST,
+    MIN_FREE_BYTES,
+    PLAYLIST,
+    RAW_MP4,
+    free_bytes,
+    is_disk_full,
+    write_atomically,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,8 +62,9 @@ def ensure_room(directory: Path, needed: int) -> None:
     needed += MIN_FREE_BYTES
     free = free_bytes(directory)
     if free < needed:
-        raise DiskFull(f"{DISK_FULL} ({free // 1024} KiB free, {needed // 1024} KiB needed)",
-                       needed)
+        raise DiskFull(
+            f"{DISK_FULL} ({free // 1024} KiB free, {needed // 1024} KiB needed)", needed
+        )
 
 
 def thumbnail_name(key: int | str) -> str:
@@ -67,15 +75,17 @@ def _fresh(output: Path, source: Path) -> bool:
     return output.exists() and output.stat().st_mtime >= source.stat().st_mtime
 
 
-async def _exec(args: list[str], on_line: Callable[[str], None] | None = None
-                ) -> tuple[int, bytes, bytes]:
+async def _exec(
+    args: list[str], on_line: Callable[[str], None] | None = None
+) -> tuple[int, bytes, bytes]:
     """Run a command; hand each stdout line to ``on_line``; return (code, stdout, stderr).
 
     Cancelled (the server is stopping), it kills the process and waits for it, so
     no child or pipe outlives the event loop; the step runs again at the next start.
     """
     process = await asyncio.create_subprocess_exec(
-        *_DIE_WITH_PARENT, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *_DIE_WITH_PARENT, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out = bytearray()
 
     async def read_stdout() -> None:
@@ -100,8 +110,18 @@ async def _exec(args: list[str], on_line: Callable[[str], None] | None = None
 
 async def _run(args: list[str], duration: float | None, progress: Progress | None) -> None:
     """Run ffmpeg; report progress (0..1) from its ``-progress`` lines."""
-    args = [args[0], "-hide_banner", "-nostdin", "-v", "error", "-y",
-            "-progress", "pipe:1", "-nostats", *args[1:]]
+    args = [
+        args[0],
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-progress",
+        "pipe:1",
+        "-nostats",
+        *args[1:],
+    ]
 
     def on_line(line: str) -> None:
         key, _, value = line.partition("=")
@@ -117,8 +137,15 @@ async def _run(args: list[str], duration: float | None, progress: Progress | Non
         raise StepFailed(message[-1] if message else f"ffmpeg exited {code}")
 
 
-async def _produce(output: Path, build: Callable[[Path], list[str]], duration: float | None,
-                   progress: Progress | None, *, needs: int = 0, media: bool = True) -> None:
+async def _produce(
+    output: Path,
+    build: Callable[[Path], list[str]],
+    duration: float | None,
+    progress: Progress | None,
+    *,
+    needs: int = 0,
+    media: bool = True,
+) -> None:
     """Write ``output`` through a temporary file that is renamed into place when complete.
 
     ``needs``: the bytes the output may take (checked first, so a full disk
@@ -128,7 +155,8 @@ async def _produce(output: Path, build: Callable[[Path], list[str]], duration: f
     ensure_room(output.parent, needs)
     # a name of its own: an ffmpeg left over from a killed server never shares it
     temporary = output.with_name(
-        f".{output.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{output.suffix}")
+        f".{output.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{output.suffix}"
+    )
     try:
         await _run(build(temporary), duration, progress)
         if not temporary.exists() or temporary.stat().st_size == 0:
@@ -175,8 +203,9 @@ def close_playlist(directory: Path) -> bool:
     return True
 
 
-async def faststart_mp4(directory: Path, duration: float | None,
-                        progress: Progress | None = None) -> Path:
+async def faststart_mp4(
+    directory: Path, duration: float | None, progress: Progress | None = None
+) -> Path:
     """The downloadable MP4: the fragmented recording remuxed, index first (no re-encoding)."""
     directory = Path(directory)
     source, output = directory / RAW_MP4, directory / MP4
@@ -184,15 +213,23 @@ async def faststart_mp4(directory: Path, duration: float | None,
         raise StepFailed("the raw recording is missing")
     if not _fresh(output, source):
         # a remux is the size of its source (faststart moves the index in place)
-        await _produce(output, lambda tmp: (
-            ffmpeg.input(str(source), err_detect="ignore_err")
-            .output(str(tmp), c="copy", movflags="+faststart", f="mp4")
-            .compile()), duration, progress, needs=source.stat().st_size)
+        await _produce(
+            output,
+            lambda tmp: (
+                ffmpeg.input(str(source), err_detect="ignore_err")
+                .output(str(tmp), c="copy", movflags="+faststart", f="mp4")
+                .compile()
+            ),
+            duration,
+            progress,
+            needs=source.stat().st_size,
+        )
     return output
 
 
-async def audio_only(directory: Path, duration: float | None,
-                     progress: Progress | None = None) -> Path | None:
+async def audio_only(
+    directory: Path, duration: float | None, progress: Progress | None = None
+) -> Path | None:
     """A small AAC-only file (no re-encoding) to share in chat groups; None without audio."""
     directory = Path(directory)
     source, output = directory / MP4, directory / AUDIO
@@ -200,14 +237,21 @@ async def audio_only(directory: Path, duration: float | None,
         return None
     if not _fresh(output, source):
         # at most a third of the MP4 is its sound (64 kbit/s AAC beside the video)
-        await _produce(output, lambda tmp: (
-            ffmpeg.input(str(source)).output(str(tmp), vn=None, c="copy", f="ipod").compile()),
-            duration, progress, needs=source.stat().st_size // 3)
+        await _produce(
+            output,
+            lambda tmp: (
+                ffmpeg.input(str(source)).output(str(tmp), vn=None, c="copy", f="ipod").compile()
+            ),
+            duration,
+            progress,
+            needs=source.stat().st_size // 3,
+        )
     return output
 
 
-async def thumbnails(directory: Path, moments: dict[str, float],
-                     progress: Progress | None = None) -> dict[str, Path]:
+async def thumbnails(
+    directory: Path, moments: dict[str, float], progress: Progress | None = None
+) -> dict[str, Path]:
     """One small JPEG per ``moments`` key (an agenda item), taken at its time in seconds."""
     directory = Path(directory)
     source = directory / MP4
@@ -217,10 +261,18 @@ async def thumbnails(directory: Path, moments: dict[str, float],
     for n, (key, at) in enumerate(moments.items()):
         output = directory / thumbnail_name(key)
         if not _fresh(output, source):
-            await _produce(output, lambda tmp, at=at: (
-                ffmpeg.input(str(source), ss=max(0.0, at))
-                .output(str(tmp), vframes=1, vf="scale=320:-2", f="image2").compile()),
-                None, None, needs=64 * 1024, media=False)
+            await _produce(
+                output,
+                lambda tmp, at=at: (
+                    ffmpeg.input(str(source), ss=max(0.0, at))
+                    .output(str(tmp), vframes=1, vf="scale=320:-2", f="image2")
+                    .compile()
+                ),
+                None,
+                None,
+                needs=64 * 1024,
+                media=False,
+            )
         made[key] = output
         if progress:
             progress((n + 1) / len(moments))
@@ -230,7 +282,8 @@ async def thumbnails(directory: Path, moments: dict[str, float],
 async def probe(path: Path) -> dict:
     """ffprobe's JSON for ``path`` (format and streams)."""
     code, out, err = await _exec(
-        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)])
+        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)]
+    )
     if code != 0:
         raise StepFailed(err.decode(errors="replace").strip() or "ffprobe failed")
     return json.loads(out or b"{}")

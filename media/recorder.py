@@ -139,8 +139,15 @@ class Recorder:
     audio frame instead of waiting for a picture.
     """
 
-    def __init__(self, room_id: str, directory: Path, on_event: Callable[[RecordingEvent], None],
-                 *, segment_seconds: float = 2.0, expect_video: bool = True) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        directory: Path,
+        on_event: Callable[[RecordingEvent], None],
+        *,
+        segment_seconds: float = 2.0,
+        expect_video: bool = True,
+    ) -> None:
         self.room_id = room_id
         self.directory = Path(directory)
         self.segment_seconds = segment_seconds
@@ -161,8 +168,9 @@ class Recorder:
             raise RuntimeError(f"{self.directory} is being written by another process")
         self._loop = asyncio.get_running_loop()
         self.writer = _Writer(self)
-        self._thread = threading.Thread(target=self._run, name=f"recorder-{self.room_id}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"recorder-{self.room_id}", daemon=True
+        )
         self._thread.start()
 
     @property
@@ -231,16 +239,27 @@ class Recorder:
                 if running and free < MIN_FREE_BYTES:
                     # stop while the last fragment, the trailer and the final
                     # playlist still fit: what was recorded stays whole
-                    logger.info("recording of room %s stops: %s (%s bytes free in %s)",
-                                self.room_id, DISK_FULL, free, self.directory)
+                    logger.info(
+                        "recording of room %s stops: %s (%s bytes free in %s)",
+                        self.room_id,
+                        DISK_FULL,
+                        free,
+                        self.directory,
+                    )
                     disk_full = True
                     break
                 if running:
                     time.sleep(BATCH_SECONDS)
             writer.close()
-            event = RecordingEvent(self.room_id, "stopped", writer.t0_wall,
-                                   writer.duration(), writer.video_codec,
-                                   error=DISK_FULL if disk_full else "", disk_full=disk_full)
+            event = RecordingEvent(
+                self.room_id,
+                "stopped",
+                writer.t0_wall,
+                writer.duration(),
+                writer.video_codec,
+                error=DISK_FULL if disk_full else "",
+                disk_full=disk_full,
+            )
         except Exception as exc:
             full = is_disk_full(exc)
             if full:
@@ -249,9 +268,15 @@ class Recorder:
             else:
                 logger.exception("recording of room %s failed", self.room_id)
             writer.abort()
-            event = RecordingEvent(self.room_id, "failed", writer.t0_wall,
-                                   writer.duration(), writer.video_codec,
-                                   error=DISK_FULL if full else str(exc), disk_full=full)
+            event = RecordingEvent(
+                self.room_id,
+                "failed",
+                writer.t0_wall,
+                writer.duration(),
+                writer.video_codec,
+                error=DISK_FULL if full else str(exc),
+                disk_full=full,
+            )
         finally:
             # the folder is free before anyone hears it is: post-processing takes the lock
             self._lock.release()
@@ -311,19 +336,29 @@ class _Writer:
                 first = pending[0][0]
             width, height = _h264_size(first)
             extradata = _h264_parameter_sets(first)
-        mp4 = av.open(str(directory / RAW_MP4), "w", format="mp4", options={
-            "movflags": "frag_keyframe+empty_moov+default_base_moof",
-            "frag_duration": str(int(self.r.segment_seconds * 1_000_000)),
-            "flush_packets": "1",
-        })
-        hls = av.open(str(directory / LIVE_PLAYLIST), "w", format="hls", options={
-            # cut at each requested keyframe (they come every segment_seconds, give or take)
-            "hls_time": str(round(self.r.segment_seconds * 0.9, 3)),
-            "hls_list_size": "0",
-            "hls_playlist_type": "event",
-            "hls_segment_filename": str(directory / SEGMENT_PATTERN),
-            "hls_flags": "temp_file+independent_segments",
-        })
+        mp4 = av.open(
+            str(directory / RAW_MP4),
+            "w",
+            format="mp4",
+            options={
+                "movflags": "frag_keyframe+empty_moov+default_base_moof",
+                "frag_duration": str(int(self.r.segment_seconds * 1_000_000)),
+                "flush_packets": "1",
+            },
+        )
+        hls = av.open(
+            str(directory / LIVE_PLAYLIST),
+            "w",
+            format="hls",
+            options={
+                # cut at each requested keyframe (they come every segment_seconds, give or take)
+                "hls_time": str(round(self.r.segment_seconds * 0.9, 3)),
+                "hls_list_size": "0",
+                "hls_playlist_type": "event",
+                "hls_segment_filename": str(directory / SEGMENT_PATTERN),
+                "hls_flags": "temp_file+independent_segments",
+            },
+        )
         for container in (mp4, hls):
             video = None
             if keyframe is not None:
@@ -337,8 +372,9 @@ class _Writer:
             self.outputs.append((container, video, audio))
         self._audio = _AudioMixer(self._mux_audio)
         self.t0_wall = arrived
-        self.r._emit(RecordingEvent(self.r.room_id, "started", arrived,
-                                    video_codec=self.video_codec))
+        self.r._emit(
+            RecordingEvent(self.r.room_id, "started", arrived, video_codec=self.video_codec)
+        )
         for data, pts, key in pending:
             self._mux_video(data, pts, key)
 
@@ -534,7 +570,9 @@ class _AudioMixer:
         if samples is not None:
             frame = av.AudioFrame.from_ndarray(
                 np.clip(samples, -1.0, 1.0).astype(np.float32).reshape(1, -1),
-                format="fltp", layout="mono")
+                format="fltp",
+                layout="mono",
+            )
             frame.sample_rate = AUDIO_RATE
             frame.pts = self.written
             frame.time_base = AUDIO_TB
@@ -642,8 +680,11 @@ def _nal_units(data: bytes):
 
 def _h264_parameter_sets(keyframe: bytes) -> bytes:
     """The SPS and PPS of a keyframe (the MP4's avcC is built from them)."""
-    return b"".join(nal if nal.startswith(b"\x00\x00\x00\x01") else b"\x00" + nal
-                    for kind, nal in _nal_units(keyframe) if kind in (7, 8))
+    return b"".join(
+        nal if nal.startswith(b"\x00\x00\x00\x01") else b"\x00" + nal
+        for kind, nal in _nal_units(keyframe)
+        if kind in (7, 8)
+    )
 
 
 def _h264_size(keyframe: bytes) -> tuple[int, int]:

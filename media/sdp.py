@@ -93,8 +93,10 @@ def check_bounds(sdp: str, what: str, error: type[Exception] = InvalidOffer) -> 
     text = "\n" + sdp  # every line now starts after a "\n": counted at C speed
     candidates = text.count("\na=candidate:")
     if candidates > MAX_CANDIDATES:
-        raise error(f"the {what} has {candidates} ICE candidates; at most {MAX_CANDIDATES} "
-                    "are accepted per session")
+        raise error(
+            f"the {what} has {candidates} ICE candidates; at most {MAX_CANDIDATES} "
+            "are accepted per session"
+        )
     media = text.count("\nm=")
     if media > MAX_MEDIA_LINES:
         raise error(f"the {what} has {media} m-lines; at most {MAX_MEDIA_LINES} are accepted")
@@ -102,8 +104,10 @@ def check_bounds(sdp: str, what: str, error: type[Exception] = InvalidOffer) -> 
         raise error(f"the {what} has {len(lines)} lines; at most {MAX_LINES} are accepted")
     longest = max(lines, key=len)
     if len(longest) > MAX_LINE_LENGTH:
-        raise error(f"a line of the {what} ({longest[:20]!r}...) is {len(longest)} characters "
-                    f"long; at most {MAX_LINE_LENGTH} are accepted")
+        raise error(
+            f"a line of the {what} ({longest[:20]!r}...) is {len(longest)} characters "
+            f"long; at most {MAX_LINE_LENGTH} are accepted"
+        )
     return candidates
 
 
@@ -210,8 +214,10 @@ def parse_trickle(fragment: str, *, session_ufrag: str) -> TrickleFragment:
             candidate.sdpMLineIndex = max(mline_index, 0)
             result.candidates.append(candidate)
             if len(result.candidates) > MAX_CANDIDATES:  # indented lines escape the count
-                raise InvalidTrickle(f"the fragment has more than {MAX_CANDIDATES} ICE "
-                                     "candidates; at most that many are accepted per session")
+                raise InvalidTrickle(
+                    f"the fragment has more than {MAX_CANDIDATES} ICE "
+                    "candidates; at most that many are accepted per session"
+                )
         elif line == "a=end-of-candidates":
             result.end_of_candidates = True
         elif not (line[:2] in ("a=", "m=", "c=") or line.startswith("a=group")):

@@ -46,8 +46,13 @@ class PeerSession:
     """
 
     def __init__(
-        self, room_id: str, role: Role, config: MediaConfig, owner: str | None = None,
-        *, pending: Reservation | None = None,
+        self,
+        room_id: str,
+        role: Role,
+        config: MediaConfig,
+        owner: str | None = None,
+        *,
+        pending: Reservation | None = None,
     ) -> None:
         self.id = secrets.token_urlsafe(16)
         self.room_id = room_id
@@ -84,9 +89,7 @@ class PeerSession:
     def on_close(self, callback: Callable[[PeerSession], Awaitable[None] | None]) -> None:
         self._on_close.append(callback)
 
-    async def negotiate(
-        self, offer_sdp: str, prepare: Callable[[OfferSummary], None]
-    ) -> str:
+    async def negotiate(self, offer_sdp: str, prepare: Callable[[OfferSummary], None]) -> str:
         """Apply the offer, let ``prepare`` attach tracks, return the answer SDP.
 
         On any failure the peer connection is closed before the error propagates,
@@ -131,7 +134,8 @@ class PeerSession:
         if self.remote_candidates + len(parsed.candidates) > MAX_CANDIDATES:
             raise InvalidTrickle(
                 f"this session already has {self.remote_candidates} ICE candidates; at most "
-                f"{MAX_CANDIDATES} are accepted per session")
+                f"{MAX_CANDIDATES} are accepted per session"
+            )
         self.remote_candidates += len(parsed.candidates)
         for candidate in parsed.candidates:
             if self._config.loopback_only and not is_loopback_candidate(candidate):
@@ -186,12 +190,14 @@ class PeerSession:
     async def _close_if_not_ready(self) -> None:
         try:
             await asyncio.wait_for(self._ready.wait(), self._config.connect_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if self._closed:
                 return
             logger.warning(
-                "%r did not %s within %.0f s (connection %s); closing it", self,
+                "%r did not %s within %.0f s (connection %s); closing it",
+                self,
                 "connect" if self.role == "viewer" else "deliver media",
-                self._config.connect_timeout, self.pc.connectionState,
+                self._config.connect_timeout,
+                self.pc.connectionState,
             )
             await self.close()

@@ -73,25 +73,37 @@ class Server:
     def __init__(self, repo: Path, tmp: Path) -> None:
         self.repo, self.tmp = repo, tmp
         self.password = secrets.token_urlsafe(12)
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("DATABASE_URL", "REDIS_URL", "PUBLIC_URL", "ICE_SERVERS")}
-        self.env.update({
-            "PYTHONPATH": str(repo),
-            "DATA_DIR": str(tmp / "data"),
-            "RECORDINGS_DIR": str(tmp / "rec"),
-            "RECORD_MEETINGS": "0",
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "ICE_HOST_ADDRESSES": LOOPBACK,
-            "ICE_SERVERS": "",
-            "TRUSTED_PROXIES": LOOPBACK,
-            "LOG_LEVEL": "WARNING",
-        })
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "REDIS_URL", "PUBLIC_URL", "ICE_SERVERS")
+        }
+        self.env.update(
+            {
+                "PYTHONPATH": str(repo),
+                "DATA_DIR": str(tmp / "data"),
+                "RECORDINGS_DIR": str(tmp / "rec"),
+                "RECORD_MEETINGS": "0",
+                "SECRET_KEY": secrets.token_urlsafe(32),
+                "ICE_HOST_ADDRESSES": LOOPBACK,
+                "ICE_SERVERS": "",
+                "TRUSTED_PROXIES": LOOPBACK,
+                "LOG_LEVEL": "WARNING",
+            }
+        )
         self.proc: subprocess.Popen | None = None
         self.base = ""
 
     def _python(self, *args: str, **kw) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "server", *args], cwd=self.repo,
-                              env=self.env, capture_output=True, text=True, timeout=120, **kw)
+        return subprocess.run(
+            [sys.executable, "-m", "server", *args],
+            cwd=self.repo,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            **kw,
+        )
 
     async def start(self, http) -> None:
         done = self._python("admin", "create-user", "clerk", f"--password={self.password}")
@@ -102,8 +114,13 @@ class Server:
         with open(self.log, "ab") as sink:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "server", "serve", "--host", LOOPBACK, "--port", str(port)],
-                cwd=self.repo, env=self.env, stdout=sink, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
+                cwd=self.repo,
+                env=self.env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.base = f"http://{LOOPBACK}:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -162,9 +179,11 @@ class Prober:
         self._task.cancel()
 
     def figures(self) -> dict:
-        return {"healthz_max_s": round(max(self.latencies, default=0), 3),
-                "healthz_p50_s": round(percentile(self.latencies, 50) or 0, 3),
-                "healthz_failed": self.failures}
+        return {
+            "healthz_max_s": round(max(self.latencies, default=0), 3),
+            "healthz_p50_s": round(percentile(self.latencies, 50) or 0, 3),
+            "healthz_failed": self.failures,
+        }
 
 
 async def call(http, method: str, url: str, **kw) -> tuple[int, dict | str]:
@@ -189,30 +208,45 @@ class Bench:
         return self.s.base + path
 
     async def clerk_token(self) -> str:
-        status, body = await call(self.http, "POST", self.url("/api/login"),
-                                  json={"username": "clerk", "password": self.s.password},
-                                  headers=addr(999_999))
+        status, body = await call(
+            self.http,
+            "POST",
+            self.url("/api/login"),
+            json={"username": "clerk", "password": self.s.password},
+            headers=addr(999_999),
+        )
         assert status == 200, body
         return body["token"]
 
     async def live_meeting(self, token: str, guests: bool = True) -> dict:
         h = {"Authorization": f"Bearer {token}"}
-        status, meeting = await call(self.http, "POST", self.url("/api/meetings"), headers=h,
-                                     json={"title": "攻击测试", "allow_guests": guests,
-                                           "agenda": [{"title": "一"}, {"title": "二"}]})
+        status, meeting = await call(
+            self.http,
+            "POST",
+            self.url("/api/meetings"),
+            headers=h,
+            json={
+                "title": "攻击测试",
+                "allow_guests": guests,
+                "agenda": [{"title": "一"}, {"title": "二"}],
+            },
+        )
         assert status == 201, meeting
-        status, _ = await call(self.http, "POST", self.url(f"/api/meetings/{meeting['id']}/start"),
-                               headers=h)
+        status, _ = await call(
+            self.http, "POST", self.url(f"/api/meetings/{meeting['id']}/start"), headers=h
+        )
         assert status == 200
         return meeting
 
     async def member(self, token: str, name: str) -> tuple[int, str]:
         h = {"Authorization": f"Bearer {token}"}
-        status, added = await call(self.http, "POST", self.url("/api/members"), headers=h,
-                                   json={"name": name})
+        status, added = await call(
+            self.http, "POST", self.url("/api/members"), headers=h, json={"name": name}
+        )
         assert status == 201, added
-        status, joined = await call(self.http, "POST", self.url("/api/join"),
-                                    json={"invite": added["invite"]})
+        status, joined = await call(
+            self.http, "POST", self.url("/api/join"), json={"invite": added["invite"]}
+        )
         assert status == 200, joined
         return added["id"], joined["token"]
 
@@ -222,35 +256,59 @@ class Bench:
         async def one(i: int) -> int:
             # credential stuffing: each phone its own address and its own (unknown) account,
             # so no lockout applies and every login is really hashed
-            status, _ = await call(self.http, "POST", self.url("/api/login"), headers=addr(i + 1),
-                                   json={"username": f"user{i}", "password": "a guess"})
+            status, _ = await call(
+                self.http,
+                "POST",
+                self.url("/api/login"),
+                headers=addr(i + 1),
+                json={"username": f"user{i}", "password": "a guess"},
+            )
             return status
 
         with Prober(self.http, self.s.base) as probe:
             t = time.monotonic()
             statuses = await asyncio.gather(*(one(i) for i in range(n)))
             wall = time.monotonic() - t
-        return {"logins": n, "answers": dict(Counter(map(str, statuses))),
-                "wall_s": round(wall, 2), **probe.figures()}
+        return {
+            "logins": n,
+            "answers": dict(Counter(map(str, statuses))),
+            "wall_s": round(wall, 2),
+            **probe.figures(),
+        }
 
     async def guesses(self) -> dict:
         n = self.args.guesses
         one_address = addr(4242)
 
         async def one() -> int:
-            status, _ = await call(self.http, "POST", self.url("/api/login"), headers=one_address,
-                                   json={"username": "clerk", "password": "wrong-" + secrets.token_hex(4)})
+            status, _ = await call(
+                self.http,
+                "POST",
+                self.url("/api/login"),
+                headers=one_address,
+                json={"username": "clerk", "password": "wrong-" + secrets.token_hex(4)},
+            )
             return status
 
         with Prober(self.http, self.s.base) as probe:
             statuses = await asyncio.gather(*(one() for _ in range(n)))
         counts = Counter(statuses)
         # the owner, from another address, right after the attack
-        status, _ = await call(self.http, "POST", self.url("/api/login"), headers=addr(777),
-                               json={"username": "clerk", "password": self.s.password})
-        return {"guesses": n, "checked_401": counts.get(401, 0), "refused_429": counts.get(429, 0),
-                "answers": dict(Counter(map(str, statuses))),
-                "owner_login_after_from_other_address": status, **probe.figures()}
+        status, _ = await call(
+            self.http,
+            "POST",
+            self.url("/api/login"),
+            headers=addr(777),
+            json={"username": "clerk", "password": self.s.password},
+        )
+        return {
+            "guesses": n,
+            "checked_401": counts.get(401, 0),
+            "refused_429": counts.get(429, 0),
+            "answers": dict(Counter(map(str, statuses))),
+            "owner_login_after_from_other_address": status,
+            **probe.figures(),
+        }
 
     async def hands(self) -> dict:
         import socketio
@@ -263,14 +321,22 @@ class Bench:
 
         async def client(tok: str | None) -> socketio.AsyncClient:
             sio = socketio.AsyncClient(reconnection=False)
-            await sio.connect(self.s.base, auth={"token": tok} if tok else None,
-                              transports=["websocket"], wait_timeout=30)
+            await sio.connect(
+                self.s.base,
+                auth={"token": tok} if tok else None,
+                transports=["websocket"],
+                wait_timeout=30,
+            )
             ack = await sio.call("join", {"meeting_id": meeting["id"]}, timeout=60)
             assert ack.get("ok"), ack
             return sio
 
-        chair, bad, good, listener = (await client(token), await client(flooder),
-                                      await client(talker), await client(None))
+        chair, bad, good, listener = (
+            await client(token),
+            await client(flooder),
+            await client(talker),
+            await client(None),
+        )
         heard: list[str] = []
         listener.on("chat:message", lambda data: heard.append(data["text"]))
         start_seq = (await chair.call("join", {"meeting_id": meeting["id"]}, timeout=60))["seq"]
@@ -331,13 +397,18 @@ class Bench:
         for sio in (chair, bad, good, listener):
             if sio.connected:
                 await sio.disconnect()
-        return {"seconds": self.args.hand_seconds, "hand_events_sent": sent,
-                "flooder_reconnects": reconnects,
-                "events_stored": end_seq - start_seq,
-                "chair_ack_p50_s": round(percentile(chair_latency, 50) or 0, 3),
-                "chair_ack_max_s": round(max(chair_latency, default=0), 3),
-                "chair_acks": len(chair_latency), "chair_timeouts": chair_timeouts,
-                "chat_acked": len(said), "chat_heard": len(set(said) & set(heard))}
+        return {
+            "seconds": self.args.hand_seconds,
+            "hand_events_sent": sent,
+            "flooder_reconnects": reconnects,
+            "events_stored": end_seq - start_seq,
+            "chair_ack_p50_s": round(percentile(chair_latency, 50) or 0, 3),
+            "chair_ack_max_s": round(max(chair_latency, default=0), 3),
+            "chair_acks": len(chair_latency),
+            "chair_timeouts": chair_timeouts,
+            "chat_acked": len(said),
+            "chat_heard": len(set(said) & set(heard)),
+        }
 
     async def revoke(self) -> dict:
         import socketio
@@ -354,25 +425,35 @@ class Bench:
             assert (await sio.call("join", {"meeting_id": meeting["id"]}, timeout=60))["ok"]
             socks.append(sio)
         chair, member = socks
-        opened = await chair.call("vote:open", {"item_id": meeting["agenda"][0]["id"],
-                                                "question": "同意吗？",
-                                                "options": ["同意", "反对", "弃权"],
-                                                "secret": False}, timeout=60)
+        opened = await chair.call(
+            "vote:open",
+            {
+                "item_id": meeting["agenda"][0]["id"],
+                "question": "同意吗？",
+                "options": ["同意", "反对", "弃权"],
+                "secret": False,
+            },
+            timeout=60,
+        )
         assert opened.get("ok"), opened
-        status, _ = await call(self.http, "DELETE", self.url(f"/api/members/{member_id}"),
-                               headers={"Authorization": f"Bearer {token}"})
+        status, _ = await call(
+            self.http,
+            "DELETE",
+            self.url(f"/api/members/{member_id}"),
+            headers={"Authorization": f"Bearer {token}"},
+        )
         await asyncio.sleep(0.5)
         try:
-            ack = await member.call("vote:cast", {"vote_id": opened["vote_id"], "choice": "同意"},
-                                    timeout=10)
+            ack = await member.call(
+                "vote:cast", {"vote_id": opened["vote_id"], "choice": "同意"}, timeout=10
+            )
         except Exception as exc:  # noqa: BLE001 - a disconnected socket is a refusal
             ack = {"ok": False, "error": {"code": type(exc).__name__}}
         closed = await chair.call("vote:close", {"vote_id": opened["vote_id"]}, timeout=60)
         for sio in socks:
             if sio.connected:
                 await sio.disconnect()
-        return {"delete_status": status, "ballot_after_removal": ack,
-                "counted": closed.get("cast")}
+        return {"delete_status": status, "ballot_after_removal": ack, "counted": closed.get("cast")}
 
     async def locks(self) -> dict:
         n = self.args.start_requests
@@ -381,13 +462,18 @@ class Bench:
 
         async def one(i: int) -> int:
             async with gate:
-                status, _ = await call(self.http, "POST", self.url(f"/api/meetings/{10_000 + i}/start"))
+                status, _ = await call(
+                    self.http, "POST", self.url(f"/api/meetings/{10_000 + i}/start")
+                )
                 return status
 
         statuses = await asyncio.gather(*(one(i) for i in range(n)))
         after = rss_kb(self.s.proc.pid)
-        return {"requests": n, "answers": dict(Counter(map(str, statuses))),
-                "rss_growth_mb": round((after - before) / 1024, 1)}
+        return {
+            "requests": n,
+            "answers": dict(Counter(map(str, statuses))),
+            "rss_growth_mb": round((after - before) / 1024, 1),
+        }
 
     async def whep(self) -> dict:
         from aiortc import RTCConfiguration, RTCPeerConnection
@@ -416,9 +502,13 @@ class Bench:
         async def one(i: int) -> str:
             async with gate:
                 try:
-                    status, _ = await call(self.http, "POST", self.url(f"/whep/{meeting['id']}"),
-                                           data=offer, headers={"Content-Type": "application/sdp",
-                                                                **addr(i % 3 + 1)})
+                    status, _ = await call(
+                        self.http,
+                        "POST",
+                        self.url(f"/whep/{meeting['id']}"),
+                        data=offer,
+                        headers={"Content-Type": "application/sdp", **addr(i % 3 + 1)},
+                    )
                     return str(status)
                 except Exception as exc:  # noqa: BLE001 - counted
                     return type(exc).__name__
@@ -430,19 +520,28 @@ class Bench:
             wall = time.monotonic() - t
         done = True
         await watcher
-        return {"offers": self.args.offers, "answers": dict(Counter(answers)),
-                "wall_s": round(wall, 1), "fds_before": fds[0], "fds_max": max(fds),
-                "too_many_open_files_logged": tail(self.s.log, 100_000).count("Too many open files"),
-                **probe.figures()}
+        return {
+            "offers": self.args.offers,
+            "answers": dict(Counter(answers)),
+            "wall_s": round(wall, 1),
+            "fds_before": fds[0],
+            "fds_max": max(fds),
+            "too_many_open_files_logged": tail(self.s.log, 100_000).count("Too many open files"),
+            **probe.figures(),
+        }
 
 
 async def main_async(args) -> dict:
     import aiohttp
 
     repo = Path(args.repo).resolve()
-    out: dict = {"repo": str(repo), "commit": subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-        capture_output=True, text=True).stdout.strip(), "attacks": {}}
+    out: dict = {
+        "repo": str(repo),
+        "commit": subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
+        "attacks": {},
+    }
     wanted = [a for a in args.only.split(",") if a] if args.only else list(ATTACKS)
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=args.timeout)
@@ -456,7 +555,8 @@ async def main_async(args) -> dict:
                     log(f"{attack} ...")
                     bench = Bench(server, http, args)
                     out["attacks"][attack] = await asyncio.wait_for(
-                        getattr(bench, attack)(), args.timeout)
+                        getattr(bench, attack)(), args.timeout
+                    )
                 except Exception as exc:  # noqa: BLE001 - reported, next attack runs
                     out["attacks"][attack] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
                 finally:

@@ -52,52 +52,107 @@ def int_list(value: str) -> list[int]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench_fanout.py",
-        description="Benchmark the encoded WebRTC fan-out (and aiortc's MediaRelay baseline).")
-    parser.add_argument("--viewers", type=int_list, default=[1, 10, 50, 100, 200],
-                        help="fan-out viewer counts, ramped up in order (default 1,10,50,100,200)")
-    parser.add_argument("--relay-viewers", type=int_list, default=[1, 2, 4],
-                        help="MediaRelay baseline viewer counts (default 1,2,4)")
+        description="Benchmark the encoded WebRTC fan-out (and aiortc's MediaRelay baseline).",
+    )
+    parser.add_argument(
+        "--viewers",
+        type=int_list,
+        default=[1, 10, 50, 100, 200],
+        help="fan-out viewer counts, ramped up in order (default 1,10,50,100,200)",
+    )
+    parser.add_argument(
+        "--relay-viewers",
+        type=int_list,
+        default=[1, 2, 4],
+        help="MediaRelay baseline viewer counts (default 1,2,4)",
+    )
     parser.add_argument("--codec", choices=("h264", "vp8"), default="h264")
     parser.add_argument("--width", type=int, help="default 1280 (h264) or 640 (vp8)")
     parser.add_argument("--height", type=int, help="default 720 (h264) or 480 (vp8)")
     parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--bitrate", type=int, default=1_500_000,
-                        help="publisher video bitrate, bit/s (aiortc clamps H.264 to "
-                             "0.5-3 Mbit/s, VP8 to 0.25-1.5 Mbit/s)")
-    parser.add_argument("--publisher-preset", default="ultrafast",
-                        help="x264 preset of the publisher's H.264 encoder (default ultrafast, "
-                             "so the load generator leaves the cores to the server; 'aiortc' "
-                             "keeps aiortc's own settings, x264's medium, ~80 %% of a core here)")
+    parser.add_argument(
+        "--bitrate",
+        type=int,
+        default=1_500_000,
+        help="publisher video bitrate, bit/s (aiortc clamps H.264 to "
+        "0.5-3 Mbit/s, VP8 to 0.25-1.5 Mbit/s)",
+    )
+    parser.add_argument(
+        "--publisher-preset",
+        default="ultrafast",
+        help="x264 preset of the publisher's H.264 encoder (default ultrafast, "
+        "so the load generator leaves the cores to the server; 'aiortc' "
+        "keeps aiortc's own settings, x264's medium, ~80 %% of a core here)",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="measurement window per N")
-    parser.add_argument("--viewer-procs", type=int, default=2,
-                        help="processes holding the counting viewers (default 2)")
-    parser.add_argument("--viewer-coalesce-ms", type=float, default=5.0,
-                        help="counting viewer processes gather this many ms of datagrams per "
-                             "wake-up (default 5; 0: wake per datagram). On loopback the "
-                             "sender's sendto also runs the receive path and wakes the "
-                             "receiver, so viewers woken per packet inflate the server's CPU; "
-                             "join times are late by at most this")
-    parser.add_argument("--join-batch", type=int, default=10,
-                        help="concurrent WHEP joins per viewer process (default 10)")
-    parser.add_argument("--settle", type=float, default=2.0,
-                        help="seconds between the last first frame and the window (default 2)")
-    parser.add_argument("--first-frame-timeout", type=float, default=20.0,
-                        help="seconds a new viewer may take to its first video packet")
-    parser.add_argument("--max-minutes", type=float, default=10.0,
-                        help="skip the remaining fan-out N after this long (default 10; the "
-                             "relay baseline still runs)")
-    parser.add_argument("--recording-compare", type=int, default=10, metavar="N",
-                        help="measure recording + live HLS: a server with RECORD_MEETINGS=0 "
-                             "then one with RECORD_MEETINGS=1, each with the publisher alone "
-                             "and with N viewers for --seconds; 0 skips it (default 10)")
-    parser.add_argument("--recording-rounds", type=int, default=1,
-                        help="(off, on) pairs for --recording-compare; the JSON reports "
-                             "medians (default 1, at most 5)")
-    parser.add_argument("--fanout-recording", action="store_true",
-                        help="run the fan-out phase's server with RECORD_MEETINGS=1 (default: "
-                             "0, so the fan-out figures stay comparable with earlier runs)")
-    parser.add_argument("--keep-logs", action="store_true",
-                        help="keep the temporary directory with every process's log")
+    parser.add_argument(
+        "--viewer-procs",
+        type=int,
+        default=2,
+        help="processes holding the counting viewers (default 2)",
+    )
+    parser.add_argument(
+        "--viewer-coalesce-ms",
+        type=float,
+        default=5.0,
+        help="counting viewer processes gather this many ms of datagrams per "
+        "wake-up (default 5; 0: wake per datagram). On loopback the "
+        "sender's sendto also runs the receive path and wakes the "
+        "receiver, so viewers woken per packet inflate the server's CPU; "
+        "join times are late by at most this",
+    )
+    parser.add_argument(
+        "--join-batch",
+        type=int,
+        default=10,
+        help="concurrent WHEP joins per viewer process (default 10)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        help="seconds between the last first frame and the window (default 2)",
+    )
+    parser.add_argument(
+        "--first-frame-timeout",
+        type=float,
+        default=20.0,
+        help="seconds a new viewer may take to its first video packet",
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=10.0,
+        help="skip the remaining fan-out N after this long (default 10; the "
+        "relay baseline still runs)",
+    )
+    parser.add_argument(
+        "--recording-compare",
+        type=int,
+        default=10,
+        metavar="N",
+        help="measure recording + live HLS: a server with RECORD_MEETINGS=0 "
+        "then one with RECORD_MEETINGS=1, each with the publisher alone "
+        "and with N viewers for --seconds; 0 skips it (default 10)",
+    )
+    parser.add_argument(
+        "--recording-rounds",
+        type=int,
+        default=1,
+        help="(off, on) pairs for --recording-compare; the JSON reports "
+        "medians (default 1, at most 5)",
+    )
+    parser.add_argument(
+        "--fanout-recording",
+        action="store_true",
+        help="run the fan-out phase's server with RECORD_MEETINGS=1 (default: "
+        "0, so the fan-out figures stay comparable with earlier runs)",
+    )
+    parser.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep the temporary directory with every process's log",
+    )
     parser.add_argument("--json-only", action="store_true", help="no table on stderr")
     args = parser.parse_args(argv)
     if args.width is None:

@@ -56,53 +56,109 @@ def default_workers() -> int:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench_room.py",
-        description="Benchmark one live meeting's socket.io room: joins and chat delivery.")
-    parser.add_argument("--clients", type=int, default=500,
-                        help="socket.io clients in the meeting, host included (default 500)")
-    parser.add_argument("--senders", type=int, default=50,
-                        help="of which members who write in the chat (default 50)")
-    parser.add_argument("--rate", type=float, default=10.0,
-                        help="chat messages per second, all senders together (default 10)")
-    parser.add_argument("--duration", type=float, default=30.0,
-                        help="seconds of chat (default 30)")
-    parser.add_argument("--workers", type=int, default=default_workers(),
-                        help=f"client processes (default 2 per core, 2-8: here "
-                             f"{default_workers()})")
-    parser.add_argument("--join-rate", type=float, default=50.0,
-                        help="clients starting to join per second (default 50)")
-    parser.add_argument("--listeners", choices=("anonymous", "guest"), default="anonymous",
-                        help="the clients that only receive: anonymous viewers (default; no "
-                             "token) or guests (named; each join is recorded on the timeline)")
-    parser.add_argument("--database-url",
-                        help="run on PostgreSQL: an admin URL on 127.0.0.1 such as "
-                             "postgresql://postgres@127.0.0.1:5432/test; a fresh database is "
-                             "created for the run and dropped after (default: SQLite)")
-    parser.add_argument("--redis-url",
-                        help="run with REDIS_URL set (socket.io through Redis), e.g. "
-                             "redis://127.0.0.1:6379/0")
-    parser.add_argument("--timeout", type=float, default=300.0,
-                        help="seconds before everything is stopped (default 300)")
-    parser.add_argument("--join-timeout", type=float, default=20.0,
-                        help="seconds a client may take to connect, and again to join")
-    parser.add_argument("--ack-timeout", type=float, default=10.0,
-                        help="seconds a chat:send may wait for its ack")
-    parser.add_argument("--settle", type=float, default=2.0,
-                        help="seconds between the last join and the chat")
-    parser.add_argument("--drain", type=float, default=15.0,
-                        help="seconds after the chat to wait for late deliveries")
-    parser.add_argument("--server-log-level", default="WARNING",
-                        help="the server's LOG_LEVEL (default WARNING)")
-    parser.add_argument("--pin-server", type=int, metavar="CPU",
-                        help="run the server on this core alone and the load generator on "
-                             "the others (default: let the kernel share the cores)")
-    parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
-                        help="first wait up to this long for the machine to be idle (other "
-                             "jobs skew the figures; default 0: start at once)")
-    parser.add_argument("--profile-server", metavar="FILE",
-                        help="run the server under cProfile and write its stats to FILE "
-                             "(read with python -m pstats; slows the server down)")
-    parser.add_argument("--keep-logs", action="store_true",
-                        help="keep the temporary directory with the server's and workers' logs")
+        description="Benchmark one live meeting's socket.io room: joins and chat delivery.",
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=500,
+        help="socket.io clients in the meeting, host included (default 500)",
+    )
+    parser.add_argument(
+        "--senders",
+        type=int,
+        default=50,
+        help="of which members who write in the chat (default 50)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=10.0,
+        help="chat messages per second, all senders together (default 10)",
+    )
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of chat (default 30)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help=f"client processes (default 2 per core, 2-8: here {default_workers()})",
+    )
+    parser.add_argument(
+        "--join-rate",
+        type=float,
+        default=50.0,
+        help="clients starting to join per second (default 50)",
+    )
+    parser.add_argument(
+        "--listeners",
+        choices=("anonymous", "guest"),
+        default="anonymous",
+        help="the clients that only receive: anonymous viewers (default; no "
+        "token) or guests (named; each join is recorded on the timeline)",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="run on PostgreSQL: an admin URL on 127.0.0.1 such as "
+        "postgresql://postgres@127.0.0.1:5432/test; a fresh database is "
+        "created for the run and dropped after (default: SQLite)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        help="run with REDIS_URL set (socket.io through Redis), e.g. redis://127.0.0.1:6379/0",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="seconds before everything is stopped (default 300)",
+    )
+    parser.add_argument(
+        "--join-timeout",
+        type=float,
+        default=20.0,
+        help="seconds a client may take to connect, and again to join",
+    )
+    parser.add_argument(
+        "--ack-timeout", type=float, default=10.0, help="seconds a chat:send may wait for its ack"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=2.0, help="seconds between the last join and the chat"
+    )
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=15.0,
+        help="seconds after the chat to wait for late deliveries",
+    )
+    parser.add_argument(
+        "--server-log-level", default="WARNING", help="the server's LOG_LEVEL (default WARNING)"
+    )
+    parser.add_argument(
+        "--pin-server",
+        type=int,
+        metavar="CPU",
+        help="run the server on this core alone and the load generator on "
+        "the others (default: let the kernel share the cores)",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to this long for the machine to be idle (other "
+        "jobs skew the figures; default 0: start at once)",
+    )
+    parser.add_argument(
+        "--profile-server",
+        metavar="FILE",
+        help="run the server under cProfile and write its stats to FILE "
+        "(read with python -m pstats; slows the server down)",
+    )
+    parser.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep the temporary directory with the server's and workers' logs",
+    )
     args = parser.parse_args(argv)
     if args.clients < 2 or args.senders < 1 or args.senders > args.clients - 1:
         parser.error("need --senders >= 1 and --clients >= senders + 1 (the host)")

@@ -43,9 +43,12 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[keys.SETTINGS] = settings
     app[keys.TOKENS] = TokenService(
-        settings.secret_key, settings.token_max_age,
-        lifetimes={identity.MEMBER: identity.MEMBER_SESSION_SECONDS,
-                   identity.DEVICE: identity.DEVICE_SECONDS},
+        settings.secret_key,
+        settings.token_max_age,
+        lifetimes={
+            identity.MEMBER: identity.MEMBER_SESSION_SECONDS,
+            identity.DEVICE: identity.DEVICE_SECONDS,
+        },
     )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)

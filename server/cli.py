@@ -158,10 +158,14 @@ async def _verify(settings: Settings, meeting_id: int) -> int:
     finally:
         await database.close()
     if verdict.ok:
-        print(f"meeting {meeting_id}: {verdict.events} events, chain intact; digest {verdict.digest}")
+        print(
+            f"meeting {meeting_id}: {verdict.events} events, chain intact; digest {verdict.digest}"
+        )
         return 0
-    print(f"meeting {meeting_id}: TAMPERED at entry {verdict.first_bad_seq}: {verdict.reason}",
-          file=sys.stderr)
+    print(
+        f"meeting {meeting_id}: TAMPERED at entry {verdict.first_bad_seq}: {verdict.reason}",
+        file=sys.stderr,
+    )
     return 1
 
 

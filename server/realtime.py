@@ -255,8 +255,9 @@ class RoomTurn:
     changing, so requests naming ever-new meeting ids leave nothing behind.
     """
 
-    def __init__(self, locks: dict[int, RoomLock], meeting_id: int, first: bool,
-                 shed_at: int | None) -> None:
+    def __init__(
+        self, locks: dict[int, RoomLock], meeting_id: int, first: bool, shed_at: int | None
+    ) -> None:
         self._locks, self.meeting_id, self.first, self.shed_at = locks, meeting_id, first, shed_at
         self._lock: RoomLock | None = None
 
@@ -310,15 +311,20 @@ class MeetingNamespace(socketio.AsyncNamespace):
             except Unauthorized as exc:
                 if auth and auth.get("token"):
                     # the client's connect_error gets {"message": code, "data": {code, message}}
-                    raise socketio.exceptions.ConnectionRefusedError(exc.code, exc.as_dict()) from exc
-        await self.save_session(sid, {
-            "principal": principal,
-            # kept to look at the sign-in again on every event (revocation)
-            "token": token if principal is not None else None,
-            "meeting_id": None,
-            # keyed as the HTTP lockouts are: an IPv6 client is its /64
-            "address": address_key(client_address(environ)),
-        })
+                    raise socketio.exceptions.ConnectionRefusedError(
+                        exc.code, exc.as_dict()
+                    ) from exc
+        await self.save_session(
+            sid,
+            {
+                "principal": principal,
+                # kept to look at the sign-in again on every event (revocation)
+                "token": token if principal is not None else None,
+                "meeting_id": None,
+                # keyed as the HTTP lockouts are: an IPv6 client is its /64
+                "address": address_key(client_address(environ)),
+            },
+        )
         if principal is not None:
             await self.enter_room(sid, principal_room(principal.id))
         self.rt.expect_join(sid)
@@ -380,7 +386,9 @@ class MeetingNamespace(socketio.AsyncNamespace):
         if not isinstance(data, dict) or "meeting_id" not in data:
             raise BadRequest("join needs {meeting_id}")
         since = data.get("since_seq")
-        if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
+        if since is not None and (
+            not isinstance(since, int) or isinstance(since, bool) or since < 0
+        ):
             raise BadRequest("since_seq must be a whole number")
         session = await self.get_session(sid)
         principal: Principal | None = session["principal"]
@@ -399,7 +407,11 @@ class MeetingNamespace(socketio.AsyncNamespace):
         # In the room before reading: an event committed from here on is broadcast to
         # this client too, so nothing falls between the snapshot and the live stream.
         await self.enter_room(sid, room_of(meeting.id))
-        if principal is not None and principal.is_committee and principal.village_id == meeting.village_id:
+        if (
+            principal is not None
+            and principal.is_committee
+            and principal.village_id == meeting.village_id
+        ):
             await self.enter_room(sid, hosts_of(meeting.id))
         async with self.rt.database.session() as db:
             meeting = await meetings.get_meeting(db, meeting.id)
@@ -409,19 +421,28 @@ class MeetingNamespace(socketio.AsyncNamespace):
             mine, held = set(), []
             if principal is not None and principal.role == "member":
                 mine = await votes.voted_in(db, int(principal.id[1:]), [v.id for v in vote_rows])
-                held = [p["member"] for p in await votes.proxies_of(db, meeting.id)
-                        if f"m{p['proxy']['id']}" == principal.id]
+                held = [
+                    p["member"]
+                    for p in await votes.proxies_of(db, meeting.id)
+                    if f"m{p['proxy']['id']}" == principal.id
+                ]
                 for entry in held:  # and whether each represented member has voted
-                    entry["voted"] = sorted(await votes.voted_in(db, entry["id"], [v.id for v in vote_rows]))
-            missed = (await events_after(db, meeting.id, since, limit=MAX_REPLAY + 1)
-                      if since is not None else [])
+                    entry["voted"] = sorted(
+                        await votes.voted_in(db, entry["id"], [v.id for v in vote_rows])
+                    )
+            missed = (
+                await events_after(db, meeting.id, since, limit=MAX_REPLAY + 1)
+                if since is not None
+                else []
+            )
         # Far behind (or a made-up since_seq of 0 on a long meeting): the snapshot below is
         # the state; replaying thousands of events to one socket would only cost the server.
         replayed = len(missed) <= MAX_REPLAY
         if not replayed:
             missed = []
-        is_host = bool(principal and principal.is_committee
-                       and principal.village_id == meeting.village_id)
+        is_host = bool(
+            principal and principal.is_committee and principal.village_id == meeting.village_id
+        )
         for event in missed:
             if is_host or event.type not in HOST_ONLY:
                 await self.emit(event.type, {**event.data, "seq": event.seq}, to=sid)
@@ -464,7 +485,9 @@ class MeetingNamespace(socketio.AsyncNamespace):
             raise BadRequest("join a meeting first")
         return meeting_id, session.get("principal"), payload
 
-    async def _act(self, sid, data, action: Action, before=None, shed_at: int | None = None) -> dict:
+    async def _act(
+        self, sid, data, action: Action, before=None, shed_at: int | None = None
+    ) -> dict:
         """The common path of room events: the joined meeting, ``before`` checks, the change.
 
         The committee's changes go before every participant's waiting one. A
@@ -514,8 +537,9 @@ class MeetingNamespace(socketio.AsyncNamespace):
             self.rt.hand_limits.take(principal.id)
 
     async def on_hand_raise(self, sid, data=None):
-        return await self._act(sid, data, lambda db, mid, p, _: room.raise_hand(db, mid, p),
-                               before=self._hand_limit)
+        return await self._act(
+            sid, data, lambda db, mid, p, _: room.raise_hand(db, mid, p), before=self._hand_limit
+        )
 
     async def on_hand_lower(self, sid, data=None):
         return await self._act(sid, data, room.lower_hand, before=self._hand_limit)
@@ -547,8 +571,12 @@ class MeetingNamespace(socketio.AsyncNamespace):
             async with self.rt.room_turn(meeting_id, principal):
                 async with self.rt.database.session() as db:
                     recorded = await votes.open_vote(
-                        db, meeting_id, principal, payload,
-                        min_secret_electorate=self.rt.secret_vote_minimum)
+                        db,
+                        meeting_id,
+                        principal,
+                        payload,
+                        min_secret_electorate=self.rt.secret_vote_minimum,
+                    )
                 await self.rt.announce(recorded)
             return ok(vote_id=recorded.data["vote_id"], seq=recorded.seq)
 
@@ -559,7 +587,8 @@ class MeetingNamespace(socketio.AsyncNamespace):
             self.rt.cast_limits.take(principal.id if principal else f"sid:{sid}")
             async with self.rt.room_turn(meeting_id, principal):  # a ballot is never shed
                 cast = await votes.cast_ballot(
-                    self.rt.database.session, meeting_id, principal, payload)
+                    self.rt.database.session, meeting_id, principal, payload
+                )
             self.rt.schedule_progress(meeting_id, cast.recorded.data["vote_id"], cast.cast)
             return ok(receipt=cast.receipt)
 
@@ -572,8 +601,13 @@ class MeetingNamespace(socketio.AsyncNamespace):
                 raise BadRequest("member_id must be a member's id")
             async with self.rt.room_turn(meeting_id, principal):
                 cast = await votes.cast_ballot(
-                    self.rt.database.session, meeting_id, principal, payload,
-                    member_id=member_id, source="hall")
+                    self.rt.database.session,
+                    meeting_id,
+                    principal,
+                    payload,
+                    member_id=member_id,
+                    source="hall",
+                )
             self.rt.schedule_progress(meeting_id, cast.recorded.data["vote_id"], cast.cast)
             return ok()
 
@@ -594,8 +628,12 @@ class MeetingNamespace(socketio.AsyncNamespace):
             async with self.rt.room_turn(meeting_id, principal):
                 async with self.rt.database.session() as db:
                     result, recorded = await votes.close_vote(
-                        db, meeting_id, principal, payload,
-                        min_secret_group=self.rt.secret_vote_minimum)
+                        db,
+                        meeting_id,
+                        principal,
+                        payload,
+                        min_secret_group=self.rt.secret_vote_minimum,
+                    )
                 if recorded is not None:
                     await self.rt.announce(recorded)
             return ok(**result)
@@ -613,7 +651,6 @@ class MeetingNamespace(socketio.AsyncNamespace):
         return await self._guard(work())
 
 
-
 def _ack_fields(recorded: Recorded) -> dict:
     if recorded.type == "chat:message":
         return {"id": recorded.data["id"]}
@@ -626,9 +663,11 @@ class Realtime:
     def __init__(self, app) -> None:
         settings = app[keys.SETTINGS]
         manager = (
-            RevokingRedisManager(settings.redis_url, channel=settings.redis_channel,
-                                 on_revoked=self.close_sockets_of)
-            if settings.redis_url else None
+            RevokingRedisManager(
+                settings.redis_url, channel=settings.redis_channel, on_revoked=self.close_sockets_of
+            )
+            if settings.redis_url
+            else None
         )
         self._relayed = manager is not None
         self.sio = socketio.AsyncServer(
@@ -682,8 +721,9 @@ class Realtime:
     def media(self):
         return self._app[keys.MEDIA]
 
-    def room_lock(self, meeting_id: int, first: bool = False,
-                  shed_at: int | None = None) -> RoomTurn:
+    def room_lock(
+        self, meeting_id: int, first: bool = False, shed_at: int | None = None
+    ) -> RoomTurn:
         """Room changes of one meeting queue here instead of contending for the database.
 
         ``first``: the committee's (or the server's own) change, served before every
@@ -691,8 +731,9 @@ class Realtime:
         """
         return RoomTurn(self._locks, meeting_id, first, shed_at)
 
-    def room_turn(self, meeting_id: int, principal: Principal | None,
-                  shed_at: int | None = None) -> RoomTurn:
+    def room_turn(
+        self, meeting_id: int, principal: Principal | None, shed_at: int | None = None
+    ) -> RoomTurn:
         """A socket event's turn: the committee first and never shed."""
         if principal is not None and principal.is_committee:
             return self.room_lock(meeting_id, first=True)
@@ -717,8 +758,13 @@ class Realtime:
             refused = self._refused[sid] = [now, 0]
         refused[1] += 1
         if refused[1] == HAMMER_FACTOR * self.event_limits.burst * scale:
-            logger.info("socket %s of %s closed: %d events refused in %.1f s",
-                        sid, key, refused[1], now - refused[0])
+            logger.info(
+                "socket %s of %s closed: %d events refused in %.1f s",
+                sid,
+                key,
+                refused[1],
+                now - refused[0],
+            )
             self.drop_later(sid)
         raise room.RateLimited(
             f"too many events: at most {self.event_limits.burst * scale} at once and "
@@ -737,7 +783,8 @@ class Realtime:
     def expect_join(self, sid: str) -> None:
         """A connection that joins no meeting within SOCKET_JOIN_TIMEOUT is closed."""
         self._join_timers[sid] = asyncio.get_running_loop().call_later(
-            self._join_timeout, lambda: self._spawn(self._join_too_late(sid)))
+            self._join_timeout, lambda: self._spawn(self._join_too_late(sid))
+        )
 
     async def _join_too_late(self, sid: str) -> None:
         if self._join_timers.pop(sid, None) is not None:
@@ -772,8 +819,13 @@ class Realtime:
             live = await meetings.live_meeting_ids(db)
         for meeting_id in live:
             await self.record_and_broadcast(
-                meeting_id, room.revoke_floor, None, reason="revoked", by_server=True,
-                only_holder=principal_id)
+                meeting_id,
+                room.revoke_floor,
+                None,
+                reason="revoked",
+                by_server=True,
+                only_holder=principal_id,
+            )
 
     async def close_sockets_of(self, room_name: str) -> None:
         """Disconnect this process's sockets in ``room_name``."""
@@ -824,8 +876,9 @@ class Realtime:
             self.hall_counts[meeting_id] = recorded.data.get("in_hall")
             self.schedule_presence(meeting_id)
 
-    async def record_and_broadcast(self, meeting_id: int, action: Action, *args,
-                                   first: bool = True, **kwargs) -> None:
+    async def record_and_broadcast(
+        self, meeting_id: int, action: Action, *args, first: bool = True, **kwargs
+    ) -> None:
         """A change the server makes (timers, attendance); ``first``: before participants'."""
         async with self.room_lock(meeting_id, first=first):
             async with self.database.session() as db:
@@ -854,13 +907,19 @@ class Realtime:
         """Ending the meeting closes its open votes, each with its result announced."""
         async with self.room_lock(meeting_id, first=True):
             async with self.database.session() as db:
-                open_ids = [v.id for v in await votes.meeting_votes(db, meeting_id)
-                            if v.status == "open"]
+                open_ids = [
+                    v.id for v in await votes.meeting_votes(db, meeting_id) if v.status == "open"
+                ]
             for vote_id in open_ids:
                 async with self.database.session() as db:
                     _, recorded = await votes.close_vote(
-                        db, meeting_id, None, {"vote_id": vote_id}, by_server=True,
-                        min_secret_group=self.secret_vote_minimum)
+                        db,
+                        meeting_id,
+                        None,
+                        {"vote_id": vote_id},
+                        by_server=True,
+                        min_secret_group=self.secret_vote_minimum,
+                    )
                 if recorded is not None:
                     await self.announce(recorded)
 
@@ -878,10 +937,16 @@ class Realtime:
 
         def expire() -> None:
             self._floor_timers.pop(meeting_id, None)
-            self._spawn(self.record_and_broadcast(
-                meeting_id, room.revoke_floor, None, reason="time_up", only_since=since,
-                by_server=True,
-            ))
+            self._spawn(
+                self.record_and_broadcast(
+                    meeting_id,
+                    room.revoke_floor,
+                    None,
+                    reason="time_up",
+                    only_since=since,
+                    by_server=True,
+                )
+            )
 
         self._floor_timers[meeting_id] = asyncio.get_running_loop().call_later(
             max(delay, 0), expire
@@ -897,8 +962,9 @@ class Realtime:
         first = not devices
         devices.add(sid)
         if first:
-            await self.record_and_broadcast(meeting_id, room.record_presence, principal, True,
-                                            first=principal.is_committee)
+            await self.record_and_broadcast(
+                meeting_id, room.record_presence, principal, True, first=principal.is_committee
+            )
 
     async def device_left(self, sid: str, meeting_id: int, principal: Principal | None) -> None:
         """A participant's last device gone (closed, or silent past the ping timeout)."""
@@ -914,8 +980,9 @@ class Realtime:
             if not here:  # nobody of this meeting left in this process
                 del self._devices[meeting_id]
             try:
-                await self.record_and_broadcast(meeting_id, room.record_presence, principal, False,
-                                                first=principal.is_committee)
+                await self.record_and_broadcast(
+                    meeting_id, room.record_presence, principal, False, first=principal.is_committee
+                )
             except CunhuiError:
                 logger.info("leave of %s in meeting %s not recorded", principal.id, meeting_id)
 
@@ -941,8 +1008,9 @@ class Realtime:
         async def later() -> None:
             await asyncio.sleep(PRESENCE_DELAY)
             meeting, count = self._progress_due.pop(vote_id)
-            await self.sio.emit("vote:progress", {"vote_id": vote_id, "cast": count},
-                                room=room_of(meeting))
+            await self.sio.emit(
+                "vote:progress", {"vote_id": vote_id, "cast": count}, room=room_of(meeting)
+            )
 
         self._spawn(later())
 
@@ -1012,8 +1080,11 @@ class RevokingRedisManager(socketio.AsyncRedisManager):
     async def _handle_emit(self, message):
         await super()._handle_emit(message)
         room_name = message.get("room")
-        if (message.get("event") == REVOKED and isinstance(room_name, str)
-                and room_name.startswith("principal:")):
+        if (
+            message.get("event") == REVOKED
+            and isinstance(room_name, str)
+            and room_name.startswith("principal:")
+        ):
             # in the background: closing sockets records leaves under the room's lock,
             # and the relay of every other broadcast must not wait for that
             task = asyncio.get_running_loop().create_task(self._on_revoked(room_name))

@@ -24,8 +24,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlmodel import select
 
-from media import DirectoryLock, RecordingEvent
-from media import postprocess
+from media import DirectoryLock, RecordingEvent, postprocess
 from media.recorder import DISK_FULL, MIN_FREE_BYTES, RESUME_FREE_BYTES, free_bytes, is_disk_full
 
 from . import keys
@@ -101,8 +100,7 @@ class Recordings:
             if not self._has_room(RESUME_FREE_BYTES):
                 # no empty part: it starts when space is back
                 self._paused.add(meeting_id)
-                self._note_disk_full(f"meeting {meeting_id}: recording starts once space "
-                                     "is freed")
+                self._note_disk_full(f"meeting {meeting_id}: recording starts once space is freed")
                 return
             async with self._db.session() as db:
                 meeting = await db.get(Meeting, meeting_id)
@@ -112,17 +110,25 @@ class Recordings:
             directory = self.directory(recording)
             try:
                 self._app[keys.MEDIA].start_recording(
-                    str(meeting_id), directory, self._on_event(recording.id),
-                    segment_seconds=SEGMENT_SECONDS)
+                    str(meeting_id),
+                    directory,
+                    self._on_event(recording.id),
+                    segment_seconds=SEGMENT_SECONDS,
+                )
             except Exception as exc:
                 logger.exception("meeting %s: recording could not start", meeting_id)
                 async with self._db.session() as db:
-                    await store.update(db, recording.id, status=store.FAILED,
-                                       error=self.public(f"recording could not start: {exc}"))
+                    await store.update(
+                        db,
+                        recording.id,
+                        status=store.FAILED,
+                        error=self.public(f"recording could not start: {exc}"),
+                    )
                 return
             self._active[meeting_id] = recording.id
-            logger.info("meeting %s: recording part %s into %s", meeting_id, recording.part,
-                        directory)
+            logger.info(
+                "meeting %s: recording part %s into %s", meeting_id, recording.part, directory
+            )
         await self.broadcast(meeting_id)
 
     async def stop_recording(self, meeting_id: int) -> None:
@@ -144,15 +150,20 @@ class Recordings:
         meeting_id = int(event.room_id)
         if event.kind == "started":
             async with self._db.session() as db:
-                await store.update(db, recording_id,
-                                   started_at=datetime.fromtimestamp(event.started_at, UTC),
-                                   video_codec=event.video_codec or "")
+                await store.update(
+                    db,
+                    recording_id,
+                    started_at=datetime.fromtimestamp(event.started_at, UTC),
+                    video_codec=event.video_codec or "",
+                )
             await self.broadcast(meeting_id)
             return
         if event.disk_full:
-            self._note_disk_full(f"meeting {meeting_id}: recording stopped after "
-                                 f"{event.duration:.1f} s; it resumes as a new part once "
-                                 "space is freed")
+            self._note_disk_full(
+                f"meeting {meeting_id}: recording stopped after "
+                f"{event.duration:.1f} s; it resumes as a new part once "
+                "space is freed"
+            )
         elif event.kind == "failed":
             logger.error("meeting %s: recording failed: %s", meeting_id, event.error)
         if event.kind == "failed" or event.disk_full:
@@ -163,8 +174,9 @@ class Recordings:
         async with self._db.session() as db:
             recording = await db.get(Recording, recording_id)
         directory = self.directory(recording) if recording is not None else None
-        if recording is not None and (event.started_at is None
-                                      or not await postprocess.has_media(directory)):
+        if recording is not None and (
+            event.started_at is None or not await postprocess.has_media(directory)
+        ):
             # nothing was recorded (no picture came, or the disk filled before the
             # first fragment): nothing to keep, and nothing to list as failed
             async with self._db.session() as db:
@@ -176,10 +188,15 @@ class Recordings:
             # a writer that stopped mid-meeting left a shorter recording: it is
             # kept and listed as interrupted (with the reason), like after a crash
             async with self._db.session() as db:
-                await store.update(db, recording_id, status=store.PROCESSING,
-                                   ended_at=utcnow(), duration=event.duration,
-                                   interrupted=event.kind == "failed" or event.disk_full,
-                                   error=STOPPED_DISK_FULL if event.disk_full else "")
+                await store.update(
+                    db,
+                    recording_id,
+                    status=store.PROCESSING,
+                    ended_at=utcnow(),
+                    duration=event.duration,
+                    interrupted=event.kind == "failed" or event.disk_full,
+                    error=STOPPED_DISK_FULL if event.disk_full else "",
+                )
         if recording is not None:
             self._spawn(self.process(recording_id))
         await self.broadcast(meeting_id)
@@ -199,8 +216,11 @@ class Recordings:
                 continue
             try:
                 async with self._db.session() as db:
-                    result = await db.exec(select(Meeting.id).where(
-                        Meeting.id.in_(list(self._active)), Meeting.status != LIVE))
+                    result = await db.exec(
+                        select(Meeting.id).where(
+                            Meeting.id.in_(list(self._active)), Meeting.status != LIVE
+                        )
+                    )
                     over = list(result.all())
                 for meeting_id in over:
                     logger.info("meeting %s is over: closing its recording and media", meeting_id)
@@ -237,10 +257,18 @@ class Recordings:
                         await db.commit()
                         _remove_empty(directory)  # it never got a picture
                         continue
-                    await store.update(db, recording.id, status=store.PROCESSING,
-                                       interrupted=True, ended_at=utcnow())
-                logger.warning("meeting %s: recording part %s was interrupted; finalising it",
-                               recording.meeting_id, recording.part)
+                    await store.update(
+                        db,
+                        recording.id,
+                        status=store.PROCESSING,
+                        interrupted=True,
+                        ended_at=utcnow(),
+                    )
+                logger.warning(
+                    "meeting %s: recording part %s was interrupted; finalising it",
+                    recording.meeting_id,
+                    recording.part,
+                )
             self._spawn(self.process(recording.id))
 
     # -- post-processing -------------------------------------------------------------
@@ -270,8 +298,9 @@ class Recordings:
         directory = self.directory(recording)
         if not directory.exists():
             async with self._db.session() as db:
-                await store.update(db, recording_id, status=store.FAILED,
-                                   error="the recording's files are missing")
+                await store.update(
+                    db, recording_id, status=store.FAILED, error="the recording's files are missing"
+                )
             await self.broadcast(recording.meeting_id)
             return
         lock = DirectoryLock(directory)
@@ -285,8 +314,12 @@ class Recordings:
             failed = None
             self._deferred[recording_id] = exc.needed or RESUME_FREE_BYTES
             if waited is None:  # said once per part, not at every look
-                logger.warning("meeting %s: post-processing of recording part %s waits for "
-                               "space: %s", recording.meeting_id, recording.part, exc)
+                logger.warning(
+                    "meeting %s: post-processing of recording part %s waits for space: %s",
+                    recording.meeting_id,
+                    recording.part,
+                    exc,
+                )
         finally:
             lock.release()
         if failed is None:
@@ -309,17 +342,24 @@ class Recordings:
                 cut_short = (recording.error or "").startswith(STOPPED_DISK_FULL)
                 error = STOPPED_DISK_FULL if cut_short else ""
             duration = await postprocess.duration_of(directory / postprocess.MP4)
-            await store.update(db, recording_id, status=status, error=error,
-                               duration=duration or recording.duration)
-        logger.info("meeting %s: recording part %s %s", recording.meeting_id, recording.part,
-                    status)
+            await store.update(
+                db,
+                recording_id,
+                status=status,
+                error=error,
+                duration=duration or recording.duration,
+            )
+        logger.info(
+            "meeting %s: recording part %s %s", recording.meeting_id, recording.part, status
+        )
         await self.broadcast(recording.meeting_id)
 
     async def _run_steps(self, recording: Recording, directory: Path) -> str:
         """Each step in order; returns "" or the first failure's reason (raw files are kept)."""
         duration = recording.duration
-        done = {name for name, step in (recording.steps or {}).items()
-                if step.get("status") == "done"}
+        done = {
+            name for name, step in (recording.steps or {}).items() if step.get("status") == "done"
+        }
         for name in postprocess.STEPS:
             if name in done and name != "thumbnails":
                 continue  # files are checked again anyway; the database says done
@@ -351,8 +391,9 @@ class Recordings:
                     if isinstance(exc, postprocess.DiskFull):
                         raise
                     raise postprocess.DiskFull(str(exc)) from exc
-                logger.error("meeting %s: recording step %s failed: %s",
-                             recording.meeting_id, name, exc)
+                logger.error(
+                    "meeting %s: recording step %s failed: %s", recording.meeting_id, name, exc
+                )
                 reason = self.public(str(exc) or type(exc).__name__)
                 await reporter.settle()
                 async with self._db.session() as db:
@@ -366,7 +407,8 @@ class Recordings:
     def public(self, message: str) -> str:
         """An error for clients: no server paths (those stay in the log)."""
         return message.replace(str(self.root.resolve()), "recordings").replace(
-            str(self.root), "recordings")[:500]
+            str(self.root), "recordings"
+        )[:500]
 
     # -- retention ---------------------------------------------------------------------
 
@@ -399,8 +441,12 @@ class Recordings:
             async with self._db.session() as db:
                 await store.update(db, recording.id, status=store.EXPIRED)
             removed += 1
-            logger.info("meeting %s: recording part %s expired (older than %s days)",
-                        recording.meeting_id, recording.part, days)
+            logger.info(
+                "meeting %s: recording part %s expired (older than %s days)",
+                recording.meeting_id,
+                recording.part,
+                days,
+            )
         return removed
 
     async def _retention_loop(self) -> None:
@@ -450,8 +496,12 @@ class Recordings:
                 free = free_bytes(self.root)
                 if free >= RESUME_FREE_BYTES and (self.disk_full or self._paused):
                     if self.disk_full:
-                        logger.warning("the recordings disk has space again (%s MiB free in "
-                                       "%s): recording resumes", free >> 20, self.root)
+                        logger.warning(
+                            "the recordings disk has space again (%s MiB free in "
+                            "%s): recording resumes",
+                            free >> 20,
+                            self.root,
+                        )
                         self.disk_full = False
                     paused, self._paused = self._paused, set()
                     for meeting_id in paused:

@@ -118,7 +118,9 @@ class Settings:
             try:
                 ip_network(proxy, strict=False)
             except ValueError as exc:
-                raise ConfigError(f"TRUSTED_PROXIES: {proxy!r} is not an address or network") from exc
+                raise ConfigError(
+                    f"TRUSTED_PROXIES: {proxy!r} is not an address or network"
+                ) from exc
         return settings
 
     def with_secret(self) -> Settings:
@@ -141,10 +143,13 @@ class Settings:
             servers = parse_ice_servers(self.ice_servers)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        return MediaConfig(ice_servers=servers, host_addresses=self.ice_host_addresses,
-                           connect_timeout=self.media_connect_timeout,
-                           pending_per_client=self.media_pending_per_address,
-                           pending_total=self.media_pending_total)
+        return MediaConfig(
+            ice_servers=servers,
+            host_addresses=self.ice_host_addresses,
+            connect_timeout=self.media_connect_timeout,
+            pending_per_client=self.media_pending_per_address,
+            pending_total=self.media_pending_total,
+        )
 
     def base_url(self, request_url: str | None = None) -> str:
         """PUBLIC_URL if set, else the URL the request came in on, else host:port."""

@@ -66,8 +66,7 @@ class CheckedPacket(sio_packet.Packet):
         return count
 
     def _refuse(self, reason: str) -> int:
-        if self.packet_type not in (sio_packet.EVENT, sio_packet.BINARY_EVENT,
-                                    sio_packet.CONNECT):
+        if self.packet_type not in (sio_packet.EVENT, sio_packet.BINARY_EVENT, sio_packet.CONNECT):
             self.packet_type = sio_packet.EVENT
         if self.packet_type == sio_packet.CONNECT:
             self.data = None  # hostile auth: the connection is anonymous

@@ -69,7 +69,9 @@ class Browser:
         )
         # an uncaught error in a page script fails the test, even if the page looks fine
         self.page_errors = []
-        self.context.on("page", lambda page: page.on("pageerror", lambda e: self.page_errors.append(e)))
+        self.context.on(
+            "page", lambda page: page.on("pageerror", lambda e: self.page_errors.append(e))
+        )
         return self.context
 
     async def __aexit__(self, exc_type, *exc_info) -> None:

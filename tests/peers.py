@@ -39,7 +39,8 @@ def gray_frame(y: np.ndarray, pts: int, time_base) -> av.VideoFrame:
     height, width = y.shape
     uv = np.full((height // 2, width // 2), 128, dtype=np.uint8)
     frame = av.VideoFrame.from_ndarray(
-        np.concatenate([y, uv.reshape(-1, width), uv.reshape(-1, width)]), format="yuv420p")
+        np.concatenate([y, uv.reshape(-1, width), uv.reshape(-1, width)]), format="yuv420p"
+    )
     frame.pts, frame.time_base = pts, time_base
     return frame
 
@@ -66,7 +67,7 @@ class ClockVideoTrack(MovingVideoTrack):
         for bit in range(self.BITS):
             if ticks >> bit & 1:
                 row, col = divmod(bit, self.COLS)
-                y[row * bh:(row + 1) * bh, col * bw:(col + 1) * bw] = 235
+                y[row * bh : (row + 1) * bh, col * bw : (col + 1) * bw] = 235
         return gray_frame(y, pts, time_base)
 
 

@@ -21,7 +21,11 @@ SEGMENT = 2.0  # the recorder's segment length: durations must agree within one
 def probe(path: Path) -> dict:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
-        capture_output=True, text=True, timeout=30, check=True)
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -35,24 +39,63 @@ def codecs(path: Path) -> list[tuple[str, str]]:
 
 def playlist_seconds(path: Path) -> float:
     """The sum of a playlist's segment durations (#EXTINF)."""
-    return sum(float(line.split(":", 1)[1].rstrip(",").split(",")[0])
-               for line in path.read_text().splitlines() if line.startswith("#EXTINF:"))
+    return sum(
+        float(line.split(":", 1)[1].rstrip(",").split(",")[0])
+        for line in path.read_text().splitlines()
+        if line.startswith("#EXTINF:")
+    )
 
 
 def frame_at(path: Path, t: float, width: int = 320, height: int = 240) -> np.ndarray:
     """The picture a player shows at ``t`` seconds, as 8-bit gray."""
     out = subprocess.run(
-        ["ffmpeg", "-v", "error", "-ss", f"{t:.3f}", "-i", str(path), "-frames:v", "1",
-         "-vf", f"scale={width}:{height}", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
-        capture_output=True, timeout=30, check=True)
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-ss",
+            f"{t:.3f}",
+            "-i",
+            str(path),
+            "-frames:v",
+            "1",
+            "-vf",
+            f"scale={width}:{height}",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
     return np.frombuffer(out.stdout, np.uint8)[: width * height].reshape(height, width)
 
 
 def audio_samples(path: Path, rate: int = 16000) -> np.ndarray:
     """The file's audio, mono float, at ``rate``."""
     out = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(rate),
-         "-f", "f32le", "-"], capture_output=True, timeout=60, check=True)
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-vn",
+            "-ac",
+            "1",
+            "-ar",
+            str(rate),
+            "-f",
+            "f32le",
+            "-",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
     return np.frombuffer(out.stdout, np.float32)
 
 
@@ -75,8 +118,9 @@ async def recording_of(client, token: str, meeting_id: int) -> tuple[int, dict]:
     return response.status, await response.json()
 
 
-async def wait_recording(client, token: str, meeting_id: int, predicate,
-                         timeout: float = 60.0) -> dict:
+async def wait_recording(
+    client, token: str, meeting_id: int, predicate, timeout: float = 60.0
+) -> dict:
     deadline = time.monotonic() + timeout
     body: dict = {}
     while time.monotonic() < deadline:
@@ -97,8 +141,9 @@ async def publishing(client, token: str, meeting_id: int, **publisher_args):
     publisher = Publisher(**{"width": 320, "height": 240, **publisher_args})
     try:
         await publisher.publish(client, meeting_id, token)
-        live = await wait_recording(client, token, meeting_id, lambda r: r["started_at"],
-                                    timeout=15)
+        live = await wait_recording(
+            client, token, meeting_id, lambda r: r["started_at"], timeout=15
+        )
         yield at_time(live["started_at"])
     finally:
         await publisher.close()

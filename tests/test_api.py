@@ -48,7 +48,9 @@ async def test_create_get_start_end_meeting(client, clerk_token):
     assert all(isinstance(a["id"], int) for a in created["agenda"])
     assert created["allow_guests"] is False
 
-    got = await (await client.get(f"/api/meetings/{created['id']}", headers=auth(clerk_token))).json()
+    got = await (
+        await client.get(f"/api/meetings/{created['id']}", headers=auth(clerk_token))
+    ).json()
     assert got["title"] == "2026年第四季度村民会议"
     assert got["starts_at"].startswith("2026-12-01T01:00:00")
 
@@ -111,14 +113,21 @@ async def test_bad_meeting_bodies_are_400_with_reasons(client, clerk_token):
         assert response.status == 400, body
         assert await error_code(response) == "bad_request"
     response = await client.post(
-        "/api/meetings", data="{not json", headers={**auth(clerk_token), "Content-Type": "application/json"}
+        "/api/meetings",
+        data="{not json",
+        headers={**auth(clerk_token), "Content-Type": "application/json"},
     )
     assert response.status == 400 and await error_code(response) == "bad_request"
 
 
 async def test_unknown_ids_of_any_form_are_404(client, clerk_token):
-    for path in ("/api/meetings/999", "/api/meetings/abc", "/api/meetings/-1",
-                 "/api/meetings/99999999999999999999999", "/api/nothing-here"):
+    for path in (
+        "/api/meetings/999",
+        "/api/meetings/abc",
+        "/api/meetings/-1",
+        "/api/meetings/99999999999999999999999",
+        "/api/nothing-here",
+    ):
         response = await client.get(path, headers=auth(clerk_token))
         assert response.status == 404, path
         assert await error_code(response) == "not_found"
@@ -135,11 +144,15 @@ async def test_oversized_json_body_is_413(client, clerk_token):
 
 async def test_cookie_session_refuses_cross_site_posts(client, clerk_token):
     await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-    same = await client.post("/api/meetings", json={"title": "t"},
-                             headers={"Origin": f"http://{client.host}:{client.port}"})
+    same = await client.post(
+        "/api/meetings",
+        json={"title": "t"},
+        headers={"Origin": f"http://{client.host}:{client.port}"},
+    )
     assert same.status == 201
-    cross = await client.post("/api/meetings", json={"title": "t"},
-                              headers={"Origin": "https://evil.example"})
+    cross = await client.post(
+        "/api/meetings", json={"title": "t"}, headers={"Origin": "https://evil.example"}
+    )
     assert cross.status == 403 and await error_code(cross) == "forbidden"
 
 
@@ -159,8 +172,11 @@ async def test_unknown_meeting_code_gets_a_friendly_page(client):
 async def test_pages_escape_user_text(client, clerk_token):
     response = await client.post(
         "/api/meetings",
-        json={"title": "<script>alert(1)</script>", "allow_guests": True,
-              "agenda": [{"title": "<img src=x onerror=alert(2)>"}]},
+        json={
+            "title": "<script>alert(1)</script>",
+            "allow_guests": True,
+            "agenda": [{"title": "<img src=x onerror=alert(2)>"}],
+        },
         headers=auth(clerk_token),
     )
     meeting = await response.json()
@@ -183,8 +199,11 @@ async def _lock_out_address(client, forwarded_for: str) -> None:
     from server.http.api import LOGIN_LIMITS
 
     for i in range(LOGIN_LIMITS["address"].count):
-        wrong = await client.post("/api/login", json={"username": f"nobody{i}", "password": "x"},
-                                  headers={"X-Forwarded-For": forwarded_for})
+        wrong = await client.post(
+            "/api/login",
+            json={"username": f"nobody{i}", "password": "x"},
+            headers={"X-Forwarded-For": forwarded_for},
+        )
         assert wrong.status == 401
 
 
@@ -196,17 +215,26 @@ async def test_lockouts_key_on_the_client_behind_a_trusted_proxy(aiohttp_client,
 
     client = await aiohttp_client(create_app(replace(settings, trusted_proxies=("127.0.0.1",))))
     await _lock_out_address(client, "127.0.0.5")
-    locked = await client.post("/api/login", json={"username": "someone", "password": "x"},
-                               headers={"X-Forwarded-For": "127.0.0.5"})
+    locked = await client.post(
+        "/api/login",
+        json={"username": "someone", "password": "x"},
+        headers={"X-Forwarded-For": "127.0.0.5"},
+    )
     assert locked.status == 429
-    other = await client.post("/api/login", json={"username": "someone", "password": "x"},
-                              headers={"X-Forwarded-For": "127.0.0.6"})
+    other = await client.post(
+        "/api/login",
+        json={"username": "someone", "password": "x"},
+        headers={"X-Forwarded-For": "127.0.0.6"},
+    )
     assert other.status == 401  # another phone behind the same proxy is not locked out
 
 
 async def test_forwarded_headers_from_untrusted_peers_are_ignored(client):
     """Without TRUSTED_PROXIES a caller cannot dodge the lockout by naming another address."""
     await _lock_out_address(client, "127.0.0.5")
-    dodge = await client.post("/api/login", json={"username": "someone", "password": "x"},
-                              headers={"X-Forwarded-For": "127.0.0.6"})
+    dodge = await client.post(
+        "/api/login",
+        json={"username": "someone", "password": "x"},
+        headers={"X-Forwarded-For": "127.0.0.6"},
+    )
     assert dodge.status == 429

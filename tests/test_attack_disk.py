@@ -37,11 +37,15 @@ from .test_postgres import ADMIN_DSN, fresh_database
 @contextlib.contextmanager
 def tmpfs(directory: Path, size: str):
     directory.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                              str(directory)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"SKIPPED LOUDLY: these tests need to mount a tmpfs (as root): "
-                    f"{mounted.stderr.strip()}")
+        pytest.skip(
+            f"SKIPPED LOUDLY: these tests need to mount a tmpfs (as root): {mounted.stderr.strip()}"
+        )
     try:
         yield directory
     finally:
@@ -60,14 +64,21 @@ def fill(directory: Path, name: str = "filler", leave: int = 0) -> Path:
 
 
 def app_settings(tmp_path: Path, **env) -> Settings:
-    return Settings.from_env({
-        "DATA_DIR": str(tmp_path / "data"), "RECORDINGS_DIR": str(tmp_path / "recordings"),
-        "SECRET_KEY": "test-secret-key", "ICE_HOST_ADDRESSES": "127.0.0.1", "ICE_SERVERS": "",
-        **env})
+    return Settings.from_env(
+        {
+            "DATA_DIR": str(tmp_path / "data"),
+            "RECORDINGS_DIR": str(tmp_path / "recordings"),
+            "SECRET_KEY": "test-secret-key",
+            "ICE_HOST_ADDRESSES": "127.0.0.1",
+            "ICE_SERVERS": "",
+            **env,
+        }
+    )
 
 
-async def health(client, path: str = "/healthz", want: int | None = None,
-                 timeout: float = 5.0) -> tuple[int, dict]:
+async def health(
+    client, path: str = "/healthz", want: int | None = None, timeout: float = 5.0
+) -> tuple[int, dict]:
     """The health answer; with ``want``, polled until it is that (results are cached ~1 s)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -78,8 +89,7 @@ async def health(client, path: str = "/healthz", want: int | None = None,
         await asyncio.sleep(0.2)
 
 
-async def test_a_full_database_disk_makes_health_503_until_space_is_freed(
-        aiohttp_client, tmp_path):
+async def test_a_full_database_disk_makes_health_503_until_space_is_freed(aiohttp_client, tmp_path):
     with tmpfs(tmp_path / "data", "2m") as data:
         client = await aiohttp_client(create_app(app_settings(tmp_path)))
         status, body = await health(client)
@@ -134,7 +144,8 @@ async def test_a_read_only_postgresql_is_not_healthy(aiohttp_client, tmp_path):
             admin = await asyncpg.connect(ADMIN_DSN, timeout=3)
             try:
                 await admin.execute(
-                    f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+                    f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'
+                )
                 await client.app[DATABASE].engine.dispose()  # new sessions: read-only
                 status, body = await health(client, want=503)
                 assert status == 503 and body["database"] == "read-only", body
@@ -149,8 +160,7 @@ async def test_a_read_only_postgresql_is_not_healthy(aiohttp_client, tmp_path):
             await client.close()
 
 
-async def test_a_full_recordings_disk_makes_health_503_naming_recordings(
-        aiohttp_client, tmp_path):
+async def test_a_full_recordings_disk_makes_health_503_naming_recordings(aiohttp_client, tmp_path):
     with tmpfs(tmp_path / "recordings", "2m") as recordings:
         client = await aiohttp_client(create_app(app_settings(tmp_path)))
         assert (await health(client))[0] == 200
@@ -165,7 +175,8 @@ async def test_a_full_recordings_disk_makes_health_503_naming_recordings(
 
 
 async def test_health_ignores_a_full_recordings_disk_when_nothing_is_recorded(
-        aiohttp_client, tmp_path):
+    aiohttp_client, tmp_path
+):
     with tmpfs(tmp_path / "recordings", "1m") as recordings:
         client = await aiohttp_client(create_app(app_settings(tmp_path, RECORD_MEETINGS="0")))
         fill(recordings)
@@ -174,7 +185,8 @@ async def test_health_ignores_a_full_recordings_disk_when_nothing_is_recorded(
 
 
 async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
-        aiohttp_client, tmp_path, caplog, monkeypatch):
+    aiohttp_client, tmp_path, caplog, monkeypatch
+):
     """The disk fills while a meeting is live: viewers keep watching, what was recorded is
     kept whole and listed as interrupted (never failed, never a 0-byte playlist), health
     says why, and recording and post-processing resume once space is freed."""
@@ -183,10 +195,18 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
         client = await aiohttp_client(create_app(app_settings(tmp_path)))
         async with client.app[DATABASE].session() as db:
             await accounts.create_user(db, "clerk", PASSWORD)
-        token = (await (await client.post("/api/login", json={
-            "username": "clerk", "password": PASSWORD})).json())["token"]
-        meeting = await (await client.post("/api/meetings", json={
-            "title": "村民会议", "agenda": [{"title": "修路"}]}, headers=auth(token))).json()
+        token = (
+            await (
+                await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+            ).json()
+        )["token"]
+        meeting = await (
+            await client.post(
+                "/api/meetings",
+                json={"title": "村民会议", "agenda": [{"title": "修路"}]},
+                headers=auth(token),
+            )
+        ).json()
         meeting_id = meeting["id"]
         await client.post(f"/api/meetings/{meeting_id}/start", headers=auth(token))
 
@@ -212,8 +232,13 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
 
             # the disk fills up: most of it at once, the recording itself does the rest
             filler = fill(recordings, leave=(1 << 20) + 300_000)
-            stopped = await wait_recording(client, token, meeting_id, lambda r: (
-                r["parts"][0]["status"] != "recording"), timeout=30)
+            stopped = await wait_recording(
+                client,
+                token,
+                meeting_id,
+                lambda r: r["parts"][0]["status"] != "recording",
+                timeout=30,
+            )
             first = stopped["parts"][0]
             assert first["status"] == "processing" and first["interrupted"] is True, first
             assert first["error"].startswith(STOPPED_DISK_FULL), first
@@ -234,9 +259,17 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
 
             # space is freed: part 1 is processed, recording resumes as part 2
             filler.unlink()
-            resumed = await wait_recording(client, token, meeting_id, lambda r: (
-                len(r["parts"]) == 2 and r["parts"][1]["started_at"]
-                and r["parts"][0]["status"] == "interrupted"), timeout=40)
+            resumed = await wait_recording(
+                client,
+                token,
+                meeting_id,
+                lambda r: (
+                    len(r["parts"]) == 2
+                    and r["parts"][1]["started_at"]
+                    and r["parts"][0]["status"] == "interrupted"
+                ),
+                timeout=40,
+            )
             first = resumed["parts"][0]
             assert first["mp4"] and first["error"] == STOPPED_DISK_FULL, first
             assert duration(part1 / "meeting.mp4") > 1.0
@@ -247,8 +280,13 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
             part2 = recordings / f"{meeting_id}/2"
             await wait_until(lambda: segments(part2) >= 1, 20)
             filler = fill(recordings)
-            cut = await wait_recording(client, token, meeting_id, lambda r: (
-                r["parts"][1]["status"] != "recording"), timeout=30)
+            cut = await wait_recording(
+                client,
+                token,
+                meeting_id,
+                lambda r: r["parts"][1]["status"] != "recording",
+                timeout=30,
+            )
             assert cut["parts"][1]["status"] == "processing", cut["parts"][1]
             assert cut["parts"][1]["interrupted"] is True
             check_playable(part2)
@@ -257,30 +295,46 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
 
             await client.post(f"/api/meetings/{meeting_id}/end", headers=auth(token))
             filler.unlink()
-            done = await wait_recording(client, token, meeting_id, lambda r: all(
-                p["status"] not in ("recording", "processing") for p in r["parts"]), timeout=60)
+            done = await wait_recording(
+                client,
+                token,
+                meeting_id,
+                lambda r: all(p["status"] not in ("recording", "processing") for p in r["parts"]),
+                timeout=60,
+            )
         finally:
             watching = False
             await watcher
             await viewer.close()
             await publisher.close()
 
-        assert any("No space left on device" in r.getMessage() for r in caplog.records
-                   if r.name == "media.recorder")  # the second time, a write failed
+        assert any(
+            "No space left on device" in r.getMessage()
+            for r in caplog.records
+            if r.name == "media.recorder"
+        )  # the second time, a write failed
         assert [p["status"] for p in done["parts"]] == ["interrupted", "interrupted"], done
         assert all(p["mp4"] for p in done["parts"])
         # a player never saw an empty or missing-then-empty playlist
         assert sizes and all(min(seen) > 0 for seen in sizes.values()), {
-            str(p): min(s) for p, s in sizes.items()}
+            str(p): min(s) for p, s in sizes.items()
+        }
         # a warning per episode of a full disk and one per part waiting to be processed,
         # not one per frame, attempt or step
-        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
-                    and r.name == "server.recording"]
+        warnings = [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelno >= logging.WARNING and r.name == "server.recording"
+        ]
         assert len([w for w in warnings if w.startswith("the recordings disk is full")]) == 2
         assert len([w for w in warnings if "waits for space" in w]) == 2, warnings
         assert len(warnings) == 6, warnings  # and "has space again", twice
-        assert not [r for r in caplog.records if r.levelno >= logging.ERROR
-                    and r.name.startswith(("server.recording", "media.recorder"))]
+        assert not [
+            r
+            for r in caplog.records
+            if r.levelno >= logging.ERROR
+            and r.name.startswith(("server.recording", "media.recorder"))
+        ]
 
 
 SPACE_CHECK = 2.0  # server.recording.SPACE_CHECK_SECONDS
@@ -310,7 +364,10 @@ def check_playable(directory: Path) -> None:
             assert float(probe(segment)["format"]["duration"]) > 0, line
             decoded = subprocess.run(
                 ["ffmpeg", "-v", "error", "-i", str(segment), "-f", "null", "-"],
-                capture_output=True, text=True, timeout=60)
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert decoded.returncode == 0 and not decoded.stderr.strip(), decoded.stderr
 
 

@@ -41,26 +41,74 @@ SERVER = Path(__file__).resolve().parent.parent / "server"
 
 #: every field name the server reads from a body or payload (found in its source, so a new
 #: field is attacked too), and a few it does not know
-FIELDS = sorted(set(re.findall(
-    r'(?:payload|body|data|fields|entry|raw|query)\.get\("(\w+)"',
-    "\n".join(p.read_text() for p in SERVER.rglob("*.py")),
-)) | {"id", "limit", "after", "__proto__"})
+FIELDS = sorted(
+    set(
+        re.findall(
+            r'(?:payload|body|data|fields|entry|raw|query)\.get\("(\w+)"',
+            "\n".join(p.read_text() for p in SERVER.rglob("*.py")),
+        )
+    )
+    | {"id", "limit", "after", "__proto__"}
+)
 QUERY_KEYS = ["q", "from", "to", "status", "after", "limit", "ids", "next", "invite", "t"]
 
 #: the edges of every range that broke something once
 NASTY_TEXT = [
-    "\x00", "a\x00b", "\ud800", "x\udfffy", "\ufeff", "", " ", "0001-01-01", "9999-12-31",
-    "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "2026-02-30", "2147483648",
-    "-2147483649", "99999999999999999999", "1" * 5000, "1e400", "NaN", "-0", " 7", "+7", "7_0",
-    "٧", "１２", "m2147483648", "m99999999999", "../../etc/passwd", "%00", "<script>", "同意",
+    "\x00",
+    "a\x00b",
+    "\ud800",
+    "x\udfffy",
+    "\ufeff",
+    "",
+    " ",
+    "0001-01-01",
+    "9999-12-31",
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00+14:00",
+    "2026-02-30",
+    "2147483648",
+    "-2147483649",
+    "99999999999999999999",
+    "1" * 5000,
+    "1e400",
+    "NaN",
+    "-0",
+    " 7",
+    "+7",
+    "7_0",
+    "٧",
+    "１２",
+    "m2147483648",
+    "m99999999999",
+    "../../etc/passwd",
+    "%00",
+    "<script>",
+    "同意",
     "a" * 5000,
 ]
-NASTY_NUMBERS = [0, -1, 1, 2**31 - 1, 2**31, -(2**31) - 1, 2**53 + 1, 2**63, 2**64, 10**30,
-                 1.5, -0.0, 1e308, float("inf"), float("-inf"), float("nan")]
+NASTY_NUMBERS = [
+    0,
+    -1,
+    1,
+    2**31 - 1,
+    2**31,
+    -(2**31) - 1,
+    2**53 + 1,
+    2**63,
+    2**64,
+    10**30,
+    1.5,
+    -0.0,
+    1e308,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+]
 
 texts = st.one_of(st.text(max_size=20), st.sampled_from(NASTY_TEXT))
-numbers = st.one_of(st.integers(), st.sampled_from(NASTY_NUMBERS),
-                    st.floats(allow_nan=True, allow_infinity=True))
+numbers = st.one_of(
+    st.integers(), st.sampled_from(NASTY_NUMBERS), st.floats(allow_nan=True, allow_infinity=True)
+)
 scalars = st.one_of(st.none(), st.booleans(), numbers, texts)
 json_values = st.recursive(
     scalars,
@@ -73,11 +121,29 @@ json_values = st.recursive(
 objects = st.dictionaries(st.one_of(st.sampled_from(FIELDS), texts), json_values, max_size=6)
 #: a payload every handler would take (REAL: the world's ids), then one field made hostile:
 #: so the attack reaches past the first check of each handler
-VALID = {"meeting_id": "REAL", "vote_id": "REAL", "item_id": "REAL", "member_id": "REAL",
-         "participant_id": "REAL", "proxy_id": "REAL", "for_member_id": "REAL",
-         "title": "会", "text": "你好", "question": "修路吗?", "choice": "同意", "name": "李四",
-         "counts": {"同意": 1}, "in_hall": 3, "present": True, "seconds": 60, "reason": "天气",
-         "status": "adopted", "reply": "好", "agenda": [{"title": "一"}], "since_seq": 0}
+VALID = {
+    "meeting_id": "REAL",
+    "vote_id": "REAL",
+    "item_id": "REAL",
+    "member_id": "REAL",
+    "participant_id": "REAL",
+    "proxy_id": "REAL",
+    "for_member_id": "REAL",
+    "title": "会",
+    "text": "你好",
+    "question": "修路吗?",
+    "choice": "同意",
+    "name": "李四",
+    "counts": {"同意": 1},
+    "in_hall": 3,
+    "present": True,
+    "seconds": 60,
+    "reason": "天气",
+    "status": "adopted",
+    "reply": "好",
+    "agenda": [{"title": "一"}],
+    "since_seq": 0,
+}
 mutated = st.tuples(st.sampled_from(FIELDS), json_values).map(lambda fv: {**VALID, fv[0]: fv[1]})
 payloads = st.one_of(mutated, objects, json_values)
 
@@ -94,11 +160,26 @@ def deep(n: int) -> bytes:
 
 
 #: bodies no JSON library should have to survive, but ours must answer
-RAW_BODIES = [Raw(b) for b in (
-    b"[" * 100_000 + b"]" * 100_000, deep(50_000), deep(40), b'{"vote_id": ' + b"7" * 5000 + b"}",
-    b'{"text": "\\ud800"}', b'{"title": "a\\u0000b"}', b'{"x": NaN}', b'{"x": 1e99999}',
-    b"\xff\xfe\x00", b"", b"null", b"[]", b'"text"', b"{", b"name\n" + b"x" * 140_000 + b"\n",
-)]
+RAW_BODIES = [
+    Raw(b)
+    for b in (
+        b"[" * 100_000 + b"]" * 100_000,
+        deep(50_000),
+        deep(40),
+        b'{"vote_id": ' + b"7" * 5000 + b"}",
+        b'{"text": "\\ud800"}',
+        b'{"title": "a\\u0000b"}',
+        b'{"x": NaN}',
+        b'{"x": 1e99999}',
+        b"\xff\xfe\x00",
+        b"",
+        b"null",
+        b"[]",
+        b'"text"',
+        b"{",
+        b"name\n" + b"x" * 140_000 + b"\n",
+    )
+]
 
 
 def json_bytes(value) -> Raw:
@@ -110,8 +191,12 @@ def with_ids(value, ids: dict):
     """VALID's REAL placeholders filled with the world's ids."""
     if not isinstance(value, dict):
         return value
-    real = {**ids, "participant_id": f"m{ids['member_id']}", "proxy_id": ids["member_id"],
-            "for_member_id": ids["member_id"]}
+    real = {
+        **ids,
+        "participant_id": f"m{ids['member_id']}",
+        "proxy_id": ids["member_id"],
+        "for_member_id": ids["member_id"],
+    }
     return {k: real.get(k, ids["id"]) if v == "REAL" else v for k, v in value.items()}
 
 
@@ -139,8 +224,11 @@ async def database_url(backend: str, tmp_path: Path):
 async def world(request, aiohttp_client, settings, tmp_path):
     """A live meeting open to guests, a clerk, a member, a closed vote: (client, ids, tokens)."""
     async with database_url(request.param, tmp_path) as url:
-        changed = {"socket_event_rate": 1000.0, "socket_event_burst": 100_000,
-                   "guest_joins_per_address": 100_000}
+        changed = {
+            "socket_event_rate": 1000.0,
+            "socket_event_burst": 100_000,
+            "guest_joins_per_address": 100_000,
+        }
         if url:
             changed["database_url"] = url
         client = await aiohttp_client(create_app(replace(settings, **changed)))
@@ -153,22 +241,42 @@ async def world(request, aiohttp_client, settings, tmp_path):
         login = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
         clerk = (await login.json())["token"]
         client.session.cookie_jar.clear()
-        made = await (await client.post("/api/meetings", headers=auth(clerk), json={
-            "title": "村民会议", "allow_guests": True, "allow_guest_chat": True,
-            "agenda": [{"title": "修路"}]})).json()
+        made = await (
+            await client.post(
+                "/api/meetings",
+                headers=auth(clerk),
+                json={
+                    "title": "村民会议",
+                    "allow_guests": True,
+                    "allow_guest_chat": True,
+                    "agenda": [{"title": "修路"}],
+                },
+            )
+        ).json()
         await client.post(f"/api/meetings/{made['id']}/start", headers=auth(clerk))
-        added = await (await client.post("/api/members", json={"name": "张三"},
-                                         headers=auth(clerk))).json()
-        member = (await (await client.post("/api/join", json={"invite": added["invite"]})).json())["token"]
+        added = await (
+            await client.post("/api/members", json={"name": "张三"}, headers=auth(clerk))
+        ).json()
+        member = (await (await client.post("/api/join", json={"invite": added["invite"]})).json())[
+            "token"
+        ]
         client.session.cookie_jar.clear()
         host = Recorder()
         await host.connect(client, clerk)
         assert (await host.call("join", {"meeting_id": made["id"]}))["ok"]
-        vote = await host.call("vote:open", {"question": "修路吗?", "item_id": made["agenda"][0]["id"]})
+        vote = await host.call(
+            "vote:open", {"question": "修路吗?", "item_id": made["agenda"][0]["id"]}
+        )
         await host.call("vote:close", {"vote_id": vote["vote_id"]})
         await host.close()
-        ids = {"id": made["id"], "meeting_id": made["id"], "vote_id": vote["vote_id"],
-               "member_id": added["id"], "item_id": made["agenda"][0]["id"], "code": made["code"]}
+        ids = {
+            "id": made["id"],
+            "meeting_id": made["id"],
+            "vote_id": vote["vote_id"],
+            "member_id": added["id"],
+            "item_id": made["agenda"][0]["id"],
+            "code": made["code"],
+        }
         yield client, ids, {"clerk": clerk, "member": member}
 
 
@@ -188,17 +296,30 @@ def fill(template: str, choose) -> str:
     return re.sub(r"\{(\w+)(?::[^}]*)?\}", lambda m: choose(m.group(1)), template)
 
 
-attacks = st.fixed_dictionaries({
-    "path": st.one_of(st.sampled_from(NASTY_TEXT), texts,
-                      st.integers(min_value=-1, max_value=2**64).map(str), st.just("real")),
-    "query": st.dictionaries(st.one_of(st.sampled_from(QUERY_KEYS), texts), texts, max_size=3),
-    "body": bodies,
-    "who": st.sampled_from([None, "clerk", "member", "junk"]),
-})
+attacks = st.fixed_dictionaries(
+    {
+        "path": st.one_of(
+            st.sampled_from(NASTY_TEXT),
+            texts,
+            st.integers(min_value=-1, max_value=2**64).map(str),
+            st.just("real"),
+        ),
+        "query": st.dictionaries(st.one_of(st.sampled_from(QUERY_KEYS), texts), texts, max_size=3),
+        "body": bodies,
+        "who": st.sampled_from([None, "clerk", "member", "junk"]),
+    }
+)
 
-PROPERTY = settings(max_examples=12, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 
 
 @settings(PROPERTY, max_examples=25)
@@ -215,14 +336,16 @@ async def test_no_route_answers_hostile_input_with_a_5xx(world, attack):
     if not isinstance(body, Raw):
         body = json_bytes(with_ids(body, ids))
     for method, template in routes_of(client.app):
+
         def choose(name: str) -> str:
             if attack["path"] == "real":
                 return url_part(str(ids.get(name, ids["id"])))
             return url_part(attack["path"])
 
         path = fill(template, choose) + (f"?{query}" if query else "")
-        response = await client.request(method, path, data=body, headers=headers,
-                                        allow_redirects=False)
+        response = await client.request(
+            method, path, data=body, headers=headers, allow_redirects=False
+        )
         text = await response.text(errors="replace")
         what = f"{method} {path[:200]} body={body!r} -> {response.status} {text[:300]}"
         assert response.status < 500, what
@@ -234,8 +357,11 @@ async def test_no_route_answers_hostile_input_with_a_5xx(world, attack):
 
 def client_events() -> list[str]:
     """The namespace's client events, as clients name them (``on_vote_cast`` -> ``vote:cast``)."""
-    names = [n[3:] for n in dir(MeetingNamespace)
-             if n.startswith("on_") and n not in ("on_connect", "on_disconnect")]
+    names = [
+        n[3:]
+        for n in dir(MeetingNamespace)
+        if n.startswith("on_") and n not in ("on_connect", "on_disconnect")
+    ]
     return sorted(n.replace("_", ":", 1) for n in names)
 
 
@@ -288,14 +414,29 @@ async def test_the_reported_inputs_are_400s_with_a_reason(world, caplog):
         ("POST", "/api/meetings", b'{"title": ' + b"9" * 5000 + b"}", clerk, 400),
         ("POST", "/api/meetings", b'{"title": "\\ud800"}', clerk, 400),
         ("POST", "/api/meetings", b'{"title": "a\\u0000b"}', clerk, 400),
-        ("POST", "/api/meetings", json_bytes({"title": "t", "starts_at": "9999-12-31T23:59:59-14:00"}),
-         clerk, 400),
-        ("POST", "/api/meetings", json_bytes({"title": "t", "starts_at": "0001-01-01T00:00:00+14:00"}),
-         clerk, 400),
+        (
+            "POST",
+            "/api/meetings",
+            json_bytes({"title": "t", "starts_at": "9999-12-31T23:59:59-14:00"}),
+            clerk,
+            400,
+        ),
+        (
+            "POST",
+            "/api/meetings",
+            json_bytes({"title": "t", "starts_at": "0001-01-01T00:00:00+14:00"}),
+            clerk,
+            400,
+        ),
         ("POST", "/api/members", json_bytes({"name": "张三\x00"}), clerk, 400),
-        ("POST", f"/api/meetings/{ids['id']}/proxies",
-         json_bytes({"member_id": 2**31, "proxy_id": 1}), clerk, 400),
-        ("POST", "/api/members/import", b"name,phone\n\"" + b"x" * 140_000 + b"\",1\n", clerk, 400),
+        (
+            "POST",
+            f"/api/meetings/{ids['id']}/proxies",
+            json_bytes({"member_id": 2**31, "proxy_id": 1}),
+            clerk,
+            400,
+        ),
+        ("POST", "/api/members/import", b'name,phone\n"' + b"x" * 140_000 + b'",1\n', clerk, 400),
         ("POST", "/api/members/import", b"name,birth_year\nA," + b"1" * 5000 + b"\n", clerk, 400),
         ("POST", "/api/members/import", b"name\nA\x00B\n", clerk, 400),
         ("GET", f"/api/meetings/{ids['id']}/timeline?after=99999999999999999999999", None, {}, 400),
@@ -322,7 +463,8 @@ async def test_ids_beyond_an_integer_column_in_events_are_refused(world):
     try:
         assert (await host.call("join", {"meeting_id": ids["id"]}))["ok"]
         for event, payload in (
-            ("join", {"meeting_id": 2**31}), ("join", {"meeting_id": "2147483648"}),
+            ("join", {"meeting_id": 2**31}),
+            ("join", {"meeting_id": "2147483648"}),
             ("floor:grant", {"participant_id": "m2147483648"}),
             ("floor:grant", {"participant_id": "m99999999999999999999"}),
             ("vote:roll", {"vote_id": ids["vote_id"], "member_id": 2**31, "choice": "同意"}),
@@ -330,7 +472,10 @@ async def test_ids_beyond_an_integer_column_in_events_are_refused(world):
             ("agenda:goto", {"item_id": 2**31}),
         ):
             ack = await host.call(event, payload)
-            assert not ack["ok"] and ack["error"]["code"] in ("bad_request", "not_found"), (event, ack)
+            assert not ack["ok"] and ack["error"]["code"] in ("bad_request", "not_found"), (
+                event,
+                ack,
+            )
     finally:
         await host.close()
 
@@ -370,7 +515,7 @@ async def ack_of(ws, ack_id: int) -> list:
         if message == "2":  # engine.io ping
             await ws.send_str("3")
         elif message.startswith(f"43{ack_id}["):
-            return json.loads(message[len(f"43{ack_id}"):])
+            return json.loads(message[len(f"43{ack_id}") :])
 
 
 async def test_hostile_socket_packets_get_a_bad_request_ack_and_others_chat_on(world, caplog):
@@ -396,7 +541,10 @@ async def test_hostile_socket_packets_get_a_bad_request_ack_and_others_chat_on(w
     for ack_id, packet in packets.items():
         await ws.send_str(packet)
         answer = (await ack_of(ws, ack_id))[0]
-        assert answer == {"ok": False, "error": {"code": "bad_request", "message": answer["error"]["message"]}}, (packet[:60], answer)
+        assert answer == {
+            "ok": False,
+            "error": {"code": "bad_request", "message": answer["error"]["message"]},
+        }, (packet[:60], answer)
         assert answer["error"]["message"], packet[:60]
     # garbage with no ack id, and broken engine.io frames: nothing to answer, nothing breaks
     for packet in ("42" + "[" * 50_000, "4" + "[" * 50_000, "4[1", "42" + "9" * 5000):

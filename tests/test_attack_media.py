@@ -38,24 +38,29 @@ PER_ADDRESS, TOTAL = 4, 24
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings.from_env({
-        "DATA_DIR": str(tmp_path / "data"),
-        "RECORDINGS_DIR": str(tmp_path / "recordings"),
-        "SECRET_KEY": "test-secret-key",
-        "ICE_HOST_ADDRESSES": "127.0.0.1",
-        "ICE_SERVERS": "",
-        "MEDIA_CONNECT_TIMEOUT": str(TIMEOUT),
-        "MEDIA_PENDING_PER_ADDRESS": str(PER_ADDRESS),
-        "MEDIA_PENDING_TOTAL": str(TOTAL),
-        # the flood comes "from" many addresses through a trusted proxy
-        "TRUSTED_PROXIES": "127.0.0.1",
-    })
+    return Settings.from_env(
+        {
+            "DATA_DIR": str(tmp_path / "data"),
+            "RECORDINGS_DIR": str(tmp_path / "recordings"),
+            "SECRET_KEY": "test-secret-key",
+            "ICE_HOST_ADDRESSES": "127.0.0.1",
+            "ICE_SERVERS": "",
+            "MEDIA_CONNECT_TIMEOUT": str(TIMEOUT),
+            "MEDIA_PENDING_PER_ADDRESS": str(PER_ADDRESS),
+            "MEDIA_PENDING_TOTAL": str(TOTAL),
+            # the flood comes "from" many addresses through a trusted proxy
+            "TRUSTED_PROXIES": "127.0.0.1",
+        }
+    )
 
 
 def without_candidates(sdp: str) -> str:
     """The offer of a phone that lost its network right after sending it."""
-    return "".join(line + "\r\n" for line in sdp.splitlines()
-                   if not line.startswith(("a=candidate:", "a=end-of-candidates")))
+    return "".join(
+        line + "\r\n"
+        for line in sdp.splitlines()
+        if not line.startswith(("a=candidate:", "a=end-of-candidates"))
+    )
 
 
 async def dead_offer(peer) -> str:
@@ -71,8 +76,9 @@ def session_id(location: str) -> str:
 
 async def publish_dead(client, meeting_id, token, peer) -> str:
     """WHIP-publish ``peer``'s offer, which can never connect: the server's session id."""
-    response = await client.post(f"/whip/{meeting_id}", data=await dead_offer(peer),
-                                 headers={**SDP, **auth(token)})
+    response = await client.post(
+        f"/whip/{meeting_id}", data=await dead_offer(peer), headers={**SDP, **auth(token)}
+    )
     assert response.status == 201, await response.text()
     return session_id(response.headers["Location"])
 
@@ -111,13 +117,17 @@ async def test_a_publisher_whose_ice_never_completes_does_not_block_the_next(
         room = hub.room(str(meeting_id))
         assert room.publisher.id == session_id(good.location)
         # the recording follows the live source
-        recording = await wait_recording(client, clerk_token, meeting_id,
-                                         lambda r: r["started_at"], timeout=15)
+        recording = await wait_recording(
+            client, clerk_token, meeting_id, lambda r: r["started_at"], timeout=15
+        )
         assert recording["status"] == "recording"
 
         # the dead session is dropped after MEDIA_CONNECT_TIMEOUT ...
-        await until(lambda: room.session(dead) is None or room.session(dead).closed,
-                    "the dead publisher was closed", timeout=TIMEOUT + 5)
+        await until(
+            lambda: room.session(dead) is None or room.session(dead).closed,
+            "the dead publisher was closed",
+            timeout=TIMEOUT + 5,
+        )
         response = await client.delete(f"/whip/{meeting_id}/{dead}", headers=auth(clerk_token))
         assert response.status == 404
         # ... and the good one goes on
@@ -137,8 +147,9 @@ async def test_a_dead_first_publisher_alone_is_dropped_and_the_room_is_not_publi
     dead = await publish_dead(client, meeting_id, clerk_token, Publisher(codec="video/VP8"))
     room = hub.room(str(meeting_id))
     assert not room.publishing  # negotiated is not publishing: nothing was delivered
-    await until(lambda: room.session(dead) is None, "the dead publisher was dropped",
-                timeout=TIMEOUT + 5)
+    await until(
+        lambda: room.session(dead) is None, "the dead publisher was dropped", timeout=TIMEOUT + 5
+    )
     assert not room.publishing
     # nor does it leave its codec pinned for the next publisher
     good, viewer = Publisher(codec="video/H264", width=160, height=120), Viewer(decode=False)
@@ -169,12 +180,16 @@ async def test_a_new_publisher_that_never_delivers_leaves_the_live_one_serving(
         room = hub.room(str(meeting_id))
         first_id = session_id(first.location)
 
-        response = await client.post(f"/whip/{meeting_id}", data=await gathered_offer(silent),
-                                     headers={**SDP, **auth(clerk_token)})
+        response = await client.post(
+            f"/whip/{meeting_id}",
+            data=await gathered_offer(silent),
+            headers={**SDP, **auth(clerk_token)},
+        )
         assert response.status == 201, await response.text()
         silent_id = session_id(response.headers["Location"])
         await silent.setRemoteDescription(
-            RTCSessionDescription(sdp=await response.text(), type="answer"))
+            RTCSessionDescription(sdp=await response.text(), type="answer")
+        )
         await until(lambda: silent.connectionState == "connected", "the silent one connects")
         assert room.stats()["publishers_on_trial"] == 1
 
@@ -185,8 +200,11 @@ async def test_a_new_publisher_that_never_delivers_leaves_the_live_one_serving(
         assert viewer.sizes == {(320, 240)}
 
         # it is dropped after MEDIA_CONNECT_TIMEOUT; the first never stopped
-        await until(lambda: room.session(silent_id) is None, "the silent publisher was dropped",
-                    timeout=TIMEOUT + 5)
+        await until(
+            lambda: room.session(silent_id) is None,
+            "the silent publisher was dropped",
+            timeout=TIMEOUT + 5,
+        )
         assert room.stats()["publishers_on_trial"] == 0
         before = viewer.video_frames
         await viewer.wait_for(video=before + 20, timeout=10)
@@ -214,12 +232,17 @@ async def test_a_dead_floor_speaker_does_not_silence_the_floor(client, clerk_tok
 
         # it tries again (or the floor passes on): the new voice is heard
         await speaker.publish(client, meeting_id, member_token)
-        await until(lambda: viewer.frames[2] >= 25 and host.frames[2] >= 25,
-                    f"the floor is heard: viewer {viewer.frames}, hall {host.frames}")
+        await until(
+            lambda: viewer.frames[2] >= 25 and host.frames[2] >= 25,
+            f"the floor is heard: viewer {viewer.frames}, hall {host.frames}",
+        )
         room = hub.room(str(meeting_id))
         assert room.floor.id == session_id(speaker.location)
-        await until(lambda: room.session(dead) is None, "the dead floor session was dropped",
-                    timeout=TIMEOUT + 5)
+        await until(
+            lambda: room.session(dead) is None,
+            "the dead floor session was dropped",
+            timeout=TIMEOUT + 5,
+        )
         heard = viewer.frames[2]
         await until(lambda: viewer.frames[2] >= heard + 25, "the floor is still heard")
         assert viewer.frames[1] > 0  # and the hall's camera all along
@@ -277,7 +300,7 @@ async def test_anonymous_offer_flood_is_bounded_and_the_meeting_goes_on(
         async def flood(addresses: list[str]) -> None:
             nonlocal peak_fds
             for start in range(0, len(addresses), 20):
-                batch = [offer_from(a) for a in addresses[start:start + 20]]
+                batch = [offer_from(a) for a in addresses[start : start + 20]]
                 latency = asyncio.ensure_future(healthz_latency(client))
                 await asyncio.gather(*batch)
                 latencies.append(await latency)
@@ -300,22 +323,28 @@ async def test_anonymous_offer_flood_is_bounded_and_the_meeting_goes_on(
 
         # descriptors stay bounded: TOTAL sessions' sockets, not 300 (and the
         # database pool's files, which grow with concurrent requests, to its size)
-        print(f"flood of 300 offers in {flood_took:.1f} s: fds {fds_before} -> peak {peak_fds}, "
-              f"/healthz max {max(latencies):.3f} s")
+        print(
+            f"flood of 300 offers in {flood_took:.1f} s: fds {fds_before} -> peak {peak_fds}, "
+            f"/healthz max {max(latencies):.3f} s"
+        )
         assert peak_fds - fds_before <= TOTAL * 4 + 30
         # the meeting went on during the flood
         assert viewer.video_frames >= frames_before + 10
         assert max(latencies) < 2.0, latencies
 
         # after MEDIA_CONNECT_TIMEOUT every pending session is closed and its sockets freed
-        await until(lambda: len(hub.pending) == 0, "the pending sessions were closed",
-                    timeout=TIMEOUT + 5)
+        await until(
+            lambda: len(hub.pending) == 0, "the pending sessions were closed", timeout=TIMEOUT + 5
+        )
         assert hub.stats(str(meeting_id)).viewers == 1
-        await until(lambda: open_sockets() <= sockets_before + 4,
-                    f"sockets freed ({sockets_before} before, {open_sockets()} now)")
+        await until(
+            lambda: open_sockets() <= sockets_before + 4,
+            f"sockets freed ({sockets_before} before, {open_sockets()} now)",
+        )
         # and the flooding address may watch again
-        response = await client.post(f"/whep/{meeting_id}", data=offer,
-                                     headers={**SDP, "X-Forwarded-For": "198.51.100.7"})
+        response = await client.post(
+            f"/whep/{meeting_id}", data=offer, headers={**SDP, "X-Forwarded-For": "198.51.100.7"}
+        )
         assert response.status == 201
         before = viewer.video_frames
         await viewer.wait_for(video=before + 10, timeout=10)
@@ -332,9 +361,10 @@ def with_candidates(offer: str, count: int) -> str:
     """``offer`` with ``count`` made-up loopback host candidates in its first m-section."""
     lines = offer.rstrip("\r\n").split("\r\n")
     first = next(i for i, line in enumerate(lines) if line.startswith("a=mid:"))
-    extra = [f"a=candidate:{n} 1 udp 2130706431 127.0.0.1 {20000 + n} typ host"
-             for n in range(count)]
-    return "\r\n".join(lines[:first + 1] + extra + lines[first + 1:]) + "\r\n"
+    extra = [
+        f"a=candidate:{n} 1 udp 2130706431 127.0.0.1 {20000 + n} typ host" for n in range(count)
+    ]
+    return "\r\n".join(lines[: first + 1] + extra + lines[first + 1 :]) + "\r\n"
 
 
 def with_media_lines(offer: str, count: int) -> str:
@@ -369,8 +399,10 @@ async def test_oversized_offers_are_400_before_parsing_and_the_meeting_goes_on(
             (with_attribute(offer, 10_000), "characters long"),
             (with_attribute(offer, MAX_LINE_LENGTH), "characters long"),
             (offer + "a=x\r\n" * 2000, "lines"),
-            (offer.replace("a=mid:0", "a=mid:0\u2028a=candidate:1 1 udp 1 127.0.0.1 9 typ host"),
-             "CRLF"),
+            (
+                offer.replace("a=mid:0", "a=mid:0\u2028a=candidate:1 1 udp 1 127.0.0.1 9 typ host"),
+                "CRLF",
+            ),
         ):
             started = time.monotonic()
             response = await client.post(f"/whep/{meeting_id}", data=body.encode(), headers=SDP)
@@ -380,16 +412,21 @@ async def test_oversized_offers_are_400_before_parsing_and_the_meeting_goes_on(
             assert reason in (await response.json())["error"]["message"]
             assert took < 1.0, (reason, took)
         # 100 KB: refused as too large before it is even read to the end
-        response = await client.post(f"/whep/{meeting_id}", data=with_attribute(offer, 100_000),
-                                     headers=SDP)
+        response = await client.post(
+            f"/whep/{meeting_id}", data=with_attribute(offer, 100_000), headers=SDP
+        )
         assert response.status == 413 and await error_code(response) == "too_large"
         # WHIP: the same checks
-        response = await client.post(f"/whip/{meeting_id}", data=with_candidates(offer, 1000),
-                                     headers={**SDP, **auth(clerk_token)})
+        response = await client.post(
+            f"/whip/{meeting_id}",
+            data=with_candidates(offer, 1000),
+            headers={**SDP, **auth(clerk_token)},
+        )
         assert response.status == 400 and "candidates" in await response.text()
         # what a browser sends still works, at the limits
-        response = await client.post(f"/whep/{meeting_id}",
-                                     data=with_candidates(offer, MAX_CANDIDATES), headers=SDP)
+        response = await client.post(
+            f"/whep/{meeting_id}", data=with_candidates(offer, MAX_CANDIDATES), headers=SDP
+        )
         assert response.status == 201, await response.text()
         await client.delete(response.headers["Location"])
         assert hub.stats(str(meeting_id)).viewers == 1 and len(hub.pending) == 0
@@ -409,8 +446,10 @@ async def test_oversized_trickle_fragments_are_400(client, live_meeting):
         lines = ["a=ice-ufrag:" + ufrag]
         for m in range(mlines):
             lines += ["m=audio 9 UDP/TLS/RTP/SAVPF 111", f"a=mid:{m}"]
-        lines += [f"a=candidate:{n} 1 udp 2130706431 127.0.0.1 {first_port + n} typ host"
-                  for n in range(candidates)]
+        lines += [
+            f"a=candidate:{n} 1 udp 2130706431 127.0.0.1 {first_port + n} typ host"
+            for n in range(candidates)
+        ]
         return "\r\n".join(lines) + "\r\n"
 
     answer_session = client.app[MEDIA].session(str(meeting_id), session_id(location))

@@ -44,16 +44,17 @@ def is_local(location: str) -> bool:
     cleaned = cleaned.replace("\\", "/")  # and read backslashes as slashes
     parts = urlsplit(cleaned)
     return (
-        cleaned.startswith("/") and not cleaned.startswith("//")
-        and not parts.scheme and not parts.netloc
+        cleaned.startswith("/")
+        and not cleaned.startswith("//")
+        and not parts.scheme
+        and not parts.netloc
         and not any(ord(c) < 0x21 or ord(c) > 0x7E for c in location)
     )
 
 
 @pytest.mark.parametrize("evil", EVIL)
 async def test_language_switch_never_redirects_off_site(client, evil):
-    response = await client.get(URL(f"/lang/en?next={evil}", encoded=True),
-                                allow_redirects=False)
+    response = await client.get(URL(f"/lang/en?next={evil}", encoded=True), allow_redirects=False)
     assert response.status == 302
     location = response.headers["Location"]
     assert is_local(location), location
@@ -69,14 +70,18 @@ async def test_login_page_never_hands_the_script_an_off_site_next(client, evil):
     assert html.unescape(found.group(1)) == "/"
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("/meetings/past%3Fq%3D%E4%BC%9A", "/meetings/past?q=%E4%BC%9A"),
-    ("/m/713181963", "/m/713181963"),
-    ("/", "/"),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("/meetings/past%3Fq%3D%E4%BC%9A", "/meetings/past?q=%E4%BC%9A"),
+        ("/m/713181963", "/m/713181963"),
+        ("/", "/"),
+    ],
+)
 async def test_local_paths_are_still_followed(client, given, expected):
-    response = await client.get(URL(f"/lang/zh_CN?next={given}", encoded=True),
-                                allow_redirects=False)
+    response = await client.get(
+        URL(f"/lang/zh_CN?next={given}", encoded=True), allow_redirects=False
+    )
     assert response.status == 302 and response.headers["Location"] == expected
     page = await (await client.get(URL(f"/login?next={given}", encoded=True))).text()
     assert f'data-next="{expected}"' in page

@@ -30,15 +30,16 @@ from .test_room import live_meeting, member
 FLOOD = 40_000
 
 
-
-
 def hand_storm(i: int) -> tuple[str, dict]:
     """A member's hand:raise/lower storm, as the room stored it before it was rate limited."""
     who = {"id": "m999", "name": "举手的人", "role": "member"}
     raised = i % 2 == 0
     queue = [{"participant_id": "m999", "name": "举手的人", "since": "2026-12-01T01:00:00+00:00"}]
-    return "hand:queue", {"queue": queue if raised else [], "change": "raise" if raised else "lower",
-                          "who": who}
+    return "hand:queue", {
+        "queue": queue if raised else [],
+        "change": "raise" if raised else "lower",
+        "who": who,
+    }
 
 
 async def flood_of_hands(client, meeting_id: int, n: int = FLOOD, make=hand_storm) -> None:
@@ -53,12 +54,21 @@ async def flood_of_hands(client, meeting_id: int, n: int = FLOOD, make=hand_stor
             type_, data = make(i)
             at = start + timedelta(microseconds=50 * i)
             prev = audit.chain_hash(prev, meeting_id, seq, type_, at, data)
-            rows.append({"meeting_id": meeting_id, "seq": seq, "type": type_, "at": at,
-                         "data": data, "hash": prev})
+            rows.append(
+                {
+                    "meeting_id": meeting_id,
+                    "seq": seq,
+                    "type": type_,
+                    "at": at,
+                    "data": data,
+                    "hash": prev,
+                }
+            )
         for i in range(0, n, 5000):
-            await db.execute(insert(Event), rows[i:i + 5000])
-        await db.execute(update(Meeting).where(Meeting.id == meeting_id)
-                         .values(last_seq=seq, last_hash=prev))
+            await db.execute(insert(Event), rows[i : i + 5000])
+        await db.execute(
+            update(Meeting).where(Meeting.id == meeting_id).values(last_seq=seq, last_hash=prev)
+        )
         await db.commit()
 
 
@@ -87,7 +97,9 @@ class Probe:
         self._stop.set()
 
 
-async def test_six_anonymous_reports_of_a_40k_record_do_not_freeze_the_server(aiohttp_client, settings):
+async def test_six_anonymous_reports_of_a_40k_record_do_not_freeze_the_server(
+    aiohttp_client, settings
+):
     client, clerk = await app_with_clerk(aiohttp_client, settings)
     meeting = await live_meeting(client, clerk, allow_guests=True, allow_guest_chat=True)
     mid = meeting["id"]
@@ -109,9 +121,14 @@ async def test_six_anonymous_reports_of_a_40k_record_do_not_freeze_the_server(ai
         await asyncio.sleep(0.3)
 
         started = time.perf_counter()
-        paths = [f"/api/meetings/{mid}/minutes.md", f"/api/meetings/{mid}/minutes.html",
-                 f"/api/meetings/{mid}/timeline", f"/api/meetings/{mid}/audit",
-                 f"/api/meetings/{mid}/minutes.md", f"/api/meetings/{mid}/minutes.html"]
+        paths = [
+            f"/api/meetings/{mid}/minutes.md",
+            f"/api/meetings/{mid}/minutes.html",
+            f"/api/meetings/{mid}/timeline",
+            f"/api/meetings/{mid}/audit",
+            f"/api/meetings/{mid}/minutes.md",
+            f"/api/meetings/{mid}/minutes.html",
+        ]
 
         async def anonymous(path):
             response = await client.get(path)  # no token, no cookie: a guest of an open meeting
@@ -128,7 +145,11 @@ async def test_six_anonymous_reports_of_a_40k_record_do_not_freeze_the_server(ai
     assert [status for status, _ in answers] == [200] * 6, [a[1][:200] for a in answers]
     # the other user was served all along (the unpaged, on-the-loop version stalled 6-14 s)
     assert probe.rounds >= 3, probe.rounds
-    assert probe.worst_ack < 1.0 and probe.worst_health < 1.0, (probe.worst_ack, probe.worst_health, took)
+    assert probe.worst_ack < 1.0 and probe.worst_health < 1.0, (
+        probe.worst_ack,
+        probe.worst_health,
+        took,
+    )
 
     # correct, and bounded: the timeline is a page; the audit covers the whole chain
     import json
@@ -166,7 +187,9 @@ async def test_the_timeline_pages_through_a_long_record_in_order(aiohttp_client,
         assert response.status == 400, bad
 
 
-async def test_beyond_the_report_queue_the_answer_is_busy_with_retry_after(aiohttp_client, settings):
+async def test_beyond_the_report_queue_the_answer_is_busy_with_retry_after(
+    aiohttp_client, settings
+):
     client, clerk = await app_with_clerk(aiohttp_client, settings)
     meeting = await live_meeting(client, clerk, allow_guests=True)
     mid = meeting["id"]
@@ -211,8 +234,15 @@ async def test_the_audit_of_a_live_meeting_holds_while_events_arrive(aiohttp_cli
     await host.close()
     async with client.app[DATABASE].session() as db:
         meeting_row = await db.get(Meeting, mid)
-        db.add(Event(meeting_id=mid, seq=meeting_row.last_seq + 1000, type="chat:message",
-                     data={"text": "伪造的"}, hash="0" * 64))
+        db.add(
+            Event(
+                meeting_id=mid,
+                seq=meeting_row.last_seq + 1000,
+                type="chat:message",
+                data={"text": "伪造的"},
+                hash="0" * 64,
+            )
+        )
         await db.commit()
     verdict = await (await client.get(f"/api/meetings/{mid}/audit", headers=auth(clerk))).json()
     assert verdict["ok"] is False and "added" in verdict["reason"], verdict
@@ -230,8 +260,9 @@ async def test_a_secret_vote_needs_the_minimum_electorate(aiohttp_client, settin
     rep_id, rep_token = await member(client, clerk, "唯一的代表")
     for i in range(6):
         await member(client, clerk, f"村民{i}")
-    edited = await client.patch(f"/api/members/{rep_id[1:]}", json={"representative": True},
-                                headers=auth(clerk))
+    edited = await client.patch(
+        f"/api/members/{rep_id[1:]}", json={"representative": True}, headers=auth(clerk)
+    )
     assert edited.status == 200
     host = Recorder()
     await host.connect(client, clerk)
@@ -240,21 +271,26 @@ async def test_a_secret_vote_needs_the_minimum_electorate(aiohttp_client, settin
     try:
         assert (await host.call("join", {"meeting_id": meeting["id"]}))["ok"]
         assert (await rep.call("join", {"meeting_id": meeting["id"]}))["ok"]
-        refused = await host.call("vote:open", {"question": "选谁?", "secret": True,
-                                                "rule": "representatives_meeting"})
+        refused = await host.call(
+            "vote:open", {"question": "选谁?", "secret": True, "rule": "representatives_meeting"}
+        )
         assert refused["ok"] is False and refused["error"]["code"] == "electorate_too_small"
         assert "5" in refused["error"]["message"] and "1" in refused["error"]["message"]
         # nothing was opened, nothing announced; the meeting goes on
-        votes = await (await client.get(f"/api/meetings/{meeting['id']}/votes",
-                                        headers=auth(clerk))).json()
+        votes = await (
+            await client.get(f"/api/meetings/{meeting['id']}/votes", headers=auth(clerk))
+        ).json()
         assert votes["votes"] == []
         assert not [e for e, _ in rep.events if e == "vote:opened"]
         # the same vote, open (not secret), or secret with the whole roll of 7: allowed
-        public = await host.call("vote:open", {"question": "公开表决?", "rule": "representatives_meeting"})
+        public = await host.call(
+            "vote:open", {"question": "公开表决?", "rule": "representatives_meeting"}
+        )
         assert public["ok"], public
         assert (await host.call("vote:close", {"vote_id": public["vote_id"]}))["ok"]
-        opened = await host.call("vote:open", {"question": "选谁?", "secret": True,
-                                               "rule": "simple_majority"})
+        opened = await host.call(
+            "vote:open", {"question": "选谁?", "secret": True, "rule": "simple_majority"}
+        )
         assert opened["ok"], opened
     finally:
         await host.close()
@@ -298,8 +334,11 @@ async def test_a_secret_result_never_shows_a_small_source_apart(aiohttp_client, 
     assert (await guest.call("join", {"meeting_id": mid}))["ok"]
     try:
         assert (await host.call("attendance:hall", {"in_hall": 1}))["ok"]
-        vote_id = (await host.call("vote:open", {"question": "选谁?", "options": ["甲", "乙"],
-                                                 "secret": True}))["vote_id"]
+        vote_id = (
+            await host.call(
+                "vote:open", {"question": "选谁?", "options": ["甲", "乙"], "secret": True}
+            )
+        )["vote_id"]
         for phone, choice in zip(phones, ("甲", "甲", "乙", "甲"), strict=True):
             assert (await phone.call("vote:cast", {"vote_id": vote_id, "choice": choice}))["ok"]
         assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"乙": 1}}))["ok"]
@@ -339,17 +378,23 @@ async def test_a_secret_result_shows_sources_big_enough_apart(aiohttp_client, se
         assert (await phones[-1].call("join", {"meeting_id": mid}))["ok"]
     try:
         assert (await host.call("attendance:hall", {"in_hall": 2}))["ok"]
-        vote_id = (await host.call("vote:open", {"question": "选谁?", "options": ["甲", "乙"],
-                                                 "secret": True}))["vote_id"]
+        vote_id = (
+            await host.call(
+                "vote:open", {"question": "选谁?", "options": ["甲", "乙"], "secret": True}
+            )
+        )["vote_id"]
         for phone in phones:
             assert (await phone.call("vote:cast", {"vote_id": vote_id, "choice": "甲"}))["ok"]
         assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"乙": 2}}))["ok"]
         closed = await host.call("vote:close", {"vote_id": vote_id})
-        assert closed["sources"] == {"ballots": {"甲": 2, "乙": 0},
-                                     "hall_show_of_hands": {"甲": 0, "乙": 2}}
+        assert closed["sources"] == {
+            "ballots": {"甲": 2, "乙": 0},
+            "hall_show_of_hands": {"甲": 0, "乙": 2},
+        }
         assert closed["sources_merged"] is False
-        receipts = await client.get(f"/api/meetings/{mid}/votes/{vote_id}/receipts",
-                                    headers=auth(clerk))
+        receipts = await client.get(
+            f"/api/meetings/{mid}/votes/{vote_id}/receipts", headers=auth(clerk)
+        )
         assert receipts.status == 200 and len((await receipts.json())["receipts"]) == 2
     finally:
         for person in (host, *phones):
@@ -374,8 +419,15 @@ async def test_the_replay_page_reads_a_long_timeline_page_by_page(server, aiohtt
     client.session.cookie_jar.clear()
     meeting = await live_meeting(client, token)
     mid = meeting["id"]
-    await flood_of_hands(client, mid, 4_500, lambda i: ("chat:message", {
-        "id": i + 1, "author": {"id": "m1", "name": "王五"}, "text": f"第{i}句", "at": "x"}))
+    await flood_of_hands(
+        client,
+        mid,
+        4_500,
+        lambda i: (
+            "chat:message",
+            {"id": i + 1, "author": {"id": "m1", "name": "王五"}, "text": f"第{i}句", "at": "x"},
+        ),
+    )
     assert (await client.post(f"/api/meetings/{mid}/end", headers=auth(token))).status == 200
     base = str(server.make_url("")).rstrip("/")
     async with async_playwright() as pw:
@@ -387,6 +439,8 @@ async def test_the_replay_page_reads_a_long_timeline_page_by_page(server, aiohtt
             await page.goto(f"{base}/meetings/{mid}/replay")
             await page.wait_for_function(
                 "document.querySelectorAll('#timeline-list li[data-type=\"chat:message\"]').length"
-                " === 4500", timeout=20_000)
+                " === 4500",
+                timeout=20_000,
+            )
             assert "第4499句" in await page.inner_text("#timeline-list")
     assert len(asked) == 3 and asked[0].endswith("/timeline?after=0"), asked

@@ -17,8 +17,8 @@ import socketio
 
 from server import realtime
 from server.app import create_app
-from server.keys import DATABASE, REALTIME, SETTINGS
 from server.errors import Unauthorized
+from server.keys import DATABASE, REALTIME, SETTINGS
 from server.services import members as member_service
 from server.services import votes
 from server.services.tokens import Principal
@@ -37,8 +37,13 @@ async def timeline(client, meeting_id, token) -> list[dict]:
 
 async def joined(client, meeting_id, token=None, headers=None) -> Recorder:
     person = Recorder()
-    await person.sio.connect(str(client.make_url("/")), auth={"token": token} if token else None,
-                             headers=headers or {}, transports=["websocket"], wait_timeout=5)
+    await person.sio.connect(
+        str(client.make_url("/")),
+        auth={"token": token} if token else None,
+        headers=headers or {},
+        transports=["websocket"],
+        wait_timeout=5,
+    )
     ack = await person.call("join", {"meeting_id": meeting_id})
     assert ack["ok"], ack
     return person
@@ -61,8 +66,9 @@ async def close_all(*people: Recorder) -> None:
 
 
 async def test_a_hand_flood_is_refused_while_the_chair_and_the_others_go_on(client, clerk_token):
-    meeting = await live_meeting(client, clerk_token, allow_guests=True,
-                                 agenda=[{"title": "修路"}, {"title": "水渠"}])
+    meeting = await live_meeting(
+        client, clerk_token, allow_guests=True, agenda=[{"title": "修路"}, {"title": "水渠"}]
+    )
     items = [a["id"] for a in meeting["agenda"]]
     settings = client.app[SETTINGS]
     flooder_id, flooder_token = await member(client, clerk_token, "捣乱者")
@@ -93,10 +99,14 @@ async def test_a_hand_flood_is_refused_while_the_chair_and_the_others_go_on(clie
         await asyncio.sleep(0.005)
     # during the flood: the chair's controls and another member's chat
     chair_latency = []
-    for i, (event, data) in enumerate([("floor:grant", {"participant_id": calm_id}),
-                                        ("agenda:goto", {"item_id": items[0]}),
-                                        ("floor:revoke", {}),
-                                        ("agenda:goto", {"item_id": items[1]})]):
+    for i, (event, data) in enumerate(
+        [
+            ("floor:grant", {"participant_id": calm_id}),
+            ("agenda:goto", {"item_id": items[0]}),
+            ("floor:revoke", {}),
+            ("agenda:goto", {"item_id": items[1]}),
+        ]
+    ):
         t = loop.time()
         ack = await host.call(event, data)
         chair_latency.append(loop.time() - t)
@@ -108,20 +118,29 @@ async def test_a_hand_flood_is_refused_while_the_chair_and_the_others_go_on(clie
     heard = [m["text"] for m in named(listener.events, "chat:message")]
     for i in range(4):
         if f"第{i}句" not in heard:
-            heard.append((await listener.wait_for("chat:message", lambda d: d["text"] == f"第{i}句"))["text"])
+            heard.append(
+                (await listener.wait_for("chat:message", lambda d: d["text"] == f"第{i}句"))["text"]
+            )
 
-    print(f"flood: {sent} sent in {elapsed:.2f} s, {len(acks)} acks; chair acks "
-          f"{[round(x, 3) for x in chair_latency]} s")
+    print(
+        f"flood: {sent} sent in {elapsed:.2f} s, {len(acks)} acks; chair acks "
+        f"{[round(x, 3) for x in chair_latency]} s"
+    )
     assert max(chair_latency) < 2.0  # before: minutes behind the flood
     accepted = [a for a in acks if a["ok"]]
     refused = [a for a in acks if not a["ok"]]
     allowance = settings.socket_event_burst + settings.socket_event_rate * elapsed + 2
     assert len(accepted) <= allowance
-    assert len(refused) > len(accepted) and {a["error"]["code"] for a in refused} == {"rate_limited"}
+    assert len(refused) > len(accepted) and {a["error"]["code"] for a in refused} == {
+        "rate_limited"
+    }
     # hammering far past its limit, the socket was closed by the server
     assert await disconnected(flooder)
-    stored = [e for e in await timeline(client, meeting["id"], clerk_token)
-              if e["type"] == "hand:queue" and e["participant"]["id"] == flooder_id]
+    stored = [
+        e
+        for e in await timeline(client, meeting["id"], clerk_token)
+        if e["type"] == "hand:queue" and e["participant"]["id"] == flooder_id
+    ]
     assert len(stored) <= allowance
     # the others are still in the meeting and heard
     assert (await calm.call("hand:raise", {}))["ok"]
@@ -134,8 +153,10 @@ async def test_the_chair_goes_before_every_queued_participant_change(
     monkeypatch.setattr(realtime, "MAX_QUEUED", 10)
     meeting = await live_meeting(client, clerk_token, agenda=[{"title": "修路"}])
     host = await joined(client, meeting["id"], clerk_token)
-    people = [await joined(client, meeting["id"], (await member(client, clerk_token, f"人{i}"))[1])
-              for i in range(4)]
+    people = [
+        await joined(client, meeting["id"], (await member(client, clerk_token, f"人{i}"))[1])
+        for i in range(4)
+    ]
     finished: list[str] = []
 
     def call(who: str, person: Recorder, event: str, data: dict):
@@ -144,8 +165,11 @@ async def test_the_chair_goes_before_every_queued_participant_change(
         return task
 
     async with client.app[REALTIME].room_lock(meeting["id"]):  # the room is busy
-        hands = [call("member", p, "hand:raise" if i % 2 == 0 else "hand:lower", {})
-                 for p in people for i in range(5)]
+        hands = [
+            call("member", p, "hand:raise" if i % 2 == 0 else "hand:lower", {})
+            for p in people
+            for i in range(5)
+        ]
         await asyncio.sleep(0.5)
         shed = [t.result() for t in hands if t.done()]
         chair = call("chair", host, "agenda:goto", {"item_id": meeting["agenda"][0]["id"]})
@@ -170,8 +194,8 @@ async def test_a_hand_toggled_all_meeting_long_is_limited_per_minute(client, cle
     answers = []
     for i in range(realtime.HAND_CHANGES + 2):  # well inside the event bucket's burst
         answers.append(await person.call("hand:lower" if i % 2 else "hand:raise", {}))
-    assert all(a["ok"] for a in answers[:realtime.HAND_CHANGES])
-    assert [a["error"]["code"] for a in answers[realtime.HAND_CHANGES:]] == ["rate_limited"] * 2
+    assert all(a["ok"] for a in answers[: realtime.HAND_CHANGES])
+    assert [a["error"]["code"] for a in answers[realtime.HAND_CHANGES :]] == ["rate_limited"] * 2
     events = await timeline(client, meeting["id"], clerk_token)
     assert len(named([(e["type"], e) for e in events], "hand:queue")) == realtime.HAND_CHANGES
     # the meeting goes on
@@ -231,8 +255,10 @@ async def test_revocation_closes_the_open_socket_and_its_ballot_is_not_counted(
         response = await client.post(f"/api/members/{member_id}/invite", headers=auth(clerk_token))
     assert response.status == 200
     assert await disconnected(person)
-    assert ("session:revoked", {"reason": "removed" if revoke == "delete" else "invite_reissued"}) \
-        in person.events
+    assert (
+        "session:revoked",
+        {"reason": "removed" if revoke == "delete" else "invite_reissued"},
+    ) in person.events
     try:
         answer = await person.call("vote:cast", {"vote_id": vote_id, "choice": "同意"})
     except (socketio.exceptions.BadNamespaceError, socketio.exceptions.TimeoutError):
@@ -250,8 +276,11 @@ async def test_every_event_rechecks_the_sign_in_even_before_the_socket_closes(cl
     meeting, host, person, member_id, vote_id = await _vote_and_socket(client, clerk_token)
     async with client.app[DATABASE].session() as db:  # no HTTP route: nobody told the sockets
         await member_service.remove_member(db, await db.get(Member, member_id))
-    for event, data in [("vote:cast", {"vote_id": vote_id, "choice": "同意"}),
-                        ("chat:send", {"text": "我还在"}), ("hand:raise", {})]:
+    for event, data in [
+        ("vote:cast", {"vote_id": vote_id, "choice": "同意"}),
+        ("chat:send", {"text": "我还在"}),
+        ("hand:raise", {}),
+    ]:
         try:
             answer = await person.call(event, data)
         except socketio.exceptions.BadNamespaceError:
@@ -288,12 +317,17 @@ async def test_a_ballot_on_its_way_when_the_member_is_removed_is_refused_under_t
     meeting, host, person, member_id, vote_id = await _vote_and_socket(client, clerk_token)
     async with client.app[DATABASE].session() as db:
         removed = await db.get(Member, member_id)
-        principal = Principal(id=f"m{member_id}", name=removed.name, role="member",
-                              village_id=removed.village_id)
+        principal = Principal(
+            id=f"m{member_id}", name=removed.name, role="member", village_id=removed.village_id
+        )
         await member_service.remove_member(db, removed)
     with pytest.raises(Unauthorized):
-        await votes.cast_ballot(client.app[DATABASE].session, meeting["id"], principal,
-                                {"vote_id": vote_id, "choice": "同意"})
+        await votes.cast_ballot(
+            client.app[DATABASE].session,
+            meeting["id"],
+            principal,
+            {"vote_id": vote_id, "choice": "同意"},
+        )
     closed = await host.call("vote:close", {"vote_id": vote_id})
     assert closed["ok"] and closed["cast"] == 0 and sum(closed["tally"].values()) == 0
     await close_all(host, person)
@@ -311,8 +345,9 @@ async def test_a_rejoin_far_behind_gets_the_snapshot_instead_of_a_flood(
         assert (await host.call("agenda:goto", {"item_id": items[i % 2]}))["ok"]
     _, token = await member(client, clerk_token, "回来的人")
     late = Recorder()
-    await late.sio.connect(str(client.make_url("/")), auth={"token": token},
-                           transports=["websocket"], wait_timeout=5)
+    await late.sio.connect(
+        str(client.make_url("/")), auth={"token": token}, transports=["websocket"], wait_timeout=5
+    )
     far = await late.call("join", {"meeting_id": meeting["id"], "since_seq": start})
     assert far["ok"] and far["replayed"] is False and far["seq"] >= start + 8
     assert not named(late.events, "agenda:current")  # no replay: the state is in the ack
@@ -378,20 +413,29 @@ async def test_guests_from_one_address_share_one_chat_allowance(aiohttp_client, 
     meeting = await live_meeting(client, token, allow_guests=True, allow_guest_chat=True)
     tokens = []
     for i in range(61):  # each guest token fetched from its own address
-        response = await client.post("/api/join", json={"meeting_code": meeting["code"],
-                                                         "name": f"客{i}"},
-                                     headers={"X-Forwarded-For": f"10.1.{i // 250}.{i % 250 + 1}"})
+        response = await client.post(
+            "/api/join",
+            json={"meeting_code": meeting["code"], "name": f"客{i}"},
+            headers={"X-Forwarded-For": f"10.1.{i // 250}.{i % 250 + 1}"},
+        )
         assert response.status == 200, await response.text()
         tokens.append((await response.json())["token"])
     client.session.cookie_jar.clear()
     one_address = {"X-Forwarded-For": "198.51.100.7"}
     guests = [await joined(client, meeting["id"], t, headers=one_address) for t in tokens[:60]]
-    elsewhere = await joined(client, meeting["id"], tokens[60], headers={"X-Forwarded-For": "198.51.100.8"})
+    elsewhere = await joined(
+        client, meeting["id"], tokens[60], headers={"X-Forwarded-For": "198.51.100.8"}
+    )
     _, member_token = await member(client, token, "村民")
     villager = await joined(client, meeting["id"], member_token)
 
-    answers = await asyncio.gather(*(g.call("chat:send", {"text": f"刷{i}-{k}"})
-                                     for i, g in enumerate(guests) for k in range(5)))
+    answers = await asyncio.gather(
+        *(
+            g.call("chat:send", {"text": f"刷{i}-{k}"})
+            for i, g in enumerate(guests)
+            for k in range(5)
+        )
+    )
     accepted = [a for a in answers if a["ok"]]
     print(f"60 guests of one address: {len(accepted)} of {len(answers)} lines accepted")
     assert len(accepted) == realtime.GUEST_CHAT_PER_ADDRESS
@@ -422,8 +466,10 @@ async def test_requests_for_meetings_that_do_not_exist_leave_no_lock_behind(clie
 
     started = time.monotonic()
     statuses = await asyncio.gather(*(start(10_000 + n) for n in range(5000)))
-    print(f"5000 anonymous starts in {time.monotonic() - started:.1f} s; "
-          f"most locks at once {most}, left {len(rt._locks)}")
+    print(
+        f"5000 anonymous starts in {time.monotonic() - started:.1f} s; "
+        f"most locks at once {most}, left {len(rt._locks)}"
+    )
     assert set(statuses) == {401}
     assert len(rt._locks) == 0 and most <= 50
     # the committee, for meetings that do not exist: 404, nothing kept either
@@ -436,7 +482,9 @@ async def test_requests_for_meetings_that_do_not_exist_leave_no_lock_behind(clie
     person = Recorder()
     await person.connect(client, token)
     for n in range(15):
-        assert (await person.call("join", {"meeting_id": 800_000 + n}))["error"]["code"] == "not_found"
+        assert (await person.call("join", {"meeting_id": 800_000 + n}))["error"][
+            "code"
+        ] == "not_found"
     assert (await person.call("join", {"meeting_id": meeting["id"]}))["ok"]
     assert list(rt._devices) == [meeting["id"]]
     await person.close()

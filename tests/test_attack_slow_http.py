@@ -37,8 +37,9 @@ def server(tmp_path):
     process.stop()
 
 
-async def trickle(port: int, data: bytes, *, prefix: bytes = b"", every: float = 0.5,
-                  limit: float = 30.0) -> tuple[float, bytes]:
+async def trickle(
+    port: int, data: bytes, *, prefix: bytes = b"", every: float = 0.5, limit: float = 30.0
+) -> tuple[float, bytes]:
     """Send ``prefix``, then ``data`` one byte every ``every`` s.
 
     Returns the seconds until the server closed the connection and what it answered.
@@ -52,10 +53,10 @@ async def trickle(port: int, data: bytes, *, prefix: bytes = b"", every: float =
             if time.monotonic() - started > limit:
                 break
             try:
-                writer.write(data[i:i + 1])
+                writer.write(data[i : i + 1])
                 await writer.drain()
                 chunk = await asyncio.wait_for(reader.read(4096), every)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             except OSError:
                 return time.monotonic() - started, answer
@@ -86,16 +87,21 @@ async def trickle_after_a_request(port: int) -> float:
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert head.startswith(b"HTTP/1.1 200"), head
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length")))
+        length = int(
+            next(
+                line.split(b":")[1]
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+        )
         await reader.readexactly(length)
         started = time.monotonic()
         for i in range(len(HEAD)):
-            writer.write(HEAD[i:i + 1])
+            writer.write(HEAD[i : i + 1])
             try:
                 if await asyncio.wait_for(reader.read(1), 0.5) == b"":
                     break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             except OSError:
                 break
@@ -109,18 +115,29 @@ async def test_slowloris_is_cut_off_while_others_are_served(server):
     assert created.returncode == 0, created.stderr
     await server.start()
     async with aiohttp.ClientSession() as http:
-        token = (await (await http.post(server.url + "/api/login", json={
-            "username": "clerk", "password": PASSWORD})).json())["token"]
-        meeting = await (await http.post(server.url + "/api/meetings", json={
-            "title": "村民会议", "allow_guests": True}, headers=auth(token))).json()
+        token = (
+            await (
+                await http.post(
+                    server.url + "/api/login", json={"username": "clerk", "password": PASSWORD}
+                )
+            ).json()
+        )["token"]
+        meeting = await (
+            await http.post(
+                server.url + "/api/meetings",
+                json={"title": "村民会议", "allow_guests": True},
+                headers=auth(token),
+            )
+        ).json()
         await http.post(f"{server.url}/api/meetings/{meeting['id']}/start", headers=auth(token))
 
         # a WebSocket member and a long-polling one, connected before the attack
         members = []
         for transports in (["websocket"], ["polling"]):
             member = socketio.AsyncClient(reconnection=False)
-            await member.connect(server.url, auth={"token": token}, transports=transports,
-                                 wait_timeout=5)
+            await member.connect(
+                server.url, auth={"token": token}, transports=transports, wait_timeout=5
+            )
             ack = await member.call("join", {"meeting_id": meeting["id"]}, timeout=5)
             assert ack["ok"], ack
             members.append(member)
@@ -141,13 +158,15 @@ async def test_slowloris_is_cut_off_while_others_are_served(server):
         silent_reader, silent = await asyncio.open_connection("127.0.0.1", server.port)
         silent_since = time.monotonic()
         try:
-            body_head = (b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n")
+            body_head = (
+                b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+            )
             slow_body = asyncio.ensure_future(
-                trickle(server.port, b"{" + b" " * 4998 + b"}", prefix=body_head))
+                trickle(server.port, b"{" + b" " * 4998 + b"}", prefix=body_head)
+            )
             kept_alive = asyncio.ensure_future(trickle_after_a_request(server.port))
-            results = await asyncio.gather(*(trickle(server.port, HEAD)
-                                             for _ in range(ATTACKERS)))
+            results = await asyncio.gather(*(trickle(server.port, HEAD) for _ in range(ATTACKERS)))
             # nothing at all sent: closed too
             assert await asyncio.wait_for(silent_reader.read(), 3 * TIMEOUT) == b""
             silent_after = time.monotonic() - silent_since

@@ -22,21 +22,51 @@ POLICIES = {
     # anyone: no role check (login, join, lists filtered by who asks, pages, static files)
     "public": None,
     # the meeting's village (committee, members); guests only where guests are allowed
-    "watch": {"anonymous": 401, "guest": 403, "member": OK, "other_member": 404,
-              "other_committee": 404, "committee": OK},
+    "watch": {
+        "anonymous": 401,
+        "guest": 403,
+        "member": OK,
+        "other_member": 404,
+        "other_committee": 404,
+        "committee": OK,
+    },
     # the committee of the meeting's (or member's) village
-    "run": {"anonymous": 401, "guest": 403, "member": 403, "other_member": 403,
-            "other_committee": 404, "committee": OK},
+    "run": {
+        "anonymous": 401,
+        "guest": 403,
+        "member": 403,
+        "other_member": 403,
+        "other_committee": 404,
+        "committee": OK,
+    },
     # WHIP: the committee of the meeting's village; a member of it only while holding
     # the floor (nobody does here: tests/test_floor_media.py has the holder)
-    "publish": {"anonymous": 401, "guest": 403, "member": 403, "other_member": 404,
-                "other_committee": 404, "committee": OK},
+    "publish": {
+        "anonymous": 401,
+        "guest": 403,
+        "member": 403,
+        "other_member": 404,
+        "other_committee": 404,
+        "committee": OK,
+    },
     # members of the meeting's village only (suggestions)
-    "member": {"anonymous": 401, "guest": 403, "member": OK, "other_member": 404,
-               "other_committee": 404, "committee": 403},
+    "member": {
+        "anonymous": 401,
+        "guest": 403,
+        "member": OK,
+        "other_member": 404,
+        "other_committee": 404,
+        "committee": 403,
+    },
     # any committee, acting on its own village
-    "committee": {"anonymous": 401, "guest": 403, "member": 403, "other_member": 403,
-                  "other_committee": OK, "committee": OK},
+    "committee": {
+        "anonymous": 401,
+        "guest": 403,
+        "member": 403,
+        "other_member": 403,
+        "other_committee": OK,
+        "committee": OK,
+    },
     # a media session's URL is its capability (tested in test_whip_whep_errors.py)
     "capability": None,
 }
@@ -128,13 +158,17 @@ async def world(client, clerk_token):
     """Village A (ours) with a live members-only meeting and a member; village B likewise."""
     async with client.app[DATABASE].session() as db:
         await accounts.create_user(db, "b-clerk", PASSWORD, village="李家村")
-    b_token = (await (await client.post(
-        "/api/login", json={"username": "b-clerk", "password": PASSWORD})).json())["token"]
+    b_token = (
+        await (
+            await client.post("/api/login", json={"username": "b-clerk", "password": PASSWORD})
+        ).json()
+    )["token"]
     client.session.cookie_jar.clear()
 
     async def member_token(committee_token):
-        added = await (await client.post("/api/members", json={"name": "村民"},
-                                         headers=auth(committee_token))).json()
+        added = await (
+            await client.post("/api/members", json={"name": "村民"}, headers=auth(committee_token))
+        ).json()
         joined = await (await client.post("/api/join", json={"invite": added["invite"]})).json()
         client.session.cookie_jar.clear()
         return added["id"], joined["token"]
@@ -142,29 +176,50 @@ async def world(client, clerk_token):
     a_member_id, a_member = await member_token(clerk_token)
     second_member_id, _ = await member_token(clerk_token)
     _, b_member = await member_token(b_token)
-    meeting = await (await client.post("/api/meetings", json={"title": "会"},
-                                       headers=auth(clerk_token))).json()
+    meeting = await (
+        await client.post("/api/meetings", json={"title": "会"}, headers=auth(clerk_token))
+    ).json()
     await client.post(f"/api/meetings/{meeting['id']}/start", headers=auth(clerk_token))
-    suggested = await client.post(f"/api/meetings/{meeting['id']}/suggestions",
-                                  json={"text": "路灯坏了"}, headers=auth(a_member))
+    suggested = await client.post(
+        f"/api/meetings/{meeting['id']}/suggestions",
+        json={"text": "路灯坏了"},
+        headers=auth(a_member),
+    )
     assert suggested.status == 201  # suggestion 1, for the answer route
-    open_meeting = await (await client.post(
-        "/api/meetings", json={"title": "公开", "allow_guests": True}, headers=auth(clerk_token)
-    )).json()
-    guest = await (await client.post("/api/join", json={
-        "meeting_code": open_meeting["code"], "name": "客"})).json()
+    open_meeting = await (
+        await client.post(
+            "/api/meetings", json={"title": "公开", "allow_guests": True}, headers=auth(clerk_token)
+        )
+    ).json()
+    guest = await (
+        await client.post("/api/join", json={"meeting_code": open_meeting["code"], "name": "客"})
+    ).json()
     client.session.cookie_jar.clear()
-    tokens = {"anonymous": None, "guest": guest["token"], "member": a_member,
-              "other_member": b_member, "other_committee": b_token, "committee": clerk_token}
-    return {"tokens": tokens, "meeting": meeting, "member_id": a_member_id,
-            "second_member_id": second_member_id}
+    tokens = {
+        "anonymous": None,
+        "guest": guest["token"],
+        "member": a_member,
+        "other_member": b_member,
+        "other_committee": b_token,
+        "committee": clerk_token,
+    }
+    return {
+        "tokens": tokens,
+        "meeting": meeting,
+        "member_id": a_member_id,
+        "second_member_id": second_member_id,
+    }
 
 
 def request_for(method: str, path: str, world) -> tuple[str, dict]:
     """The concrete URL and body for a route, aimed at village A's things."""
-    url = (path.replace("{meeting_id}", str(world["meeting"]["id"])).replace("{vote_id}", "1")
-           .replace("{part}", "1").replace("{name}", "index.m3u8")
-           .replace("{id}", str(world["member_id"] if "members" in path else world["meeting"]["id"])))
+    url = (
+        path.replace("{meeting_id}", str(world["meeting"]["id"]))
+        .replace("{vote_id}", "1")
+        .replace("{part}", "1")
+        .replace("{name}", "index.m3u8")
+        .replace("{id}", str(world["member_id"] if "members" in path else world["meeting"]["id"]))
+    )
     if path.startswith(("/whip/", "/whep/")):
         return url, {"data": "v=0\r\n", "headers": {"Content-Type": "application/sdp"}}
     if path == "/api/members":
@@ -178,7 +233,9 @@ def request_for(method: str, path: str, world) -> tuple[str, dict]:
     if path == "/api/meetings/{id}":
         return url, {"json": {"place": "村委会会议室"}}
     if path == "/api/meetings/{id}/proxies":
-        return url, {"json": {"member_id": world["member_id"], "proxy_id": world["second_member_id"]}}
+        return url, {
+            "json": {"member_id": world["member_id"], "proxy_id": world["second_member_id"]}
+        }
     if path == "/api/meetings/{id}/suggestions":
         return url.replace("{suggestion_id}", "1"), {"json": {"text": "建议修路灯"}}
     if path.endswith("/answer"):
@@ -198,8 +255,9 @@ async def test_authorization_matrix(client, world, caller):
     token = world["tokens"][caller]
     checked = 0
     # run-policy routes last: ending the meeting or removing the member changes the world
-    order = sorted(POLICY.items(), key=lambda item: (item[0][1].endswith("/end"),
-                                                     item[0][0] == "DELETE"))
+    order = sorted(
+        POLICY.items(), key=lambda item: (item[0][1].endswith("/end"), item[0][0] == "DELETE")
+    )
     for (method, path), policy in order:
         expected = POLICIES[policy] and POLICIES[policy][caller]
         if expected is None:
@@ -214,9 +272,11 @@ async def test_authorization_matrix(client, world, caller):
             # meeting's 409 (it can no longer be edited or cancelled)
             # (the world holds no vote: a permitted caller asking for receipts gets 404;
             # nobody publishes, so nothing is recorded: the recording and its files 404)
-            assert response.status < 300 or response.status in (400, 409) or (
-                response.status == 404 and path.endswith(("/receipts", "{name}", "/recording"))), (
-                method, path, caller, response.status, body)
+            assert (
+                response.status < 300
+                or response.status in (400, 409)
+                or (response.status == 404 and path.endswith(("/receipts", "{name}", "/recording")))
+            ), (method, path, caller, response.status, body)
             if response.status == 400:
                 assert path.startswith(("/whip/", "/whep/")), (method, path, caller, body)
         else:

@@ -168,10 +168,13 @@ async def test_blocked_autoplay_shows_a_big_play_button(server):
 
 async def test_watch_page_says_when_the_meeting_has_not_started(server):
     base = str(server.make_url("")).rstrip("/")
-    login = await _Client(server).post("/api/login", json={"username": "clerk", "password": PASSWORD})
+    login = await _Client(server).post(
+        "/api/login", json={"username": "clerk", "password": PASSWORD}
+    )
     token = (await login.json())["token"]
     response = await _Client(server).post(
-        "/api/meetings", json={"title": "下周会议", "allow_guests": True},
+        "/api/meetings",
+        json={"title": "下周会议", "allow_guests": True},
         headers={"Authorization": f"Bearer {token}"},
     )
     meeting = await response.json()
@@ -195,8 +198,9 @@ class _Client:
         login = await self.post("/api/login", json={"username": "clerk", "password": PASSWORD})
         token = (await login.json())["token"]
         async with aiohttp.ClientSession() as session:
-            async with session.get(self._server.make_url(path),
-                                   headers={"Authorization": f"Bearer {token}"}) as response:
+            async with session.get(
+                self._server.make_url(path), headers={"Authorization": f"Bearer {token}"}
+            ) as response:
                 return await response.json()
 
     async def post(self, path, **kwargs):
@@ -211,14 +215,17 @@ class _Client:
             await session.close()
 
 
-async def member_and_live_meeting(server, name: str, title: str) -> tuple[_Client, dict, dict, dict]:
+async def member_and_live_meeting(
+    server, name: str, title: str
+) -> tuple[_Client, dict, dict, dict]:
     """The clerk adds a member and starts a members-only meeting: (api, headers, member, meeting)."""
     api = _Client(server)
     login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
     headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
     member = await (await api.post("/api/members", json={"name": name}, headers=headers)).json()
-    meeting = await (await api.post("/api/meetings", json={"title": title},
-                                    headers=headers)).json()  # members only
+    meeting = await (
+        await api.post("/api/meetings", json={"title": title}, headers=headers)
+    ).json()  # members only
     await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
     return api, headers, member, meeting
 
@@ -250,7 +257,9 @@ async def test_member_opens_invite_link_and_watches_members_only_meeting(server)
         await publisher.close()
 
 
-async def test_clerk_schedules_an_assembly_with_short_notice_and_villagers_see_a_cancellation(server):
+async def test_clerk_schedules_an_assembly_with_short_notice_and_villagers_see_a_cancellation(
+    server,
+):
     """The form asks for the emergency behind a short notice; a cancellation reaches the phone."""
     base = str(server.make_url("")).rstrip("/")
     async with async_playwright() as pw:
@@ -264,7 +273,8 @@ async def test_clerk_schedules_an_assembly_with_short_notice_and_villagers_see_a
             tomorrow = await page.evaluate(
                 "() => { const d = new Date(Date.now() + 86400000);"
                 " d.setMinutes(d.getMinutes() - d.getTimezoneOffset());"
-                " return d.toISOString().slice(0, 16); }")
+                " return d.toISOString().slice(0, 16); }"
+            )
             await page.fill("#starts-at", tomorrow)
             await page.wait_for_selector("#emergency-field", state="visible")
             assert "十天" in await page.inner_text("#emergency-field")
@@ -286,8 +296,11 @@ async def test_clerk_schedules_an_assembly_with_short_notice_and_villagers_see_a
             watch = await phone.new_page()
             await watch.goto(f"{base}/m/{meeting['code']}")
             await wait_state(watch, "waiting")
-            await api.post(f"/api/meetings/{meeting_id}/cancel",
-                           json={"reason": "<b>改期</b> 另行通知"}, headers=headers)
+            await api.post(
+                f"/api/meetings/{meeting_id}/cancel",
+                json={"reason": "<b>改期</b> 另行通知"},
+                headers=headers,
+            )
             await wait_state(watch, "cancelled")
             text = await watch.inner_text("body")
             assert "会议已取消" in text and "<b>改期</b> 另行通知" in text  # shown as text
@@ -304,18 +317,23 @@ async def test_printed_notice_qr_code_scans_to_the_meeting_link(server, tmp_path
     api = _Client(server)
     login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
     headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
-    meeting = await (await api.post("/api/meetings", json={"title": "公告", "allow_guests": True},
-                                    headers=headers)).json()
+    meeting = await (
+        await api.post(
+            "/api/meetings", json={"title": "公告", "allow_guests": True}, headers=headers
+        )
+    ).json()
     async with async_playwright() as pw:
         async with Browser(pw) as phone:
             page = await phone.new_page()
             await page.goto(f"{base}/meetings/{meeting['id']}/notice")
             await page.wait_for_function(
-                "() => document.getElementById('notice-qr').naturalWidth > 0")
+                "() => document.getElementById('notice-qr').naturalWidth > 0"
+            )
             shot = tmp_path / "qr.png"
             await page.locator("#notice-qr").screenshot(path=str(shot))
-    decoded = subprocess.run(["zbarimg", "--raw", "-q", str(shot)],
-                             capture_output=True, text=True, timeout=30)
+    decoded = subprocess.run(
+        ["zbarimg", "--raw", "-q", str(shot)], capture_output=True, text=True, timeout=30
+    )
     assert decoded.returncode == 0, decoded.stderr
     assert decoded.stdout.strip() == meeting["join_url"]
 
@@ -323,8 +341,9 @@ async def test_printed_notice_qr_code_scans_to_the_meeting_link(server, tmp_path
 def _decode_qr(path) -> str:
     import subprocess
 
-    decoded = subprocess.run(["zbarimg", "--raw", "-q", str(path)],
-                             capture_output=True, text=True, timeout=30)
+    decoded = subprocess.run(
+        ["zbarimg", "--raw", "-q", str(path)], capture_output=True, text=True, timeout=30
+    )
     assert decoded.returncode == 0, decoded.stderr
     return decoded.stdout.strip()
 
@@ -337,11 +356,14 @@ async def test_clerk_keeps_the_roll_and_a_printed_card_signs_a_phone_in(server, 
         pytest.skip("QR NOT CHECKED: zbarimg missing (apt-get install zbar-tools)")
     base = str(server.make_url("")).rstrip("/")
     bad = tmp_path / "名册-有错.csv"
-    bad.write_bytes("姓名,电话,出生年份,代表\n王大山,13800000001,1965,是\n,13800000002,1970,否\n"
-                    .encode("gbk"))
+    bad.write_bytes(
+        "姓名,电话,出生年份,代表\n王大山,13800000001,1965,是\n,13800000002,1970,否\n".encode("gbk")
+    )
     good = tmp_path / "名册.csv"
-    good.write_bytes("姓名,电话,户,出生年份,代表\n王大山,13800000001,一组,1965,是\n"
-                     "刘小梅,13800000002,二组,2010,否\n".encode("gbk"))
+    good.write_bytes(
+        "姓名,电话,户,出生年份,代表\n王大山,13800000001,一组,1965,是\n"
+        "刘小梅,13800000002,二组,2010,否\n".encode("gbk")
+    )
     async with async_playwright() as pw:
         async with Browser(pw) as clerk:
             page = await clerk.new_page()
@@ -357,7 +379,9 @@ async def test_clerk_keeps_the_roll_and_a_printed_card_signs_a_phone_in(server, 
             assert await page.locator("#roll-body tr").count() == 0  # nothing half-imported
 
             await page.set_input_files("#import-file", str(good))
-            await page.wait_for_function("() => document.querySelectorAll('#roll-body tr').length === 2")
+            await page.wait_for_function(
+                "() => document.querySelectorAll('#roll-body tr').length === 2"
+            )
             assert "已添加2位村民" in await page.inner_text("#import-result")
             summary = await page.inner_text("#roll-summary")
             assert "共2人" in summary and "年满18周岁1人" in summary and "村民代表1人" in summary
@@ -382,7 +406,8 @@ async def test_clerk_keeps_the_roll_and_a_printed_card_signs_a_phone_in(server, 
             await page.fill("#member-household", "三组")
             await page.click("#member-save")
             await page.wait_for_function(
-                "() => [...document.querySelectorAll('#roll-body tr')].some(r => r.textContent.includes('三组'))")
+                "() => [...document.querySelectorAll('#roll-body tr')].some(r => r.textContent.includes('三组'))"
+            )
 
             member_id = await row.get_attribute("data-member-id")
             cards = await clerk.new_page()
@@ -403,7 +428,9 @@ async def test_clerk_keeps_the_roll_and_a_printed_card_signs_a_phone_in(server, 
             page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
             await clerk_logs_in(page, base, "/members")
             await page.locator("#roll-body tr", has_text="onerror").locator("button.remove").click()
-            await page.wait_for_function("() => document.querySelectorAll('#roll-body tr').length === 2")
+            await page.wait_for_function(
+                "() => document.querySelectorAll('#roll-body tr').length === 2"
+            )
             await villager.goto(card_url)  # a removed member's card no longer works
             assert "invite=invalid" in villager.url
 
@@ -454,10 +481,18 @@ async def test_chat_and_names_with_markup_are_shown_as_text(server):
     api = _Client(server)
     login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
     headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
-    member = await (await api.post("/api/members", json={"name": "<img src=x onerror=window.__xss=1>张"},
-                                   headers=headers)).json()
-    meeting = await (await api.post("/api/meetings", json={
-        "title": "村务", "allow_guests": True, "allow_guest_chat": True}, headers=headers)).json()
+    member = await (
+        await api.post(
+            "/api/members", json={"name": "<img src=x onerror=window.__xss=1>张"}, headers=headers
+        )
+    ).json()
+    meeting = await (
+        await api.post(
+            "/api/meetings",
+            json={"title": "村务", "allow_guests": True, "allow_guest_chat": True},
+            headers=headers,
+        )
+    ).json()
     await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
     payloads = [
         "<img src=x onerror=window.__xss=1>",
@@ -484,17 +519,23 @@ async def test_chat_and_names_with_markup_are_shown_as_text(server):
             for text in payloads:
                 await villager.fill("#chat-input", text)
                 await villager.click("#chat-form button")
-                await villager.wait_for_function("() => document.getElementById('chat-input').value === ''")
+                await villager.wait_for_function(
+                    "() => document.getElementById('chat-input').value === ''"
+                )
             for page in (villager, guest):
                 await page.wait_for_function(
                     "n => document.querySelectorAll('#chat-list .chat-line').length === n",
-                    arg=len(payloads) + 1)
+                    arg=len(payloads) + 1,
+                )
                 lines = await page.locator("#chat-list .chat-text").all_inner_texts()
                 assert lines[1:] == payloads
                 authors = await page.locator("#chat-list .chat-author").all_inner_texts()
                 assert authors[0] == "<b onmouseover=window.__xss=4>老王</b>"
                 assert authors[1] == "<img src=x onerror=window.__xss=1>张"
-                assert await page.locator("#chat-list img, #chat-list script, #chat-list b").count() == 0
+                assert (
+                    await page.locator("#chat-list img, #chat-list script, #chat-list b").count()
+                    == 0
+                )
                 hrefs = await page.eval_on_selector_all("#chat-list a", "as => as.map(a => a.href)")
                 assert hrefs == ["https://example.com/notice?a=1&b="]  # a link stops at markup
                 assert await page.evaluate("() => window.__xss") is None
@@ -528,13 +569,17 @@ async def test_a_remote_villager_given_the_floor_is_heard_in_the_hall_and_online
     api = _Client(server)
     login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
     headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
-    speaker = await (await api.post("/api/members", json={"name": "在外打工的李四"},
-                                    headers=headers)).json()
+    speaker = await (
+        await api.post("/api/members", json={"name": "在外打工的李四"}, headers=headers)
+    ).json()
     listener = await (await api.post("/api/members", json={"name": "王五"}, headers=headers)).json()
     autoplay = "--autoplay-policy=no-user-gesture-required"
     async with async_playwright() as pw:
-        async with Browser(pw, autoplay) as hall, Browser(pw, autoplay) as phone, \
-                Browser(pw, autoplay) as other:
+        async with (
+            Browser(pw, autoplay) as hall,
+            Browser(pw, autoplay) as phone,
+            Browser(pw, autoplay) as other,
+        ):
             host = await hall.new_page()
             await host_starts_meeting(host, base)
             meeting_code = (await host.input_value("#join-url")).rsplit("/", 1)[-1]
@@ -545,7 +590,8 @@ async def test_a_remote_villager_given_the_floor_is_heard_in_the_hall_and_online
             await villager.wait_for_selector("#hand-row:not([hidden])")
             await villager.click("#hand-button")
             await villager.wait_for_function(
-                "() => document.getElementById('hand-status').textContent.includes('第1位')")
+                "() => document.getElementById('hand-status').textContent.includes('第1位')"
+            )
 
             watcher = await other.new_page()
             await watcher.goto(listener["invite_url"])
@@ -559,12 +605,14 @@ async def test_a_remote_villager_given_the_floor_is_heard_in_the_hall_and_online
             await villager.wait_for_selector("#speaking:not([hidden])")
             await villager.wait_for_function(
                 "() => document.getElementById('speaking').dataset.state === 'connected'",
-                timeout=15_000)
+                timeout=15_000,
+            )
             assert "李四" in await watcher.inner_text("#floor-banner")
 
             for page in (host, watcher):
                 await page.wait_for_function(
-                    "() => document.getElementById('floor-audio').srcObject", timeout=10_000)
+                    "() => document.getElementById('floor-audio').srcObject", timeout=10_000
+                )
                 assert await page.evaluate(LOUDNESS, ["floor-audio", 3000]) > 0.05, "no voice heard"
 
             await host.click("#floor-revoke")
@@ -577,11 +625,13 @@ async def test_a_remote_villager_given_the_floor_is_heard_in_the_hall_and_online
             await host.fill("#hall-count", "35")
             await host.click("#hall-form button")
             await watcher.wait_for_function(
-                "() => document.getElementById('room-presence').textContent.includes('会场35人')")
+                "() => document.getElementById('room-presence').textContent.includes('会场35人')"
+            )
             await host.click("#hall-roll summary")
             await host.check("#hall-roll-list li:has-text('王五') input")
             await host.wait_for_function(
-                "() => document.querySelector('#hall-roll summary').dataset.count.includes('1')")
+                "() => document.querySelector('#hall-roll summary').dataset.count.includes('1')"
+            )
             meeting_id = int(host.url.rstrip("/").split("/")[-2])
             events = (await api.get_json(f"/api/meetings/{meeting_id}/timeline"))["events"]
             ticks = [e for e in events if e["type"] == "attendance:hall" and e.get("member")]
@@ -594,15 +644,25 @@ async def test_villagers_vote_on_their_phones_and_check_their_receipts(server):
     api = _Client(server)
     login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
     headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
-    members = [await (await api.post("/api/members", json={"name": n}, headers=headers)).json()
-               for n in ("赵大", "钱二")]
-    meeting = await (await api.post("/api/meetings", json={
-        "title": "村务表决", "agenda": [{"title": "修建村道"}]}, headers=headers)).json()
+    members = [
+        await (await api.post("/api/members", json={"name": n}, headers=headers)).json()
+        for n in ("赵大", "钱二")
+    ]
+    meeting = await (
+        await api.post(
+            "/api/meetings",
+            json={"title": "村务表决", "agenda": [{"title": "修建村道"}]},
+            headers=headers,
+        )
+    ).json()
     await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
     absent = await (await api.post("/api/members", json={"name": "孙三"}, headers=headers)).json()
     await api.post("/api/members", json={"name": "在场的李四"}, headers=headers)
-    proxy = await api.post(f"/api/meetings/{meeting['id']}/proxies", headers=headers,
-                           json={"member_id": absent["id"], "proxy_id": members[0]["id"]})
+    proxy = await api.post(
+        f"/api/meetings/{meeting['id']}/proxies",
+        headers=headers,
+        json={"member_id": absent["id"], "proxy_id": members[0]["id"]},
+    )
     assert proxy.status == 201
     async with async_playwright() as pw:
         async with Browser(pw) as hall, Browser(pw) as phone1, Browser(pw) as phone2:
@@ -629,7 +689,9 @@ async def test_villagers_vote_on_their_phones_and_check_their_receipts(server):
                 assert "同意修建村道吗？" in await page.inner_text("#votes-panel")
                 await page.click(f"{own} .ballot-option:has-text('{choice}')")
                 await page.wait_for_selector(f"{own} .ballot-done")
-            receipt = (await phones[0].inner_text(f"{own} .ballot-done")).rsplit("：", 1)[-1].strip()
+            receipt = (
+                (await phones[0].inner_text(f"{own} .ballot-done")).rsplit("：", 1)[-1].strip()
+            )
             assert len(receipt) == 10
             # 赵大 also holds 孙三's proxy: a second ballot, in their name
             assert "孙三" in await phones[0].inner_text(".ballot-for")
@@ -639,23 +701,28 @@ async def test_villagers_vote_on_their_phones_and_check_their_receipts(server):
             await host.click("#hall-roll summary")
             await host.check("#hall-roll-list li:has-text('在场的李四') input")
             await host.wait_for_function(
-                "() => document.querySelector('#hall-roll summary').dataset.count.includes('1')")
+                "() => document.querySelector('#hall-roll summary').dataset.count.includes('1')"
+            )
             await host.click(".roll-call summary")
             row = host.locator(".roll-call-row", has_text="在场的李四")
             await row.locator("select").select_option("同意")
             await row.locator("text=✓").wait_for()
             await host.wait_for_function(
-                "() => document.querySelector('.vote-progress').textContent.includes('4')")
+                "() => document.querySelector('.vote-progress').textContent.includes('4')"
+            )
 
             await host.click(".close-vote")
             for page in (host, *phones):
                 await page.wait_for_selector(".vote-verdict")
-            assert "未通过" in await phones[0].inner_text(".vote-verdict")  # 2 of 4 is not more than half
+            assert "未通过" in await phones[0].inner_text(
+                ".vote-verdict"
+            )  # 2 of 4 is not more than half
             assert "会场点名 1" in await phones[0].inner_text(".vote-result")
             await phones[0].reload()  # the receipt survives a reload
             await phones[0].click(".check-receipt")
             await phones[0].wait_for_function(
-                "() => document.querySelector('.receipt-check').textContent.length > 0")
+                "() => document.querySelector('.receipt-check').textContent.length > 0"
+            )
             said = await phones[0].inner_text(".receipt-check")
             assert receipt in said and "同意" in said
 
@@ -666,8 +733,13 @@ async def test_a_member_suggests_and_the_committee_answers(server):
     login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
     headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
     added = await (await api.post("/api/members", json={"name": "周八"}, headers=headers)).json()
-    meeting = await (await api.post("/api/meetings", json={
-        "title": "村规民约", "agenda": [{"title": "修订第三条"}]}, headers=headers)).json()
+    meeting = await (
+        await api.post(
+            "/api/meetings",
+            json={"title": "村规民约", "agenda": [{"title": "修订第三条"}]},
+            headers=headers,
+        )
+    ).json()
     async with async_playwright() as pw:
         async with Browser(pw) as phone, Browser(pw) as hall:
             villager = await phone.new_page()
@@ -687,7 +759,11 @@ async def test_a_member_suggests_and_the_committee_answers(server):
             await host.click(".suggestion .answer-adopted")
             await villager.wait_for_selector(".suggestion.adopted")
             text = await villager.inner_text(".suggestion")
-            assert "<i>建议</i>：养狗要拴绳" in text and "采纳，写入第三条" in text and "已采纳" in text
+            assert (
+                "<i>建议</i>：养狗要拴绳" in text
+                and "采纳，写入第三条" in text
+                and "已采纳" in text
+            )
 
 
 async def test_a_removed_member_sees_why_and_can_send_nothing_more(server):
@@ -702,8 +778,9 @@ async def test_a_removed_member_sees_why_and_can_send_nothing_more(server):
             await page.goto(f"{base}/m/{meeting['code']}")
             await page.wait_for_selector("#chat-input:not([disabled])", timeout=20_000)
             async with aiohttp.ClientSession() as session:
-                async with session.delete(server.make_url(f"/api/members/{member['id']}"),
-                                          headers=headers) as response:
+                async with session.delete(
+                    server.make_url(f"/api/members/{member['id']}"), headers=headers
+                ) as response:
                     assert response.status == 200
             notice = page.locator("#chat-error")
             await notice.wait_for(state="visible", timeout=20_000)

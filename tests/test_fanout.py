@@ -135,7 +135,9 @@ async def test_joining_mid_stream_starts_at_a_keyframe_and_requests_are_rate_lim
         await publisher.close()
 
 
-async def test_viewer_whose_offer_lacks_the_rooms_codec_is_told_why(client, clerk_token, live_meeting):
+async def test_viewer_whose_offer_lacks_the_rooms_codec_is_told_why(
+    client, clerk_token, live_meeting
+):
     from aiortc import RTCPeerConnection, RTCRtpReceiver
 
     from .peers import NO_ICE_SERVERS, gathered_offer
@@ -145,10 +147,12 @@ async def test_viewer_whose_offer_lacks_the_rooms_codec_is_told_why(client, cler
     try:
         await publisher.publish(client, live_meeting["id"], clerk_token)
         video = pc.addTransceiver("video", direction="recvonly")
-        video.setCodecPreferences([c for c in RTCRtpReceiver.getCapabilities("video").codecs
-                                   if c.mimeType == "video/VP8"])
+        video.setCodecPreferences(
+            [c for c in RTCRtpReceiver.getCapabilities("video").codecs if c.mimeType == "video/VP8"]
+        )
         response = await client.post(
-            f"/whep/{live_meeting['id']}", data=await gathered_offer(pc),
+            f"/whep/{live_meeting['id']}",
+            data=await gathered_offer(pc),
             headers={"Content-Type": "application/sdp"},
         )
         assert response.status == 422
@@ -167,8 +171,9 @@ async def test_media_counters_for_operators(client, clerk_token, live_meeting):
         await publisher.publish(client, live_meeting["id"], clerk_token)
         await viewer.watch(client, live_meeting["id"])
         await viewer.wait_for(video=20, timeout=15)
-        response = await client.get(f"/api/meetings/{live_meeting['id']}/media",
-                                    headers=auth(clerk_token))
+        response = await client.get(
+            f"/api/meetings/{live_meeting['id']}/media", headers=auth(clerk_token)
+        )
         stats = await response.json()
         assert stats["publishing"] is True and stats["viewers"] == 1
         assert stats["video_codec"] == "video/h264"

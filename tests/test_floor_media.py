@@ -57,10 +57,16 @@ async def give_floor(client, meeting_id: int, member_id: int | None) -> None:
     """What floor:grant stores (the socket.io side is another test's business)."""
     async with client.app[DATABASE].session() as db:
         meeting = await db.get(Meeting, meeting_id)
-        floor = None if member_id is None else {
-            "participant_id": f"m{member_id}", "name": "x",
-            "since": "2024-01-01T00:00:00.000+00:00", "until": None,
-        }
+        floor = (
+            None
+            if member_id is None
+            else {
+                "participant_id": f"m{member_id}",
+                "name": "x",
+                "since": "2024-01-01T00:00:00.000+00:00",
+                "until": None,
+            }
+        )
         meeting.room_state = {**(meeting.room_state or {}), "floor": floor}  # a new dict: JSON
         db.add(meeting)
         await db.commit()
@@ -83,8 +89,11 @@ class Speaker:
         self.answer = ""
 
     async def post(self, client, meeting_id: int, token: str):
-        return await client.post(f"/whip/{meeting_id}", data=await gathered_offer(self.pc),
-                                 headers={**SDP, **auth(token)})
+        return await client.post(
+            f"/whip/{meeting_id}",
+            data=await gathered_offer(self.pc),
+            headers={**SDP, **auth(token)},
+        )
 
     async def publish(self, client, meeting_id: int, token: str) -> None:
         response = await self.post(client, meeting_id, token)
@@ -113,8 +122,9 @@ class Listener:
         self.pc.on("track", self._on_track)
 
     def _on_track(self, track) -> None:
-        index = next(i for i, t in enumerate(self.pc.getTransceivers())
-                     if t.receiver.track is track)
+        index = next(
+            i for i, t in enumerate(self.pc.getTransceivers()) if t.receiver.track is track
+        )
         from media.aiortc_hooks import receive_encoded
 
         receive_encoded(track)  # count what arrives, decode nothing
@@ -131,8 +141,9 @@ class Listener:
 
     async def watch(self, client, meeting_id: int, token: str | None = None) -> None:
         headers = {**SDP, **(auth(token) if token else {})}
-        response = await client.post(f"/whep/{meeting_id}", data=await gathered_offer(self.pc),
-                                     headers=headers)
+        response = await client.post(
+            f"/whep/{meeting_id}", data=await gathered_offer(self.pc), headers=headers
+        )
         assert response.status == 201, await response.text()
         self.location = response.headers["Location"]
         self.answer = await response.text()
@@ -169,12 +180,20 @@ async def test_floor_voice_reaches_viewers_and_the_hall_and_stops_at_once(
         await viewer.watch(client, meeting_id)
         await host.watch(client, meeting_id, clerk_token)
         assert directions(viewer.answer) == [
-            ("audio", "sendonly"), ("video", "sendonly"), ("audio", "sendonly")]
+            ("audio", "sendonly"),
+            ("video", "sendonly"),
+            ("audio", "sendonly"),
+        ]
         # the host page: no forwarding at all on the m-lines it offered inactive
         assert directions(host.answer) == [
-            ("audio", "inactive"), ("video", "inactive"), ("audio", "sendonly")]
-        await until(lambda: viewer.frames[0] >= 10 and viewer.frames[1] >= 10,
-                    f"main audio and video reach the viewer: {viewer.frames}")
+            ("audio", "inactive"),
+            ("video", "inactive"),
+            ("audio", "sendonly"),
+        ]
+        await until(
+            lambda: viewer.frames[0] >= 10 and viewer.frames[1] >= 10,
+            f"main audio and video reach the viewer: {viewer.frames}",
+        )
         # nobody holds the floor: the floor m-lines receive nothing
         assert viewer.frames[2] == 0 and host.frames == [0, 0, 0]
 
@@ -184,8 +203,10 @@ async def test_floor_voice_reaches_viewers_and_the_hall_and_stops_at_once(
         # on the air with the voice's first frame, not with the offer
         await until(lambda: hub.stats(str(meeting_id)).floor_publishing, "the floor is on the air")
         assert events[-1].floor_publishing is True
-        await until(lambda: viewer.frames[2] >= 25 and host.frames[2] >= 25,
-                    f"the floor voice reaches viewer {viewer.frames} and hall {host.frames}")
+        await until(
+            lambda: viewer.frames[2] >= 25 and host.frames[2] >= 25,
+            f"the floor voice reaches viewer {viewer.frames} and hall {host.frames}",
+        )
         assert host.frames[:2] == [0, 0]
         room = hub.room(str(meeting_id))
         assert room.fanouts["floor"].frames >= 25
@@ -203,10 +224,15 @@ async def test_floor_voice_reaches_viewers_and_the_hall_and_stops_at_once(
         assert viewer.frames[2] == floor_then and host.frames[2] == hall_then
         assert room.fanouts["floor"].frames == forwarded  # not one frame after stop_floor
         assert viewer.frames[1] >= video_then + 10  # ... and the meeting goes on
-        await until(lambda: first.pc.connectionState == "closed"
-                    or first.pc.iceConnectionState in ("closed", "failed")
-                    or first.pc.connectionState == "failed",
-                    "the first speaker's peer connection was hung up", timeout=5)
+        await until(
+            lambda: (
+                first.pc.connectionState == "closed"
+                or first.pc.iceConnectionState in ("closed", "failed")
+                or first.pc.connectionState == "failed"
+            ),
+            "the first speaker's peer connection was hung up",
+            timeout=5,
+        )
         response = await client.delete(first.location, headers=auth(first_token))
         assert response.status == 404  # already gone
 
@@ -214,9 +240,10 @@ async def test_floor_voice_reaches_viewers_and_the_hall_and_stops_at_once(
         await give_floor(client, meeting_id, second_id)
         second_started = time.monotonic()
         await second.publish(client, meeting_id, second_token)
-        await until(lambda: viewer.frames[2] >= floor_then + 25
-                    and host.frames[2] >= hall_then + 25,
-                    f"the second speaker is heard: viewer {viewer.frames}, hall {host.frames}")
+        await until(
+            lambda: viewer.frames[2] >= floor_then + 25 and host.frames[2] >= hall_then + 25,
+            f"the second speaker is heard: viewer {viewer.frames}, hall {host.frames}",
+        )
         heard = time.monotonic()
         for listener in (viewer, host):
             assert listener.pc.signalingState == "stable"
@@ -231,7 +258,10 @@ async def test_floor_voice_reaches_viewers_and_the_hall_and_stops_at_once(
         assert min(steps) > 0, "the floor m-line's timestamps went back"
         silence = max(steps) / 48000
         assert second_started - stopped_at - 0.1 < silence < heard - stopped_at + 0.1, (
-            second_started - stopped_at, silence, heard - stopped_at)
+            second_started - stopped_at,
+            silence,
+            heard - stopped_at,
+        )
         assert sorted(steps)[-2] < 0.2 * 48000  # the only jump is the silence
         assert viewer.frames[1] > video_then
     finally:
@@ -258,9 +288,11 @@ async def test_floor_offer_rules_and_who_may_publish(client, clerk_token, live_m
         video_only = RTCPeerConnection(NO_ICE_SERVERS)
         video_only.addTransceiver(MovingVideoTrack(160, 120), direction="sendonly")
         try:
-            response = await client.post(f"/whip/{meeting_id}",
-                                         data=await gathered_offer(video_only),
-                                         headers={**SDP, **auth(holder_token)})
+            response = await client.post(
+                f"/whip/{meeting_id}",
+                data=await gathered_offer(video_only),
+                headers={**SDP, **auth(holder_token)},
+            )
         finally:
             await video_only.close()
         assert response.status == 400 and await error_code(response) == "bad_request"
@@ -280,8 +312,11 @@ async def test_floor_offer_rules_and_who_may_publish(client, clerk_token, live_m
         response = await client.delete(camera.location)
         assert response.status == 401
         fragment = "a=end-of-candidates\r\n"
-        response = await client.patch(camera.location, data=fragment, headers={
-            "Content-Type": "application/trickle-ice-sdpfrag", **auth(holder_token)})
+        response = await client.patch(
+            camera.location,
+            data=fragment,
+            headers={"Content-Type": "application/trickle-ice-sdpfrag", **auth(holder_token)},
+        )
         assert response.status == 204
         response = await client.delete(camera.location, headers=auth(holder_token))
         assert response.status == 200
@@ -335,40 +370,75 @@ FINGERPRINT = ":".join(["AB"] * 32)
 def chromium_section(kind: str, mid: str, direction: str) -> str:
     """One m-section as Chromium writes it for ``addTransceiver(kind, {direction})``."""
     common = [
-        "c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0",
-        "a=ice-ufrag:Qw3r", "a=ice-pwd:0123456789abcdefghijklmn", "a=ice-options:trickle",
-        f"a=fingerprint:sha-256 {FINGERPRINT}", "a=setup:actpass", f"a=mid:{mid}",
+        "c=IN IP4 0.0.0.0",
+        "a=rtcp:9 IN IP4 0.0.0.0",
+        "a=ice-ufrag:Qw3r",
+        "a=ice-pwd:0123456789abcdefghijklmn",
+        "a=ice-options:trickle",
+        f"a=fingerprint:sha-256 {FINGERPRINT}",
+        "a=setup:actpass",
+        f"a=mid:{mid}",
     ]
     if kind == "audio":
-        return "\r\n".join([
-            "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126", *common,
-            "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+        return "\r\n".join(
+            [
+                "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126",
+                *common,
+                "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+                "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
+                f"a={direction}",
+                "a=rtcp-mux",
+                "a=rtcp-rsize",
+                "a=rtpmap:111 opus/48000/2",
+                "a=rtcp-fb:111 transport-cc",
+                "a=fmtp:111 minptime=10;useinbandfec=1",
+                "a=rtpmap:63 red/48000/2",
+                "a=fmtp:63 111/111",
+                "a=rtpmap:9 G722/8000",
+                "a=rtpmap:0 PCMU/8000",
+                "a=rtpmap:8 PCMA/8000",
+                "a=rtpmap:13 CN/8000",
+                "a=rtpmap:110 telephone-event/48000",
+                "a=rtpmap:126 telephone-event/8000",
+            ]
+        )
+    return "\r\n".join(
+        [
+            "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103",
+            *common,
             "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
-            f"a={direction}", "a=rtcp-mux", "a=rtcp-rsize",
-            "a=rtpmap:111 opus/48000/2", "a=rtcp-fb:111 transport-cc",
-            "a=fmtp:111 minptime=10;useinbandfec=1",
-            "a=rtpmap:63 red/48000/2", "a=fmtp:63 111/111", "a=rtpmap:9 G722/8000",
-            "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000", "a=rtpmap:13 CN/8000",
-            "a=rtpmap:110 telephone-event/48000", "a=rtpmap:126 telephone-event/8000",
-        ])
-    return "\r\n".join([
-        "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103", *common,
-        "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
-        f"a={direction}", "a=rtcp-mux", "a=rtcp-rsize",
-        "a=rtpmap:96 VP8/90000", "a=rtcp-fb:96 goog-remb", "a=rtcp-fb:96 transport-cc",
-        "a=rtcp-fb:96 ccm fir", "a=rtcp-fb:96 nack", "a=rtcp-fb:96 nack pli",
-        "a=rtpmap:97 rtx/90000", "a=fmtp:97 apt=96",
-        "a=rtpmap:102 H264/90000", "a=rtcp-fb:102 nack", "a=rtcp-fb:102 nack pli",
-        "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-        "a=rtpmap:103 rtx/90000", "a=fmtp:103 apt=102",
-    ])
+            f"a={direction}",
+            "a=rtcp-mux",
+            "a=rtcp-rsize",
+            "a=rtpmap:96 VP8/90000",
+            "a=rtcp-fb:96 goog-remb",
+            "a=rtcp-fb:96 transport-cc",
+            "a=rtcp-fb:96 ccm fir",
+            "a=rtcp-fb:96 nack",
+            "a=rtcp-fb:96 nack pli",
+            "a=rtpmap:97 rtx/90000",
+            "a=fmtp:97 apt=96",
+            "a=rtpmap:102 H264/90000",
+            "a=rtcp-fb:102 nack",
+            "a=rtcp-fb:102 nack pli",
+            "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            "a=rtpmap:103 rtx/90000",
+            "a=fmtp:103 apt=102",
+        ]
+    )
 
 
 def chromium_offer(lines) -> str:
     sections = [chromium_section(kind, str(i), d) for i, (kind, d) in enumerate(lines)]
-    head = ["v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
-            "a=group:BUNDLE " + " ".join(str(i) for i in range(len(lines))),
-            "a=extmap-allow-mixed", "a=msid-semantic: WMS"]
+    head = [
+        "v=0",
+        "o=- 4611731400430051336 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE " + " ".join(str(i) for i in range(len(lines))),
+        "a=extmap-allow-mixed",
+        "a=msid-semantic: WMS",
+    ]
     return "\r\n".join(head + sections) + "\r\n"
 
 
@@ -377,23 +447,30 @@ async def test_chromium_shaped_offers_map_their_mlines(client, live_meeting):
     meeting_id = live_meeting["id"]
     room = client.app[MEDIA].room(str(meeting_id))
     for lines, expected, feeds in (
-        (HOST, [("audio", "inactive"), ("video", "inactive"), ("audio", "sendonly")],
-         {"audio": 0, "video": 0, "floor": 1}),
-        (VIEWER, [("audio", "sendonly"), ("video", "sendonly"), ("audio", "sendonly")],
-         {"audio": 1, "video": 1, "floor": 1}),
-        (VIEWER[:2], [("audio", "sendonly"), ("video", "sendonly")],
-         {"audio": 1, "video": 1, "floor": 0}),
+        (
+            HOST,
+            [("audio", "inactive"), ("video", "inactive"), ("audio", "sendonly")],
+            {"audio": 0, "video": 0, "floor": 1},
+        ),
+        (
+            VIEWER,
+            [("audio", "sendonly"), ("video", "sendonly"), ("audio", "sendonly")],
+            {"audio": 1, "video": 1, "floor": 1},
+        ),
+        (
+            VIEWER[:2],
+            [("audio", "sendonly"), ("video", "sendonly")],
+            {"audio": 1, "video": 1, "floor": 0},
+        ),
     ):
-        response = await client.post(f"/whep/{meeting_id}", data=chromium_offer(lines),
-                                     headers=SDP)
+        response = await client.post(f"/whep/{meeting_id}", data=chromium_offer(lines), headers=SDP)
         assert response.status == 201, await response.text()
         assert directions(await response.text()) == expected
         assert {name: len(f.viewers) for name, f in room.fanouts.items()} == feeds
         response = await client.delete(response.headers["Location"])
         assert response.status == 200
     # every m-line inactive: nothing to watch
-    response = await client.post(f"/whep/{meeting_id}", data=chromium_offer(HOST[:2]),
-                                 headers=SDP)
+    response = await client.post(f"/whep/{meeting_id}", data=chromium_offer(HOST[:2]), headers=SDP)
     assert response.status == 400
 
 
@@ -411,8 +488,9 @@ async def test_switching_source_keeps_timestamps_increasing_by_the_silence():
             self.pts = start
 
         async def recv(self):
-            frame = EncodedFrame("audio", "audio/opus", b"\xfc", self.pts,
-                                 fractions.Fraction(1, 48000), True)
+            frame = EncodedFrame(
+                "audio", "audio/opus", b"\xfc", self.pts, fractions.Fraction(1, 48000), True
+            )
             self.pts += 960
             return frame
 

@@ -37,10 +37,13 @@ async def plays_over_hls(page) -> None:
     await wait_state(page, "playing", timeout=40_000)
     await page.wait_for_function(
         "() => { const v = document.getElementById('player');"
-        " return v.videoWidth > 0 && v.currentTime > 0.5; }", timeout=40_000)
+        " return v.videoWidth > 0 && v.currentTime > 0.5; }",
+        timeout=40_000,
+    )
     source = await page.evaluate(
         "() => { const v = document.getElementById('player');"
-        " return {srcObject: v.srcObject !== null, src: v.currentSrc}; }")
+        " return {srcObject: v.srcObject !== null, src: v.currentSrc}; }"
+    )
     assert source["srcObject"] is False and source["src"].startswith("blob:"), source
     t0 = await page.evaluate("document.getElementById('player').currentTime")
     await asyncio.sleep(2.5)
@@ -72,6 +75,6 @@ async def test_villager_watches_live_over_hls(server, why):
                     await watch.click("#save-data")
                     await wait_state(watch, "playing", timeout=20_000)
                     await watch.wait_for_function(
-                        "() => document.getElementById('player').srcObject !== null",
-                        timeout=20_000)
+                        "() => document.getElementById('player').srcObject !== null", timeout=20_000
+                    )
                     assert await watch.is_hidden("#play-mode")

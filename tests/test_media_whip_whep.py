@@ -41,7 +41,8 @@ async def test_second_publisher_replaces_the_first_and_viewers_keep_playing(
         # the host's phone reconnected: the old peer connection is hung up ...
         for _ in range(100):
             if first.pc.connectionState == "closed" or first.pc.iceConnectionState in (
-                "closed", "failed"
+                "closed",
+                "failed",
             ):
                 break
             await asyncio.sleep(0.05)

@@ -20,13 +20,17 @@ async def add_member(client, token, **body) -> dict:
 async def second_village_clerk(client) -> str:
     async with client.app[DATABASE].session() as db:
         await accounts.create_user(db, "other-clerk", PASSWORD, village="李家村")
-    response = await client.post("/api/login", json={"username": "other-clerk", "password": PASSWORD})
+    response = await client.post(
+        "/api/login", json={"username": "other-clerk", "password": PASSWORD}
+    )
     client.session.cookie_jar.clear()
     return (await response.json())["token"]
 
 
 async def meeting(client, token, **extra) -> dict:
-    response = await client.post("/api/meetings", json={"title": "会", **extra}, headers=auth(token))
+    response = await client.post(
+        "/api/meetings", json={"title": "会", **extra}, headers=auth(token)
+    )
     assert response.status == 201
     return await response.json()
 
@@ -49,7 +53,9 @@ async def test_member_joins_by_invite_and_watches_their_villages_meeting(client,
     listed = await (await client.get("/api/meetings", headers=auth(member_token))).json()
     assert [m["id"] for m in listed["meetings"]] == [members_only["id"]]
     # a member does not run meetings
-    start = await client.post(f"/api/meetings/{members_only['id']}/start", headers=auth(member_token))
+    start = await client.post(
+        f"/api/meetings/{members_only['id']}/start", headers=auth(member_token)
+    )
     assert start.status == 403 and await error_code(start) == "forbidden"
     roll = await client.get("/api/members", headers=auth(member_token))
     assert roll.status == 403
@@ -71,7 +77,9 @@ async def test_meeting_code_and_pin_then_lockout_after_wrong_guesses(client, cle
 
 async def test_reissued_or_removed_invites_stop_working(client, clerk_token):
     added = await add_member(client, clerk_token)
-    old_token = (await (await client.post("/api/join", json={"invite": added["invite"]})).json())["token"]
+    old_token = (await (await client.post("/api/join", json={"invite": added["invite"]})).json())[
+        "token"
+    ]
 
     renewed = await client.post(f"/api/members/{added['id']}/invite", headers=auth(clerk_token))
     fresh = await renewed.json()
@@ -93,23 +101,46 @@ async def test_reissued_or_removed_invites_stop_working(client, clerk_token):
 async def test_editing_a_member_keeps_their_invite(client, clerk_token):
     added = await add_member(client, clerk_token, phone="13800000001")
     other = await add_member(client, clerk_token, phone="13800000002")
-    edited = await client.patch(f"/api/members/{added['id']}", headers=auth(clerk_token), json={
-        "name": "张三丰", "household": "二组 5 号", "birth_year": 1980, "representative": True})
+    edited = await client.patch(
+        f"/api/members/{added['id']}",
+        headers=auth(clerk_token),
+        json={
+            "name": "张三丰",
+            "household": "二组 5 号",
+            "birth_year": 1980,
+            "representative": True,
+        },
+    )
     assert edited.status == 200, await edited.text()
     roll = (await (await client.get("/api/members", headers=auth(clerk_token))).json())["members"]
-    assert roll[0] == {"id": added["id"], "name": "张三丰", "phone": "13800000001",
-                       "household": "二组 5 号", "birth_year": 1980, "representative": True}
+    assert roll[0] == {
+        "id": added["id"],
+        "name": "张三丰",
+        "phone": "13800000001",
+        "household": "二组 5 号",
+        "birth_year": 1980,
+        "representative": True,
+    }
     assert (await client.post("/api/join", json={"invite": added["invite"]})).status == 200
 
-    taken = await client.patch(f"/api/members/{other['id']}", headers=auth(clerk_token),
-                               json={"phone": "13800000001"})
+    taken = await client.patch(
+        f"/api/members/{other['id']}", headers=auth(clerk_token), json={"phone": "13800000001"}
+    )
     assert taken.status == 409 and await error_code(taken) == "phone_taken"
-    duplicate = await client.post("/api/members", headers=auth(clerk_token),
-                                  json={"name": "李四", "phone": "13800000001"})
+    duplicate = await client.post(
+        "/api/members", headers=auth(clerk_token), json={"name": "李四", "phone": "13800000001"}
+    )
     assert duplicate.status == 409
-    for body in ({"name": ""}, {"birth_year": 1800}, {"birth_year": "1980"},
-                 {"representative": "是"}, {"phone": "call me"}):
-        bad = await client.patch(f"/api/members/{other['id']}", headers=auth(clerk_token), json=body)
+    for body in (
+        {"name": ""},
+        {"birth_year": 1800},
+        {"birth_year": "1980"},
+        {"representative": "是"},
+        {"phone": "call me"},
+    ):
+        bad = await client.patch(
+            f"/api/members/{other['id']}", headers=auth(clerk_token), json=body
+        )
         assert bad.status == 400, body
     roll = (await (await client.get("/api/members", headers=auth(clerk_token))).json())["members"]
     assert roll[1]["phone"] == "13800000002" and roll[1]["name"] == "张三"
@@ -118,22 +149,32 @@ async def test_editing_a_member_keeps_their_invite(client, clerk_token):
 async def test_guests_join_only_meetings_that_allow_them(client, clerk_token):
     open_meeting = await meeting(client, clerk_token, allow_guests=True)
     closed = await meeting(client, clerk_token)
-    guest = await client.post("/api/join", json={"meeting_code": open_meeting["code"], "name": "王五"})
+    guest = await client.post(
+        "/api/join", json={"meeting_code": open_meeting["code"], "name": "王五"}
+    )
     body = await guest.json()
     assert guest.status == 200 and body["participant"]["role"] == "guest"
     assert body["participant"]["name"] == "王五"
     guest_token = body["token"]
-    assert (await client.get(f"/api/meetings/{open_meeting['id']}", headers=auth(guest_token))).status == 200
-    assert (await client.get(f"/api/meetings/{closed['id']}", headers=auth(guest_token))).status == 403
+    assert (
+        await client.get(f"/api/meetings/{open_meeting['id']}", headers=auth(guest_token))
+    ).status == 200
+    assert (
+        await client.get(f"/api/meetings/{closed['id']}", headers=auth(guest_token))
+    ).status == 403
     # like anyone with a link, a guest may open another meeting that admits guests
     other_open = await meeting(client, clerk_token, allow_guests=True)
-    assert (await client.get(f"/api/meetings/{other_open['id']}", headers=auth(guest_token))).status == 200
+    assert (
+        await client.get(f"/api/meetings/{other_open['id']}", headers=auth(guest_token))
+    ).status == 200
 
     refused = await client.post("/api/join", json={"meeting_code": closed["code"], "name": "王五"})
     assert refused.status == 403 and await error_code(refused) == "forbidden"
     unknown = await client.post("/api/join", json={"meeting_code": "999999999", "name": "王五"})
     assert unknown.status == 404
-    nameless = await client.post("/api/join", json={"meeting_code": open_meeting["code"], "name": " "})
+    nameless = await client.post(
+        "/api/join", json={"meeting_code": open_meeting["code"], "name": " "}
+    )
     assert nameless.status == 400
 
 
@@ -155,7 +196,9 @@ async def test_villages_do_not_see_each_others_meetings_or_members(client, clerk
     assert listed["meetings"] == []
     # their own meeting is theirs alone, and our member's PIN means nothing there
     theirs = await meeting(client, theirs_token)
-    pin = await client.post("/api/join", json={"meeting_code": theirs["code"], "pin": member["pin"]})
+    pin = await client.post(
+        "/api/join", json={"meeting_code": theirs["code"], "pin": member["pin"]}
+    )
     assert pin.status == 401
 
 
@@ -163,13 +206,16 @@ async def test_roll_pages_are_the_committees_own_village_only(client, clerk_toke
     ours = await add_member(client, clerk_token, name="本村张三")
     theirs_token = await second_village_clerk(client)
     await add_member(client, theirs_token, name="李家村李四")
-    member_token = (await (await client.post("/api/join", json={"invite": ours["invite"]})).json())["token"]
+    member_token = (await (await client.post("/api/join", json={"invite": ours["invite"]})).json())[
+        "token"
+    ]
     client.session.cookie_jar.clear()
 
     for path in ("/members", "/members/cards", f"/members/cards?ids={ours['id']}"):
         for token in (None, member_token):
-            response = await client.get(path, headers=auth(token) if token else {},
-                                        allow_redirects=False)
+            response = await client.get(
+                path, headers=auth(token) if token else {}, allow_redirects=False
+            )
             assert response.status == 302 and response.headers["Location"].startswith("/login")
         page = await client.get(path, headers=auth(clerk_token))
         text = await page.text()
@@ -181,7 +227,9 @@ async def test_roll_pages_are_the_committees_own_village_only(client, clerk_toke
             assert page.headers["Cache-Control"] == "no-store"
             assert ours["pin"] in text and "<svg" in text
     # another village's clerk asking for our member's card gets none
-    theirs = await (await client.get(f"/members/cards?ids={ours['id']}", headers=auth(theirs_token))).text()
+    theirs = await (
+        await client.get(f"/members/cards?ids={ours['id']}", headers=auth(theirs_token))
+    ).text()
     assert "本村张三" not in theirs and ours["pin"] not in theirs
     edit = await client.get("/meetings/1/edit", headers=auth(theirs_token))
     assert edit.status == 404
@@ -211,7 +259,9 @@ async def test_member_token_opens_media_and_the_live_room(client, clerk_token):
     from .test_realtime import Recorder
 
     added = await add_member(client, clerk_token)
-    token = (await (await client.post("/api/join", json={"invite": added["invite"]})).json())["token"]
+    token = (await (await client.post("/api/join", json={"invite": added["invite"]})).json())[
+        "token"
+    ]
     m = await meeting(client, clerk_token)
     await client.post(f"/api/meetings/{m['id']}/start", headers=auth(clerk_token))
     viewer, room = Viewer(decode=False), Recorder()
@@ -219,7 +269,11 @@ async def test_member_token_opens_media_and_the_live_room(client, clerk_token):
         await viewer.watch(client, m["id"], token)  # asserts 201
         await room.connect(client, token)
         ack = await room.call("join", {"meeting_id": m["id"]})
-        assert ack["ok"] and ack["you"] == {"id": f"m{added['id']}", "name": "张三", "role": "member"}
+        assert ack["ok"] and ack["you"] == {
+            "id": f"m{added['id']}",
+            "name": "张三",
+            "role": "member",
+        }
     finally:
         await room.close()
         await viewer.close()
@@ -243,8 +297,11 @@ GBK_ROLL = (
 
 
 async def test_csv_import_of_a_gbk_file_from_excel(client, clerk_token):
-    response = await client.post("/api/members/import", data=GBK_ROLL,
-                                 headers={**auth(clerk_token), "Content-Type": "text/csv"})
+    response = await client.post(
+        "/api/members/import",
+        data=GBK_ROLL,
+        headers={**auth(clerk_token), "Content-Type": "text/csv"},
+    )
     body = await response.json()
     assert response.status == 201, body
     assert [a["name"] for a in body["added"]] == ["王大山", "李秀英", "赵小明"]
@@ -262,14 +319,15 @@ async def test_csv_with_bad_rows_imports_nothing_and_reports_each_row(client, cl
     await add_member(client, clerk_token, name="老会计", phone="13900000000")
     bad = (
         "name,phone,household,birth_year,representative\n"
-        "张三,13900000000,,1970,no\n"      # phone already on the roll
-        ",13900000001,,1971,no\n"          # no name
+        "张三,13900000000,,1970,no\n"  # phone already on the roll
+        ",13900000001,,1971,no\n"  # no name
         "李四,13900000002,,19x0,maybe\n"  # bad year, bad flag
-        "王五,13900000003,,1980,yes\n"     # fine, but the file is refused as a whole
-        "赵六,13900000003,,1981,no\n"      # same phone as line 5
+        "王五,13900000003,,1980,yes\n"  # fine, but the file is refused as a whole
+        "赵六,13900000003,,1981,no\n"  # same phone as line 5
     ).encode()
-    response = await client.post("/api/members/import", data=bad,
-                                 headers={**auth(clerk_token), "Content-Type": "text/csv"})
+    response = await client.post(
+        "/api/members/import", data=bad, headers={**auth(clerk_token), "Content-Type": "text/csv"}
+    )
     body = await response.json()
     assert response.status == 400 and body["error"]["code"] == "import_rejected"
     report = {row["line"]: row["problems"] for row in body["error"]["rows"]}
@@ -279,8 +337,12 @@ async def test_csv_with_bad_rows_imports_nothing_and_reports_each_row(client, cl
     assert len(report[4]) == 2
     assert "line 5" in report[6][0]
     codes = {row["line"]: [c["code"] for c in row["codes"]] for row in body["error"]["rows"]}
-    assert codes == {2: ["phone_on_roll"], 3: ["no_name"], 4: ["bad_birth_year", "bad_representative"],
-                     6: ["phone_repeated"]}
+    assert codes == {
+        2: ["phone_on_roll"],
+        3: ["no_name"],
+        4: ["bad_birth_year", "bad_representative"],
+        6: ["phone_repeated"],
+    }
     roll = (await (await client.get("/api/members", headers=auth(clerk_token))).json())["members"]
     assert [m["name"] for m in roll] == ["老会计"]  # nothing half-imported
 
@@ -289,17 +351,20 @@ async def test_csv_import_refusals(client, clerk_token):
     headers = {**auth(clerk_token), "Content-Type": "text/csv"}
     for data, status in (
         (b"", 400),
-        ("电话\n138\n".encode(), 400),           # no name column
-        (b"name\n", 400),                          # header only
-        (b"\xff\xfe\x00garbage\x81", 400),         # neither UTF-8 nor GBK
+        ("电话\n138\n".encode(), 400),  # no name column
+        (b"name\n", 400),  # header only
+        (b"\xff\xfe\x00garbage\x81", 400),  # neither UTF-8 nor GBK
         (b"name\n" + b"x" * (1024 * 1024 + 10), 413),
     ):
         response = await client.post("/api/members/import", data=data, headers=headers)
         assert response.status == status, (data[:20], response.status)
     member = await add_member(client, clerk_token)
-    token = (await (await client.post("/api/join", json={"invite": member["invite"]})).json())["token"]
-    response = await client.post("/api/members/import", data=GBK_ROLL,
-                                 headers={**auth(token), "Content-Type": "text/csv"})
+    token = (await (await client.post("/api/join", json={"invite": member["invite"]})).json())[
+        "token"
+    ]
+    response = await client.post(
+        "/api/members/import", data=GBK_ROLL, headers={**auth(token), "Content-Type": "text/csv"}
+    )
     assert response.status == 403
 
 
@@ -311,8 +376,9 @@ def test_member_sessions_outlive_committee_sessions(monkeypatch):
     from server.services import identity
     from server.services.tokens import TokenService
 
-    tokens = TokenService("k" * 32, max_age=14 * 86400,
-                          lifetimes={identity.MEMBER: identity.MEMBER_SESSION_SECONDS})
+    tokens = TokenService(
+        "k" * 32, max_age=14 * 86400, lifetimes={identity.MEMBER: identity.MEMBER_SESSION_SECONDS}
+    )
     now = TimestampSigner.get_timestamp
 
     def issued_days_ago(days):

@@ -29,14 +29,18 @@ async def test_empty_sqlite_upgrades_to_the_models(tmp_path):
     try:
         await database.migrate()
         await database.migrate()  # idempotent: a restart runs it again
-        assert {"users", "meetings", "agenda_items", "events", "alembic_version"} <= await tables(database)
+        assert {"users", "meetings", "agenda_items", "events", "alembic_version"} <= await tables(
+            database
+        )
         assert await schema_drift(database) == []
     finally:
         await database.close()
 
 
 async def test_empty_postgresql_upgrades_to_the_models(pg_database):  # noqa: F811
-    assert {"users", "meetings", "agenda_items", "events", "alembic_version"} <= await tables(pg_database)
+    assert {"users", "meetings", "agenda_items", "events", "alembic_version"} <= await tables(
+        pg_database
+    )
     assert await schema_drift(pg_database) == []
 
 
@@ -51,18 +55,26 @@ async def test_accounts_made_before_villages_land_in_one_village(tmp_path):
     try:
         async with database.engine.begin() as conn:
             await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0001"))
-            await conn.execute(text(
-                "INSERT INTO users (username, password_hash, created_at) "
-                "VALUES ('clerk', 'x', CURRENT_TIMESTAMP)"))
-            await conn.execute(text(
-                "INSERT INTO meetings (code, title, allow_guests, status, created_at, last_seq) "
-                "VALUES ('123456789', 't', 0, 'ended', CURRENT_TIMESTAMP, 0)"))
+            await conn.execute(
+                text(
+                    "INSERT INTO users (username, password_hash, created_at) "
+                    "VALUES ('clerk', 'x', CURRENT_TIMESTAMP)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO meetings (code, title, allow_guests, status, created_at, last_seq) "
+                    "VALUES ('123456789', 't', 0, 'ended', CURRENT_TIMESTAMP, 0)"
+                )
+            )
         await database.migrate()
         async with database.engine.connect() as conn:
             village = (await conn.execute(text("SELECT id, name FROM villages"))).one()
             assert village.name == "本村"
             assert (await conn.execute(text("SELECT village_id FROM users"))).scalar() == village.id
-            assert (await conn.execute(text("SELECT village_id FROM meetings"))).scalar() == village.id
+            assert (
+                await conn.execute(text("SELECT village_id FROM meetings"))
+            ).scalar() == village.id
     finally:
         await database.close()
 
@@ -79,15 +91,21 @@ async def test_events_recorded_before_the_audit_chain_are_chained_on_upgrade(tmp
     try:
         async with database.engine.begin() as conn:
             await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0005"))
-            await conn.execute(text(
-                "INSERT INTO meetings (code, title, allow_guests, status, created_at, last_seq, "
-                "kind, place, emergency_reason, cancel_reason) "
-                "VALUES ('123456789', 't', 0, 'ended', CURRENT_TIMESTAMP, 2, 'general', '', '', '')"))
+            await conn.execute(
+                text(
+                    "INSERT INTO meetings (code, title, allow_guests, status, created_at, last_seq, "
+                    "kind, place, emergency_reason, cancel_reason) "
+                    "VALUES ('123456789', 't', 0, 'ended', CURRENT_TIMESTAMP, 2, 'general', '', '', '')"
+                )
+            )
             for seq, status in ((1, "live"), (2, "ended")):
-                await conn.execute(text(
-                    "INSERT INTO events (meeting_id, seq, type, at, data) VALUES "
-                    "(1, :seq, 'meeting:status', '2026-11-01 08:00:0' || :seq || '.000000', :data)"),
-                    {"seq": seq, "data": '{"status": "%s"}' % status})
+                await conn.execute(
+                    text(
+                        "INSERT INTO events (meeting_id, seq, type, at, data) VALUES "
+                        "(1, :seq, 'meeting:status', '2026-11-01 08:00:0' || :seq || '.000000', :data)"
+                    ),
+                    {"seq": seq, "data": '{"status": "%s"}' % status},
+                )
         await database.migrate()
         async with database.session() as db:
             verdict = await timeline.verify_chain(db, await meetings.get_meeting(db, 1))

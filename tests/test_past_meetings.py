@@ -23,7 +23,9 @@ async def _meeting(client, token, title, *, ended_on=None, starts_at=None, **ext
     meeting = await response.json()
     if ended_on is not None:
         for step in ("start", "end"):
-            response = await client.post(f"/api/meetings/{meeting['id']}/{step}", headers=auth(token))
+            response = await client.post(
+                f"/api/meetings/{meeting['id']}/{step}", headers=auth(token)
+            )
             assert response.status == 200
         async with client.app[DATABASE].session() as db:
             row = await db.get(Meeting, meeting["id"])
@@ -47,20 +49,36 @@ async def village_b(client):
     login = await client.post("/api/login", json={"username": "b-clerk", "password": PASSWORD})
     token = (await login.json())["token"]
     client.session.cookie_jar.clear()
-    await _meeting(client, token, "李家村 修路 Road 会", ended_on=datetime(2026, 3, 10, 2, tzinfo=UTC))
-    await _meeting(client, token, "李家村 修路 公开会", ended_on=datetime(2026, 3, 10, 3, tzinfo=UTC),
-                   allow_guests=True)
+    await _meeting(
+        client, token, "李家村 修路 Road 会", ended_on=datetime(2026, 3, 10, 2, tzinfo=UTC)
+    )
+    await _meeting(
+        client,
+        token,
+        "李家村 修路 公开会",
+        ended_on=datetime(2026, 3, 10, 3, tzinfo=UTC),
+        allow_guests=True,
+    )
     return token
 
 
 @pytest.fixture
 async def ours(client, clerk_token):
     """Village A: three ended meetings on known days, one scheduled, one live."""
-    await _meeting(client, clerk_token, "三月 修路 ROAD 会议", ended_on=datetime(2026, 3, 10, 1, tzinfo=UTC))
-    await _meeting(client, clerk_token, "四月 低保评议", ended_on=datetime(2026, 4, 2, 1, tzinfo=UTC))
+    await _meeting(
+        client, clerk_token, "三月 修路 ROAD 会议", ended_on=datetime(2026, 3, 10, 1, tzinfo=UTC)
+    )
+    await _meeting(
+        client, clerk_token, "四月 低保评议", ended_on=datetime(2026, 4, 2, 1, tzinfo=UTC)
+    )
     # 2026-04-30 23:30 UTC is already 1 May in the village (China Standard Time)
-    await _meeting(client, clerk_token, "五月 修路 验收", ended_on=datetime(2026, 4, 30, 23, 30, tzinfo=UTC),
-                   allow_guests=True)
+    await _meeting(
+        client,
+        clerk_token,
+        "五月 修路 验收",
+        ended_on=datetime(2026, 4, 30, 23, 30, tzinfo=UTC),
+        allow_guests=True,
+    )
     await _meeting(client, clerk_token, "将来的 修路 会", starts_at="2030-06-01T09:00:00+08:00")
     live = await _meeting(client, clerk_token, "正在开的会")
     await client.post(f"/api/meetings/{live['id']}/start", headers=auth(clerk_token))
@@ -69,49 +87,80 @@ async def ours(client, clerk_token):
 async def test_without_parameters_the_list_is_unchanged(client, clerk_token, ours, village_b):
     titles = await _titles(client, clerk_token)
     # live first, then scheduled, then the most recently ended; only our village's
-    assert titles == ["正在开的会", "将来的 修路 会", "五月 修路 验收", "四月 低保评议", "三月 修路 ROAD 会议"]
+    assert titles == [
+        "正在开的会",
+        "将来的 修路 会",
+        "五月 修路 验收",
+        "四月 低保评议",
+        "三月 修路 ROAD 会议",
+    ]
     response = await client.get("/api/meetings", headers=auth(clerk_token))
     meeting = (await response.json())["meetings"][0]
     assert {"id", "code", "title", "status", "agenda", "join_url", "started_at"} <= set(meeting)
 
 
-async def test_search_by_title_is_a_case_insensitive_substring(client, clerk_token, ours, village_b):
+async def test_search_by_title_is_a_case_insensitive_substring(
+    client, clerk_token, ours, village_b
+):
     assert await _titles(client, clerk_token, "?q=修路") == [
-        "将来的 修路 会", "五月 修路 验收", "三月 修路 ROAD 会议"]
+        "将来的 修路 会",
+        "五月 修路 验收",
+        "三月 修路 ROAD 会议",
+    ]
     assert await _titles(client, clerk_token, "?q=road") == ["三月 修路 ROAD 会议"]
     assert await _titles(client, clerk_token, "?q=%20低保%20") == ["四月 低保评议"]  # trimmed
     # LIKE's wildcards are plain characters here
     assert await _titles(client, clerk_token, "?q=%25") == []
     assert await _titles(client, clerk_token, "?q=_") == []
     assert await _titles(client, clerk_token, "?q=修路&status=ended") == [
-        "五月 修路 验收", "三月 修路 ROAD 会议"]
+        "五月 修路 验收",
+        "三月 修路 ROAD 会议",
+    ]
 
 
 async def test_search_by_date_range_counts_days_in_china_time(client, clerk_token, ours, village_b):
-    assert await _titles(client, clerk_token, "?from=2026-03-01&to=2026-03-31") == ["三月 修路 ROAD 会议"]
+    assert await _titles(client, clerk_token, "?from=2026-03-01&to=2026-03-31") == [
+        "三月 修路 ROAD 会议"
+    ]
     assert await _titles(client, clerk_token, "?from=2026-04-01&status=ended") == [
-        "五月 修路 验收", "四月 低保评议"]
-    assert await _titles(client, clerk_token, "?to=2026-04-30") == ["四月 低保评议", "三月 修路 ROAD 会议"]
+        "五月 修路 验收",
+        "四月 低保评议",
+    ]
+    assert await _titles(client, clerk_token, "?to=2026-04-30") == [
+        "四月 低保评议",
+        "三月 修路 ROAD 会议",
+    ]
     # held at 07:30 on 1 May in the village, though still 30 April in UTC
-    assert await _titles(client, clerk_token, "?from=2026-05-01&to=2026-05-01") == ["五月 修路 验收"]
+    assert await _titles(client, clerk_token, "?from=2026-05-01&to=2026-05-01") == [
+        "五月 修路 验收"
+    ]
     # both ends are whole days
     assert await _titles(client, clerk_token, "?from=2026-04-02&to=2026-04-02") == ["四月 低保评议"]
     # a meeting not held yet is found by its scheduled start
-    assert await _titles(client, clerk_token, "?from=2030-06-01&to=2030-06-01") == ["将来的 修路 会"]
-    assert await _titles(client, clerk_token, "?q=修路&from=2026-03-01&to=2026-12-31&status=ended") == [
-        "五月 修路 验收", "三月 修路 ROAD 会议"]
-    assert await _titles(client, clerk_token, "?status=live,scheduled") == ["正在开的会", "将来的 修路 会"]
+    assert await _titles(client, clerk_token, "?from=2030-06-01&to=2030-06-01") == [
+        "将来的 修路 会"
+    ]
+    assert await _titles(
+        client, clerk_token, "?q=修路&from=2026-03-01&to=2026-12-31&status=ended"
+    ) == ["五月 修路 验收", "三月 修路 ROAD 会议"]
+    assert await _titles(client, clerk_token, "?status=live,scheduled") == [
+        "正在开的会",
+        "将来的 修路 会",
+    ]
 
 
-@pytest.mark.parametrize("query, named", [
-    ("?from=2026-13-01", "from"),
-    ("?to=yesterday", "to"),
-    ("?from=2026-3-1", "from"),
-    ("?from=20260301", "from"),
-    ("?from=2026-04-01&to=2026-03-01", "after"),
-    ("?status=finished", "status"),
-    ("?q=" + "长" * 201, "q"),
-])
+@pytest.mark.parametrize(
+    "query, named",
+    [
+        ("?from=2026-13-01", "from"),
+        ("?to=yesterday", "to"),
+        ("?from=2026-3-1", "from"),
+        ("?from=20260301", "from"),
+        ("?from=2026-04-01&to=2026-03-01", "after"),
+        ("?status=finished", "status"),
+        ("?q=" + "长" * 201, "q"),
+    ],
+)
 async def test_bad_parameters_are_a_bad_request_with_the_reason(client, clerk_token, query, named):
     response = await client.get(f"/api/meetings{query}", headers=auth(clerk_token))
     assert response.status == 400
@@ -120,15 +169,27 @@ async def test_bad_parameters_are_a_bad_request_with_the_reason(client, clerk_to
 
 
 async def test_another_villages_meetings_never_appear(client, clerk_token, ours, village_b):
-    for query in ("", "?q=李家村", "?q=修路", "?q=road", "?from=2026-03-10&to=2026-03-10",
-                  "?status=ended", "?q=公开会&status=ended"):
+    for query in (
+        "",
+        "?q=李家村",
+        "?q=修路",
+        "?q=road",
+        "?from=2026-03-10&to=2026-03-10",
+        "?status=ended",
+        "?q=公开会&status=ended",
+    ):
         assert not [t for t in await _titles(client, clerk_token, query) if "李家村" in t], query
         assert not [t for t in await _titles(client, village_b, query) if "李家村" not in t], query
     # anonymous callers see only meetings open to guests, searched the same way
-    assert await _titles(client, None, "?q=修路&status=ended") == ["五月 修路 验收", "李家村 修路 公开会"]
+    assert await _titles(client, None, "?q=修路&status=ended") == [
+        "五月 修路 验收",
+        "李家村 修路 公开会",
+    ]
 
 
-async def test_past_meetings_page_searches_and_links_the_replay(client, clerk_token, ours, village_b):
+async def test_past_meetings_page_searches_and_links_the_replay(
+    client, clerk_token, ours, village_b
+):
     client.session.cookie_jar.clear()
     headers = auth(clerk_token)
     page = await client.get("/meetings/past?q=修路&from=2026-03-01&to=2026-12-31", headers=headers)
@@ -153,6 +214,8 @@ async def test_replay_page_is_only_for_those_who_may_watch(client, clerk_token, 
     assert page.status == 200
     html = await page.text()
     assert "三月 修路 ROAD 会议" in html and "/static/replay.js" in html
-    assert (await client.get(f"/meetings/{meeting_id}/replay", headers=auth(village_b))).status == 404
+    assert (
+        await client.get(f"/meetings/{meeting_id}/replay", headers=auth(village_b))
+    ).status == 404
     assert (await client.get(f"/meetings/{meeting_id}/replay")).status == 404
     assert (await client.get("/meetings/abc/replay", headers=auth(clerk_token))).status == 404

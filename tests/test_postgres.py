@@ -25,7 +25,7 @@ async def fresh_database(prefix: str = "cunhui_test"):
     """The URL of a new, empty PostgreSQL database, dropped afterwards (skips, loudly, without a server)."""
     try:
         admin = await asyncpg.connect(ADMIN_DSN, timeout=3)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         message = f"PostgreSQL NOT TESTED: no server at {ADMIN_DSN} ({exc})"
         print("\n" + "!" * 20 + " " + message)
         pytest.skip(message)
@@ -54,8 +54,14 @@ async def test_meeting_lifecycle_on_postgres(pg_database):
     async with pg_database.session() as db:
         view = await meetings.create_meeting(
             db,
-            meetings.parse_fields({"title": "村民代表会议", "agenda": [{"title": "议题一"}],
-                                   "starts_at": "2026-12-01T09:00:00+08:00"}, partial=False),
+            meetings.parse_fields(
+                {
+                    "title": "村民代表会议",
+                    "agenda": [{"title": "议题一"}],
+                    "starts_at": "2026-12-01T09:00:00+08:00",
+                },
+                partial=False,
+            ),
             created_by=None,
         )
         meeting_id = view.meeting.id

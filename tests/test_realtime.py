@@ -23,8 +23,10 @@ class Recorder:
 
     async def connect(self, client, token: str | None = None) -> None:
         await self.sio.connect(
-            str(client.make_url("/")), auth={"token": token} if token else None,
-            transports=["websocket"], wait_timeout=5,
+            str(client.make_url("/")),
+            auth={"token": token} if token else None,
+            transports=["websocket"],
+            wait_timeout=5,
         )
 
     async def call(self, event: str, data: dict) -> dict:
@@ -43,7 +45,9 @@ class Recorder:
 
 
 async def create_meeting(client, token, **extra) -> dict:
-    response = await client.post("/api/meetings", json={"title": "会", **extra}, headers=auth(token))
+    response = await client.post(
+        "/api/meetings", json={"title": "会", **extra}, headers=auth(token)
+    )
     assert response.status == 201
     return await response.json()
 
@@ -90,7 +94,10 @@ async def test_members_only_meeting_refuses_anonymous_join(client, clerk_token):
     try:
         await anonymous.connect(client)
         ack = await anonymous.call("join", {"meeting_id": meeting["id"]})
-        assert ack == {"ok": False, "error": {"code": "unauthorized", "message": ack["error"]["message"]}}
+        assert ack == {
+            "ok": False,
+            "error": {"code": "unauthorized", "message": ack["error"]["message"]},
+        }
         await clerk.connect(client, clerk_token)
         ack = await clerk.call("join", {"meeting_id": meeting["id"]})
         assert ack["ok"] and ack["you"]["role"] == "committee" and ack["you"]["name"] == "clerk"

@@ -18,7 +18,6 @@ from server.keys import MEDIA, RECORDINGS, SETTINGS
 
 from .conftest import auth
 from .peers import NO_ICE_SERVERS, ClockVideoTrack, Publisher, gathered_offer, read_clock
-from .test_room import room_of  # noqa: F401  (a fixture)
 from .recording_helpers import (
     SEGMENT,
     at_time,
@@ -32,6 +31,7 @@ from .recording_helpers import (
     tone_level,
     wait_recording,
 )
+from .test_room import room_of  # noqa: F401  (a fixture)
 
 RECORD_SECONDS = 30
 CHAT_AT = 12
@@ -45,12 +45,18 @@ async def test_thirty_second_meetings_are_recorded_and_replay_agrees_with_the_ti
     client, clerk_token, live_meeting, room_of
 ):
     """An H.264 and a VP8 meeting, published and recorded at the same time, each 30 s."""
-    second = await (await client.post("/api/meetings", json={
-        "title": "第二个会", "agenda": [{"title": "议程"}]}, headers=auth(clerk_token))).json()
+    second = await (
+        await client.post(
+            "/api/meetings",
+            json={"title": "第二个会", "agenda": [{"title": "议程"}]},
+            headers=auth(clerk_token),
+        )
+    ).json()
     await client.post(f"/api/meetings/{second['id']}/start", headers=auth(clerk_token))
     recorded = await asyncio.gather(
         record_thirty_seconds(client, clerk_token, live_meeting, room_of, "video/H264"),
-        record_thirty_seconds(client, clerk_token, second, room_of, "video/VP8"))
+        record_thirty_seconds(client, clerk_token, second, room_of, "video/VP8"),
+    )
     # read back only once both are over (ffmpeg here blocks the event loop)
     for facts in recorded:
         await check_recording(client, clerk_token, **facts)
@@ -64,8 +70,9 @@ async def record_thirty_seconds(client, clerk_token, meeting, room_of, codec) ->
     room = room_of(meeting)
     try:
         await publisher.publish(client, meeting_id, clerk_token)
-        live = await wait_recording(client, clerk_token, meeting_id,
-                                    lambda r: r["started_at"], timeout=15)
+        live = await wait_recording(
+            client, clerk_token, meeting_id, lambda r: r["started_at"], timeout=15
+        )
         assert live["status"] == "recording" and live["mp4"] is None
         started = at_time(live["started_at"])
         clerk, _ = await room.join(clerk_token)
@@ -75,8 +82,9 @@ async def record_thirty_seconds(client, clerk_token, meeting, room_of, codec) ->
         _, now = await recording_of(client, clerk_token, meeting_id)
         assert now["status"] == "recording" and 3.5 <= now["duration"] <= 6
         # while recording, the MP4 is not ready: 409 with the progress, not a half file
-        early = await client.get(now["hls"].replace("index.m3u8", "meeting.mp4"),
-                                 headers=auth(clerk_token))
+        early = await client.get(
+            now["hls"].replace("index.m3u8", "meeting.mp4"), headers=auth(clerk_token)
+        )
         assert early.status == 409
         assert (await early.json())["error"]["code"] == "processing"
         # live HLS: a playlist with segments anyone allowed can fetch
@@ -92,18 +100,30 @@ async def record_thirty_seconds(client, clerk_token, meeting, room_of, codec) ->
         published = time.time() - started
     finally:
         await publisher.close()
-    done = await wait_recording(client, clerk_token, meeting_id,
-                                lambda r: r["status"] not in ("recording", "processing"))
-    return {"meeting_id": meeting_id, "codec": codec, "epoch": epoch, "started": started,
-            "published": published, "done": done}
+    done = await wait_recording(
+        client, clerk_token, meeting_id, lambda r: r["status"] not in ("recording", "processing")
+    )
+    return {
+        "meeting_id": meeting_id,
+        "codec": codec,
+        "epoch": epoch,
+        "started": started,
+        "published": published,
+        "done": done,
+    }
 
 
-async def check_recording(client, clerk_token, *, meeting_id, codec, epoch, started,
-                          published, done) -> None:
+async def check_recording(
+    client, clerk_token, *, meeting_id, codec, epoch, started, published, done
+) -> None:
     assert done["status"] == "ready", done
     assert done["video_codec"] == codec.lower()
     assert {s: v["status"] for s, v in done["steps"].items()} == {
-        "hls": "done", "mp4": "done", "audio": "done", "thumbnails": "done"}
+        "hls": "done",
+        "mp4": "done",
+        "audio": "done",
+        "thumbnails": "done",
+    }
     directory = part_directory(client, meeting_id)
 
     # the MP4 and the HLS playlist last as long as the meeting was published
@@ -130,8 +150,9 @@ async def check_recording(client, clerk_token, *, meeting_id, codec, epoch, star
 
     # the chat line sent at second 12 is at 12 on the timeline, and the replay's
     # picture at that t was shot when the line was sent
-    timeline = await (await client.get(f"/api/meetings/{meeting_id}/timeline",
-                                       headers=auth(clerk_token))).json()
+    timeline = await (
+        await client.get(f"/api/meetings/{meeting_id}/timeline", headers=auth(clerk_token))
+    ).json()
     chat = next(e for e in timeline["events"] if e["type"] == "chat:message")
     assert abs(chat["t"] - CHAT_AT) <= 0.5, chat
     shot = read_clock(frame_at(mp4, chat["t"]), epoch)
@@ -158,10 +179,12 @@ async def test_the_floor_speakers_voice_is_in_the_recording(
             import math
 
             import numpy as np
+
             n = frame.samples
             t = (np.arange(n) + frame.pts) / self.RATE
             samples = (np.sin(2 * math.pi * 1000 * t) * 8000).astype(np.int16).reshape(1, -1)
             import av
+
             out = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
             out.sample_rate, out.pts, out.time_base = frame.sample_rate, frame.pts, frame.time_base
             return out
@@ -173,14 +196,16 @@ async def test_the_floor_speakers_voice_is_in_the_recording(
     speaker.addTransceiver(HighTone(), direction="sendonly")
     try:
         await publisher.publish(client, meeting_id, clerk_token)
-        live = await wait_recording(client, clerk_token, meeting_id,
-                                    lambda r: r["started_at"], timeout=15)
+        live = await wait_recording(
+            client, clerk_token, meeting_id, lambda r: r["started_at"], timeout=15
+        )
         started = at_time(live["started_at"])
         await sleep_until(started + 3)
         # the floor, as the media hub sees it (who may speak is tested in test_floor_media.py)
         session = await hub.publish_floor(str(meeting_id), await gathered_offer(speaker))
         await speaker.setRemoteDescription(
-            RTCSessionDescription(sdp=session.answer_sdp, type="answer"))
+            RTCSessionDescription(sdp=session.answer_sdp, type="answer")
+        )
         floor_from = time.time() - started
         await sleep_until(started + 8)
         await hub.stop_floor(str(meeting_id))
@@ -195,7 +220,7 @@ async def test_the_floor_speakers_voice_is_in_the_recording(
     sound = audio_samples(part_directory(client, meeting_id) / postprocess.AUDIO, rate)
 
     def window(a: float, b: float):
-        return sound[int(a * rate):int(b * rate)]
+        return sound[int(a * rate) : int(b * rate)]
 
     during = window(floor_from + 1.0, floor_to - 0.5)
     before = window(0.5, floor_from - 0.5)
@@ -218,13 +243,17 @@ async def test_an_audio_only_publisher_is_recorded(client, clerk_token, live_mee
     pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
     try:
         response = await client.post(
-            f"/whip/{meeting_id}", data=await gathered_offer(pc),
-            headers={**auth(clerk_token), "Content-Type": "application/sdp"})
+            f"/whip/{meeting_id}",
+            data=await gathered_offer(pc),
+            headers={**auth(clerk_token), "Content-Type": "application/sdp"},
+        )
         assert response.status == 201
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=await response.text(),
-                                                            type="answer"))
-        live = await wait_recording(client, clerk_token, meeting_id,
-                                    lambda r: r["started_at"], timeout=15)
+        await pc.setRemoteDescription(
+            RTCSessionDescription(sdp=await response.text(), type="answer")
+        )
+        live = await wait_recording(
+            client, clerk_token, meeting_id, lambda r: r["started_at"], timeout=15
+        )
         await sleep_until(at_time(live["started_at"]) + 5)
         await client.post(f"/api/meetings/{meeting_id}/end", headers=auth(clerk_token))
     finally:

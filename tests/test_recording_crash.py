@@ -53,14 +53,31 @@ class ServerProcess:
         self.log = tmp_path / "server.log"
 
     def cli(self, *args) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "server", *args], env=self.env,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "server", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     async def start(self) -> None:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port)], env=self.env, stdout=log, stderr=log)
+                [
+                    sys.executable,
+                    "-m",
+                    "server",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
         deadline = time.monotonic() + 30
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
@@ -114,18 +131,29 @@ async def test_kill_minus_nine_leaves_a_playable_recording_listed_as_interrupted
     publisher = Publisher(width=320, height=240)
     person = Recorder()
     async with aiohttp.ClientSession() as http:
-        login = await (await http.post(server.url + "/api/login", json={
-            "username": "clerk", "password": PASSWORD})).json()
+        login = await (
+            await http.post(
+                server.url + "/api/login", json={"username": "clerk", "password": PASSWORD}
+            )
+        ).json()
         token = login["token"]
-        meeting = await (await http.post(server.url + "/api/meetings", json={
-            "title": "村民会议", "agenda": [{"title": "修路"}]}, headers=auth(token))).json()
+        meeting = await (
+            await http.post(
+                server.url + "/api/meetings",
+                json={"title": "村民会议", "agenda": [{"title": "修路"}]},
+                headers=auth(token),
+            )
+        ).json()
         meeting_id = meeting["id"]
         await http.post(f"{server.url}/api/meetings/{meeting_id}/start", headers=auth(token))
         await publisher.publish(Remote(http, server.url), meeting_id, token)
         recording = {}
         for _ in range(100):
-            recording = await (await http.get(f"{server.url}/api/meetings/{meeting_id}/recording",
-                                              headers=auth(token))).json()
+            recording = await (
+                await http.get(
+                    f"{server.url}/api/meetings/{meeting_id}/recording", headers=auth(token)
+                )
+            ).json()
             if recording.get("started_at"):
                 break
             await asyncio.sleep(0.1)
@@ -134,9 +162,15 @@ async def test_kill_minus_nine_leaves_a_playable_recording_listed_as_interrupted
         await person.connect(Remote(http, server.url), token)
         assert (await person.call("join", {"meeting_id": meeting_id}))["ok"]
         assert (await person.call("chat:send", {"text": "断电前的最后一句"}))["ok"]
-        opened = await person.call("vote:open", {
-            "item_id": meeting["agenda"][0]["id"], "question": "修路?", "secret": False,
-            "rule": "simple_majority"})
+        opened = await person.call(
+            "vote:open",
+            {
+                "item_id": meeting["agenda"][0]["id"],
+                "question": "修路?",
+                "secret": False,
+                "rule": "simple_majority",
+            },
+        )
         assert opened["ok"], opened
         await sleep_until(started + KILL_AFTER)
         await person.close()
@@ -147,8 +181,11 @@ async def test_kill_minus_nine_leaves_a_playable_recording_listed_as_interrupted
         assert raw.exists()
         await server.start()  # the same database and recordings folder
         for _ in range(300):
-            recording = await (await http.get(f"{server.url}/api/meetings/{meeting_id}/recording",
-                                              headers=auth(token))).json()
+            recording = await (
+                await http.get(
+                    f"{server.url}/api/meetings/{meeting_id}/recording", headers=auth(token)
+                )
+            ).json()
             if recording["status"] not in ("recording", "processing"):
                 break
             await asyncio.sleep(0.1)
@@ -159,8 +196,12 @@ async def test_kill_minus_nine_leaves_a_playable_recording_listed_as_interrupted
         assert duration(mp4) >= KILL_AFTER - 5, duration(mp4)
         assert codecs(mp4) == [("video", "h264"), ("audio", "aac")]
         # the whole file decodes, the crash's torn last fragment aside
-        check = subprocess.run(["ffmpeg", "-v", "error", "-i", str(mp4), "-f", "null", "-"],
-                               capture_output=True, text=True, timeout=60)
+        check = subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(mp4), "-f", "null", "-"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert check.returncode == 0, check.stderr
         assert raw.exists()  # the raw recording is kept, never deleted
         playlist = (directory / "index.m3u8").read_text()
@@ -169,12 +210,14 @@ async def test_kill_minus_nine_leaves_a_playable_recording_listed_as_interrupted
         assert served.status == 200
 
         # every committed chat line and vote survived
-        timeline = await (await http.get(f"{server.url}/api/meetings/{meeting_id}/timeline",
-                                          headers=auth(token))).json()
+        timeline = await (
+            await http.get(f"{server.url}/api/meetings/{meeting_id}/timeline", headers=auth(token))
+        ).json()
         types = [e["type"] for e in timeline["events"]]
         assert "chat:message" in types and "vote:opened" in types
         chat = next(e for e in timeline["events"] if e["type"] == "chat:message")
         assert chat["text"] == "断电前的最后一句"
-        votes = await (await http.get(f"{server.url}/api/meetings/{meeting_id}/votes",
-                                       headers=auth(token))).json()
+        votes = await (
+            await http.get(f"{server.url}/api/meetings/{meeting_id}/votes", headers=auth(token))
+        ).json()
         assert len(votes["votes"]) == 1

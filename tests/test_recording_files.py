@@ -27,8 +27,11 @@ async def recorded(client, clerk_token, live_meeting):
         await sleep_until(started + 5)
         await client.post(f"/api/meetings/{meeting_id}/end", headers=auth(clerk_token))
     done = await wait_recording(client, clerk_token, meeting_id, lambda r: r["status"] == "ready")
-    return {"meeting": live_meeting, "recording": done,
-            "directory": client.app[SETTINGS].recordings_dir / f"{meeting_id}/1"}
+    return {
+        "meeting": live_meeting,
+        "recording": done,
+        "directory": client.app[SETTINGS].recordings_dir / f"{meeting_id}/1",
+    }
 
 
 TRAVERSALS = [
@@ -80,11 +83,17 @@ async def test_recordings_of_a_meeting_the_viewer_may_not_see_are_refused(
         meeting.allow_guests = False  # members only from now on
         db.add(meeting)
         await db.commit()
-    other = (await (await client.post("/api/login", json={
-        "username": "b-clerk", "password": PASSWORD})).json())["token"]
+    other = (
+        await (
+            await client.post("/api/login", json={"username": "b-clerk", "password": PASSWORD})
+        ).json()
+    )["token"]
     client.session.cookie_jar.clear()
-    for url in (recorded["recording"]["mp4"], recorded["recording"]["hls"],
-                f"/api/meetings/{meeting_id}/recording"):
+    for url in (
+        recorded["recording"]["mp4"],
+        recorded["recording"]["hls"],
+        f"/api/meetings/{meeting_id}/recording",
+    ):
         assert (await client.get(url)).status == 401
         assert (await client.get(url, headers=auth(other))).status == 404
         assert (await client.get(url, headers=auth(clerk_token))).status == 200
@@ -106,8 +115,9 @@ async def test_a_failed_step_shows_its_reason_keeps_the_raw_file_and_the_publish
         await recordings_store.update(db, recording_id, status="processing", steps={})
     await client.app[RECORDINGS].process(recording_id)
 
-    status = await (await client.get(f"/api/meetings/{meeting_id}/recording",
-                                     headers=auth(clerk_token))).json()
+    status = await (
+        await client.get(f"/api/meetings/{meeting_id}/recording", headers=auth(clerk_token))
+    ).json()
     assert status["status"] == "failed"
     assert status["steps"]["mp4"]["status"] == "failed" and status["steps"]["mp4"]["error"]
     assert status["error"].startswith("mp4: ")
@@ -123,13 +133,15 @@ async def test_a_failed_step_shows_its_reason_keeps_the_raw_file_and_the_publish
     os.utime(raw, (mp4.stat().st_mtime + 10,) * 2)
     members_only = await client.post(f"/api/meetings/{meeting_id}/recording/retry")
     assert members_only.status == 401
-    retried = await client.post(f"/api/meetings/{meeting_id}/recording/retry",
-                                headers=auth(clerk_token))
+    retried = await client.post(
+        f"/api/meetings/{meeting_id}/recording/retry", headers=auth(clerk_token)
+    )
     assert retried.status == 202
     done = await wait_recording(client, clerk_token, meeting_id, lambda r: r["status"] == "ready")
     assert done["error"] is None and abs(duration(mp4) - 5) <= 2.0
-    again = await client.post(f"/api/meetings/{meeting_id}/recording/retry",
-                              headers=auth(clerk_token))
+    again = await client.post(
+        f"/api/meetings/{meeting_id}/recording/retry", headers=auth(clerk_token)
+    )
     assert again.status == 409  # nothing has failed
 
 
@@ -146,17 +158,20 @@ async def test_retention_removes_old_media_but_never_the_minutes_or_events(
         meeting.ended_at = utcnow() - timedelta(days=31)
         db.add(meeting)
         await db.commit()
-    events_before = await (await client.get(f"/api/meetings/{meeting_id}/timeline",
-                                            headers=auth(clerk_token))).json()
+    events_before = await (
+        await client.get(f"/api/meetings/{meeting_id}/timeline", headers=auth(clerk_token))
+    ).json()
     assert await recordings.sweep_retention() == 1
-    status = await (await client.get(f"/api/meetings/{meeting_id}/recording",
-                                     headers=auth(clerk_token))).json()
+    status = await (
+        await client.get(f"/api/meetings/{meeting_id}/recording", headers=auth(clerk_token))
+    ).json()
     assert status["status"] == "expired" and status["mp4"] is None and status["hls"] is None
     assert not recorded["directory"].exists()
     gone = await client.get(recorded["recording"]["mp4"], headers=auth(clerk_token))
     assert gone.status == 404
-    events_after = await (await client.get(f"/api/meetings/{meeting_id}/timeline",
-                                           headers=auth(clerk_token))).json()
+    events_after = await (
+        await client.get(f"/api/meetings/{meeting_id}/timeline", headers=auth(clerk_token))
+    ).json()
     assert events_after == events_before
     minutes = await client.get(f"/api/meetings/{meeting_id}/minutes.md", headers=auth(clerk_token))
     assert minutes.status == 200
@@ -178,11 +193,13 @@ async def test_a_part_whose_files_are_gone_fails_with_a_reason_not_forever_proce
     recording_id = await _recording_id(client, meeting_id)
     async with client.app[DATABASE].session() as db:
         await recordings_store.update(db, recording_id, status="failed")
-    retried = await client.post(f"/api/meetings/{meeting_id}/recording/retry",
-                                headers=auth(clerk_token))
+    retried = await client.post(
+        f"/api/meetings/{meeting_id}/recording/retry", headers=auth(clerk_token)
+    )
     assert retried.status == 202
-    done = await wait_recording(client, clerk_token, meeting_id,
-                                lambda r: r["status"] != "processing", timeout=10)
+    done = await wait_recording(
+        client, clerk_token, meeting_id, lambda r: r["status"] != "processing", timeout=10
+    )
     assert done["status"] == "failed" and "missing" in done["error"]
     assert str(client.app[SETTINGS].recordings_dir) not in done["error"]  # no server paths
 
@@ -210,7 +227,8 @@ async def test_a_meeting_ended_by_another_process_stops_recording_here(
             meeting.status, meeting.ended_at = "ended", utcnow()
             db.add(meeting)
             await db.commit()
-        done = await wait_recording(client, clerk_token, meeting_id,
-                                    lambda r: r["status"] == "ready", timeout=30)
+        done = await wait_recording(
+            client, clerk_token, meeting_id, lambda r: r["status"] == "ready", timeout=30
+        )
     assert abs(done["duration"] - 3) <= 7  # stopped within the check interval (5 s)
     assert client.app[MEDIA].stats(str(meeting_id)).publishing is False  # hung up too

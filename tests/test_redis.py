@@ -29,15 +29,22 @@ def redis_or_skip() -> None:
 
 async def test_events_from_one_process_reach_clients_of_another(aiohttp_client, settings):
     redis_or_skip()
-    shared = replace(settings, redis_url=REDIS_URL, redis_channel=f"cunhui-test-{secrets.token_hex(4)}")
+    shared = replace(
+        settings, redis_url=REDIS_URL, redis_channel=f"cunhui-test-{secrets.token_hex(4)}"
+    )
     a = await aiohttp_client(create_app(shared))  # same database, same secret: one deployment
     b = await aiohttp_client(create_app(shared))
     async with a.app[DATABASE].session() as db:
         await accounts.create_user(db, "clerk", PASSWORD)
-    token = (await (await a.post("/api/login", json={"username": "clerk", "password": PASSWORD})).json())["token"]
+    token = (
+        await (await a.post("/api/login", json={"username": "clerk", "password": PASSWORD})).json()
+    )["token"]
     a.session.cookie_jar.clear()
-    meeting = await (await a.post("/api/meetings", json={"title": "会", "allow_guests": True},
-                                  headers=auth(token))).json()
+    meeting = await (
+        await a.post(
+            "/api/meetings", json={"title": "会", "allow_guests": True}, headers=auth(token)
+        )
+    ).json()
     on_b, on_a = Recorder(), Recorder()
     try:
         await on_b.connect(b)

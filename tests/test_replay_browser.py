@@ -46,14 +46,24 @@ async def _record_a_meeting(client, token: str, while_live=None) -> dict:
 
     ``while_live(meeting_id)`` is awaited 10 s in, while the meeting is still recorded.
     """
-    created = await client.post("/api/meetings", headers=auth(token), json={
-        "title": "回放测试会议", "agenda": [{"title": "村道修缮"}, {"title": "低保评议"}, {"title": "其他"}]})
+    created = await client.post(
+        "/api/meetings",
+        headers=auth(token),
+        json={
+            "title": "回放测试会议",
+            "agenda": [{"title": "村道修缮"}, {"title": "低保评议"}, {"title": "其他"}],
+        },
+    )
     meeting = await created.json()
     items = [item["id"] for item in meeting["agenda"]]
-    member = await (await client.post("/api/members", json={"name": "王五"}, headers=auth(token))).json()
+    member = await (
+        await client.post("/api/members", json={"name": "王五"}, headers=auth(token))
+    ).json()
     joined = await (await client.post("/api/join", json={"invite": member["invite"]})).json()
     client.session.cookie_jar.clear()
-    assert (await client.post(f"/api/meetings/{meeting['id']}/start", headers=auth(token))).status == 200
+    assert (
+        await client.post(f"/api/meetings/{meeting['id']}/start", headers=auth(token))
+    ).status == 200
 
     host, villager = Recorder(), Recorder()
     publisher = Publisher(width=320, height=240, codec="video/H264")
@@ -65,7 +75,9 @@ async def _record_a_meeting(client, token: str, while_live=None) -> dict:
         await publisher.publish(client, meeting["id"], token)
 
         async def first_frame():
-            response = await client.get(f"/api/meetings/{meeting['id']}/recording", headers=auth(token))
+            response = await client.get(
+                f"/api/meetings/{meeting['id']}/recording", headers=auth(token)
+            )
             return response.status == 200 and (await response.json())["started_at"]
 
         await _until(first_frame, 15, "the recording's first frame", every=0.1)
@@ -87,7 +99,9 @@ async def _record_a_meeting(client, token: str, while_live=None) -> dict:
         await at(8)
         opened = await host.call("vote:open", {"item_id": items[1], "question": "同意低保名单吗？"})
         assert opened["ok"], opened
-        assert (await villager.call("vote:cast", {"vote_id": opened["vote_id"], "choice": "同意"}))["ok"]
+        assert (await villager.call("vote:cast", {"vote_id": opened["vote_id"], "choice": "同意"}))[
+            "ok"
+        ]
         await at(9)
         closed = await host.call("vote:close", {"vote_id": opened["vote_id"]})
         assert closed["ok"], closed
@@ -109,15 +123,24 @@ async def _record_a_meeting(client, token: str, while_live=None) -> dict:
         return body if body["status"] == "ready" else None
 
     recording = await _until(ready, 90, "the recording to be processed")
-    timeline = (await (await client.get(
-        f"/api/meetings/{meeting['id']}/timeline", headers=auth(token))).json())["events"]
+    timeline = (
+        await (
+            await client.get(f"/api/meetings/{meeting['id']}/timeline", headers=auth(token))
+        ).json()
+    )["events"]
 
     def moment(type_, **match):
-        return next(e["t"] for e in timeline
-                    if e["type"] == type_ and all(e.get(k) == v for k, v in match.items()))
+        return next(
+            e["t"]
+            for e in timeline
+            if e["type"] == type_ and all(e.get(k) == v for k, v in match.items())
+        )
 
     return {
-        "meeting": meeting, "items": items, "recording": recording, "closed": closed,
+        "meeting": meeting,
+        "items": items,
+        "recording": recording,
+        "closed": closed,
         "t_item2": moment("agenda:current", item_id=items[1]),
         "t_chat": moment("chat:message", text=CHAT_ONE),
         "t_chat2": moment("chat:message", text=CHAT_TWO),
@@ -131,13 +154,16 @@ async def _current_time(page) -> float:
 
 async def _seek(page, seconds: float) -> None:
     """Move the playhead as the player's own seek bar does."""
-    await page.evaluate("""async (t) => {
+    await page.evaluate(
+        """async (t) => {
         const v = document.getElementById('replay-player');
         v.pause();
         const done = new Promise((resolve) => v.addEventListener('seeked', resolve, { once: true }));
         v.currentTime = t;
         await done;
-    }""", seconds)
+    }""",
+        seconds,
+    )
 
 
 async def _highlighted(page) -> dict:
@@ -159,14 +185,19 @@ async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
             await browser.add_cookies([{"name": COOKIE, "value": token, "url": base}])
             page = await browser.new_page()
             broken = []
-            page.on("response", lambda r: broken.append((r.status, r.url)) if r.status >= 400 else None)
+            page.on(
+                "response", lambda r: broken.append((r.status, r.url)) if r.status >= 400 else None
+            )
 
             async def while_live(meeting_id):
                 # the meeting is still going on: the recording so far plays over HLS (hls.js)
                 await page.goto(f"{base}/meetings/{meeting_id}/replay")
-                await page.wait_for_function("document.body.dataset.source === 'hls'", timeout=10_000)
                 await page.wait_for_function(
-                    "document.getElementById('replay-player').readyState >= 1", timeout=10_000)
+                    "document.body.dataset.source === 'hls'", timeout=10_000
+                )
+                await page.wait_for_function(
+                    "document.getElementById('replay-player').readyState >= 1", timeout=10_000
+                )
                 assert "会议仍在进行" in await page.inner_text("#replay-notice")
                 assert await page.locator("#download-list li[data-kind='mp4']").count() == 0
 
@@ -179,7 +210,9 @@ async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
             # the open page noticed by itself that the MP4 is ready, and switched to it
             await page.wait_for_function("document.body.dataset.source === 'mp4'", timeout=15_000)
             assert await page.locator("#download-list li[data-kind='mp4']").count() == 1
-            await page.wait_for_selector("#download-list li[data-kind='minutes-html'] a", timeout=5_000)
+            await page.wait_for_selector(
+                "#download-list li[data-kind='minutes-html'] a", timeout=5_000
+            )
             await page.goto(url)
             await page.wait_for_function("document.body.dataset.source === 'mp4'", timeout=15_000)
             # Debian's Chromium decodes H.264 in MP4
@@ -187,7 +220,8 @@ async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
                 "document.getElementById('replay-player').canPlayType('video/mp4; codecs=\"avc1.42E01E\"')"
             ) in ("probably", "maybe")
             await page.wait_for_function(
-                "document.getElementById('replay-player').readyState >= 1", timeout=15_000)
+                "document.getElementById('replay-player').readyState >= 1", timeout=15_000
+            )
             duration = await page.evaluate("document.getElementById('replay-player').duration")
             assert 11 < duration < 30, duration
 
@@ -196,23 +230,30 @@ async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
             await chapter.click()
             await page.wait_for_function(
                 "t => Math.abs(document.getElementById('replay-player').currentTime - t) < 0.5",
-                arg=facts["t_item2"], timeout=5_000)
+                arg=facts["t_item2"],
+                timeout=5_000,
+            )
             await page.wait_for_function(
                 "t => document.getElementById('replay-player').currentTime > t + 0.8",
-                arg=facts["t_item2"], timeout=10_000)  # really playing: the picture decodes
+                arg=facts["t_item2"],
+                timeout=10_000,
+            )  # really playing: the picture decodes
             assert await page.evaluate("document.getElementById('replay-player').videoWidth") == 320
             assert "current" in await page.locator(
-                f'#chapter-list li[data-item-id="{facts["items"][1]}"]').get_attribute("class")
+                f'#chapter-list li[data-item-id="{facts["items"][1]}"]'
+            ).get_attribute("class")
             assert "低保评议" in await page.inner_text("#replay-now")
             # chapter 3 was never taken up
             assert await page.locator(
-                f'#chapter-list li[data-item-id="{facts["items"][2]}"] button').is_disabled()
+                f'#chapter-list li[data-item-id="{facts["items"][2]}"] button'
+            ).is_disabled()
 
             # the chat line is highlighted at its moment
             await _seek(page, facts["t_chat"] + 0.3)
             await page.wait_for_function(
                 "() => document.querySelector('#timeline-list li.current')?.dataset.type === 'chat:message'",
-                timeout=5_000)
+                timeout=5_000,
+            )
             current = await _highlighted(page)
             assert CHAT_ONE in current["text"] and "王五" in current["text"]
 
@@ -220,11 +261,15 @@ async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
             await _seek(page, facts["t_vote"] + 0.3)
             await page.wait_for_function(
                 "() => document.querySelector('#timeline-list li.current')?.dataset.type === 'vote:closed'",
-                timeout=5_000)
+                timeout=5_000,
+            )
             current = await _highlighted(page)
             closed = facts["closed"]
-            verdict = "到会人数不足，表决无效" if not closed["quorum_met"] else (
-                "通过" if closed["passed"] else "未通过")
+            verdict = (
+                "到会人数不足，表决无效"
+                if not closed["quorum_met"]
+                else ("通过" if closed["passed"] else "未通过")
+            )
             assert "同意低保名单吗？" in current["text"] and verdict in current["text"], current
             tally = await page.evaluate("""() => [...document.querySelectorAll(
                 '#timeline-list li.current .vote-tally li')].map((li) => [
@@ -237,7 +282,9 @@ async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
             await page.locator("#timeline-list li[data-type='chat:message']").nth(1).click()
             await page.wait_for_function(
                 "t => Math.abs(document.getElementById('replay-player').currentTime - t) < 0.6",
-                arg=facts["t_chat2"], timeout=5_000)
+                arg=facts["t_chat2"],
+                timeout=5_000,
+            )
             # markup in chat is shown as text
             assert await page.locator("#timeline-list b").count() == 0
             assert CHAT_TWO in await page.inner_text("#timeline-list")
@@ -253,17 +300,23 @@ async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
 
             # downloads: MP4, audio, minutes
             for kind in ("mp4", "audio", "minutes-html", "minutes-md"):
-                assert await page.locator(f"#download-list li[data-kind='{kind}'] a").is_visible(), kind
-            href = await page.locator("#download-list li[data-kind='audio'] a").get_attribute("href")
+                assert await page.locator(
+                    f"#download-list li[data-kind='{kind}'] a"
+                ).is_visible(), kind
+            href = await page.locator("#download-list li[data-kind='audio'] a").get_attribute(
+                "href"
+            )
             assert href == facts["recording"]["audio"]
 
             # the link to this moment
             await _seek(page, facts["t_chat"] + 0.4)
             await page.click("#copy-moment")
             await page.wait_for_selector("#copy-status:not([hidden])")
-            link = (await page.input_value("#copy-fallback")
-                    if await page.locator("#copy-fallback").is_visible()
-                    else await page.inner_text("#copy-status"))
+            link = (
+                await page.input_value("#copy-fallback")
+                if await page.locator("#copy-fallback").is_visible()
+                else await page.inner_text("#copy-status")
+            )
             assert f"/meetings/{meeting_id}/replay?t={int(facts['t_chat'] + 0.4)}" in link
 
             # ?t= on load seeks there, and the record follows
@@ -272,10 +325,13 @@ async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
             await other.goto(f"{url}?t={moment}")
             await other.wait_for_function(
                 "t => Math.abs(document.getElementById('replay-player').currentTime - t) < 0.5",
-                arg=moment, timeout=15_000)
+                arg=moment,
+                timeout=15_000,
+            )
             await other.wait_for_function(
                 "() => document.querySelector('#timeline-list li.current')?.dataset.type === 'chat:message'",
-                timeout=5_000)
+                timeout=5_000,
+            )
 
             # a phone 360 px wide: nothing sticks out sideways
             await other.set_viewport_size({"width": 360, "height": 740})
@@ -284,7 +340,10 @@ async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
             await other.set_viewport_size({"width": 1280, "height": 800})
             video = await other.locator("#replay-video-box").bounding_box()
             timeline = await other.locator(".replay-timeline").bounding_box()
-            assert timeline["x"] >= video["x"] + video["width"] - 1 and timeline["y"] < video["y"] + video["height"]
+            assert (
+                timeline["x"] >= video["x"] + video["width"] - 1
+                and timeline["y"] < video["y"] + video["height"]
+            )
             assert [b for b in broken if not b[1].endswith("favicon.ico")] == []
 
 
@@ -293,8 +352,13 @@ async def test_replay_page_without_a_recording_says_so(server, aiohttp_client):
     login = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
     token = (await login.json())["token"]
     client.session.cookie_jar.clear()
-    meeting = await (await client.post("/api/meetings", json={"title": "没开成的会", "agenda": [
-        {"title": "一"}]}, headers=auth(token))).json()
+    meeting = await (
+        await client.post(
+            "/api/meetings",
+            json={"title": "没开成的会", "agenda": [{"title": "一"}]},
+            headers=auth(token),
+        )
+    ).json()
     base = str(server.make_url("")).rstrip("/")
     async with async_playwright() as pw:
         async with Browser(pw) as browser:

@@ -15,8 +15,9 @@ from .test_realtime import Recorder, create_meeting
 
 async def member(client, clerk_token, name="村民") -> tuple[str, str]:
     """A member of the clerk's village: (participant id, token)."""
-    added = await (await client.post("/api/members", json={"name": name},
-                                     headers=auth(clerk_token))).json()
+    added = await (
+        await client.post("/api/members", json={"name": name}, headers=auth(clerk_token))
+    ).json()
     joined = await (await client.post("/api/join", json={"invite": added["invite"]})).json()
     client.session.cookie_jar.clear()
     return joined["participant"]["id"], joined["token"]
@@ -74,7 +75,13 @@ async def test_chat_reaches_everyone_in_order_exactly_as_typed(client, clerk_tok
     host, _ = await room.join(clerk_token)
     viewer, _ = await room.join()  # anonymous viewer of an open meeting
 
-    texts = ["大家好", "<script>alert(1)</script>", "  两个空格  ", "http://example.com/a?b=1", "最后一句"]
+    texts = [
+        "大家好",
+        "<script>alert(1)</script>",
+        "  两个空格  ",
+        "http://example.com/a?b=1",
+        "最后一句",
+    ]
     acks = [await writer.call("chat:send", {"text": t}) for t in texts]
     assert all(a["ok"] for a in acks), acks
     for listener in (host, viewer, writer):
@@ -86,8 +93,9 @@ async def test_chat_reaches_everyone_in_order_exactly_as_typed(client, clerk_tok
     assert [a["id"] for a in acks] == [a["seq"] for a in acks]
 
     # committed before the ack: the timeline already holds them, and a late joiner sees them
-    timeline = await (await client.get(f"/api/meetings/{meeting['id']}/timeline",
-                                       headers=auth(clerk_token))).json()
+    timeline = await (
+        await client.get(f"/api/meetings/{meeting['id']}/timeline", headers=auth(clerk_token))
+    ).json()
     assert [e["text"] for e in timeline["events"] if e["type"] == "chat:message"] == texts
     _, late = await room.join()
     assert [m["text"] for m in late["state"]["chat"]] == texts
@@ -153,7 +161,8 @@ async def test_floor_grant_revoke_and_speaking_time(client, clerk_token, room_of
     # a speaking time: the server takes the floor back when it runs out
     assert (await host.call("floor:grant", {"participant_id": speaker_id, "seconds": 1}))["ok"]
     timed_out = await speaker.wait_for(
-        "floor:changed", lambda d: d.get("ended", {}).get("reason") == "time_up", timeout=5)
+        "floor:changed", lambda d: d.get("ended", {}).get("reason") == "time_up", timeout=5
+    )
     assert timed_out["participant_id"] is None and 0.9 <= timed_out["ended"]["seconds"] < 3
 
 
@@ -189,7 +198,9 @@ async def test_flooding_is_refused_while_others_are_still_heard(client, clerk_to
     calm, _ = await room.join(calm_token)
     host, _ = await room.join(clerk_token)
 
-    results = await asyncio.gather(*(flooder.call("chat:send", {"text": f"刷{i}"}) for i in range(20)))
+    results = await asyncio.gather(
+        *(flooder.call("chat:send", {"text": f"刷{i}"}) for i in range(20))
+    )
     accepted = [r for r in results if r["ok"]]
     refused = [r for r in results if not r["ok"]]
     assert len(accepted) == 5 and {r["error"]["code"] for r in refused} == {"rate_limited"}
@@ -212,10 +223,18 @@ async def test_bad_payloads_get_bad_request_and_change_nothing(client, clerk_tok
         ("chat:send", "text", "bad_request"),
     ):
         answer = await person.call(event, payload)
-        assert answer == {"ok": False, "error": {"code": code, "message": answer["error"]["message"]}}
-    for payload in ({}, {"participant_id": 5}, {"participant_id": "m999999"},
-                    {"participant_id": "g123"}, {"participant_id": "m1", "seconds": 0},
-                    {"participant_id": "m1", "seconds": "60"}):
+        assert answer == {
+            "ok": False,
+            "error": {"code": code, "message": answer["error"]["message"]},
+        }
+    for payload in (
+        {},
+        {"participant_id": 5},
+        {"participant_id": "m999999"},
+        {"participant_id": "g123"},
+        {"participant_id": "m1", "seconds": 0},
+        {"participant_id": "m1", "seconds": "60"},
+    ):
         answer = await host.call("floor:grant", payload)
         assert not answer["ok"] and answer["error"]["code"] == "bad_request", (payload, answer)
     for payload in ({}, {"in_hall": -1}, {"in_hall": "30"}, {"member_id": "x"}):
@@ -229,10 +248,14 @@ async def test_bad_payloads_get_bad_request_and_change_nothing(client, clerk_tok
     await stranger.close()
     assert not_joined["error"]["code"] == "bad_request"
     # nothing was stored by any of them
-    timeline = await (await client.get(f"/api/meetings/{meeting['id']}/timeline",
-                                       headers=auth(clerk_token))).json()
-    assert not [e for e in timeline["events"] if e["type"] not in (
-        "meeting:status", "attendance:joined", "attendance:left")]
+    timeline = await (
+        await client.get(f"/api/meetings/{meeting['id']}/timeline", headers=auth(clerk_token))
+    ).json()
+    assert not [
+        e
+        for e in timeline["events"]
+        if e["type"] not in ("meeting:status", "attendance:joined", "attendance:left")
+    ]
 
 
 async def test_the_committee_moderates_chat_and_counts_the_hall(client, clerk_token, room_of):
@@ -313,18 +336,33 @@ async def test_role_event_matrix(client, clerk_token, room_of):
     meeting = await live_meeting(client, clerk_token, allow_guests=True)
     async with client.app[DATABASE].session() as db:
         await accounts.create_user(db, "b-clerk", PASSWORD, village="李家村")
-    b_token = (await (await client.post(
-        "/api/login", json={"username": "b-clerk", "password": PASSWORD})).json())["token"]
+    b_token = (
+        await (
+            await client.post("/api/login", json={"username": "b-clerk", "password": PASSWORD})
+        ).json()
+    )["token"]
     client.session.cookie_jar.clear()
     target_id, member_token = await member(client, clerk_token, "本村")
-    b_added = await (await client.post("/api/members", json={"name": "外村"},
-                                       headers=auth(b_token))).json()
-    other_member = (await (await client.post("/api/join", json={"invite": b_added["invite"]})).json())["token"]
-    guest = (await (await client.post("/api/join", json={
-        "meeting_code": meeting["code"], "name": "客人"})).json())["token"]
+    b_added = await (
+        await client.post("/api/members", json={"name": "外村"}, headers=auth(b_token))
+    ).json()
+    other_member = (
+        await (await client.post("/api/join", json={"invite": b_added["invite"]})).json()
+    )["token"]
+    guest = (
+        await (
+            await client.post("/api/join", json={"meeting_code": meeting["code"], "name": "客人"})
+        ).json()
+    )["token"]
     client.session.cookie_jar.clear()
-    tokens = {"anonymous": None, "guest": guest, "member": member_token,
-              "other_member": other_member, "other_committee": b_token, "committee": clerk_token}
+    tokens = {
+        "anonymous": None,
+        "guest": guest,
+        "member": member_token,
+        "other_member": other_member,
+        "other_committee": b_token,
+        "committee": clerk_token,
+    }
     room = room_of(meeting)
     sockets = {role: (await room.join(token))[0] for role, token in tokens.items()}
     first_chat = await sockets["committee"].call("chat:send", {"text": "第一条"})
@@ -355,15 +393,23 @@ async def test_role_event_matrix(client, clerk_token, room_of):
 
 
 async def _last_seq(client, token, meeting) -> int:
-    events = (await (await client.get(f"/api/meetings/{meeting['id']}/timeline",
-                                      headers=auth(token))).json())["events"]
+    events = (
+        await (
+            await client.get(f"/api/meetings/{meeting['id']}/timeline", headers=auth(token))
+        ).json()
+    )["events"]
     return events[-1]["seq"] if events else 0
 
 
 async def test_guests_chat_only_where_the_meeting_allows_it(client, clerk_token, room_of):
     meeting = await live_meeting(client, clerk_token, allow_guests=True, allow_guest_chat=True)
-    guest = (await (await client.post("/api/join", json={
-        "meeting_code": meeting["code"], "name": "<b>客人</b>"})).json())["token"]
+    guest = (
+        await (
+            await client.post(
+                "/api/join", json={"meeting_code": meeting["code"], "name": "<b>客人</b>"}
+            )
+        ).json()
+    )["token"]
     client.session.cookie_jar.clear()
     room = room_of(meeting)
     person, _ = await room.join(guest)
@@ -374,19 +420,25 @@ async def test_guests_chat_only_where_the_meeting_allows_it(client, clerk_token,
     assert (await person.call("hand:raise", {}))["error"]["code"] == "forbidden"
 
 
-async def test_a_chat_storm_is_shed_so_the_chair_is_not_queued_behind_it(client, clerk_token, room_of):
+async def test_a_chat_storm_is_shed_so_the_chair_is_not_queued_behind_it(
+    client, clerk_token, room_of
+):
     from server.keys import REALTIME
     from server.realtime import MAX_WAITING
 
     meeting = await live_meeting(client, clerk_token)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
-    people = [(await room.join((await member(client, clerk_token, f"人{i}"))[1]))[0]
-              for i in range(MAX_WAITING + 5)]
+    people = [
+        (await room.join((await member(client, clerk_token, f"人{i}"))[1]))[0]
+        for i in range(MAX_WAITING + 5)
+    ]
     lock = client.app[REALTIME].room_lock(meeting["id"])
     async with lock:  # the room is busy: everything queues
-        sends = [asyncio.ensure_future(p.call("chat:send", {"text": f"第{i}条"}))
-                 for i, p in enumerate(people)]
+        sends = [
+            asyncio.ensure_future(p.call("chat:send", {"text": f"第{i}条"}))
+            for i, p in enumerate(people)
+        ]
         await asyncio.sleep(0.5)
         shed = [s.result() for s in sends if s.done()]
         assert len(shed) == 5 and {a["error"]["code"] for a in shed} == {"rate_limited"}

@@ -22,11 +22,14 @@ async def test_lf_only_offers_are_accepted():
     assert check_offer(offer).sends == {"audio", "video"}
 
 
-@pytest.mark.parametrize("body,reason", [
-    ("", "empty"),
-    ("x=1", "v=0"),
-    ("v=0\r\ns=-\r\n", "no audio or video"),
-])
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        ("", "empty"),
+        ("x=1", "v=0"),
+        ("v=0\r\ns=-\r\n", "no audio or video"),
+    ],
+)
 def test_garbage_offers_name_the_problem(body, reason):
     with pytest.raises(InvalidOffer, match=reason):
         check_offer(body)

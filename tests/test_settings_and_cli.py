@@ -41,7 +41,9 @@ def test_ice_servers_forms():
     assert parse_ice_servers("") == ()
     servers = parse_ice_servers("stun:stun.example.org:3478, turn:turn.example.org")
     assert [s.urls for s in servers] == ["stun:stun.example.org:3478", "turn:turn.example.org"]
-    servers = parse_ice_servers('[{"urls": "turn:t.example.org", "username": "u", "credential": "p"}]')
+    servers = parse_ice_servers(
+        '[{"urls": "turn:t.example.org", "username": "u", "credential": "p"}]'
+    )
     assert servers[0].username == "u" and servers[0].credential == "p"
     with pytest.raises(ConfigError):
         Settings.from_env({"ICE_SERVERS": "[not json"})
@@ -50,7 +52,10 @@ def test_ice_servers_forms():
 def run_cli(*args, env):
     return subprocess.run(
         [sys.executable, "-m", "server", *args],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -23,7 +23,12 @@ from server.services.tokens import Principal
 from server.store import Database, Member, Village
 
 OPTIONS = ["同意", "反对", "弃权"]
-PROFILES = [rules.SIMPLE_MAJORITY, rules.TWO_THIRDS, rules.VILLAGERS_ASSEMBLY, rules.REPRESENTATIVES]
+PROFILES = [
+    rules.SIMPLE_MAJORITY,
+    rules.TWO_THIRDS,
+    rules.VILLAGERS_ASSEMBLY,
+    rules.REPRESENTATIVES,
+]
 #: the machine's SECRET_VOTE_MIN_ELECTORATE: small, so it opens secret votes of both sizes
 MIN_SECRET = 3
 
@@ -61,15 +66,23 @@ class VoteLifecycle(RuleBasedStateMachine):
                 self.members = []
                 self.reps = min(reps, n)
                 for i in range(n):
-                    member = Member(village_id=village.id, name=f"村民{i}", pin=f"{i:06d}",
-                                    household=f"{i % 3}组", representative=i < reps)
+                    member = Member(
+                        village_id=village.id,
+                        name=f"村民{i}",
+                        pin=f"{i:06d}",
+                        household=f"{i % 3}组",
+                        representative=i < reps,
+                    )
                     db.add(member)
                     await db.flush()
                     self.members.append(member.id)
                 await db.commit()
                 view = await meetings.create_meeting(
-                    db, meetings.parse_fields({"title": "会"}, partial=False),
-                    created_by=None, village_id=village.id)
+                    db,
+                    meetings.parse_fields({"title": "会"}, partial=False),
+                    created_by=None,
+                    village_id=village.id,
+                )
                 self.meeting_id = view.meeting.id
                 await meetings.start_meeting(db, view.meeting)
 
@@ -84,12 +97,18 @@ class VoteLifecycle(RuleBasedStateMachine):
     def open(self, secret, profile):
         async def go():
             async with self.database.session() as db:
-                recorded = await votes.open_vote(db, self.meeting_id, self.host, {
-                    "question": "同意吗?", "options": OPTIONS, "secret": secret, "rule": profile},
-                    min_secret_electorate=MIN_SECRET)
+                recorded = await votes.open_vote(
+                    db,
+                    self.meeting_id,
+                    self.host,
+                    {"question": "同意吗?", "options": OPTIONS, "secret": secret, "rule": profile},
+                    min_secret_electorate=MIN_SECRET,
+                )
             async with self.database.session() as db:
-                rows = await db.execute(text("SELECT member_id FROM vote_eligibles WHERE vote_id = :v"),
-                                        {"v": recorded.data["vote_id"]})
+                rows = await db.execute(
+                    text("SELECT member_id FROM vote_eligibles WHERE vote_id = :v"),
+                    {"v": recorded.data["vote_id"]},
+                )
                 return recorded.data["vote_id"], {r[0] for r in rows}
 
         # representatives are among the first members; late ones are not representatives
@@ -118,8 +137,14 @@ class VoteLifecycle(RuleBasedStateMachine):
         else:
             expected = "ok"
         try:
-            self.run(votes.cast_ballot(self.database.session, self.meeting_id,
-                                       self.member(member_id), {"vote_id": self.vote_id, "choice": choice}))
+            self.run(
+                votes.cast_ballot(
+                    self.database.session,
+                    self.meeting_id,
+                    self.member(member_id),
+                    {"vote_id": self.vote_id, "choice": choice},
+                )
+            )
             outcome = "ok"
         except CunhuiError as exc:
             outcome = exc.code
@@ -131,8 +156,9 @@ class VoteLifecycle(RuleBasedStateMachine):
     def a_member_joins_the_roll_late(self):
         async def add():
             async with self.database.session() as db:
-                member = Member(village_id=self.village_id, name="新来的",
-                                pin=f"{900000 + len(self.members)}")
+                member = Member(
+                    village_id=self.village_id, name="新来的", pin=f"{900000 + len(self.members)}"
+                )
                 db.add(member)
                 await db.commit()
                 return member.id
@@ -166,23 +192,31 @@ class VoteLifecycle(RuleBasedStateMachine):
 
     async def _hands(self, counts):
         async with self.database.session() as db:
-            await votes.hall_counts(db, self.meeting_id, self.host,
-                                    {"vote_id": self.vote_id, "counts": counts})
+            await votes.hall_counts(
+                db, self.meeting_id, self.host, {"vote_id": self.vote_id, "counts": counts}
+            )
 
     @precondition(lambda self: self.vote_id is not None)
     @rule()
     def close(self):
         async def go():
             async with self.database.session() as db:
-                return await votes.close_vote(db, self.meeting_id, self.host, {"vote_id": self.vote_id},
-                                              min_secret_group=MIN_SECRET)
+                return await votes.close_vote(
+                    db,
+                    self.meeting_id,
+                    self.host,
+                    {"vote_id": self.vote_id},
+                    min_secret_group=MIN_SECRET,
+                )
 
         result, _ = self.run(go())
         if self.closed_result is None:
             self.closed_result = result
         assert result == self.closed_result  # closing again returns the same result
-        expected = {o: sum(1 for c in self.accepted.values() if c == o) + self.hall.get(o, 0)
-                    for o in OPTIONS}
+        expected = {
+            o: sum(1 for c in self.accepted.values() if c == o) + self.hall.get(o, 0)
+            for o in OPTIONS
+        }
         assert result["tally"] == expected
         assert result["cast"] == sum(expected.values())
         if self.secret:  # no source that holds a small group is shown apart
@@ -190,11 +224,17 @@ class VoteLifecycle(RuleBasedStateMachine):
             assert len(groups) <= 1 or min(groups) >= MIN_SECRET, result["sources"]
             assert result["sources_merged"] == (not result["sources"])
         decision = rules.decide(
-            rules.rule_from_dict(result["rule"]), yes=expected["同意"], cast=result["cast"],
-            present=result["present"], eligible=result["eligible"],
+            rules.rule_from_dict(result["rule"]),
+            yes=expected["同意"],
+            cast=result["cast"],
+            present=result["present"],
+            eligible=result["eligible"],
         )
         if not rules.rule_from_dict(result["rule"]).households_quorum:
-            assert (result["quorum_met"], result["passed"]) == (decision.quorum_met, decision.passed)
+            assert (result["quorum_met"], result["passed"]) == (
+                decision.quorum_met,
+                decision.passed,
+            )
         elif decision.quorum_met:  # art. 22 may also be met by households
             assert result["quorum_met"] and result["passed"] == decision.passed
 
@@ -205,10 +245,18 @@ class VoteLifecycle(RuleBasedStateMachine):
 
         async def rows():
             async with self.database.session() as db:
-                ballots = (await db.execute(text(
-                    "SELECT choice, member_id FROM ballots WHERE vote_id = :v"), {"v": self.vote_id})).all()
-                voted = (await db.execute(text(
-                    "SELECT member_id FROM vote_participation WHERE vote_id = :v"), {"v": self.vote_id})).all()
+                ballots = (
+                    await db.execute(
+                        text("SELECT choice, member_id FROM ballots WHERE vote_id = :v"),
+                        {"v": self.vote_id},
+                    )
+                ).all()
+                voted = (
+                    await db.execute(
+                        text("SELECT member_id FROM vote_participation WHERE vote_id = :v"),
+                        {"v": self.vote_id},
+                    )
+                ).all()
                 return ballots, [r[0] for r in voted]
 
         ballots, voted = self.run(rows())
@@ -220,7 +268,9 @@ class VoteLifecycle(RuleBasedStateMachine):
 
 
 VoteLifecycle.TestCase.settings = settings(
-    max_examples=25, stateful_step_count=25, deadline=None,
+    max_examples=25,
+    stateful_step_count=25,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_vote_lifecycle = VoteLifecycle.TestCase

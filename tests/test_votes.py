@@ -31,8 +31,15 @@ async def test_open_cast_close_with_exact_tally_and_receipts(client, clerk_token
     people = await voters(client, clerk_token, room, 5)
     item_id = meeting["agenda"][0]["id"]
 
-    opened = await host.call("vote:open", {"item_id": item_id, "question": "同意修路吗？",
-                                           "options": ["同意", "反对", "弃权"], "secret": False})
+    opened = await host.call(
+        "vote:open",
+        {
+            "item_id": item_id,
+            "question": "同意修路吗？",
+            "options": ["同意", "反对", "弃权"],
+            "secret": False,
+        },
+    )
     assert opened["ok"], opened
     vote_id = opened["vote_id"]
     announced = await people[0][1].wait_for("vote:opened")
@@ -40,8 +47,10 @@ async def test_open_cast_close_with_exact_tally_and_receipts(client, clerk_token
     assert announced["present"] == 5  # announced before the vote: 5 members online
 
     choices = ["同意", "同意", "同意", "反对", "弃权"]
-    acks = [await p.call("vote:cast", {"vote_id": vote_id, "choice": c})
-            for (_, p), c in zip(people, choices, strict=True)]
+    acks = [
+        await p.call("vote:cast", {"vote_id": vote_id, "choice": c})
+        for (_, p), c in zip(people, choices, strict=True)
+    ]
     assert all(a["ok"] and len(a["receipt"]) == 10 for a in acks), acks
     progress = await host.wait_for("vote:progress", lambda d: d["cast"] == 5)
     assert progress == {"vote_id": vote_id, "cast": 5}
@@ -61,8 +70,11 @@ async def test_open_cast_close_with_exact_tally_and_receipts(client, clerk_token
     late = await people[0][1].call("vote:cast", {"vote_id": vote_id, "choice": "同意"})
     assert late["error"]["code"] in ("vote_closed", "already_voted")
 
-    listed = await (await client.get(f"/api/meetings/{meeting['id']}/votes/{vote_id}/receipts",
-                                     headers=auth(clerk_token))).json()
+    listed = await (
+        await client.get(
+            f"/api/meetings/{meeting['id']}/votes/{vote_id}/receipts", headers=auth(clerk_token)
+        )
+    ).json()
     assert sorted(r["receipt"] for r in listed["receipts"]) == sorted(a["receipt"] for a in acks)
     mine = {r["receipt"]: r["choice"] for r in listed["receipts"]}
     assert [mine[a["receipt"]] for a in acks] == choices
@@ -76,12 +88,17 @@ async def test_bad_ballots_are_refused_with_their_codes(client, clerk_token, roo
     meeting = await live_meeting(client, clerk_token, allow_guests=True)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
-    (member_id, person), = await voters(client, clerk_token, room, 1)
-    guest_token = (await (await client.post("/api/join", json={
-        "meeting_code": meeting["code"], "name": "客"})).json())["token"]
+    ((member_id, person),) = await voters(client, clerk_token, room, 1)
+    guest_token = (
+        await (
+            await client.post("/api/join", json={"meeting_code": meeting["code"], "name": "客"})
+        ).json()
+    )["token"]
     client.session.cookie_jar.clear()
     guest, _ = await room.join(guest_token)
-    vote_id = (await host.call("vote:open", {"question": "选哪个?", "options": ["甲", "乙"]}))["vote_id"]
+    vote_id = (await host.call("vote:open", {"question": "选哪个?", "options": ["甲", "乙"]}))[
+        "vote_id"
+    ]
 
     newcomer_id, newcomer_token = await member(client, clerk_token, "新来的")
     newcomer, _ = await room.join(newcomer_token)
@@ -95,18 +112,26 @@ async def test_bad_ballots_are_refused_with_their_codes(client, clerk_token, roo
     ):
         answer = await who.call("vote:cast", payload)
         assert answer["ok"] is False and answer["error"]["code"] == code, (payload, answer)
-    for payload in ({"question": ""}, {"question": "q", "options": ["只有一个"]},
-                    {"question": "q", "options": ["a", "a"]}, {"question": "q", "rule": "bogus"},
-                    {"question": "q", "secret": "yes"}, {"question": "q", "item_id": 424242}):
+    for payload in (
+        {"question": ""},
+        {"question": "q", "options": ["只有一个"]},
+        {"question": "q", "options": ["a", "a"]},
+        {"question": "q", "rule": "bogus"},
+        {"question": "q", "secret": "yes"},
+        {"question": "q", "item_id": 424242},
+    ):
         answer = await host.call("vote:open", payload)
         assert answer["error"]["code"] == "bad_request", (payload, answer)
     assert (await person.call("vote:open", {"question": "q"}))["error"]["code"] == "forbidden"
     assert (await person.call("vote:close", {"vote_id": vote_id}))["error"]["code"] == "forbidden"
     # every attempt, refused or not, is on the audit list (member and outcome, no choice)
     async with client.app[DATABASE].session() as db:
-        outcomes = (await db.execute(text(
-            "SELECT participant_id, outcome FROM ballot_attempts WHERE vote_id = :v"),
-            {"v": vote_id})).all()
+        outcomes = (
+            await db.execute(
+                text("SELECT participant_id, outcome FROM ballot_attempts WHERE vote_id = :v"),
+                {"v": vote_id},
+            )
+        ).all()
     assert (member_id, "invalid_option") in outcomes and (newcomer_id, "not_eligible") in outcomes
 
 
@@ -119,8 +144,12 @@ async def test_20_parallel_casts_by_one_member_over_3_connections_make_1_ballot(
     _, token = await member(client, clerk_token, "手快的人")
     phones = [(await room.join(token))[0] for _ in range(3)]
     vote_id = (await host.call("vote:open", {"question": "同意吗?"}))["vote_id"]
-    answers = await asyncio.gather(*(
-        phones[i % 3].call("vote:cast", {"vote_id": vote_id, "choice": "同意"}) for i in range(20)))
+    answers = await asyncio.gather(
+        *(
+            phones[i % 3].call("vote:cast", {"vote_id": vote_id, "choice": "同意"})
+            for i in range(20)
+        )
+    )
     assert sum(a["ok"] for a in answers) == 1
     # 3 joins + 20 casts pass the member's event burst (SOCKET_EVENT_BURST): the last few
     # may be refused before they reach the vote
@@ -149,8 +178,11 @@ async def test_50_casts_racing_50_closes_agree_on_one_tally(client, clerk_token,
     assert {c["cast"] for c in closes} == {accepted}
     assert {c["tally"]["同意"] for c in closes} == {accepted}
     async with client.app[DATABASE].session() as db:
-        rows = (await db.execute(text("SELECT count(*) FROM ballots WHERE vote_id = :v"),
-                                 {"v": vote_id})).scalar_one()
+        rows = (
+            await db.execute(
+                text("SELECT count(*) FROM ballots WHERE vote_id = :v"), {"v": vote_id}
+            )
+        ).scalar_one()
     assert rows == accepted
 
 
@@ -198,14 +230,17 @@ async def _vote_with(room, client, clerk_token, meeting, n: int) -> None:
     tokens = [await member(client, clerk_token, f"村民{i}") for i in range(n)]
     people = []
     for start in range(0, n, 50):  # connect in waves, as a village would
-        batch = await asyncio.gather(*(room.join(t) for _, t in tokens[start:start + 50]))
+        batch = await asyncio.gather(*(room.join(t) for _, t in tokens[start : start + 50]))
         people.extend(p for p, _ in batch)
     vote_id = (await host.call("vote:open", {"question": "同意吗?"}))["vote_id"]
     options = ["同意", "反对", "弃权"]
     started = asyncio.get_running_loop().time()
-    answers = await asyncio.gather(*(  # all at once: the last in line waits for the rest
-        p.sio.call("vote:cast", {"vote_id": vote_id, "choice": options[i % 3]}, timeout=60)
-        for i, p in enumerate(people)))
+    answers = await asyncio.gather(
+        *(  # all at once: the last in line waits for the rest
+            p.sio.call("vote:cast", {"vote_id": vote_id, "choice": options[i % 3]}, timeout=60)
+            for i, p in enumerate(people)
+        )
+    )
     print(f"{n} ballots in {asyncio.get_running_loop().time() - started:.2f} s")
     failed = [a for a in answers if not a["ok"]]
     assert not failed, failed[:3]
@@ -213,10 +248,16 @@ async def _vote_with(room, client, clerk_token, meeting, n: int) -> None:
     expected = {o: sum(1 for i in range(n) if i % 3 == k) for k, o in enumerate(options)}
     assert closed["tally"] == expected and closed["cast"] == n and closed["eligible"] == n
     async with client.app[DATABASE].session() as db:
-        rows = (await db.execute(text("SELECT count(*) FROM ballots WHERE vote_id = :v"),
-                                 {"v": vote_id})).scalar_one()
-        voted = (await db.execute(text("SELECT count(*) FROM vote_participation WHERE vote_id = :v"),
-                                  {"v": vote_id})).scalar_one()
+        rows = (
+            await db.execute(
+                text("SELECT count(*) FROM ballots WHERE vote_id = :v"), {"v": vote_id}
+            )
+        ).scalar_one()
+        voted = (
+            await db.execute(
+                text("SELECT count(*) FROM vote_participation WHERE vote_id = :v"), {"v": vote_id}
+            )
+        ).scalar_one()
     assert rows == voted == n
 
 
@@ -228,22 +269,31 @@ async def test_a_secret_ballot_pairs_no_member_with_a_choice(client, clerk_token
     people = await voters(client, clerk_token, room, 4)
     await member(client, clerk_token, "不在线的村民")  # SECRET_VOTE_MIN_ELECTORATE: 5 on the roll
     watcher, _ = await room.join(clerk_token)
-    vote_id = (await host.call("vote:open", {"question": "选主任", "options": ["老张", "老李"],
-                                             "secret": True}))["vote_id"]
+    vote_id = (
+        await host.call(
+            "vote:open", {"question": "选主任", "options": ["老张", "老李"], "secret": True}
+        )
+    )["vote_id"]
     choices = ["老张", "老李", "老张", "老张"]
-    acks = [await p.call("vote:cast", {"vote_id": vote_id, "choice": c})
-            for (_, p), c in zip(people, choices, strict=True)]
+    acks = [
+        await p.call("vote:cast", {"vote_id": vote_id, "choice": c})
+        for (_, p), c in zip(people, choices, strict=True)
+    ]
     closed = await host.call("vote:close", {"vote_id": vote_id})
     assert closed["tally"] == {"老张": 3, "老李": 1}
 
     member_ids = [pid for pid, _ in people]
     # nothing sent, stored or logged pairs a member with a choice
     seen = [str(data) for _, data in watcher.events] + [str(a) for a in acks] + [str(closed)]
-    timeline = await (await client.get(f"/api/meetings/{meeting['id']}/timeline",
-                                       headers=auth(clerk_token))).json()
+    timeline = await (
+        await client.get(f"/api/meetings/{meeting['id']}/timeline", headers=auth(clerk_token))
+    ).json()
     seen += [str(e) for e in timeline["events"]]
-    receipts = await (await client.get(f"/api/meetings/{meeting['id']}/votes/{vote_id}/receipts",
-                                       headers=auth(clerk_token))).text()
+    receipts = await (
+        await client.get(
+            f"/api/meetings/{meeting['id']}/votes/{vote_id}/receipts", headers=auth(clerk_token)
+        )
+    ).text()
     seen.append(receipts)
     seen += [r.getMessage() for r in caplog.records]
     for line in seen:
@@ -251,9 +301,12 @@ async def test_a_secret_ballot_pairs_no_member_with_a_choice(client, clerk_token
             if f"'{pid}'" in line or f'"{pid}"' in line:
                 assert "老张" not in line and "老李" not in line, line
     async with client.app[DATABASE].session() as db:
-        linked = (await db.execute(text(
-            "SELECT count(*) FROM ballots WHERE vote_id = :v AND member_id IS NOT NULL"),
-            {"v": vote_id})).scalar_one()
+        linked = (
+            await db.execute(
+                text("SELECT count(*) FROM ballots WHERE vote_id = :v AND member_id IS NOT NULL"),
+                {"v": vote_id},
+            )
+        ).scalar_one()
     assert linked == 0
 
 
@@ -265,12 +318,19 @@ async def test_hall_and_remote_add_up_and_a_remote_voter_is_not_counted_twice(
     host, _ = await room.join(clerk_token)
     reps = []
     for i in range(6):
-        added = await (await client.post("/api/members", json={
-            "name": f"代表{i}", "representative": True}, headers=auth(clerk_token))).json()
+        added = await (
+            await client.post(
+                "/api/members",
+                json={"name": f"代表{i}", "representative": True},
+                headers=auth(clerk_token),
+            )
+        ).json()
         reps.append(added)
     remote = []
     for rep in reps[:2]:
-        token = (await (await client.post("/api/join", json={"invite": rep["invite"]})).json())["token"]
+        token = (await (await client.post("/api/join", json={"invite": rep["invite"]})).json())[
+            "token"
+        ]
         client.session.cookie_jar.clear()
         remote.append((await room.join(token))[0])
     await client.post("/api/members", json={"name": "普通村民"}, headers=auth(clerk_token))
@@ -280,17 +340,26 @@ async def test_hall_and_remote_add_up_and_a_remote_voter_is_not_counted_twice(
 
     for person in remote:
         assert (await person.call("vote:cast", {"vote_id": vote_id, "choice": "同意"}))["ok"]
-    untick = await host.call("vote:roll", {"vote_id": vote_id, "member_id": reps[3]["id"], "choice": "同意"})
+    untick = await host.call(
+        "vote:roll", {"vote_id": vote_id, "member_id": reps[3]["id"], "choice": "同意"}
+    )
     assert untick["error"]["code"] == "bad_request"  # not ticked present in the hall
     for rep in (reps[0], reps[2]):  # 代表0 voted on the phone, then walked into the hall
         assert (await host.call("attendance:hall", {"member_id": rep["id"], "present": True}))["ok"]
-    twice = await host.call("vote:roll", {"vote_id": vote_id, "member_id": reps[0]["id"], "choice": "反对"})
+    twice = await host.call(
+        "vote:roll", {"vote_id": vote_id, "member_id": reps[0]["id"], "choice": "反对"}
+    )
     assert twice["error"]["code"] == "already_voted"
-    assert (await host.call("vote:roll", {"vote_id": vote_id, "member_id": reps[2]["id"],
-                                          "choice": "同意"}))["ok"]
+    assert (
+        await host.call(
+            "vote:roll", {"vote_id": vote_id, "member_id": reps[2]["id"], "choice": "同意"}
+        )
+    )["ok"]
     too_many = await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 2, "反对": 1}})
     assert too_many["error"]["code"] == "bad_request" and "3" in too_many["error"]["message"]
-    assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 1, "反对": 1}}))["ok"]
+    assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 1, "反对": 1}}))[
+        "ok"
+    ]
     closed = await host.call("vote:close", {"vote_id": vote_id})
     assert closed["sources"]["remote"]["同意"] == 2
     assert closed["sources"]["hall_roll_call"]["同意"] == 1
@@ -309,17 +378,21 @@ def test_rule_profiles_decide_by_the_law():
     assert rules.decide(assembly, yes=26, cast=51, present=51, eligible=100).passed
     assert not rules.decide(assembly, yes=25, cast=51, present=51, eligible=100).passed
     # ... or representatives of two thirds of the households
-    by_households = rules.decide(assembly, yes=20, cast=30, present=30, eligible=100,
-                                 households_present=20, households=30)
+    by_households = rules.decide(
+        assembly, yes=20, cast=30, present=30, eligible=100, households_present=20, households=30
+    )
     assert by_households.quorum_met and by_households.passed
     reps = rules.rule_for(rules.REPRESENTATIVES)
-    assert rules.decide(reps, yes=11, cast=20, present=20, eligible=30).passed  # 2/3 present exactly
+    assert rules.decide(
+        reps, yes=11, cast=20, present=20, eligible=30
+    ).passed  # 2/3 present exactly
     assert not rules.decide(reps, yes=19, cast=19, present=19, eligible=30).quorum_met
     two_thirds = rules.rule_for(rules.TWO_THIRDS)
     assert rules.decide(two_thirds, yes=20, cast=30, present=30, eligible=30).passed
     assert not rules.decide(two_thirds, yes=19, cast=30, present=30, eligible=30).passed
-    custom = rules.parse_rule({"profile": "custom", "majority": {"num": 3, "den": 4, "of": "cast"}},
-                              "general")
+    custom = rules.parse_rule(
+        {"profile": "custom", "majority": {"num": 3, "den": 4, "of": "cast"}}, "general"
+    )
     assert rules.decide(custom, yes=3, cast=4, present=4, eligible=4).passed is False  # strict
 
 
@@ -327,7 +400,7 @@ async def test_ending_the_meeting_closes_its_open_votes(client, clerk_token, roo
     meeting = await live_meeting(client, clerk_token)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
-    (_, person), = await voters(client, clerk_token, room, 1)
+    ((_, person),) = await voters(client, clerk_token, room, 1)
     vote_id = (await host.call("vote:open", {"question": "同意吗?"}))["vote_id"]
     assert (await person.call("vote:cast", {"vote_id": vote_id, "choice": "反对"}))["ok"]
     await client.post(f"/api/meetings/{meeting['id']}/end", headers=auth(clerk_token))
@@ -339,41 +412,63 @@ async def test_a_registered_proxy_votes_for_an_absent_member_once(client, clerk_
     meeting = await live_meeting(client, clerk_token)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
-    absent = await (await client.post("/api/members", json={"name": "出远门的吴九"},
-                                      headers=auth(clerk_token))).json()
+    absent = await (
+        await client.post("/api/members", json={"name": "出远门的吴九"}, headers=auth(clerk_token))
+    ).json()
     proxy_pid, proxy_token = await member(client, clerk_token, "郑十")
     other_pid, other_token = await member(client, clerk_token, "旁人")
     url = f"/api/meetings/{meeting['id']}/proxies"
     proxy_id = int(proxy_pid[1:])
-    registered = await client.post(url, json={"member_id": absent["id"], "proxy_id": proxy_id},
-                                   headers=auth(clerk_token))
+    registered = await client.post(
+        url, json={"member_id": absent["id"], "proxy_id": proxy_id}, headers=auth(clerk_token)
+    )
     assert registered.status == 201, await registered.text()
-    again = await client.post(url, json={"member_id": absent["id"], "proxy_id": int(other_pid[1:])},
-                              headers=auth(clerk_token))
+    again = await client.post(
+        url,
+        json={"member_id": absent["id"], "proxy_id": int(other_pid[1:])},
+        headers=auth(clerk_token),
+    )
     assert again.status == 409
-    assert (await client.post(url, json={"member_id": proxy_id, "proxy_id": proxy_id},
-                              headers=auth(clerk_token))).status == 400
+    assert (
+        await client.post(
+            url, json={"member_id": proxy_id, "proxy_id": proxy_id}, headers=auth(clerk_token)
+        )
+    ).status == 400
     listed = (await (await client.get(url, headers=auth(proxy_token))).json())["proxies"]
-    assert listed == [{"member": {"id": absent["id"], "name": "出远门的吴九"},
-                       "proxy": {"id": proxy_id, "name": "郑十"}}]
+    assert listed == [
+        {
+            "member": {"id": absent["id"], "name": "出远门的吴九"},
+            "proxy": {"id": proxy_id, "name": "郑十"},
+        }
+    ]
 
     proxy, ack = await room.join(proxy_token)
-    assert ack["state"]["proxies_held"] == [{"id": absent["id"], "name": "出远门的吴九", "voted": []}]
+    assert ack["state"]["proxies_held"] == [
+        {"id": absent["id"], "name": "出远门的吴九", "voted": []}
+    ]
     other, _ = await room.join(other_token)
     vote_id = (await host.call("vote:open", {"question": "同意吗?"}))["vote_id"]
     own = await proxy.call("vote:cast", {"vote_id": vote_id, "choice": "同意"})
-    held = await proxy.call("vote:cast", {"vote_id": vote_id, "choice": "反对", "for_member_id": absent["id"]})
+    held = await proxy.call(
+        "vote:cast", {"vote_id": vote_id, "choice": "反对", "for_member_id": absent["id"]}
+    )
     assert own["ok"] and held["ok"]
-    twice = await proxy.call("vote:cast", {"vote_id": vote_id, "choice": "同意", "for_member_id": absent["id"]})
+    twice = await proxy.call(
+        "vote:cast", {"vote_id": vote_id, "choice": "同意", "for_member_id": absent["id"]}
+    )
     assert twice["error"]["code"] == "already_voted"
-    stranger = await other.call("vote:cast", {"vote_id": vote_id, "choice": "同意",
-                                              "for_member_id": absent["id"]})
+    stranger = await other.call(
+        "vote:cast", {"vote_id": vote_id, "choice": "同意", "for_member_id": absent["id"]}
+    )
     assert stranger["error"]["code"] == "forbidden"
     closed = await host.call("vote:close", {"vote_id": vote_id})
     assert closed["sources"]["proxy"]["反对"] == 1 and closed["sources"]["remote"]["同意"] == 1
     assert closed["cast"] == 2
-    timeline = (await (await client.get(f"/api/meetings/{meeting['id']}/timeline",
-                                        headers=auth(clerk_token))).json())["events"]
+    timeline = (
+        await (
+            await client.get(f"/api/meetings/{meeting['id']}/timeline", headers=auth(clerk_token))
+        ).json()
+    )["events"]
     by_proxy = [e for e in timeline if e["type"] == "vote:ballot" and e.get("by_proxy")]
     assert by_proxy[0]["voter"] == f"m{absent['id']}" and by_proxy[0]["by_proxy"] == proxy_pid
     assert any(e["type"] == "proxy:registered" for e in timeline)
@@ -384,22 +479,34 @@ async def test_only_those_who_may_vote_count_as_present(client, clerk_token, roo
     watching an open meeting, do not make up (or break) its quorum."""
     from .test_members_and_join import second_village_clerk
 
-    meeting = await live_meeting(client, clerk_token, kind="representatives_meeting", allow_guests=True)
+    meeting = await live_meeting(
+        client, clerk_token, kind="representatives_meeting", allow_guests=True
+    )
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     reps = []
     for i in range(3):
-        added = await (await client.post("/api/members", json={"name": f"代表{i}", "representative": True},
-                                          headers=auth(clerk_token))).json()
-        token = (await (await client.post("/api/join", json={"invite": added["invite"]})).json())["token"]
+        added = await (
+            await client.post(
+                "/api/members",
+                json={"name": f"代表{i}", "representative": True},
+                headers=auth(clerk_token),
+            )
+        ).json()
+        token = (await (await client.post("/api/join", json={"invite": added["invite"]})).json())[
+            "token"
+        ]
         client.session.cookie_jar.clear()
         reps.append((await room.join(token))[0])
     for _ in range(6):  # villagers watching
         await room.join((await member(client, clerk_token, "旁听"))[1])
     outsider_clerk = await second_village_clerk(client)
-    outsider = await (await client.post("/api/members", json={"name": "外村人"},
-                                        headers=auth(outsider_clerk))).json()
-    token = (await (await client.post("/api/join", json={"invite": outsider["invite"]})).json())["token"]
+    outsider = await (
+        await client.post("/api/members", json={"name": "外村人"}, headers=auth(outsider_clerk))
+    ).json()
+    token = (await (await client.post("/api/join", json={"invite": outsider["invite"]})).json())[
+        "token"
+    ]
     client.session.cookie_jar.clear()
     await room.join(token)
 
@@ -412,17 +519,24 @@ async def test_only_those_who_may_vote_count_as_present(client, clerk_token, roo
     assert closed["passed"] is True  # art. 26: 2 of the 3 present agree
 
 
-async def test_a_secret_vote_shows_no_source_small_enough_to_name_a_voter(client, clerk_token, room_of):
+async def test_a_secret_vote_shows_no_source_small_enough_to_name_a_voter(
+    client, clerk_token, room_of
+):
     meeting = await live_meeting(client, clerk_token, allow_guests=True)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
-    (member_id, person), = await voters(client, clerk_token, room, 1)
+    ((member_id, person),) = await voters(client, clerk_token, room, 1)
     for i in range(4):  # SECRET_VOTE_MIN_ELECTORATE: 5 on the roll (they vote in the hall)
         await member(client, clerk_token, f"会场村民{i}")
-    assert (await host.call("attendance:hall", {"in_hall": 4, "member_id": int(member_id[1:])}))["ok"]
-    vote_id = (await host.call("vote:open", {"question": "选谁?", "options": ["甲", "乙"],
-                                             "secret": True}))["vote_id"]
-    roll = await host.call("vote:roll", {"vote_id": vote_id, "member_id": int(member_id[1:]), "choice": "甲"})
+    assert (await host.call("attendance:hall", {"in_hall": 4, "member_id": int(member_id[1:])}))[
+        "ok"
+    ]
+    vote_id = (
+        await host.call("vote:open", {"question": "选谁?", "options": ["甲", "乙"], "secret": True})
+    )["vote_id"]
+    roll = await host.call(
+        "vote:roll", {"vote_id": vote_id, "member_id": int(member_id[1:]), "choice": "甲"}
+    )
     assert roll["error"]["code"] == "bad_request"  # a roll call is not secret
     assert (await person.call("vote:cast", {"vote_id": vote_id, "choice": "乙"}))["ok"]
     assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"甲": 3}}))["ok"]
@@ -430,17 +544,27 @@ async def test_a_secret_vote_shows_no_source_small_enough_to_name_a_voter(client
     # one ballot by phone beside three hands: shown apart, it would be that member's choice
     assert closed["sources"] == {} and closed["sources_merged"] is True
     assert closed["tally"] == {"甲": 3, "乙": 1}
-    receipts = await client.get(f"/api/meetings/{meeting['id']}/votes/{vote_id}/receipts",
-                                headers=auth(clerk_token))
-    assert receipts.status == 409 and (await receipts.json())["error"]["code"] == "receipts_withheld"
+    receipts = await client.get(
+        f"/api/meetings/{meeting['id']}/votes/{vote_id}/receipts", headers=auth(clerk_token)
+    )
+    assert (
+        receipts.status == 409 and (await receipts.json())["error"]["code"] == "receipts_withheld"
+    )
     # the committee's record holds the ballot event, without a voter; others see none
-    host_timeline = (await (await client.get(f"/api/meetings/{meeting['id']}/timeline",
-                                             headers=auth(clerk_token))).json())["events"]
+    host_timeline = (
+        await (
+            await client.get(f"/api/meetings/{meeting['id']}/timeline", headers=auth(clerk_token))
+        ).json()
+    )["events"]
     ballots = [e for e in host_timeline if e["type"] == "vote:ballot"]
     assert ballots and all("voter" not in e and "choice" not in e for e in ballots)
     public = (await (await client.get(f"/api/meetings/{meeting['id']}/timeline")).json())["events"]
-    assert not [e for e in public if e["type"] in ("vote:ballot", "attendance:joined", "attendance:left")]
+    assert not [
+        e for e in public if e["type"] in ("vote:ballot", "attendance:joined", "attendance:left")
+    ]
     late, _ = await room.join(since_seq=0)  # an anonymous replay gets no committee-only events
     await asyncio.sleep(0.2)
-    assert not [n for n, _ in late.events if n in ("vote:ballot", "attendance:joined", "attendance:left")]
+    assert not [
+        n for n, _ in late.events if n in ("vote:ballot", "attendance:joined", "attendance:left")
+    ]
     assert [n for n, _ in late.events if n == "vote:closed"]

@@ -32,27 +32,38 @@ async def viewer_offer() -> str:
 
 
 def open_sessions(client) -> int:
-    return sum(len(room.viewers) + (room.publisher is not None)
-               for room in client.app[MEDIA]._rooms.values())
+    return sum(
+        len(room.viewers) + (room.publisher is not None)
+        for room in client.app[MEDIA]._rooms.values()
+    )
 
 
 async def test_malformed_or_empty_sdp_is_400_and_leaves_no_peer(client, clerk_token, live_meeting):
     url = f"/whip/{live_meeting['id']}"
     offer = await publisher_offer()
-    for body in ("", "hello", "v=0\r\n", offer.replace("a=fingerprint", "a=nofingerprint"),
-                 offer.replace("a=ice-ufrag", "a=ice-nope"), "v=0\r\nm=video\r\n"):
+    for body in (
+        "",
+        "hello",
+        "v=0\r\n",
+        offer.replace("a=fingerprint", "a=nofingerprint"),
+        offer.replace("a=ice-ufrag", "a=ice-nope"),
+        "v=0\r\nm=video\r\n",
+    ):
         response = await client.post(url, data=body, headers={**SDP, **auth(clerk_token)})
         assert response.status == 400, body[:40]
         assert await error_code(response) == "bad_request"
     # a viewer's recvonly offer is not a publication either
-    response = await client.post(url, data=await viewer_offer(), headers={**SDP, **auth(clerk_token)})
+    response = await client.post(
+        url, data=await viewer_offer(), headers={**SDP, **auth(clerk_token)}
+    )
     assert response.status == 400
     assert open_sessions(client) == 0
 
 
 async def test_whep_offer_that_receives_nothing_is_400(client, live_meeting):
-    response = await client.post(f"/whep/{live_meeting['id']}", data=await publisher_offer(),
-                                 headers=SDP)
+    response = await client.post(
+        f"/whep/{live_meeting['id']}", data=await publisher_offer(), headers=SDP
+    )
     assert response.status == 400 and await error_code(response) == "bad_request"
     assert open_sessions(client) == 0
 
@@ -76,11 +87,14 @@ async def test_unknown_meeting_is_404(client, clerk_token):
 
 
 async def test_meeting_not_live_is_409(client, clerk_token):
-    created = await (await client.post(
-        "/api/meetings", json={"title": "t", "allow_guests": True}, headers=auth(clerk_token)
-    )).json()
-    response = await client.post(f"/whip/{created['id']}", data=await publisher_offer(),
-                                 headers={**SDP, **auth(clerk_token)})
+    created = await (
+        await client.post(
+            "/api/meetings", json={"title": "t", "allow_guests": True}, headers=auth(clerk_token)
+        )
+    ).json()
+    response = await client.post(
+        f"/whip/{created['id']}", data=await publisher_offer(), headers={**SDP, **auth(clerk_token)}
+    )
     assert response.status == 409 and await error_code(response) == "conflict"
     response = await client.post(f"/whep/{created['id']}", data=await viewer_offer(), headers=SDP)
     assert response.status == 409 and await error_code(response) == "conflict"
@@ -88,21 +102,25 @@ async def test_meeting_not_live_is_409(client, clerk_token):
 
 async def test_oversized_sdp_is_413(client, clerk_token, live_meeting):
     body = "v=0\r\n" + "a=x-padding:" + "x" * 70_000 + "\r\n"
-    response = await client.post(f"/whip/{live_meeting['id']}", data=body,
-                                 headers={**SDP, **auth(clerk_token)})
+    response = await client.post(
+        f"/whip/{live_meeting['id']}", data=body, headers={**SDP, **auth(clerk_token)}
+    )
     assert response.status == 413 and await error_code(response) == "too_large"
 
 
 async def test_wrong_content_type_is_415(client, clerk_token, live_meeting):
-    response = await client.post(f"/whip/{live_meeting['id']}", data=await publisher_offer(),
-                                 headers={"Content-Type": "text/plain", **auth(clerk_token)})
+    response = await client.post(
+        f"/whip/{live_meeting['id']}",
+        data=await publisher_offer(),
+        headers={"Content-Type": "text/plain", **auth(clerk_token)},
+    )
     assert response.status == 415 and await error_code(response) == "unsupported_media_type"
 
 
 async def test_whep_to_members_only_meeting_needs_a_token(client, clerk_token):
-    created = await (await client.post(
-        "/api/meetings", json={"title": "t"}, headers=auth(clerk_token)
-    )).json()
+    created = await (
+        await client.post("/api/meetings", json={"title": "t"}, headers=auth(clerk_token))
+    ).json()
     await client.post(f"/api/meetings/{created['id']}/start", headers=auth(clerk_token))
     response = await client.post(f"/whep/{created['id']}", data=await viewer_offer(), headers=SDP)
     assert response.status == 401 and await error_code(response) == "unauthorized"
@@ -128,8 +146,12 @@ async def test_trickle_patch_adds_candidates_and_refuses_ice_restart(client, liv
         offer = await gathered_offer(pc)
         # send the offer without its candidates, as a trickling browser does
         lines = offer.splitlines()
-        stripped = "\r\n".join(l for l in lines if not l.startswith("a=candidate")
-                               and l != "a=end-of-candidates") + "\r\n"
+        stripped = (
+            "\r\n".join(
+                l for l in lines if not l.startswith("a=candidate") and l != "a=end-of-candidates"
+            )
+            + "\r\n"
+        )
         candidates = [l for l in lines if l.startswith("a=candidate")]
         ufrag = next(l for l in lines if l.startswith("a=ice-ufrag"))
         pwd = next(l for l in lines if l.startswith("a=ice-pwd"))
@@ -138,24 +160,47 @@ async def test_trickle_patch_adds_candidates_and_refuses_ice_restart(client, liv
         assert response.status == 201
         location, etag = response.headers["Location"], response.headers["ETag"]
 
-        fragment = "\r\n".join([ufrag, pwd, "m=video 9 UDP/TLS/RTP/SAVPF 0", mid, *candidates,
-                                "a=end-of-candidates"]) + "\r\n"
-        patch = await client.patch(location, data=fragment, headers={
-            "Content-Type": "application/trickle-ice-sdpfrag", "If-Match": etag})
+        fragment = (
+            "\r\n".join(
+                [
+                    ufrag,
+                    pwd,
+                    "m=video 9 UDP/TLS/RTP/SAVPF 0",
+                    mid,
+                    *candidates,
+                    "a=end-of-candidates",
+                ]
+            )
+            + "\r\n"
+        )
+        patch = await client.patch(
+            location,
+            data=fragment,
+            headers={"Content-Type": "application/trickle-ice-sdpfrag", "If-Match": etag},
+        )
         assert patch.status == 204
         hub_session = client.app[MEDIA].session(str(live_meeting["id"]), location.rsplit("/", 1)[1])
-        remote = hub_session.pc.getTransceivers()[0].receiver.transport.transport.getRemoteCandidates()
+        remote = hub_session.pc.getTransceivers()[
+            0
+        ].receiver.transport.transport.getRemoteCandidates()
         assert len(remote) == len(candidates) >= 1
 
         restart = fragment.replace(ufrag, "a=ice-ufrag:newufrag")
-        response = await client.patch(location, data=restart, headers={
-            "Content-Type": "application/trickle-ice-sdpfrag"})
+        response = await client.patch(
+            location, data=restart, headers={"Content-Type": "application/trickle-ice-sdpfrag"}
+        )
         assert response.status == 422
-        garbage = await client.patch(location, data="a=candidate:nonsense", headers={
-            "Content-Type": "application/trickle-ice-sdpfrag"})
+        garbage = await client.patch(
+            location,
+            data="a=candidate:nonsense",
+            headers={"Content-Type": "application/trickle-ice-sdpfrag"},
+        )
         assert garbage.status == 400
-        stale = await client.patch(location, data=fragment, headers={
-            "Content-Type": "application/trickle-ice-sdpfrag", "If-Match": '"other"'})
+        stale = await client.patch(
+            location,
+            data=fragment,
+            headers={"Content-Type": "application/trickle-ice-sdpfrag", "If-Match": '"other"'},
+        )
         assert stale.status == 412
     finally:
         await pc.close()

@@ -33,8 +33,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--bitrate", type=int, default=1_500_000)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     from aiohttp import web
     from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -84,8 +85,12 @@ def main(argv: list[str]) -> int:
         return pc.localDescription.sdp
 
     def created(kind: str, room_id: str, session: str, sdp: str):
-        return web.Response(status=201, text=sdp, content_type="application/sdp",
-                            headers={"Location": f"/{kind}/{room_id}/{session}"})
+        return web.Response(
+            status=201,
+            text=sdp,
+            content_type="application/sdp",
+            headers={"Location": f"/{kind}/{room_id}/{session}"},
+        )
 
     async def whip(request):
         room_id = request.match_info["id"]
@@ -97,8 +102,9 @@ def main(argv: list[str]) -> int:
         def on_track(track) -> None:
             counting = Counting(track)
             room.sources[track.kind] = counting
-            room.drains.append(asyncio.ensure_future(
-                drain(relay.subscribe(counting, buffered=False))))
+            room.drains.append(
+                asyncio.ensure_future(drain(relay.subscribe(counting, buffered=False)))
+            )
 
         sdp = await answer(pc, offer)
         for transceiver in pc.getTransceivers():
@@ -112,8 +118,9 @@ def main(argv: list[str]) -> int:
         room_id = request.match_info["id"]
         room = rooms.get(room_id)
         if room is None or not room.sources:
-            return web.json_response({"error": {"code": "conflict", "message": "not publishing"}},
-                                     status=409)
+            return web.json_response(
+                {"error": {"code": "conflict", "message": "not publishing"}}, status=409
+            )
         offer = await request.text()
         pc = RTCPeerConnection(rtc_configuration())
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
@@ -142,8 +149,9 @@ def main(argv: list[str]) -> int:
                 pc = room.publisher[1]
                 room.publisher = None
         if pc is None:
-            return web.json_response({"error": {"code": "not_found", "message": "no session"}},
-                                     status=404)
+            return web.json_response(
+                {"error": {"code": "not_found", "message": "no session"}}, status=404
+            )
         await pc.close()
         return web.json_response({"ok": True})
 
@@ -151,16 +159,18 @@ def main(argv: list[str]) -> int:
         room = rooms.get(request.match_info["id"])
         if room is None:
             return web.json_response({"publishing": False, "viewers": 0})
-        return web.json_response({
-            "publishing": room.publisher is not None,
-            "viewers": len(room.viewers),
-            "video_codec": room.video_codec,
-            "frames": {k: s.frames for k, s in room.sources.items()},
-            "delivered": None,
-            "dropped": None,
-            "keyframe_requests": None,
-            "keyframes_requested_upstream": None,
-        })
+        return web.json_response(
+            {
+                "publishing": room.publisher is not None,
+                "viewers": len(room.viewers),
+                "video_codec": room.video_codec,
+                "frames": {k: s.frames for k, s in room.sources.items()},
+                "delivered": None,
+                "dropped": None,
+                "keyframe_requests": None,
+                "keyframes_requested_upstream": None,
+            }
+        )
 
     async def healthz(request):
         return web.json_response({"ok": True})

@@ -237,11 +237,15 @@ class Worker:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def start(cls, role: str, log: Path, children: Children,
-                    env: dict[str, str] | None = None) -> Worker:
+    async def start(
+        cls, role: str, log: Path, children: Children, env: dict[str, str] | None = None
+    ) -> Worker:
         with open(log, "ab") as err:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, str(SCRIPT), "--worker", role,
+                sys.executable,
+                str(SCRIPT),
+                "--worker",
+                role,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,
@@ -259,12 +263,15 @@ class Worker:
             await self.proc.stdin.drain()
             line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         if not line:
-            raise RuntimeError(f"{self.role} worker {self.pid} died; log: {self.log}\n"
-                               + tail(self.log))
+            raise RuntimeError(
+                f"{self.role} worker {self.pid} died; log: {self.log}\n" + tail(self.log)
+            )
         reply = json.loads(line)
         if not reply.get("ok"):
-            raise RuntimeError(f"{self.role} worker {self.pid}: {cmd} failed: "
-                               f"{reply.get('error')}\n{reply.get('trace', '')}")
+            raise RuntimeError(
+                f"{self.role} worker {self.pid}: {cmd} failed: "
+                f"{reply.get('error')}\n{reply.get('trace', '')}"
+            )
         return reply
 
     async def stop(self, children: Children) -> None:
@@ -277,7 +284,7 @@ class Worker:
             _signal_group(self.pid, signal.SIGKILL)
             try:
                 await asyncio.wait_for(self.proc.wait(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         children.forget(self.pid)
 
@@ -314,9 +321,12 @@ class CoalescingSelector(selectors.EpollSelector):
         return ready
 
 
-def run_worker(handlers: dict[str, Handler], setup: Callable[[], Awaitable[None]] | None = None,
-               cleanup: Callable[[], Awaitable[None]] | None = None,
-               coalesce: float = 0.0) -> int:
+def run_worker(
+    handlers: dict[str, Handler],
+    setup: Callable[[], Awaitable[None]] | None = None,
+    cleanup: Callable[[], Awaitable[None]] | None = None,
+    coalesce: float = 0.0,
+) -> int:
     """Serve ``handlers`` over stdin/stdout JSON lines until ``quit`` or EOF."""
     reply_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints from libraries go to the log, not the protocol
@@ -324,7 +334,7 @@ def run_worker(handlers: dict[str, Handler], setup: Callable[[], Awaitable[None]
     def reply(obj: dict) -> None:
         data = (json.dumps(obj) + "\n").encode()
         while data:
-            data = data[os.write(reply_fd, data):]
+            data = data[os.write(reply_fd, data) :]
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -362,8 +372,11 @@ def run_worker(handlers: dict[str, Handler], setup: Callable[[], Awaitable[None]
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 
     def run_main() -> None:
-        factory = (lambda: asyncio.SelectorEventLoop(CoalescingSelector(coalesce))) \
-            if coalesce > 0 else None
+        factory = (
+            (lambda: asyncio.SelectorEventLoop(CoalescingSelector(coalesce)))
+            if coalesce > 0
+            else None
+        )
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(main())
 
@@ -394,7 +407,7 @@ def payload_types(sdp: str) -> dict[str, set[int]]:
             kind = parts[0]
             result.setdefault(kind, set()).update(int(p) for p in parts[3:] if p.isdigit())
         elif kind and line.startswith("a=rtpmap:"):
-            pt, _, encoding = line[len("a=rtpmap:"):].partition(" ")
+            pt, _, encoding = line[len("a=rtpmap:") :].partition(" ")
             if encoding.lower().startswith(("rtx/", "red/", "ulpfec/")):
                 rtx.add(int(pt))
     return {k: v - rtx for k, v in result.items()}

@@ -59,18 +59,21 @@ def _pin_encoder_bitrates(bitrate: int, state: dict, x264_preset: str | None = N
         if not isinstance(prop, property):
             return encoder  # Opus: no bitrate control in aiortc
         if base not in pinned_classes:
+
             def setter(self, value):  # a REMB: record it, keep ours
                 state["remb_bps"] = int(value)
                 state["remb_count"] = state.get("remb_count", 0) + 1
 
             body = {"target_bitrate": property(prop.fget, setter)}
             if x264_preset and issubclass(base, H264Encoder):
+
                 def get_codec(self):
                     return self.__dict__.get("_bench_codec")
 
                 def set_codec(self, value):
                     self.__dict__["_bench_codec"] = (
-                        None if value is None else _PresetCodec(value, x264_preset))
+                        None if value is None else _PresetCodec(value, x264_preset)
+                    )
 
                 body["codec"] = property(get_codec, set_codec)
             pinned_classes[base] = type(f"Pinned{base.__name__}", (base,), body)
@@ -113,8 +116,9 @@ def _make_audio_frames():
     """One second of a 440 Hz tone in 20 ms frames (440 whole periods: it loops cleanly)."""
     t = np.arange(AUDIO_RATE) / AUDIO_RATE
     samples = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16)
-    return [samples[i : i + AUDIO_SAMPLES].reshape(1, -1)
-            for i in range(0, AUDIO_RATE, AUDIO_SAMPLES)]
+    return [
+        samples[i : i + AUDIO_SAMPLES].reshape(1, -1) for i in range(0, AUDIO_RATE, AUDIO_SAMPLES)
+    ]
 
 
 class Worker:
@@ -125,9 +129,18 @@ class Worker:
         self.base: str | None = None
         self.token: str | None = None
 
-    async def publish(self, base: str, meeting: str, token: str | None, codec: str,
-                      width: int, height: int, fps: float, bitrate: int,
-                      x264_preset: str | None = None) -> dict:
+    async def publish(
+        self,
+        base: str,
+        meeting: str,
+        token: str | None,
+        codec: str,
+        width: int,
+        height: int,
+        fps: float,
+        bitrate: int,
+        x264_preset: str | None = None,
+    ) -> dict:
         import aiohttp
         from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
         from aiortc.mediastreams import MediaStreamTrack
@@ -136,7 +149,8 @@ class Worker:
         _pin_encoder_bitrates(bitrate, self.state, x264_preset)
         state = self.state
         video_frames = await asyncio.get_running_loop().run_in_executor(
-            None, _make_video_frames, width, height, 30)
+            None, _make_video_frames, width, height, 30
+        )
         audio_frames = _make_audio_frames()
 
         class SyntheticVideo(MediaStreamTrack):
@@ -181,7 +195,8 @@ class Worker:
                     if wait > 0:
                         await asyncio.sleep(wait)
                 frame = av.AudioFrame.from_ndarray(
-                    audio_frames[self._n % len(audio_frames)], format="s16", layout="mono")
+                    audio_frames[self._n % len(audio_frames)], format="s16", layout="mono"
+                )
                 frame.sample_rate = AUDIO_RATE
                 frame.pts = self._n * AUDIO_SAMPLES
                 frame.time_base = fractions.Fraction(1, AUDIO_RATE)
@@ -208,8 +223,9 @@ class Worker:
             headers["Authorization"] = f"Bearer {token}"
         self.base, self.token = base, token
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{base}/whip/{meeting}", data=pc.localDescription.sdp,
-                                 headers=headers) as response:
+            async with http.post(
+                f"{base}/whip/{meeting}", data=pc.localDescription.sdp, headers=headers
+            ) as response:
                 text = await response.text()
                 if response.status != 201:
                     raise RuntimeError(f"WHIP answered {response.status}: {text}")
@@ -232,8 +248,11 @@ class Worker:
 
                     headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
                     async with aiohttp.ClientSession() as http:
-                        await http.delete(self.base + self.location, headers=headers,
-                                          timeout=aiohttp.ClientTimeout(total=5))
+                        await http.delete(
+                            self.base + self.location,
+                            headers=headers,
+                            timeout=aiohttp.ClientTimeout(total=5),
+                        )
                 except Exception:
                     pass
             await pc.close()

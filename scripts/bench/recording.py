@@ -28,6 +28,7 @@ from .common import tail
 from .runner import (
     Phase,
     Target,
+    _server_log,
     add_viewers,
     leave_all,
     log,
@@ -40,7 +41,6 @@ from .runner import (
     stop_phase,
     stop_server,
     summarize,
-    _server_log,
 )
 
 RECORDER_THREAD = "recorder-"
@@ -56,8 +56,9 @@ EXTINF = re.compile(r"^#EXTINF:([0-9.]+)", re.M)
 
 async def _recording_status(target: Target) -> tuple[int, dict | str]:
     headers = {"Authorization": f"Bearer {target.token}"}
-    async with target.http.get(f"{target.base}/api/meetings/{target.meeting}/recording",
-                               headers=headers) as response:
+    async with target.http.get(
+        f"{target.base}/api/meetings/{target.meeting}/recording", headers=headers
+    ) as response:
         if response.status == 200:
             return 200, await response.json()
         return response.status, await response.text()
@@ -75,10 +76,15 @@ def _files(target: Target, part: int = 1) -> dict:
         raw = (directory / "raw.mp4").stat().st_size
     except FileNotFoundError:
         raw = 0
-    return {"directory": directory, "playlist": playlist.exists(),
-            "segments": len(list(directory.glob("seg_*.ts"))),
-            "playlist_segments": len(durations), "hls_seconds": sum(durations),
-            "segment_max_s": max(durations, default=None), "raw_mp4_bytes": raw}
+    return {
+        "directory": directory,
+        "playlist": playlist.exists(),
+        "segments": len(list(directory.glob("seg_*.ts"))),
+        "playlist_segments": len(durations),
+        "hls_seconds": sum(durations),
+        "segment_max_s": max(durations, default=None),
+        "raw_mp4_bytes": raw,
+    }
 
 
 async def wait_recording(target: Target, timeout: float = START_TIMEOUT) -> dict:
@@ -90,29 +96,44 @@ async def wait_recording(target: Target, timeout: float = START_TIMEOUT) -> dict
             raise RuntimeError(target.death())
         code, body = await _recording_status(target)
         files = _files(target)
-        state = {"http": code, "body": body, "files": {k: v for k, v in files.items()
-                                                       if k != "directory"}}
-        if (code == 200 and body.get("status") == "recording" and body.get("started_at")
-                and body.get("hls") and files["playlist_segments"] >= 1):
-            async with target.http.get(target.base + body["hls"],
-                                       headers={"Authorization": f"Bearer {target.token}"}
-                                       ) as response:
+        state = {
+            "http": code,
+            "body": body,
+            "files": {k: v for k, v in files.items() if k != "directory"},
+        }
+        if (
+            code == 200
+            and body.get("status") == "recording"
+            and body.get("started_at")
+            and body.get("hls")
+            and files["playlist_segments"] >= 1
+        ):
+            async with target.http.get(
+                target.base + body["hls"], headers={"Authorization": f"Bearer {target.token}"}
+            ) as response:
                 text = await response.text()
                 if response.status == 200 and text.startswith("#EXTM3U"):
                     return body
                 state["playlist_http"] = [response.status, text[:200]]
         await asyncio.sleep(0.5)
-    raise RuntimeError(f"{target.name}: RECORD_MEETINGS=1 but the server is not recording "
-                       f"after {timeout:.0f} s: {state}\n{tail(target.log, 20)}")
+    raise RuntimeError(
+        f"{target.name}: RECORD_MEETINGS=1 but the server is not recording "
+        f"after {timeout:.0f} s: {state}\n{tail(target.log, 20)}"
+    )
 
 
 async def check_not_recording(target: Target) -> None:
     code, body = await _recording_status(target)
-    written = [p for p in target.recordings_dir.rglob("*") if p.is_file()] \
-        if target.recordings_dir.exists() else []
+    written = (
+        [p for p in target.recordings_dir.rglob("*") if p.is_file()]
+        if target.recordings_dir.exists()
+        else []
+    )
     if code != 404 or written:
-        raise RuntimeError(f"{target.name}: RECORD_MEETINGS=0 but the server records: "
-                           f"GET recording {code} {body}; files {written[:5]}")
+        raise RuntimeError(
+            f"{target.name}: RECORD_MEETINGS=0 but the server records: "
+            f"GET recording {code} {body}; files {written[:5]}"
+        )
 
 
 # --------------------------------------------------------------------------
@@ -129,8 +150,7 @@ def _threads(target: Target, a: dict, b: dict) -> dict[str, float]:
         name = "main" if key[1] == target.pid else names.get(key, "?")
         used = seconds - a["cpu"]["server_threads"].get(key, 0.0)
         by_name[name] = by_name.get(name, 0.0) + pct(used, wall)
-    return {k: round(v, 2) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])
-            if v >= 0.005}
+    return {k: round(v, 2) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1]) if v >= 0.005}
 
 
 def _recorder(target: Target, a: dict, b: dict) -> tuple[float | None, int]:
@@ -140,8 +160,7 @@ def _recorder(target: Target, a: dict, b: dict) -> tuple[float | None, int]:
     keys = [k for k, n in names.items() if n.startswith(RECORDER_THREAD)]
     if not keys:
         return None, 0
-    used = sum(b["cpu"]["server_threads"][k] - a["cpu"]["server_threads"].get(k, 0.0)
-               for k in keys)
+    used = sum(b["cpu"]["server_threads"][k] - a["cpu"]["server_threads"].get(k, 0.0) for k in keys)
     return round(pct(used, wall), 2), len(keys)
 
 
@@ -164,8 +183,10 @@ async def run_side(http, tmp: Path, children, args, record: bool, name: str) -> 
         await asyncio.sleep(args.seconds)
         b = await snapshot(phase)
         wall = b["t"] - a["t"]
-        phase.idle = {"server_cpu_pct": pct(b["cpu"]["server"] - a["cpu"]["server"], wall),
-                      "server_rss_kb": b["rss_kb"]}
+        phase.idle = {
+            "server_cpu_pct": pct(b["cpu"]["server"] - a["cpu"]["server"], wall),
+            "server_rss_kb": b["rss_kb"],
+        }
         side["publisher_only"] = {
             "server_cpu_pct": rnd(phase.idle["server_cpu_pct"], 2),
             "main_thread_cpu_pct": _threads(target, a, b).get("main"),
@@ -184,53 +205,81 @@ async def run_side(http, tmp: Path, children, args, record: bool, name: str) -> 
         files_b = _files(target) if record else None
         summary = summarize(phase, n, 1, a, b)
         threads = _threads(target, a, b)
-        side.update({
-            "viewers": n,
-            "server_cpu_pct": rnd(pct(b["cpu"]["server"] - a["cpu"]["server"], b["t"] - a["t"]),
-                                  2),
-            "main_thread_cpu_pct": threads.get("main"),
-            "threads_cpu_pct": threads,
-            **{k: summary[k] for k in (
-                "server_kernel_cpu_pct", "server_busiest_thread_cpu_pct", "server_rss_mb",
-                "frames_ratio_min", "failed_viewers", "frames_sent_per_s",
-                "frames_published_per_s", "video_bitrate_kbps", "keyframes_requested_upstream",
-                "publisher_cpu_pct", "machine_busy_pct", "server_saturated",
-                "machine_saturated", "load_generator_saturated", "window_s")},
-            # CPU of processes not in this benchmark (other jobs skew every figure)
-            "machine_other_cpu_pct": rnd(summary["machine_busy_pct"]
-                                         - summary["machine_cpu_pct"], 1),
-        })
+        side.update(
+            {
+                "viewers": n,
+                "server_cpu_pct": rnd(
+                    pct(b["cpu"]["server"] - a["cpu"]["server"], b["t"] - a["t"]), 2
+                ),
+                "main_thread_cpu_pct": threads.get("main"),
+                "threads_cpu_pct": threads,
+                **{
+                    k: summary[k]
+                    for k in (
+                        "server_kernel_cpu_pct",
+                        "server_busiest_thread_cpu_pct",
+                        "server_rss_mb",
+                        "frames_ratio_min",
+                        "failed_viewers",
+                        "frames_sent_per_s",
+                        "frames_published_per_s",
+                        "video_bitrate_kbps",
+                        "keyframes_requested_upstream",
+                        "publisher_cpu_pct",
+                        "machine_busy_pct",
+                        "server_saturated",
+                        "machine_saturated",
+                        "load_generator_saturated",
+                        "window_s",
+                    )
+                },
+                # CPU of processes not in this benchmark (other jobs skew every figure)
+                "machine_other_cpu_pct": rnd(
+                    summary["machine_busy_pct"] - summary["machine_cpu_pct"], 1
+                ),
+            }
+        )
         if record:
             recorder_pct, recorder_threads = _recorder(target, a, b)
             side["recorder_threads_cpu_pct"] = recorder_pct
             side["recorder_threads"] = recorder_threads
             code, body = await _recording_status(target)
-            grew = (files_b["segments"] > files_a["segments"]
-                    and files_b["raw_mp4_bytes"] > files_a["raw_mp4_bytes"])
+            grew = (
+                files_b["segments"] > files_a["segments"]
+                and files_b["raw_mp4_bytes"] > files_a["raw_mp4_bytes"]
+            )
             if code != 200 or body.get("status") != "recording" or not grew:
-                raise RuntimeError(f"{name}: the recording stopped or did not grow during the "
-                                   f"window: GET recording {code} {body}; files before "
-                                   f"{files_a}, after {files_b}\n{tail(target.log, 20)}")
-            side.update({
-                "status": {k: body.get(k) for k in ("status", "started_at", "video_codec",
-                                                    "hls")},
-                "started_at_before_window": status.get("started_at"),
-                "hls_segments_in_window": files_b["segments"] - files_a["segments"],
-                "hls_seconds_in_window": rnd(files_b["hls_seconds"] - files_a["hls_seconds"], 2),
-                "raw_mp4_bytes_in_window": files_b["raw_mp4_bytes"] - files_a["raw_mp4_bytes"],
-                "hls_segments": files_b["segments"],
-                "hls_seconds": rnd(files_b["hls_seconds"], 2),
-                "hls_segment_max_s": files_b["segment_max_s"],
-                "raw_mp4_bytes": files_b["raw_mp4_bytes"],
-                "recordings_dir": str(target.recordings_dir),
-            })
+                raise RuntimeError(
+                    f"{name}: the recording stopped or did not grow during the "
+                    f"window: GET recording {code} {body}; files before "
+                    f"{files_a}, after {files_b}\n{tail(target.log, 20)}"
+                )
+            side.update(
+                {
+                    "status": {
+                        k: body.get(k) for k in ("status", "started_at", "video_codec", "hls")
+                    },
+                    "started_at_before_window": status.get("started_at"),
+                    "hls_segments_in_window": files_b["segments"] - files_a["segments"],
+                    "hls_seconds_in_window": rnd(
+                        files_b["hls_seconds"] - files_a["hls_seconds"], 2
+                    ),
+                    "raw_mp4_bytes_in_window": files_b["raw_mp4_bytes"] - files_a["raw_mp4_bytes"],
+                    "hls_segments": files_b["segments"],
+                    "hls_seconds": rnd(files_b["hls_seconds"], 2),
+                    "hls_segment_max_s": files_b["segment_max_s"],
+                    "raw_mp4_bytes": files_b["raw_mp4_bytes"],
+                    "recordings_dir": str(target.recordings_dir),
+                }
+            )
         else:
             await check_not_recording(target)
         await leave_all(phase)
-        log(f"{name}: server {side['server_cpu_pct']} % with {n} viewers, "
+        log(
+            f"{name}: server {side['server_cpu_pct']} % with {n} viewers, "
             f"{side['publisher_only']['server_cpu_pct']} % with the publisher only"
-            + (f"; recorder threads {side.get('recorder_threads_cpu_pct')} %"
-               if record else ""))
+            + (f"; recorder threads {side.get('recorder_threads_cpu_pct')} %" if record else "")
+        )
     finally:
         if phase is not None:
             await stop_phase(phase, children)
@@ -255,11 +304,18 @@ async def compare(http, tmp: Path, children, args) -> dict:
         suffix = "" if args.recording_rounds == 1 else f"-{r}"
         off = await run_side(http, tmp, children, args, False, f"rec-off{suffix}")
         on = await run_side(http, tmp, children, args, True, f"rec-on{suffix}")
-        rounds.append({"off": off, "on": on,
-                       "delta_cpu_pct": rnd(on["server_cpu_pct"] - off["server_cpu_pct"], 2),
-                       "delta_cpu_pct_publisher_only": rnd(
-                           on["publisher_only"]["server_cpu_pct"]
-                           - off["publisher_only"]["server_cpu_pct"], 2)})
+        rounds.append(
+            {
+                "off": off,
+                "on": on,
+                "delta_cpu_pct": rnd(on["server_cpu_pct"] - off["server_cpu_pct"], 2),
+                "delta_cpu_pct_publisher_only": rnd(
+                    on["publisher_only"]["server_cpu_pct"]
+                    - off["publisher_only"]["server_cpu_pct"],
+                    2,
+                ),
+            }
+        )
 
     def med(side: str, *path: str):
         values = []
@@ -284,10 +340,12 @@ async def compare(http, tmp: Path, children, args) -> dict:
         "server_cpu_pct_off_publisher_only": med("off", "publisher_only", "server_cpu_pct"),
         "server_cpu_pct_on_publisher_only": med("on", "publisher_only", "server_cpu_pct"),
         "delta_cpu_pct_publisher_only": _median(
-            [r["delta_cpu_pct_publisher_only"] for r in rounds]),
+            [r["delta_cpu_pct_publisher_only"] for r in rounds]
+        ),
         "recorder_threads_cpu_pct": med("on", "recorder_threads_cpu_pct"),
-        "recorder_threads_cpu_pct_publisher_only": med("on", "publisher_only",
-                                                       "recorder_threads_cpu_pct"),
+        "recorder_threads_cpu_pct_publisher_only": med(
+            "on", "publisher_only", "recorder_threads_cpu_pct"
+        ),
         "main_thread_cpu_pct_off": med("off", "main_thread_cpu_pct"),
         "main_thread_cpu_pct_on": med("on", "main_thread_cpu_pct"),
         "hls_segments": last_on["hls_segments"],

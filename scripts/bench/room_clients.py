@@ -37,9 +37,27 @@ LAG_TICK = 0.05  # seconds between event-loop lag probes
 
 
 class Client:
-    __slots__ = ("index", "role", "token", "sender", "sio", "connected", "joined", "error",
-                 "connect_ms", "join_ms", "late_ms", "got", "duplicates", "out_of_order",
-                 "last_seq", "presence", "attendance", "dropped", "sent")
+    __slots__ = (
+        "index",
+        "role",
+        "token",
+        "sender",
+        "sio",
+        "connected",
+        "joined",
+        "error",
+        "connect_ms",
+        "join_ms",
+        "late_ms",
+        "got",
+        "duplicates",
+        "out_of_order",
+        "last_seq",
+        "presence",
+        "attendance",
+        "dropped",
+        "sent",
+    )
 
     def __init__(self, index: int, role: str, token: str | None, sender: int | None) -> None:
         self.index = index
@@ -83,8 +101,9 @@ class Worker:
         import aiohttp
 
         # one session for every client here; websockets hold their connection, so no pool limit
-        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                          cookie_jar=aiohttp.DummyCookieJar())
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar()
+        )
         self.lag_task = asyncio.ensure_future(self._probe_lag())
 
     async def _probe_lag(self) -> None:
@@ -114,8 +133,9 @@ class Worker:
         self.base, self.meeting_id = base, meeting_id
         for spec in clients:
             client = Client(spec["index"], spec["role"], spec.get("token"), spec.get("sender"))
-            client.sio = socketio.AsyncClient(reconnection=False, http_session=self.http,
-                                              handle_sigint=False)
+            client.sio = socketio.AsyncClient(
+                reconnection=False, http_session=self.http, handle_sigint=False
+            )
             self._handlers(client)
             self.clients.append(client)
         return {"clients": len(self.clients)}
@@ -177,13 +197,15 @@ class Worker:
             client.late_ms = (start - at) * 1000
             auth = {"token": client.token} if client.token else None
             try:
-                await client.sio.connect(self.base, auth=auth, transports=["websocket"],
-                                         wait_timeout=each_timeout)
+                await client.sio.connect(
+                    self.base, auth=auth, transports=["websocket"], wait_timeout=each_timeout
+                )
                 client.connected = True
                 connected = time.monotonic()
                 client.connect_ms = (connected - start) * 1000
-                ack = await client.sio.call("join", {"meeting_id": self.meeting_id},
-                                            timeout=each_timeout)
+                ack = await client.sio.call(
+                    "join", {"meeting_id": self.meeting_id}, timeout=each_timeout
+                )
                 done = time.monotonic()
                 if not (isinstance(ack, dict) and ack.get("ok")):
                     client.error = f"join refused: {ack}"[:300]
@@ -202,15 +224,19 @@ class Worker:
             "joined": sum(c.joined for c in self.clients),
         }
 
-    async def chat(self, start: float, rate: float, duration: float, senders: int,
-                   ack_timeout: float) -> dict:
+    async def chat(
+        self, start: float, rate: float, duration: float, senders: int, ack_timeout: float
+    ) -> dict:
         """Send this worker's share of the global schedule; wait for every ack (bounded)."""
         import socketio
 
         total = int(round(rate * duration))
         mine = {c.sender: c for c in self.clients if c.sender is not None and c.joined}
-        plan = [(start + k / rate, k // senders, mine[k % senders]) for k in range(total)
-                if k % senders in mine]
+        plan = [
+            (start + k / rate, k // senders, mine[k % senders])
+            for k in range(total)
+            if k % senders in mine
+        ]
         acked: list[str] = []
         refused: Counter[str] = Counter()
         ack_ms: list[float] = []
@@ -224,8 +250,9 @@ class Worker:
             sent = time.time()
             t = time.monotonic()
             try:
-                ack = await client.sio.call("chat:send", {"text": f"{key}:{sent:.6f}"},
-                                            timeout=ack_timeout)
+                ack = await client.sio.call(
+                    "chat:send", {"text": f"{key}:{sent:.6f}"}, timeout=ack_timeout
+                )
             except socketio.exceptions.TimeoutError:
                 timeouts += 1
                 return
@@ -236,8 +263,11 @@ class Worker:
             if isinstance(ack, dict) and ack.get("ok"):
                 acked.append(key)
             else:
-                code = (ack or {}).get("error", {}).get("code", "no_ack") \
-                    if isinstance(ack, dict) else "bad_ack"
+                code = (
+                    (ack or {}).get("error", {}).get("code", "no_ack")
+                    if isinstance(ack, dict)
+                    else "bad_ack"
+                )
                 refused[code] += 1
 
         pending = []
@@ -301,7 +331,7 @@ class Worker:
             if batch:
                 try:
                     await asyncio.wait_for(asyncio.gather(*batch, return_exceptions=True), 20)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass  # the process ends soon anyway; the server sees the sockets close
         return {"left": len(clients)}
 
@@ -310,7 +340,15 @@ def main() -> int:
     # a hard stop even if the coordinator is gone and stdin never closes
     signal.alarm(int(float(os.environ.get("BENCH_ROOM_TIMEOUT", "600"))) + 60)
     worker = Worker()
-    return run_worker({"setup": worker.setup, "join": worker.join, "chat": worker.chat,
-                       "progress": worker.progress, "report": worker.report,
-                       "leave": worker.leave},
-                      setup=worker.setup_process, cleanup=worker.cleanup)
+    return run_worker(
+        {
+            "setup": worker.setup,
+            "join": worker.join,
+            "chat": worker.chat,
+            "progress": worker.progress,
+            "report": worker.report,
+            "leave": worker.leave,
+        },
+        setup=worker.setup_process,
+        cleanup=worker.cleanup,
+    )

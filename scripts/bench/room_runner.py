@@ -129,8 +129,9 @@ async def pg_backend_cpu(st: State) -> float | None:
     try:
         admin = await asyncpg.connect(st.pg_admin_dsn, timeout=5)
         try:
-            rows = await admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1",
-                                     st.pg_database, timeout=5)
+            rows = await admin.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1", st.pg_database, timeout=5
+            )
         finally:
             await admin.close()
     except Exception:  # noqa: BLE001
@@ -148,7 +149,7 @@ def redis_cpu(url: str | None) -> float | None:
         with socket.create_connection((parts.hostname, parts.port or 6379), timeout=2) as s:
             s.sendall(b"INFO cpu\r\n")
             data = b""
-            while b"\r\n" not in data or len(data) < int(data[1:data.index(b"\r\n")]) + 4:
+            while b"\r\n" not in data or len(data) < int(data[1 : data.index(b"\r\n")]) + 4:
                 chunk = s.recv(65536)
                 if not chunk:
                     break
@@ -174,23 +175,32 @@ async def start_server(st: State, args, http) -> tuple[str, str]:
     env = dict(os.environ)
     for name in ("DATABASE_URL", "REDIS_URL", "PUBLIC_URL", "TRUSTED_PROXIES", "ICE_SERVERS"):
         env.pop(name, None)
-    env.update({
-        "DATA_DIR": str(st.tmp / "data"),
-        "RECORDINGS_DIR": str(st.tmp / "data" / "rec"),
-        "SECRET_KEY": secrets.token_urlsafe(32),
-        "ICE_HOST_ADDRESSES": LOOPBACK,
-        "ICE_SERVERS": "",
-        "LOG_LEVEL": args.server_log_level,
-    })
+    env.update(
+        {
+            "DATA_DIR": str(st.tmp / "data"),
+            "RECORDINGS_DIR": str(st.tmp / "data" / "rec"),
+            "SECRET_KEY": secrets.token_urlsafe(32),
+            "ICE_HOST_ADDRESSES": LOOPBACK,
+            "ICE_SERVERS": "",
+            "LOG_LEVEL": args.server_log_level,
+        }
+    )
     if args.database_url:
         env["DATABASE_URL"] = await create_pg_database(st, args.database_url)
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
     password = secrets.token_urlsafe(12)
     created = await asyncio.create_subprocess_exec(
-        str(cunhui), "admin", "create-user", "bench", f"--password={password}",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True)
+        str(cunhui),
+        "admin",
+        "create-user",
+        "bench",
+        f"--password={password}",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
     st.children.started(created.pid)
     out, _ = await asyncio.wait_for(created.communicate(), 120)
     st.children.forget(created.pid)
@@ -200,24 +210,39 @@ async def start_server(st: State, args, http) -> tuple[str, str]:
     log_path = st.tmp / "server.log"
     command = [str(cunhui), "serve", "--host", LOOPBACK, "--port", str(port)]
     if args.profile_server:  # cProfile writes its file when the server stops on SIGINT
-        command = [str(cunhui.parent / "python"), "-m", "cProfile", "-o",
-                   str(Path(args.profile_server).resolve()), *command]
+        command = [
+            str(cunhui.parent / "python"),
+            "-m",
+            "cProfile",
+            "-o",
+            str(Path(args.profile_server).resolve()),
+            *command,
+        ]
     pin = None
     if args.pin_server is not None:  # every thread of the server on that core alone
+
         def pin() -> None:
             os.sched_setaffinity(0, {args.pin_server})
+
     with open(log_path, "ab") as sink:
         st.server = subprocess.Popen(
             command,
-            env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=pin)
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=pin,
+        )
     st.children.started(st.server.pid)
     base = f"http://{LOOPBACK}:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if st.server.poll() is not None:
-            raise RuntimeError(f"the server exited during start-up (status "
-                               f"{st.server.returncode}):\n{tail(log_path, 40)}")
+            raise RuntimeError(
+                f"the server exited during start-up (status "
+                f"{st.server.returncode}):\n{tail(log_path, 40)}"
+            )
         try:
             async with http.get(f"{base}/healthz") as response:
                 if response.status == 200:
@@ -250,13 +275,17 @@ def server_log_problems(st: State) -> dict | None:
     if st.tmp is None:
         return None
     lines = tail(st.tmp / "server.log", 100_000).splitlines()
-    errors = [ln for ln in lines if " ERROR " in ln or ln.startswith("Traceback")
-              or " CRITICAL " in ln]
+    errors = [
+        ln for ln in lines if " ERROR " in ln or ln.startswith("Traceback") or " CRITICAL " in ln
+    ]
     warnings = [ln for ln in lines if " WARNING " in ln]
     if not errors and not warnings:
         return None
-    return {"errors": len(errors), "warnings": len(warnings),
-            "last": [ln[:400] for ln in (errors or warnings)[-10:]]}
+    return {
+        "errors": len(errors),
+        "warnings": len(warnings),
+        "last": [ln[:400] for ln in (errors or warnings)[-10:]],
+    }
 
 
 # --------------------------------------------------------------------------
@@ -267,8 +296,9 @@ class Api:
     def __init__(self, http, base: str) -> None:
         self.http, self.base = http, base
 
-    async def post(self, path: str, body: dict, token: str | None = None,
-                   expect: tuple[int, ...] = (200, 201)) -> dict:
+    async def post(
+        self, path: str, body: dict, token: str | None = None, expect: tuple[int, ...] = (200, 201)
+    ) -> dict:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         async with self.http.post(self.base + path, json=body, headers=headers) as response:
             data = await response.json(content_type=None)
@@ -280,8 +310,9 @@ class Api:
 async def prepare_meeting(api: Api, password: str) -> tuple[int, str, str]:
     """Log in, create a meeting that allows guests and start it: (id, code, committee token)."""
     token = (await api.post("/api/login", {"username": "bench", "password": password}))["token"]
-    meeting = await api.post("/api/meetings", {"title": "bench room", "allow_guests": True,
-                                               "agenda": []}, token)
+    meeting = await api.post(
+        "/api/meetings", {"title": "bench room", "allow_guests": True, "agenda": []}, token
+    )
     await api.post(f"/api/meetings/{meeting['id']}/start", {}, token)
     return meeting["id"], meeting["code"], token
 
@@ -303,8 +334,9 @@ async def guest_tokens(api: Api, code: str, count: int) -> list[str]:
 
     async def one(i: int) -> str:
         async with gate:
-            return (await api.post("/api/join", {"meeting_code": code,
-                                                 "name": f"访客{i:04d}"}))["token"]
+            return (await api.post("/api/join", {"meeting_code": code, "name": f"访客{i:04d}"}))[
+                "token"
+            ]
 
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
@@ -357,8 +389,13 @@ def all_process_cpu() -> dict[int, float]:
     return out
 
 
-def other_jobs(before: dict[int, float], after: dict[int, float], ours: set[int],
-               wall: float, skip: tuple[str, ...] = ()) -> list[dict]:
+def other_jobs(
+    before: dict[int, float],
+    after: dict[int, float],
+    ours: set[int],
+    wall: float,
+    skip: tuple[str, ...] = (),
+) -> list[dict]:
     """Processes not ours (nor commands starting with ``skip``) above 5 % of a core."""
     found = []
     for pid, seconds in after.items():
@@ -404,10 +441,17 @@ async def start_workers(st: State, count: int, timeout: float) -> None:
         log_path = st.tmp / f"clients-{i}.log"
         with open(log_path, "ab") as err:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, str(SCRIPT), "--worker", "clients",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
-                start_new_session=True, limit=2**26,
-                env=child_env({"BENCH_ROOM_TIMEOUT": str(int(timeout))}))
+                sys.executable,
+                str(SCRIPT),
+                "--worker",
+                "clients",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,
+                limit=2**26,
+                env=child_env({"BENCH_ROOM_TIMEOUT": str(int(timeout))}),
+            )
         st.children.started(proc.pid)
         st.workers.append(Worker("clients", proc, log_path))
 
@@ -433,9 +477,11 @@ async def run(st: State, args) -> dict:
         members = await member_tokens(api, host_token, args.senders)
         listeners = args.clients - 1 - args.senders
         guests = await guest_tokens(api, code, listeners) if args.listeners == "guest" else []
-        log(f"meeting {meeting_id} live; {args.senders} members"
+        log(
+            f"meeting {meeting_id} live; {args.senders} members"
             + (f" and {listeners} guests" if guests else "")
-            + f" signed in in {time.monotonic() - t:.1f} s")
+            + f" signed in in {time.monotonic() - t:.1f} s"
+        )
 
         slots = set(sender_slots(args.clients, args.senders))
         specs, member_iter, guest_iter, sender_no = [], iter(members), iter(guests), 0
@@ -443,8 +489,14 @@ async def run(st: State, args) -> dict:
             if index == 0:
                 specs.append({"index": 0, "role": "committee", "token": host_token})
             elif index in slots:
-                specs.append({"index": index, "role": "member", "token": next(member_iter),
-                              "sender": sender_no})
+                specs.append(
+                    {
+                        "index": index,
+                        "role": "member",
+                        "token": next(member_iter),
+                        "sender": sender_no,
+                    }
+                )
                 sender_no += 1
             elif args.listeners == "guest":
                 specs.append({"index": index, "role": "guest", "token": next(guest_iter)})
@@ -452,27 +504,46 @@ async def run(st: State, args) -> dict:
                 specs.append({"index": index, "role": "viewer"})
 
         await start_workers(st, args.workers, args.timeout)
-        await asyncio.gather(*(
-            w.call("setup", timeout=60, base=base, meeting_id=meeting_id,
-                   clients=[s for s in specs if s["index"] % args.workers == i])
-            for i, w in enumerate(st.workers)))
+        await asyncio.gather(
+            *(
+                w.call(
+                    "setup",
+                    timeout=60,
+                    base=base,
+                    meeting_id=meeting_id,
+                    clients=[s for s in specs if s["index"] % args.workers == i],
+                )
+                for i, w in enumerate(st.workers)
+            )
+        )
 
         # ---- join: client i at t0 + i / join_rate, spread over the workers
         log(f"joining {args.clients} clients at {args.join_rate:g}/s over {args.workers} workers")
         t0 = time.monotonic() + 0.5
         a = sample(st)
         ramp = args.clients / args.join_rate
-        joins = await asyncio.gather(*(
-            w.call("join", timeout=ramp + args.join_timeout * 2 + 30, t0=t0,
-                   rate=args.join_rate, each_timeout=args.join_timeout) for w in st.workers))
+        joins = await asyncio.gather(
+            *(
+                w.call(
+                    "join",
+                    timeout=ramp + args.join_timeout * 2 + 30,
+                    t0=t0,
+                    rate=args.join_rate,
+                    each_timeout=args.join_timeout,
+                )
+                for w in st.workers
+            )
+        )
         b = sample(st)
         join_wall = b["t"] - a["t"]
         join_ms = [v for j in joins for v in j["join_ms"]]
         connect_ms = [v for j in joins for v in j["connect_ms"]]
         failures = [f for j in joins for f in j["failures"]]
         joined = sum(j["joined"] for j in joins)
-        log(f"joined {joined}/{args.clients} in {join_wall:.1f} s; join p50/p95/max "
-            f"{percentiles(join_ms)} ms" + (f"; first failure: {failures[0]}" if failures else ""))
+        log(
+            f"joined {joined}/{args.clients} in {join_wall:.1f} s; join p50/p95/max "
+            f"{percentiles(join_ms)} ms" + (f"; first failure: {failures[0]}" if failures else "")
+        )
         join_phase = {
             "seconds": round(join_wall, 1),
             "server_cpu_percent": pct(b["server"] - a["server"], join_wall),
@@ -483,15 +554,28 @@ async def run(st: State, args) -> dict:
         # ---- chat: a steady total rate from the senders, measured over [start, end]
         per_sender_interval = args.senders / args.rate
         within_limit = per_sender_interval * (CHAT_BURST - 1) > CHAT_WINDOW
-        log(f"chat: {args.rate:g} msg/s for {args.duration:g} s from {args.senders} senders "
+        log(
+            f"chat: {args.rate:g} msg/s for {args.duration:g} s from {args.senders} senders "
             f"(each every {per_sender_interval:.1f} s"
-            + ("" if within_limit else "; ABOVE the server's limit of 5 per 10 s") + ")")
+            + ("" if within_limit else "; ABOVE the server's limit of 5 per 10 s")
+            + ")"
+        )
         start = time.monotonic() + 1.0
         end = start + args.duration
-        chats_task = asyncio.gather(*(
-            w.call("chat", timeout=args.duration + args.ack_timeout + 30, start=start,
-                   rate=args.rate, duration=args.duration, senders=args.senders,
-                   ack_timeout=args.ack_timeout) for w in st.workers))
+        chats_task = asyncio.gather(
+            *(
+                w.call(
+                    "chat",
+                    timeout=args.duration + args.ack_timeout + 30,
+                    start=start,
+                    rate=args.rate,
+                    duration=args.duration,
+                    senders=args.senders,
+                    ack_timeout=args.ack_timeout,
+                )
+                for w in st.workers
+            )
+        )
         healthz_task = asyncio.ensure_future(healthz_latencies(http, base, end))
         st.tasks += [chats_task, healthz_task]
         await asyncio.sleep(max(0.0, start - time.monotonic()))
@@ -514,13 +598,18 @@ async def run(st: State, args) -> dict:
         received = 0
         drain_until = time.monotonic() + args.drain
         while time.monotonic() < drain_until:
-            received = sum(p["received"] for p in await asyncio.gather(
-                *(w.call("progress", timeout=30, acked=acked) for w in st.workers)))
+            received = sum(
+                p["received"]
+                for p in await asyncio.gather(
+                    *(w.call("progress", timeout=30, acked=acked) for w in st.workers)
+                )
+            )
             if received >= expected:
                 break
             await asyncio.sleep(0.25)
-        reports = await asyncio.gather(*(w.call("report", timeout=60, acked=acked)
-                                         for w in st.workers))
+        reports = await asyncio.gather(
+            *(w.call("report", timeout=60, acked=acked) for w in st.workers)
+        )
         rss_mb = round(b["rss_kb"] / 1024, 1)
         log("leaving")
         try:
@@ -559,14 +648,23 @@ async def run(st: State, args) -> dict:
             mine = spans.setdefault(key, [lo, hi])
             mine[0], mine[1] = min(mine[0], lo), max(mine[1], hi)
     p95 = delivery_summary["p95"]
-    target_met = (errors == 0 and joined == args.clients and p95 is not None
-                  and p95 < TARGET_P95_MS and args.clients >= 500)
-    audience = (f"1 host (committee token), {args.senders} members signed in with their "
-                f"invites (they send), {listeners} "
-                + ("guests (POST /api/join {meeting_code, name}; they only receive)"
-                   if args.listeners == "guest" else
-                   "anonymous viewers (no token, like the watch page opened from the meeting "
-                   "link without signing in; they only receive)"))
+    target_met = (
+        errors == 0
+        and joined == args.clients
+        and p95 is not None
+        and p95 < TARGET_P95_MS
+        and args.clients >= 500
+    )
+    audience = (
+        f"1 host (committee token), {args.senders} members signed in with their "
+        f"invites (they send), {listeners} "
+        + (
+            "guests (POST /api/join {meeting_code, name}; they only receive)"
+            if args.listeners == "guest"
+            else "anonymous viewers (no token, like the watch page opened from the meeting "
+            "link without signing in; they only receive)"
+        )
+    )
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "clients": args.clients,
@@ -601,18 +699,22 @@ async def run(st: State, args) -> dict:
         # processes had the cores); together near 100 % = the loop is saturated
         "server_loop_percent": {
             "on_cpu": pct(b["server_loop"][0] - a["server_loop"][0], wall),
-            "waiting_for_cpu": pct(b["server_loop"][1] - a["server_loop"][1], wall)},
+            "waiting_for_cpu": pct(b["server_loop"][1] - a["server_loop"][1], wall),
+        },
         # the server's CPU per (line, receiver) while the chat ran: its cost of a delivery
         "server_cpu_us_per_delivery": (
             round((b["server"] - a["server"]) * 1e6 / (len(acked) * joined), 1)
-            if acked and joined else None),
+            if acked and joined
+            else None
+        ),
         "server_rss_mb": rss_mb,
         "server_healthz_ms": percentiles(healthz, (50, 95)),
         "generator_cpu_percent": round(sum(worker_cpu) + coordinator_cpu, 1),
         "generator": {
             "workers_cpu_percent": worker_cpu,
             "workers_waiting_for_cpu_percent": [
-                pct(y[1] - x[1], wall) for x, y in zip(a["workers_loop"], b["workers_loop"])],
+                pct(y[1] - x[1], wall) for x, y in zip(a["workers_loop"], b["workers_loop"])
+            ],
             "coordinator_cpu_percent": coordinator_cpu,
             "loop_lag_ms_p99_max": max((c["loop_lag_ms"]["p99"] or 0) for c in chats),
             "loop_lag_ms_max": max((c["loop_lag_ms"]["max"] or 0) for c in chats),
@@ -623,9 +725,11 @@ async def run(st: State, args) -> dict:
         "join_phase": join_phase,
         "presence": {
             "presence_events_per_client": percentiles(
-                [v for r in reports for v in r["presence"]], (50,)),
+                [v for r in reports for v in r["presence"]], (50,)
+            ),
             "attendance_joined_per_client": percentiles(
-                [v for r in reports for v in r["attendance"]], (50,)),
+                [v for r in reports for v in r["attendance"]], (50,)
+            ),
         },
         "database": "postgresql" if args.database_url else "sqlite",
         "redis": bool(args.redis_url),
@@ -645,8 +749,13 @@ async def run(st: State, args) -> dict:
         ours += result["redis_cpu_percent"]
     # anything else on the machine during the window (other jobs skew every figure)
     result["machine_other_cpu_percent"] = round(max(0.0, result["machine_busy_percent"] - ours), 1)
-    result["other_jobs"] = other_jobs(everyone_a, everyone_b, ours_pids | st.pg_pids, wall,
-                                      ("redis-server",) if args.redis_url else ())
+    result["other_jobs"] = other_jobs(
+        everyone_a,
+        everyone_b,
+        ours_pids | st.pg_pids,
+        wall,
+        ("redis-server",) if args.redis_url else (),
+    )
     if failures:
         result["join_failures_first"] = failures[:5]
     dropped = [d for r in reports for d in r["dropped"]]
@@ -671,24 +780,32 @@ def machine_info() -> dict:
                     break
     except OSError:
         pass
-    return {"cpu_model": model, "python": platform.python_version(),
-            "python_socketio": version("python-socketio"),
-            "python_engineio": version("python-engineio"), "aiohttp": version("aiohttp"),
-            "kernel": platform.release()}
+    return {
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "python_socketio": version("python-socketio"),
+        "python_engineio": version("python-engineio"),
+        "aiohttp": version("aiohttp"),
+        "kernel": platform.release(),
+    }
 
 
 def code_info() -> dict:
     def git(*argv: str) -> str:
         try:
-            return subprocess.run(["git", "-C", str(REPO), *argv], capture_output=True,
-                                  text=True, timeout=10).stdout.rstrip("\n")
+            return subprocess.run(
+                ["git", "-C", str(REPO), *argv], capture_output=True, text=True, timeout=10
+            ).stdout.rstrip("\n")
         except Exception:  # noqa: BLE001
             return ""
 
-    changed = [line[3:] for line in git("status", "--porcelain", "--", "server").splitlines()
-               if line]
-    return {"commit": git("rev-parse", "--short", "HEAD") or None,
-            "uncommitted_server_files": changed}
+    changed = [
+        line[3:] for line in git("status", "--porcelain", "--", "server").splitlines() if line
+    ]
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or None,
+        "uncommitted_server_files": changed,
+    }
 
 
 async def cleanup(st: State, keep_logs: bool) -> None:
@@ -697,7 +814,7 @@ async def cleanup(st: State, keep_logs: bool) -> None:
     if st.tasks:
         try:
             await asyncio.wait_for(asyncio.gather(*st.tasks, return_exceptions=True), 5)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             pass
     for worker in st.workers:
         if st.failed and worker.proc.returncode is None:
@@ -746,8 +863,14 @@ def main(args) -> int:
 
     def hard_stop(*_) -> None:  # the event loop itself is stuck: end everything now
         st.children.kill_all(grace=1)
-        print(json.dumps({"error": f"hard timeout after {args.timeout:g} s; logs in "
-                                   f"{st.tmp}; PostgreSQL database left: {st.pg_database}"}))
+        print(
+            json.dumps(
+                {
+                    "error": f"hard timeout after {args.timeout:g} s; logs in "
+                    f"{st.tmp}; PostgreSQL database left: {st.pg_database}"
+                }
+            )
+        )
         sys.stdout.flush()
         os._exit(3)
 
@@ -764,10 +887,12 @@ def main(args) -> int:
             if quiet is not None:
                 result["machine_quiet_at_start"] = quiet
             return result
-        except asyncio.TimeoutError:
+        except TimeoutError:
             st.failed = True
-            return {"error": f"timeout: the run took longer than --timeout {args.timeout:g} s",
-                    "server_log": server_log_problems(st)}
+            return {
+                "error": f"timeout: the run took longer than --timeout {args.timeout:g} s",
+                "server_log": server_log_problems(st),
+            }
         except Exception as exc:  # noqa: BLE001 - reported as JSON, with the logs kept
             st.failed = True
             return {"error": f"{type(exc).__name__}: {exc}", "server_log": server_log_problems(st)}

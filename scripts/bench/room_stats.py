@@ -36,8 +36,13 @@ class Histogram:
             self.max = ms
 
     def as_json(self) -> dict:
-        return {"counts": {str(k): v for k, v in self.counts.items()}, "n": self.n,
-                "min": self.min, "max": self.max, "negative": self.negative}
+        return {
+            "counts": {str(k): v for k, v in self.counts.items()},
+            "n": self.n,
+            "min": self.min,
+            "max": self.max,
+            "negative": self.negative,
+        }
 
     @classmethod
     def merged(cls, parts: list[dict]) -> Histogram:

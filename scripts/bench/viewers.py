@@ -38,8 +38,21 @@ _monotonic = time.monotonic
 class Counter:
     """What one viewer received, counted from clear-text RTP headers."""
 
-    __slots__ = ("video_pts", "audio_pts", "vframes", "vpkts", "apkts", "vpayload",
-                 "first_video", "drop", "probe", "tag", "vseq", "vlost", "vts")
+    __slots__ = (
+        "video_pts",
+        "audio_pts",
+        "vframes",
+        "vpkts",
+        "apkts",
+        "vpayload",
+        "first_video",
+        "drop",
+        "probe",
+        "tag",
+        "vseq",
+        "vlost",
+        "vts",
+    )
 
     def __init__(self, drop: bool, probe: bool) -> None:
         self.video_pts: frozenset[int] = frozenset()
@@ -166,8 +179,11 @@ class Viewer:
                     sock = protocol.transport.get_extra_info("socket")
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         self.t_post = _monotonic()
-        async with http.post(f"{base}/whep/{meeting}", data=pc.localDescription.sdp,
-                             headers={"Content-Type": "application/sdp"}) as response:
+        async with http.post(
+            f"{base}/whep/{meeting}",
+            data=pc.localDescription.sdp,
+            headers={"Content-Type": "application/sdp"},
+        ) as response:
             text = await response.text()
             self.t_answer = _monotonic()
             if response.status != 201:
@@ -206,11 +222,24 @@ class Viewer:
 
     def snapshot(self) -> list:
         c = self.counter
-        join = None if (c.first_video is None or self.t_post is None) else c.first_video - self.t_post
+        join = (
+            None if (c.first_video is None or self.t_post is None) else c.first_video - self.t_post
+        )
         answer = None if self.t_answer is None else self.t_answer - self.t_post
         connected = None if self.t_connected is None else self.t_connected - self.t_post
-        return [c.vframes, c.vpkts, c.apkts, c.vpayload if c.probe else None, join,
-                self.error, self.pc.connectionState, c.vlost, answer, connected, c.vts]
+        return [
+            c.vframes,
+            c.vpkts,
+            c.apkts,
+            c.vpayload if c.probe else None,
+            join,
+            self.error,
+            self.pc.connectionState,
+            c.vlost,
+            answer,
+            connected,
+            c.vts,
+        ]
 
     async def leave(self, http, base: str) -> None:
         if self.location:
@@ -238,25 +267,28 @@ class Worker:
         _install_counting_hook()
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
 
-    async def join(self, base: str, meeting: str, codec: str, count: int, batch: int,
-                   decode: bool = False) -> dict:
+    async def join(
+        self, base: str, meeting: str, codec: str, count: int, batch: int, decode: bool = False
+    ) -> dict:
         """Add ``count`` viewers, ``batch`` WHEP requests at a time; don't wait for media."""
         self.base = base
         new = []
         for _ in range(count):
-            viewer = Viewer(len(self.viewers), decode=decode,
-                            probe=(len(self.viewers) == 0))
+            viewer = Viewer(len(self.viewers), decode=decode, probe=(len(self.viewers) == 0))
             self.viewers.append(viewer)
             new.append(viewer)
         for i in range(0, len(new), batch):
             group = new[i : i + batch]
             results = await asyncio.gather(
-                *(v.join(self.http, base, meeting, codec) for v in group), return_exceptions=True)
+                *(v.join(self.http, base, meeting, codec) for v in group), return_exceptions=True
+            )
             for viewer, result in zip(group, results):
                 if isinstance(result, BaseException):
                     viewer.error = repr(result)[:300]
-        return {"joined": [v.index for v in new if v.error is None],
-                "errors": [v.error for v in new if v.error is not None]}
+        return {
+            "joined": [v.index for v in new if v.error is None],
+            "errors": [v.error for v in new if v.error is not None],
+        }
 
     async def snapshot(self, at: float | None = None) -> dict:
         if at is not None:  # the coordinator's instant (CLOCK_MONOTONIC is system-wide)
@@ -270,16 +302,22 @@ class Worker:
         if decoders:
             d = decoders[0]
             size = d.sizes.most_common(1)[0][0] if d.sizes else (None, None)
-            result["decoded"] = {"frames": d.decoded, "width": size[0], "height": size[1],
-                                 "sizes": [[w, h, n] for (w, h), n in d.sizes.items()],
-                                 "audio_frames": d.audio_decoded}
+            result["decoded"] = {
+                "frames": d.decoded,
+                "width": size[0],
+                "height": size[1],
+                "sizes": [[w, h, n] for (w, h), n in d.sizes.items()],
+                "audio_frames": d.audio_decoded,
+            }
         return result
 
     async def leave(self) -> dict:
         viewers, self.viewers = self.viewers, []
         for i in range(0, len(viewers), 20):
-            await asyncio.gather(*(v.leave(self.http, self.base) for v in viewers[i : i + 20]),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                *(v.leave(self.http, self.base) for v in viewers[i : i + 20]),
+                return_exceptions=True,
+            )
         return {"left": len(viewers)}
 
     async def cleanup(self) -> None:
@@ -295,5 +333,9 @@ def main() -> int:
 
     worker = Worker()
     coalesce = float(os.environ.get("BENCH_COALESCE_MS", "0")) / 1000
-    return run_worker({"join": worker.join, "snapshot": worker.snapshot, "leave": worker.leave},
-                      setup=worker.setup, cleanup=worker.cleanup, coalesce=coalesce)
+    return run_worker(
+        {"join": worker.join, "snapshot": worker.snapshot, "leave": worker.leave},
+        setup=worker.setup,
+        cleanup=worker.cleanup,
+        coalesce=coalesce,
+    )

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
-import contextlib
 import logging
 
 from aiohttp import web
 
 from .. import keys
 from ..errors import BadRequest, Conflict, NotFound
+from ..realtime import HOST_ONLY, MAX_QUEUED
 from ..services import (
-    accounts, identity, meetings, notices, payload, suggestions, timeline, votes,
+    accounts,
+    identity,
+    meetings,
+    notices,
+    payload,
+    suggestions,
+    timeline,
+    votes,
 )
 from ..services.access import check_can_run, check_can_watch
 from ..services.passwords import PasswordPool
 from ..services.ratelimit import GuessLimiter, Limit, address_key
 from ..store import Meeting
-from ..realtime import HOST_ONLY, MAX_QUEUED
 from .auth import COOKIE, principal_of, require_committee, require_principal, set_session_cookie
 from .reports import REPORTS, ReportGate, gate, verdict
 
@@ -56,7 +63,8 @@ def setup(app: web.Application) -> None:
     app[LOGIN_GUESSES] = GuessLimiter(LOGIN_LIMITS, refusal="too many wrong passwords")
     app[SUGGESTION_LIMIT] = GuessLimiter(
         {"hour": Limit(SUGGESTIONS_PER_HOUR, 3600), "minute": Limit(5, 60)},
-        refusal="too many suggestions")
+        refusal="too many suggestions",
+    )
     app.cleanup_ctx.append(_password_pool)
     app[REPORTS] = ReportGate()
     app.router.add_routes(routes)
@@ -130,7 +138,8 @@ async def login(request: web.Request) -> web.Response:
     if known:  # a stolen device cookie still gets only the device's own 10 guesses
         guesses["device"] = hashlib.sha256(request.cookies[DEVICE_COOKIE].encode()).hexdigest()
     with request.app[LOGIN_GUESSES].counting_failures(
-        guesses, exempt=KNOWN_DEVICE_PASSES if known else (),
+        guesses,
+        exempt=KNOWN_DEVICE_PASSES if known else (),
     ):
         async with request.app[keys.DATABASE].session() as db:
             user = await accounts.authenticate(db, request.app[PASSWORDS], username, password)
@@ -141,9 +150,13 @@ async def login(request: web.Request) -> web.Response:
     )
     set_session_cookie(response, request, token)
     response.set_cookie(
-        DEVICE_COOKIE, identity.device_token(tokens, user.id, user.username),
-        max_age=identity.DEVICE_SECONDS, httponly=True, samesite="Strict",
-        secure=request.secure, path="/api/login",
+        DEVICE_COOKIE,
+        identity.device_token(tokens, user.id, user.username),
+        max_age=identity.DEVICE_SECONDS,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/api/login",
     )
     return response
 
@@ -196,8 +209,9 @@ async def meeting_timeline(request: web.Request) -> web.Response:
     async with gate(request).slot():  # no database connection is held while waiting
         async with request.app[keys.DATABASE].session() as db:
             # who came and went, and who voted, are for the committee's record
-            page = await timeline.timeline_page(db, meeting, after=after, limit=limit,
-                                                hidden=() if own else HOST_ONLY)
+            page = await timeline.timeline_page(
+                db, meeting, after=after, limit=limit, hidden=() if own else HOST_ONLY
+            )
         body = await asyncio.to_thread(json.dumps, page.as_dict())
     return web.Response(text=body, content_type="application/json")
 
@@ -353,8 +367,7 @@ async def list_meetings(request: web.Request) -> web.Response:
     principal = await principal_of(request)
     filters = meetings.parse_list_filter(request.query)
     async with request.app[keys.DATABASE].session() as db:
-        found = await meetings.list_meetings(db, village_id=village_of(principal),
-                                             filters=filters)
+        found = await meetings.list_meetings(db, village_id=village_of(principal), filters=filters)
         views = [await meetings.view(db, m) for m in found]
     return web.json_response({"meetings": [meeting_json(request, v) for v in views]})
 

@@ -54,8 +54,14 @@ LOG_EVERY = 60.0
 class ConnectionGuard:
     """The limits, the connections counted per address, and what was closed."""
 
-    def __init__(self, header_timeout: float, *, per_address: int = MAX_PER_ADDRESS,
-                 exempt: tuple[str, ...] = (), exempt_loopback: bool = True) -> None:
+    def __init__(
+        self,
+        header_timeout: float,
+        *,
+        per_address: int = MAX_PER_ADDRESS,
+        exempt: tuple[str, ...] = (),
+        exempt_loopback: bool = True,
+    ) -> None:
         self.header_timeout = header_timeout
         self.per_address = per_address
         self._exempt = [ipaddress.ip_network(n, strict=False) for n in exempt]
@@ -95,9 +101,12 @@ class ConnectionGuard:
         """Count it; the log says so at once, then sums up once a minute while it goes on."""
         self.closed_slow += 1
         if self._summary is None:
-            logger.warning("closing HTTP connections that send no complete request in time "
-                           "(HTTP_HEADER_TIMEOUT=%g s), the first from %s",
-                           self.header_timeout, address)
+            logger.warning(
+                "closing HTTP connections that send no complete request in time "
+                "(HTTP_HEADER_TIMEOUT=%g s), the first from %s",
+                self.header_timeout,
+                address,
+            )
             self._logged_slow = self.closed_slow
             self._summary = loop.call_later(LOG_EVERY, self._sum_up, loop)
 
@@ -105,17 +114,21 @@ class ConnectionGuard:
         self._summary = None
         closed = self.closed_slow - self._logged_slow
         if closed:
-            logger.warning("closed %s more slow HTTP connection(s) in the last %g s",
-                           closed, LOG_EVERY)
+            logger.warning(
+                "closed %s more slow HTTP connection(s) in the last %g s", closed, LOG_EVERY
+            )
             self._logged_slow = self.closed_slow
             self._summary = loop.call_later(LOG_EVERY, self._sum_up, loop)
 
 
-_BUSY = json.dumps({"error": {"code": "busy", "message":
-                              "too many connections from your address"}}).encode()
-BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                 b"Retry-After: 10\r\nConnection: close\r\n"
-                 b"Content-Length: %d\r\n\r\n" % len(_BUSY)) + _BUSY
+_BUSY = json.dumps(
+    {"error": {"code": "busy", "message": "too many connections from your address"}}
+).encode()
+BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Retry-After: 10\r\nConnection: close\r\n"
+    b"Content-Length: %d\r\n\r\n" % len(_BUSY)
+) + _BUSY
 
 
 class GuardedRequestHandler(RequestHandler):
@@ -165,8 +178,7 @@ class GuardedRequestHandler(RequestHandler):
             if self._body.is_eof():
                 self._body = None
                 self._disarm()
-        elif (data and self._deadline is None and self._waiter is not None
-              and not self._upgraded):
+        elif data and self._deadline is None and self._waiter is not None and not self._upgraded:
             # the first bytes of the next request on an idle kept-alive connection
             self._arm(self._guard.header_timeout)
 
@@ -185,8 +197,9 @@ class GuardedRequestHandler(RequestHandler):
             if self._body.is_eof():
                 self._body = None
                 return
-            allowed = (self._body_started + self._guard.header_timeout
-                       + self._body_bytes / MIN_BODY_RATE)
+            allowed = (
+                self._body_started + self._guard.header_timeout + self._body_bytes / MIN_BODY_RATE
+            )
             if allowed > self._loop.time():  # it is still coming fast enough
                 self._arm(allowed - self._loop.time())
                 return
@@ -201,17 +214,24 @@ class GuardedRequestHandler(RequestHandler):
         body, self._body = self._body, None
         self._lingering_time = 0.0
         self.close()
-        body.set_exception(RequestTimeout(
-            f"the request body did not arrive in time (at least {MIN_BODY_RATE} bytes/s)"))
+        body.set_exception(
+            RequestTimeout(
+                f"the request body did not arrive in time (at least {MIN_BODY_RATE} bytes/s)"
+            )
+        )
 
 
 class GuardedServer(web.Server):
     """aiohttp's low-level server, making :class:`GuardedRequestHandler` connections."""
 
     def __init__(self, plain: web.Server, guard: ConnectionGuard) -> None:
-        super().__init__(plain.request_handler, request_factory=plain.request_factory,
-                         handler_cancellation=plain.handler_cancellation, loop=plain._loop,
-                         **plain._kwargs)
+        super().__init__(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            loop=plain._loop,
+            **plain._kwargs,
+        )
         self.guard = guard
 
     def __call__(self) -> RequestHandler:

@@ -72,8 +72,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         headers = _cors(request) or {}
         if exc.retry_after is not None:
             headers["Retry-After"] = str(exc.retry_after)  # whole seconds (CunhuiError)
-        return web.json_response({"error": exc.as_dict()}, status=exc.status,
-                                 headers=headers or None)
+        return web.json_response(
+            {"error": exc.as_dict()}, status=exc.status, headers=headers or None
+        )
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith(_API_PREFIXES):
             raise
@@ -86,8 +87,11 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         # the traceback goes to the log, never to the client (pages included)
         logger.exception("%s %s crashed", request.method, request.path)
         if not request.path.startswith(_API_PREFIXES):
-            return web.Response(status=500, text="500: the server failed; this was logged.",
-                                content_type="text/plain")
+            return web.Response(
+                status=500,
+                text="500: the server failed; this was logged.",
+                content_type="text/plain",
+            )
         return json_error(500, "internal_error", "the server failed; this was logged")
 
 

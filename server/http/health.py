@@ -48,12 +48,14 @@ class HealthChecks:
 
     async def health(self) -> Report:
         database, recordings = await asyncio.gather(
-            self._cached("database", self._database), self._cached("recordings", self._recordings))
+            self._cached("database", self._database), self._cached("recordings", self._recordings)
+        )
         return {"database": database, "recordings": recordings}
 
     async def ready(self) -> Report:
         database, redis = await asyncio.gather(
-            self._cached("database", self._database), self._cached("redis", self._redis_state))
+            self._cached("database", self._database), self._cached("redis", self._redis_state)
+        )
         report = {"database": database}
         if redis is not None:
             report["redis"] = redis
@@ -63,7 +65,8 @@ class HealthChecks:
         now = asyncio.get_running_loop().time()
         running = self._running.get(name)
         if (running is None or running.done()) and (
-                now - self._started.get(name, now - CACHE_SECONDS - 1) > CACHE_SECONDS):
+            now - self._started.get(name, now - CACHE_SECONDS - 1) > CACHE_SECONDS
+        ):
             running = self._running[name] = asyncio.ensure_future(self._remember(name, run))
             self._started[name] = now
         if name in self._last:
@@ -91,7 +94,8 @@ class HealthChecks:
         loop = asyncio.get_running_loop()
         try:
             problem = await asyncio.wait_for(
-                loop.run_in_executor(None, self._app[keys.RECORDINGS].check_disk), CHECK_TIMEOUT)
+                loop.run_in_executor(None, self._app[keys.RECORDINGS].check_disk), CHECK_TIMEOUT
+            )
         except TimeoutError:
             problem = "timeout"
         if not problem:
@@ -147,10 +151,13 @@ def _answer(report: Report) -> web.Response:
     body: dict = {"ok": not failed, **report}
     if failed:
         body["failed"] = failed
-        body["error"] = {"code": "unavailable", "message": "; ".join(
-            f"{name}: {report[name]}" for name in failed)}
-    return web.json_response(body, status=503 if failed else 200,
-                             headers={"Cache-Control": "no-store"})
+        body["error"] = {
+            "code": "unavailable",
+            "message": "; ".join(f"{name}: {report[name]}" for name in failed),
+        }
+    return web.json_response(
+        body, status=503 if failed else 200, headers={"Cache-Control": "no-store"}
+    )
 
 
 @routes.get("/healthz")

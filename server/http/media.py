@@ -155,8 +155,13 @@ def client_key(request: web.Request) -> str | None:
 
 
 def _too_many(request: web.Request, exc: TooManyPending) -> Exception:
-    logger.info("%s %s refused (%s): %s", request.method, request.path,
-                client_key(request) if exc.per_client else "all clients", exc)
+    logger.info(
+        "%s %s refused (%s): %s",
+        request.method,
+        request.path,
+        client_key(request) if exc.per_client else "all clients",
+        exc,
+    )
     error = RateLimited if exc.per_client else Busy
     return error(str(exc), retry_after=exc.retry_after)
 
@@ -273,8 +278,9 @@ async def _patch(request: web.Request, session: PeerSession) -> web.Response:
 
 
 async def _delete(session: PeerSession) -> web.Response:
-    logger.info("%s session %s of room %s closed by the client",
-                session.role, session.id, session.room_id)
+    logger.info(
+        "%s session %s of room %s closed by the client", session.role, session.id, session.room_id
+    )
     await session.close()
     return web.Response(status=200, headers=CORS_HEADERS)
 

@@ -40,7 +40,8 @@ GUEST_WINDOW = 10 * 60
 def setup(app: web.Application) -> None:
     app[PIN_GUESSES] = GuessLimiter(PIN_LIMITS, refusal="too many wrong meeting codes or PINs")
     app[PIN_VILLAGE_GUESSES] = GuessLimiter(
-        {"village": PIN_VILLAGE_LIMIT}, refusal="too many wrong PINs for this village's meetings")
+        {"village": PIN_VILLAGE_LIMIT}, refusal="too many wrong PINs for this village's meetings"
+    )
     app[GUEST_JOINS] = GuessLimiter(
         {"address": Limit(app[keys.SETTINGS].guest_joins_per_address, GUEST_WINDOW)},
         refusal="too many guest sign-ins from this address",
@@ -54,8 +55,9 @@ async def add_member(request: web.Request) -> web.Response:
     body = await read_json(request)
     async with request.app[keys.DATABASE].session() as db:
         added = await members.add_member(db, request.app[keys.TOKENS], principal.village_id, body)
-    logger.info("member %s added to village %s by %s", added.member.id,
-                principal.village_id, principal.id)
+    logger.info(
+        "member %s added to village %s by %s", added.member.id, principal.village_id, principal.id
+    )
     return web.json_response(added.as_dict(base_url(request)), status=201)
 
 
@@ -75,8 +77,9 @@ async def import_members(request: web.Request) -> web.Response:
         added = await roll_import.import_roll(
             db, request.app[keys.TOKENS], principal.village_id, data
         )
-    logger.info("%d members imported into village %s by %s", len(added),
-                principal.village_id, principal.id)
+    logger.info(
+        "%d members imported into village %s by %s", len(added), principal.village_id, principal.id
+    )
     base = base_url(request)
     return web.json_response({"added": [a.as_dict(base) for a in added]}, status=201)
 
@@ -164,7 +167,8 @@ async def _join_with_pin(request: web.Request, code: str, pin: object):
                 raise Unauthorized("wrong meeting code or PIN")
             # reserved before the PIN is compared, like the others; kept only if wrong
             with request.app[PIN_VILLAGE_GUESSES].counting_failures(
-                    {"village": str(meeting.village_id)}, tell_tries_left=False):
+                {"village": str(meeting.village_id)}, tell_tries_left=False
+            ):
                 return await identity.join_with_pin(db, meeting, identity.normalize_digits(pin))
 
 

@@ -32,13 +32,17 @@ async def _gather(request: web.Request) -> minutes_service.Minutes:
     principal = await principal_of(request)
     async with request.app[keys.DATABASE].session() as db:
         meeting = await meeting_to_watch(request, db)
-    own_committee = (principal is not None and principal.is_committee
-                     and principal.village_id == meeting.village_id)
+    own_committee = (
+        principal is not None
+        and principal.is_committee
+        and principal.village_id == meeting.village_id
+    )
     checked = await verdict(request, meeting)
     async with gate(request).slot():
         async with request.app[keys.DATABASE].session() as db:
-            return await minutes_service.gather(db, meeting, attendance_names=own_committee,
-                                                verdict=checked)
+            return await minutes_service.gather(
+                db, meeting, attendance_names=own_committee, verdict=checked
+            )
 
 
 def _gettext(request: web.Request) -> Callable[..., str]:
@@ -63,11 +67,15 @@ async def minutes_markdown(request: web.Request) -> web.Response:
     """The minutes as Markdown text, to download (user text escaped, never rendered by us)."""
     found = await _gather(request)
     text = await asyncio.to_thread(  # a long meeting's text is CPU work: not on the loop
-        minutes_md.render, found, _gettext(request),
+        minutes_md.render,
+        found,
+        _gettext(request),
         audit_url=f"{base_url(request)}/meetings/{found.meeting_id}/audit",
     )
     return web.Response(
-        text=text, content_type="text/markdown", charset="utf-8",
+        text=text,
+        content_type="text/markdown",
+        charset="utf-8",
         headers={
             "Content-Disposition": f'inline; filename="minutes-{found.code}.md"',
             "X-Content-Type-Options": "nosniff",
@@ -88,9 +96,11 @@ async def minutes_page(request: web.Request) -> web.Response:
         local_date_time=minutes_service.local_date_time,
         # segno's SVG holds only the QR's modules: no user text reaches the markup
         digest_qr=segno.make(found.audit.digest or "-", error="m").svg_inline(
-            border=2, omitsize=True),
+            border=2, omitsize=True
+        ),
     )
     # rendered in a thread (the locale travels with the copied context)
     html = await asyncio.to_thread(aiohttp_jinja2.render_string, "minutes.html", request, context)
-    return web.Response(text=html, content_type="text/html", charset="utf-8",
-                        headers={"Cache-Control": "no-store"})
+    return web.Response(
+        text=html, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"}
+    )

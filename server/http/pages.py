@@ -148,12 +148,14 @@ async def member_cards_page(request: web.Request) -> web.Response:
         if wanted and member.id not in wanted:
             continue
         invite_url = f"{base}/i/{members.invite_for(tokens, member)}"
-        cards.append({
-            **members.member_dict(member),
-            "pin": member.pin,
-            # segno's SVG holds only the QR's modules: no user text reaches the markup
-            "qr_svg": segno.make(invite_url, error="m").svg_inline(border=2, omitsize=True),
-        })
+        cards.append(
+            {
+                **members.member_dict(member),
+                "pin": member.pin,
+                # segno's SVG holds only the QR's modules: no user text reaches the markup
+                "qr_svg": segno.make(invite_url, error="m").svg_inline(border=2, omitsize=True),
+            }
+        )
     context.update(village=village, cards=cards, site=base)
     response = aiohttp_jinja2.render_template("member_cards.html", request, context)
     response.headers["Cache-Control"] = "no-store"  # the cards are sign-in credentials
@@ -195,8 +197,11 @@ async def meeting_qr(request: web.Request) -> web.Response:
     join_url = f"{base_url(request)}/m/{meeting.code}"
     svg = io.BytesIO()
     segno.make(join_url, error="m").save(svg, kind="svg", scale=10, border=2)
-    return web.Response(body=svg.getvalue(), content_type="image/svg+xml",
-                        headers={"Cache-Control": "public, max-age=86400"})
+    return web.Response(
+        body=svg.getvalue(),
+        content_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 @routes.get("/meetings/{id}/notice")
@@ -248,14 +253,17 @@ async def past_meetings_page(request: web.Request) -> web.Response:
         return aiohttp_jinja2.render_template("past_meetings.html", request, context, status=400)
     async with request.app[keys.DATABASE].session() as db:
         found = await meetings.list_meetings(
-            db, village_id=village_of(await principal_of(request)), filters=filters)
+            db, village_id=village_of(await principal_of(request)), filters=filters
+        )
         for meeting in found[:100]:
             statuses = {p.status for p in await recordings.parts(db, meeting.id)}
             summary = next((s for s in _RECORDING_SUMMARY if s in statuses), None)
-            context["found"].append({
-                **meeting_json(request, await meetings.view(db, meeting)),
-                "recording": summary,
-            })
+            context["found"].append(
+                {
+                    **meeting_json(request, await meetings.view(db, meeting)),
+                    "recording": summary,
+                }
+            )
     context["searched"] = any(form.values())
     context["more"] = len(found) > 100
     return aiohttp_jinja2.render_template("past_meetings.html", request, context)
@@ -277,7 +285,8 @@ async def audit_page(request: web.Request) -> web.Response:
     verdict = await checked_now(request, meeting)
     context["verdict"] = verdict.as_dict()
     context["digest_qr"] = segno.make(verdict.digest or "-", error="m").svg_inline(
-        border=2, omitsize=True)
+        border=2, omitsize=True
+    )
     return aiohttp_jinja2.render_template("audit.html", request, context)
 
 

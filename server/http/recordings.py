@@ -28,7 +28,8 @@ routes = web.RouteTableDef()
 
 #: the only file names ever served (segments: the recorder's seg_NNNNN.ts)
 FILE_NAME = re.compile(
-    r"^(?:meeting\.mp4|audio\.m4a|index\.m3u8|seg_\d{5}\.ts|thumb_\d{1,12}\.jpg)$")
+    r"^(?:meeting\.mp4|audio\.m4a|index\.m3u8|seg_\d{5}\.ts|thumb_\d{1,12}\.jpg)$"
+)
 #: files that exist only once post-processing made them
 PROCESSED = {postprocess.MP4, postprocess.AUDIO}
 CONTENT_TYPES = {
@@ -61,8 +62,11 @@ def _part(recording: Recording, origin, root: Path) -> dict:
     finished = recording.status in store.FINISHED
     # the playlist is written once the first segment is complete (~2 s after the
     # first picture): a player given its URL earlier would only get a 404
-    has_hls = (recording.started_at is not None and recording.status != store.EXPIRED
-               and (root / recording.directory / PLAYLIST).exists())
+    has_hls = (
+        recording.started_at is not None
+        and recording.status != store.EXPIRED
+        and (root / recording.directory / PLAYLIST).exists()
+    )
     started = as_utc(recording.started_at)
     return {
         "part": recording.part,
@@ -74,7 +78,8 @@ def _part(recording: Recording, origin, root: Path) -> dict:
         "video_codec": recording.video_codec or None,
         "hls": file_url(recording.meeting_id, recording.part, PLAYLIST) if has_hls else None,
         "mp4": file_url(recording.meeting_id, recording.part, postprocess.MP4)
-        if finished else None,
+        if finished
+        else None,
         "audio": file_url(recording.meeting_id, recording.part, postprocess.AUDIO)
         if finished and (recording.steps or {}).get("audio", {}).get("status") == "done"
         else None,
@@ -154,15 +159,19 @@ async def recording_file(request: web.Request) -> web.StreamResponse:
             raise Conflict(f"post-processing failed: {recording.error}", code="processing_failed")
         raise StillProcessing(
             f"the recording is {recording.status}; {name} is ready once processing ends",
-            {"status": recording.status, "steps": recording.steps or {}})
+            {"status": recording.status, "steps": recording.steps or {}},
+        )
     root = Path(request.app[keys.SETTINGS].recordings_dir).resolve()
     path = (root / recording.directory / name).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         raise NotFound("no such recording file")
-    response = web.FileResponse(path, headers={
-        "Content-Type": CONTENT_TYPES[path.suffix],
-        "Cache-Control": _cache_control(meeting.allow_guests, name, recording),
-    })
+    response = web.FileResponse(
+        path,
+        headers={
+            "Content-Type": CONTENT_TYPES[path.suffix],
+            "Cache-Control": _cache_control(meeting.allow_guests, name, recording),
+        },
+    )
     return response
 
 

@@ -44,8 +44,10 @@ class ReportGate:
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         if self.load >= self.capacity:
-            raise Busy("the server is busy with other reports: try again in a moment",
-                       retry_after=RETRY_AFTER)
+            raise Busy(
+                "the server is busy with other reports: try again in a moment",
+                retry_after=RETRY_AFTER,
+            )
         self.load += 1
         try:
             async with self._slots:
@@ -62,8 +64,10 @@ class ReportGate:
         task = self._audits.get(key)
         if task is None:
             if self.load >= self.capacity:
-                raise Busy("the server is busy with other reports: try again in a moment",
-                           retry_after=RETRY_AFTER)
+                raise Busy(
+                    "the server is busy with other reports: try again in a moment",
+                    retry_after=RETRY_AFTER,
+                )
             task = asyncio.get_running_loop().create_task(self._verify(database, meeting.id))
             self._audits[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))

@@ -61,9 +61,7 @@ async def create_user(
     return user
 
 
-async def authenticate(
-    db: AsyncSession, pool: PasswordPool, username: str, password: str
-) -> User:
+async def authenticate(db: AsyncSession, pool: PasswordPool, username: str, password: str) -> User:
     """Return the user whose password matches, or raise Unauthorized (same message either way).
 
     The hash is checked in ``pool`` (:class:`~server.errors.Busy` when it is full), with no

@@ -29,7 +29,9 @@ def canonical(meeting_id: int, seq: int, type_: str, at: datetime, data: dict) -
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def chain_hash(prev_hash: str, meeting_id: int, seq: int, type_: str, at: datetime, data: dict) -> str:
+def chain_hash(
+    prev_hash: str, meeting_id: int, seq: int, type_: str, at: datetime, data: dict
+) -> str:
     text = prev_hash + canonical(meeting_id, seq, type_, at, data)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -46,8 +48,13 @@ class Verdict:
     reason: str = ""
 
     def as_dict(self) -> dict:
-        return {"ok": self.ok, "events": self.events, "digest": self.digest,
-                "first_bad_seq": self.first_bad_seq, "reason": self.reason}
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "digest": self.digest,
+            "first_bad_seq": self.first_bad_seq,
+            "reason": self.reason,
+        }
 
 
 def verify(meeting_id: int, events, stored_digest: str) -> Verdict:
@@ -78,15 +85,25 @@ class ChainCheck:
         prev, expected_seq = self.prev, self.expected_seq
         for seq, type_, at, data, stored_hash in rows:
             if seq != expected_seq:
-                self.failed = Verdict(False, expected_seq - 1, prev, expected_seq,
-                                      f"event {expected_seq} is missing (found {seq} next)")
+                self.failed = Verdict(
+                    False,
+                    expected_seq - 1,
+                    prev,
+                    expected_seq,
+                    f"event {expected_seq} is missing (found {seq} next)",
+                )
                 break
             if isinstance(data, str):
                 data = json.loads(data)
             computed = chain_hash(prev, self.meeting_id, seq, type_, at, data)
             if computed != stored_hash:
-                self.failed = Verdict(False, expected_seq - 1, prev, seq,
-                                      f"event {seq} ({type_}) does not match its hash")
+                self.failed = Verdict(
+                    False,
+                    expected_seq - 1,
+                    prev,
+                    seq,
+                    f"event {seq} ({type_}) does not match its hash",
+                )
                 break
             prev = computed
             expected_seq += 1
@@ -97,6 +114,11 @@ class ChainCheck:
         if self.failed is not None:
             return self.failed
         if self.prev != stored_digest:
-            return Verdict(False, self.expected_seq - 1, self.prev, self.expected_seq,
-                           "the meeting's digest does not match its last event: events were removed")
+            return Verdict(
+                False,
+                self.expected_seq - 1,
+                self.prev,
+                self.expected_seq,
+                "the meeting's digest does not match its last event: events were removed",
+            )
         return Verdict(True, self.expected_seq - 1, self.prev)

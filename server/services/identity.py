@@ -92,7 +92,9 @@ async def resolve(db: AsyncSession, tokens: TokenService, token: str) -> Princip
         )
     if kind == GUEST:
         return Principal(
-            id=f"g{payload['s']}", name=str(payload.get("n", "")), role="guest",
+            id=f"g{payload['s']}",
+            name=str(payload.get("n", "")),
+            role="guest",
             meeting_id=_int(payload.get("m")),
         )
     raise Unauthorized("the token is not valid")  # e.g. a device token: not a sign-in
@@ -100,11 +102,7 @@ async def resolve(db: AsyncSession, tokens: TokenService, token: str) -> Princip
 
 async def _current_member(db: AsyncSession, payload: dict) -> Member:
     member = await db.get(Member, _int(payload["s"]))
-    if (
-        member is None
-        or member.removed_at is not None
-        or member.invite_version != payload.get("v")
-    ):
+    if member is None or member.removed_at is not None or member.invite_version != payload.get("v"):
         raise Unauthorized("this invite or sign-in is no longer valid: ask the committee")
     return member
 

@@ -13,9 +13,9 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import BadRequest, Conflict, NotFound
-from ..store.models import utcnow as _now
 from ..store import AgendaItem, Meeting, utcnow
 from ..store.models import as_utc
+from ..store.models import utcnow as _now
 from .identity import normalize_digits
 from .payload import parse_id
 from .timeline import append_event
@@ -108,8 +108,10 @@ def parse_agenda(raw: object) -> list[AgendaDraft]:
                 f"{MAX_DESCRIPTION} characters"
             )
         items.append(
-            AgendaDraft(check_title(entry.get("title"), f"title of agenda item {index}"),
-                        description.strip())
+            AgendaDraft(
+                check_title(entry.get("title"), f"title of agenda item {index}"),
+                description.strip(),
+            )
         )
     return items
 
@@ -246,7 +248,9 @@ async def cancel_meeting(db: AsyncSession, meeting: Meeting, reason: object) -> 
     if not reason:
         raise BadRequest("say why the meeting is cancelled (reason)")
     if meeting.status != SCHEDULED:
-        raise Conflict(f"the meeting is {meeting.status}; only a scheduled meeting can be cancelled")
+        raise Conflict(
+            f"the meeting is {meeting.status}; only a scheduled meeting can be cancelled"
+        )
     meeting.status = CANCELLED
     meeting.cancel_reason = reason
     seq = await append_event(db, meeting, "meeting:status", {"status": CANCELLED, "reason": reason})
@@ -325,7 +329,8 @@ def _parse_day(raw: str, what: str) -> date:
         day = date.fromisoformat(raw)
     except ValueError:
         raise BadRequest(
-            f"{what} must be a date like 2026-12-01 (YYYY-MM-DD), not {raw[:40]!r}") from None
+            f"{what} must be a date like 2026-12-01 (YYYY-MM-DD), not {raw[:40]!r}"
+        ) from None
     if not FIRST_YEAR <= day.year <= LAST_YEAR:
         raise BadRequest(f"{what} must lie in the years {FIRST_YEAR} to {LAST_YEAR}, not {raw}")
     return day
@@ -352,7 +357,8 @@ def parse_list_filter(query: Mapping[str, str]) -> ListFilter:
         if status not in (SCHEDULED, LIVE, ENDED, CANCELLED):
             raise BadRequest(
                 f"status must be scheduled, live, ended or cancelled (comma-separated), "
-                f"not {status!r}")
+                f"not {status!r}"
+            )
     return ListFilter(
         title=title,
         since=_local_midnight(first) if first else None,
@@ -380,7 +386,8 @@ async def list_meetings(
     if filters is not None:
         if filters.title:
             query = query.where(
-                Meeting.title.ilike(f"%{_escape_like(filters.title)}%", escape="\\"))
+                Meeting.title.ilike(f"%{_escape_like(filters.title)}%", escape="\\")
+            )
         start = func.coalesce(Meeting.started_at, Meeting.starts_at, Meeting.created_at)
         if filters.since is not None:
             query = query.where(start >= filters.since)

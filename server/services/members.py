@@ -75,8 +75,11 @@ def field_problems(name: str, phone: str, household: str, birth_year: int | None
     if len(household) > 64:
         problems.append(Problem("household_too_long", "the household is longer than 64 characters"))
     if birth_year is not None and not 1900 <= birth_year <= date.today().year:
-        problems.append(Problem("bad_birth_year", f"the year of birth {birth_year} is not a year",
-                                str(birth_year)))
+        problems.append(
+            Problem(
+                "bad_birth_year", f"the year of birth {birth_year} is not a year", str(birth_year)
+            )
+        )
     return problems
 
 
@@ -102,7 +105,9 @@ def parse_fields(body: dict, *, partial: bool) -> dict:
             raise BadRequest("representative must be true or false")
         values["representative"] = flag
     problems = field_problems(
-        values.get("name", "-"), values.get("phone", ""), values.get("household", ""),
+        values.get("name", "-"),
+        values.get("phone", ""),
+        values.get("household", ""),
         values.get("birth_year"),
     )
     if problems:
@@ -117,7 +122,8 @@ async def check_phone_free(
     if not phone:
         return
     query = select(Member.id).where(
-        Member.village_id == village_id, Member.phone == phone,
+        Member.village_id == village_id,
+        Member.phone == phone,
         Member.removed_at == None,  # noqa: E711
     )
     if member_id is not None:

@@ -34,8 +34,12 @@ KIND_LABELS = {
     "representatives_meeting": "Villagers' representatives meeting",
     "general": "Other meeting",
 }
-STATUS_LABELS = {"scheduled": "Not started", "live": "Live", "ended": "Ended",
-                 "cancelled": "Cancelled"}
+STATUS_LABELS = {
+    "scheduled": "Not started",
+    "live": "Live",
+    "ended": "Ended",
+    "cancelled": "Cancelled",
+}
 #: how a floor turn ended (``floor:changed``'s ``ended.reason``)
 FLOOR_REASONS = {
     "revoked": "Taken back by the chair",
@@ -43,8 +47,12 @@ FLOOR_REASONS = {
     "time_up": "Speaking time ran out",
     "meeting_ended": "The meeting ended",
 }
-SUGGESTION_LABELS = {"open": "Awaiting an answer", "adopted": "Adopted", "answered": "Answered",
-                     "not_adopted": "Not adopted"}
+SUGGESTION_LABELS = {
+    "open": "Awaiting an answer",
+    "adopted": "Adopted",
+    "answered": "Answered",
+    "not_adopted": "Not adopted",
+}
 #: a rule's profile; the two legal ones are shown with their source (LEGAL_SOURCES)
 PROFILE_LABELS = {
     "villagers_assembly": "Villagers' assembly",
@@ -69,9 +77,17 @@ SOURCE_LABELS = {
     "hall_show_of_hands": "Hall show of hands",
     "ballots": "Ballots (online and by proxy)",
 }
-LABELS = {"kind": KIND_LABELS, "status": STATUS_LABELS, "floor": FLOOR_REASONS,
-          "suggestion": SUGGESTION_LABELS, "profile": PROFILE_LABELS, "legal": LEGAL_SOURCES,
-          "base": BASE_LABELS, "source": SOURCE_LABELS, "quorum": QUORUM_LABELS}
+LABELS = {
+    "kind": KIND_LABELS,
+    "status": STATUS_LABELS,
+    "floor": FLOOR_REASONS,
+    "suggestion": SUGGESTION_LABELS,
+    "profile": PROFILE_LABELS,
+    "legal": LEGAL_SOURCES,
+    "base": BASE_LABELS,
+    "source": SOURCE_LABELS,
+    "quorum": QUORUM_LABELS,
+}
 
 
 # ------------------------------------------------------------------ formatting
@@ -270,12 +286,16 @@ async def _names(db: AsyncSession, member_ids: list[int]) -> dict[int, str]:
 
 
 #: the timeline's events the minutes are made from (a flood of hands or chat is not read)
-EVENT_TYPES = ("attendance:joined", "agenda:current", "floor:changed", "vote:opened",
-               "vote:closed")
+EVENT_TYPES = ("attendance:joined", "agenda:current", "floor:changed", "vote:opened", "vote:closed")
 
 
-async def gather(db: AsyncSession, meeting: Meeting, *, attendance_names: bool = True,
-                 verdict: audit.Verdict | None = None) -> Minutes:
+async def gather(
+    db: AsyncSession,
+    meeting: Meeting,
+    *,
+    attendance_names: bool = True,
+    verdict: audit.Verdict | None = None,
+) -> Minutes:
     """Everything the minutes show, from the database.
 
     ``attendance_names=False`` leaves out the names of those who joined remotely
@@ -284,8 +304,9 @@ async def gather(db: AsyncSession, meeting: Meeting, *, attendance_names: bool =
     audit chain's, when the caller has it already (else it is recomputed here).
     """
     view = await meetings.view(db, meeting)
-    agenda = [AgendaEntry(a.id, n, a.title, a.description)
-              for n, a in enumerate(view.agenda, start=1)]
+    agenda = [
+        AgendaEntry(a.id, n, a.title, a.description) for n, a in enumerate(view.agenda, start=1)
+    ]
     by_id = {a.id: a for a in agenda}
 
     attendance = Attendance(names_shown=attendance_names)
@@ -332,22 +353,38 @@ async def gather(db: AsyncSession, meeting: Meeting, *, attendance_names: bool =
     names = await _names(db, hall_ids)
     attendance.hall_members = [Person(f"m{i}", names.get(i, "")) for i in hall_ids]
     for pair in await votes.proxies_of(db, meeting.id):
-        attendance.proxies.append((Person(f"m{pair['member']['id']}", pair["member"]["name"]),
-                                   Person(f"m{pair['proxy']['id']}", pair["proxy"]["name"])))
+        attendance.proxies.append(
+            (
+                Person(f"m{pair['member']['id']}", pair["member"]["name"]),
+                Person(f"m{pair['proxy']['id']}", pair["proxy"]["name"]),
+            )
+        )
 
     found_votes = [
         VoteEntry(
-            id=v.id, number=n, question=v.question, options=list(v.options), secret=v.secret,
-            rule=rules.rule_from_dict(v.rule), item=by_id.get(v.item_id), status=v.status,
-            opened=opened.get(v.id), closed=closed.get(v.id),
+            id=v.id,
+            number=n,
+            question=v.question,
+            options=list(v.options),
+            secret=v.secret,
+            rule=rules.rule_from_dict(v.rule),
+            item=by_id.get(v.item_id),
+            status=v.status,
+            opened=opened.get(v.id),
+            closed=closed.get(v.id),
             result=dict(v.result) if v.status == "closed" and v.result else None,
         )
         for n, v in enumerate(await votes.meeting_votes(db, meeting.id), start=1)
     ]
     found_suggestions = [
         SuggestionEntry(
-            id=s.id, author=s.author, text=s.text, item=by_id.get(s.item_id),
-            created_at=as_utc(s.created_at), status=s.status, reply=s.reply,
+            id=s.id,
+            author=s.author,
+            text=s.text,
+            item=by_id.get(s.item_id),
+            created_at=as_utc(s.created_at),
+            status=s.status,
+            reply=s.reply,
             replied_at=as_utc(s.replied_at),
         )
         for s in await suggestions.listed(db, meeting.id)
@@ -355,14 +392,24 @@ async def gather(db: AsyncSession, meeting: Meeting, *, attendance_names: bool =
     if verdict is None:
         verdict = await timeline.verify_chain(db, meeting)
     return Minutes(
-        meeting_id=meeting.id, code=meeting.code, title=meeting.title, kind=meeting.kind,
-        status=meeting.status, place=meeting.place, cancel_reason=meeting.cancel_reason,
-        starts_at=as_utc(meeting.starts_at), started_at=as_utc(meeting.started_at),
+        meeting_id=meeting.id,
+        code=meeting.code,
+        title=meeting.title,
+        kind=meeting.kind,
+        status=meeting.status,
+        place=meeting.place,
+        cancel_reason=meeting.cancel_reason,
+        starts_at=as_utc(meeting.starts_at),
+        started_at=as_utc(meeting.started_at),
         ended_at=as_utc(meeting.ended_at),
-        agenda=agenda, attendance=attendance, floor=floor, suggestions=found_suggestions,
+        agenda=agenda,
+        attendance=attendance,
+        floor=floor,
+        suggestions=found_suggestions,
         votes=found_votes,
-        audit=AuditEntry(verdict.ok, verdict.events, verdict.digest, verdict.first_bad_seq,
-                         verdict.reason),
+        audit=AuditEntry(
+            verdict.ok, verdict.events, verdict.digest, verdict.first_bad_seq, verdict.reason
+        ),
         generated_at=utcnow(),
     )
 
@@ -371,12 +418,20 @@ def _floor_change(turns: list[FloorTurn], event: dict, current: AgendaEntry | No
     """A ``floor:changed``: it ends the running turn (``ended``) and/or starts a new one."""
     ended = event.get("ended")
     if ended:
-        running = next((turn for turn in reversed(turns)
-                        if turn.reason is None and turn.speaker.id == ended.get("participant_id")),
-                       None)
+        running = next(
+            (
+                turn
+                for turn in reversed(turns)
+                if turn.reason is None and turn.speaker.id == ended.get("participant_id")
+            ),
+            None,
+        )
         if running is not None:
             running.seconds = ended.get("seconds")
             running.reason = ended.get("reason") or "revoked"
     if event.get("participant_id"):
-        turns.append(FloorTurn(Person(event["participant_id"], event.get("name") or ""),
-                               _moment(event), current))
+        turns.append(
+            FloorTurn(
+                Person(event["participant_id"], event.get("name") or ""), _moment(event), current
+            )
+        )

@@ -76,8 +76,12 @@ def render(minutes: Minutes, gettext: Gettext = untranslated, *, audit_url: str 
     if minutes.status == "cancelled":
         add(f"- {_('This meeting has been cancelled')}: {md(minutes.cancel_reason)}")
     add("")
-    add(_("Times are Beijing time (UTC+8). t is the moment on the meeting's timeline "
-          "(hours:minutes:seconds), as the replay shows it."))
+    add(
+        _(
+            "Times are Beijing time (UTC+8). t is the moment on the meeting's timeline "
+            "(hours:minutes:seconds), as the replay shows it."
+        )
+    )
     add("")
 
     _attendance(minutes, _, label, add)
@@ -90,8 +94,12 @@ def render(minutes: Minutes, gettext: Gettext = untranslated, *, audit_url: str 
     _audit(minutes, _, add, audit_url)
     add("---")
     add("")
-    add(_("Generated at %(time)s from the meeting's stored record.",
-          time=local_date_time(minutes.generated_at)))
+    add(
+        _(
+            "Generated at %(time)s from the meeting's stored record.",
+            time=local_date_time(minutes.generated_at),
+        )
+    )
     return "\n".join(out) + "\n"
 
 
@@ -115,7 +123,9 @@ def _attendance(minutes: Minutes, _, label, add) -> None:
         line += f" ({_names(a.hall_members)})"
     add(line)
     for member, proxy in a.proxies:
-        votes_for = _("%(proxy)s votes for %(member)s", proxy=md(proxy.name), member=md(member.name))
+        votes_for = _(
+            "%(proxy)s votes for %(member)s", proxy=md(proxy.name), member=md(member.name)
+        )
         add(f"- {_('Proxy votes (委托投票)')}: {votes_for}")
     add("")
     closed = [v for v in minutes.votes if v.result]
@@ -126,8 +136,14 @@ def _attendance(minutes: Minutes, _, label, add) -> None:
         add(_row("---", "---:", "---:", "---"))
         for vote in closed:
             r = vote.result
-            add(_row(f"{vote.number}\\. {md(vote.question)}", r.get("eligible"), r.get("present"),
-                     label("quorum", vote.quorum)))
+            add(
+                _row(
+                    f"{vote.number}\\. {md(vote.question)}",
+                    r.get("eligible"),
+                    r.get("present"),
+                    label("quorum", vote.quorum),
+                )
+            )
         add("")
 
 
@@ -159,13 +175,23 @@ def _agenda(minutes: Minutes, _, add) -> None:
 def _floor(minutes: Minutes, _, label, add) -> None:
     if not _section(add, _("Floor log"), minutes.floor, _("No one was given the floor.")):
         return
-    add(_row("t", _("Beijing time"), _("Who spoke"), _("Speaking time"), _("Agenda item"), _("How it ended")))
+    add(
+        _row(
+            "t",
+            _("Beijing time"),
+            _("Who spoke"),
+            _("Speaking time"),
+            _("Agenda item"),
+            _("How it ended"),
+        )
+    )
     add(_row("---:", "---", "---", "---:", "---", "---"))
     for turn in minutes.floor:
         item = f"{turn.item.number}\\. {md(turn.item.title)}" if turn.item else "—"
         ended = label("floor", turn.reason) if turn.reason else _("Still speaking")
-        add(_row(turn.start.clock, turn.start.wall, md(turn.speaker.name), turn.length,
-                 item, ended))
+        add(
+            _row(turn.start.clock, turn.start.wall, md(turn.speaker.name), turn.length, item, ended)
+        )
     add("")
 
 
@@ -207,15 +233,28 @@ def _vote(vote: VoteEntry, _, label, add) -> None:
         add("")
         return
     sources = vote.sources
-    add(_row(_("Ballot option"), *(label("source", name) for name, _counts in sources), _("All sources")))
+    add(
+        _row(
+            _("Ballot option"),
+            *(label("source", name) for name, _counts in sources),
+            _("All sources"),
+        )
+    )
     add(_row("---", *("---:" for _s in sources), "---:"))
     tally = r.get("tally") or {}
     for option in vote.options:
-        add(_row(md(option), *(counts.get(option, 0) for _n, counts in sources),
-                 f"**{tally.get(option, 0)}**"))
+        add(
+            _row(
+                md(option),
+                *(counts.get(option, 0) for _n, counts in sources),
+                f"**{tally.get(option, 0)}**",
+            )
+        )
     add("")
-    add(f"- {_('Votes cast')}: {r.get('cast')} · {_('Eligible to vote')}: {r.get('eligible')} · "
-        f"{_('Present at the vote')}: {r.get('present')}")
+    add(
+        f"- {_('Votes cast')}: {r.get('cast')} · {_('Eligible to vote')}: {r.get('eligible')} · "
+        f"{_('Present at the vote')}: {r.get('present')}"
+    )
     add(f"- {label('quorum', vote.quorum)}")
     if not r.get("quorum_met"):
         verdict = _("No quorum: the vote is not valid")
@@ -231,14 +270,23 @@ def rule_sentences(rule, _) -> list[str]:
     if rule.quorum is None:
         out.append(_("No quorum required"))
     else:
-        text = _("Quorum: present %(cmp)s %(frac)s of %(base)s", cmp=rule.quorum.compare,
-                 frac=rule.quorum.fraction, base=_(LABELS["base"][rule.quorum.of]))
+        text = _(
+            "Quorum: present %(cmp)s %(frac)s of %(base)s",
+            cmp=rule.quorum.compare,
+            frac=rule.quorum.fraction,
+            base=_(LABELS["base"][rule.quorum.of]),
+        )
         if rule.households_quorum:
             text += _(", or members from at least 2/3 of the households")
         out.append(text)
-    out.append(_("Passes: the first option %(cmp)s %(frac)s of %(base)s",
-                 cmp=rule.majority.compare, frac=rule.majority.fraction,
-                 base=_(LABELS["base"][rule.majority.of])))
+    out.append(
+        _(
+            "Passes: the first option %(cmp)s %(frac)s of %(base)s",
+            cmp=rule.majority.compare,
+            frac=rule.majority.fraction,
+            base=_(LABELS["base"][rule.majority.of]),
+        )
+    )
     return out
 
 
@@ -248,14 +296,23 @@ def _audit(minutes: Minutes, _, add, audit_url: str) -> None:
     add("")
     add(f"- {_('Digest')}: `{audit.digest or '-'}`")
     if audit.ok:
-        add("- " + _("The record is intact: %(n)s entries, each sealed to the one before.",
-                     n=audit.events))
+        add(
+            "- "
+            + _(
+                "The record is intact: %(n)s entries, each sealed to the one before.",
+                n=audit.events,
+            )
+        )
     else:
-        add("- " + _("The record has been changed at entry %(seq)s.", seq=audit.first_bad_seq)
-            + f" {md(audit.reason)}")
+        add(
+            "- "
+            + _("The record has been changed at entry %(seq)s.", seq=audit.first_bad_seq)
+            + f" {md(audit.reason)}"
+        )
     if _SAFE_URL.fullmatch(audit_url):
         add(f"- {_('Audit record')}: <{audit_url}>")
-    add("- " + _("The server’s operator checks it with: cunhui verify %(id)s",
-                 id=minutes.meeting_id))
+    add(
+        "- "
+        + _("The server’s operator checks it with: cunhui verify %(id)s", id=minutes.meeting_id)
+    )
     add("")
-

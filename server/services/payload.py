@@ -65,12 +65,10 @@ def check(value: object, what: str = "the payload") -> object:
             continue
         elif isinstance(item, int):
             if not MIN_INT <= item <= MAX_INT:
-                raise BadRequest(f"a number in {what} is out of range "
-                                 f"({MIN_INT} to {MAX_INT})")
+                raise BadRequest(f"a number in {what} is out of range ({MIN_INT} to {MAX_INT})")
         elif isinstance(item, float):
             if not math.isfinite(item) or not MIN_INT <= item <= MAX_INT:
-                raise BadRequest(f"a number in {what} is out of range "
-                                 f"({MIN_INT} to {MAX_INT})")
+                raise BadRequest(f"a number in {what} is out of range ({MIN_INT} to {MAX_INT})")
         elif isinstance(item, (list, tuple, dict)):
             if depth >= MAX_DEPTH:
                 raise BadRequest(f"{what} is nested more than {MAX_DEPTH} levels deep")
@@ -135,8 +133,9 @@ def loads(data: str | bytes, what: str = "the body") -> object:
     except RecursionError:
         raise BadRequest(f"{what} is nested more than {MAX_DEPTH} levels deep") from None
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"{what} is not JSON: {exc.msg} (line {exc.lineno}, "
-                         f"column {exc.colno})") from None
+        raise BadRequest(
+            f"{what} is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
     except ValueError as exc:  # a conversion json left to Python
         raise BadRequest(f"{what} is not valid JSON: {str(exc)[:100]}") from None
     return check(value, what)

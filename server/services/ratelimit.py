@@ -61,8 +61,13 @@ def wait_text(seconds: float) -> str:
 class Attempt:
     """One reserved attempt, counted under each of its keys until it is released."""
 
-    def __init__(self, limiter: GuessLimiter, counted: list[tuple[str, str, deque[float]]],
-                 at: float, exempt: frozenset[str]) -> None:
+    def __init__(
+        self,
+        limiter: GuessLimiter,
+        counted: list[tuple[str, str, deque[float]]],
+        at: float,
+        exempt: frozenset[str],
+    ) -> None:
         self._limiter = limiter
         self._counted = counted
         self._at = at
@@ -96,8 +101,12 @@ class GuessLimiter:
     own counter, which every guess of theirs touches again).
     """
 
-    def __init__(self, limits: Mapping[str, Limit], refusal: str = "too many wrong attempts",
-                 max_keys: int = 100_000) -> None:
+    def __init__(
+        self,
+        limits: Mapping[str, Limit],
+        refusal: str = "too many wrong attempts",
+        max_keys: int = 100_000,
+    ) -> None:
         self.limits = dict(limits)
         self.refusal = refusal
         self.max_keys = max_keys
@@ -114,7 +123,8 @@ class GuessLimiter:
         now = time.monotonic()
         self._forget_old(now)
         waits = [
-            wait for kind, key in keys.items()
+            wait
+            for kind, key in keys.items()
             if kind not in exempt and (wait := self._locked_for(kind, key, now)) is not None
         ]
         if waits:
@@ -128,8 +138,9 @@ class GuessLimiter:
         return Attempt(self, counted, now, exempt)
 
     @contextmanager
-    def counting_failures(self, keys: Mapping[str, str], *, exempt: Iterable[str] = (),
-                          tell_tries_left: bool = True) -> Iterator[Attempt]:
+    def counting_failures(
+        self, keys: Mapping[str, str], *, exempt: Iterable[str] = (), tell_tries_left: bool = True
+    ) -> Iterator[Attempt]:
         """Reserve an attempt; it stays counted only if the block raises Unauthorized.
 
         The Unauthorized gets ``tries_left`` in its error object (unless this is an

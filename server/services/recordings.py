@@ -17,20 +17,28 @@ from ..store import Event, Meeting, Recording, utcnow
 from ..store.models import as_utc
 
 RECORDING, PROCESSING, READY, INTERRUPTED, FAILED, EXPIRED = (
-    "recording", "processing", "ready", "interrupted", "failed", "expired")
+    "recording",
+    "processing",
+    "ready",
+    "interrupted",
+    "failed",
+    "expired",
+)
 #: statuses whose files are complete and may be downloaded
 FINISHED = (READY, INTERRUPTED)
 
 
 async def parts(db: AsyncSession, meeting_id: int) -> list[Recording]:
     result = await db.exec(
-        select(Recording).where(Recording.meeting_id == meeting_id).order_by(Recording.part))
+        select(Recording).where(Recording.meeting_id == meeting_id).order_by(Recording.part)
+    )
     return list(result.all())
 
 
 async def get_part(db: AsyncSession, meeting_id: int, part: int) -> Recording:
     result = await db.exec(
-        select(Recording).where(Recording.meeting_id == meeting_id, Recording.part == part))
+        select(Recording).where(Recording.meeting_id == meeting_id, Recording.part == part)
+    )
     recording = result.first()
     if recording is None:
         raise NotFound(f"meeting {meeting_id} has no recording part {part}")
@@ -46,8 +54,9 @@ async def new_part(db: AsyncSession, meeting: Meeting) -> Recording:
     for _ in range(5):
         existing = await parts(db, meeting.id)
         number = (existing[-1].part + 1) if existing else 1
-        recording = Recording(meeting_id=meeting.id, part=number,
-                              directory=f"{meeting.id}/{number}", status=RECORDING)
+        recording = Recording(
+            meeting_id=meeting.id, part=number, directory=f"{meeting.id}/{number}", status=RECORDING
+        )
         db.add(recording)
         try:
             await db.commit()
@@ -67,7 +76,9 @@ async def origin(db: AsyncSession, meeting: Meeting) -> datetime | None:
     result = await db.exec(
         select(Recording.started_at)
         .where(Recording.meeting_id == meeting.id, Recording.started_at.is_not(None))
-        .order_by(Recording.part).limit(1))
+        .order_by(Recording.part)
+        .limit(1)
+    )
     started = result.first()
     return as_utc(started) if started else as_utc(meeting.started_at)
 
@@ -84,8 +95,14 @@ async def update(db: AsyncSession, recording_id: int, **fields) -> Recording | N
     return recording
 
 
-async def set_step(db: AsyncSession, recording_id: int, step: str, status: str,
-                   progress: float | None = None, error: str = "") -> Recording | None:
+async def set_step(
+    db: AsyncSession,
+    recording_id: int,
+    step: str,
+    status: str,
+    progress: float | None = None,
+    error: str = "",
+) -> Recording | None:
     recording = await db.get(Recording, recording_id, populate_existing=True)
     if recording is None:
         return None
@@ -114,8 +131,10 @@ async def clear_step(db: AsyncSession, recording_id: int, step: str) -> Recordin
 async def unfinished(db: AsyncSession) -> list[Recording]:
     """Parts still recording or processing, as far as the database knows."""
     result = await db.exec(
-        select(Recording).where(Recording.status.in_((RECORDING, PROCESSING)))
-        .order_by(Recording.id))
+        select(Recording)
+        .where(Recording.status.in_((RECORDING, PROCESSING)))
+        .order_by(Recording.id)
+    )
     return list(result.all())
 
 
@@ -123,9 +142,14 @@ async def past_retention(db: AsyncSession, days: int) -> list[Recording]:
     """Finished or failed parts whose meeting ended more than ``days`` ago."""
     before = utcnow() - timedelta(days=days)
     result = await db.exec(
-        select(Recording).join(Meeting, Meeting.id == Recording.meeting_id)
-        .where(Recording.status.in_((READY, INTERRUPTED, FAILED)),
-               Meeting.ended_at.is_not(None), Meeting.ended_at < before))
+        select(Recording)
+        .join(Meeting, Meeting.id == Recording.meeting_id)
+        .where(
+            Recording.status.in_((READY, INTERRUPTED, FAILED)),
+            Meeting.ended_at.is_not(None),
+            Meeting.ended_at < before,
+        )
+    )
     return list(result.all())
 
 
@@ -135,8 +159,10 @@ async def agenda_moments(db: AsyncSession, recording: Recording) -> dict[str, fl
     if start is None:
         return {}
     result = await db.exec(
-        select(Event).where(Event.meeting_id == recording.meeting_id,
-                            Event.type == "agenda:current").order_by(Event.seq))
+        select(Event)
+        .where(Event.meeting_id == recording.meeting_id, Event.type == "agenda:current")
+        .order_by(Event.seq)
+    )
     moments: dict[str, float] = {}
     for event in result.all():
         item = (event.data or {}).get("item_id")

@@ -78,7 +78,9 @@ def _records(reader):
         except StopIteration:
             return
         except csv.Error as exc:
-            raise BadRequest(f"line {reader.line_num} of the file cannot be read as CSV: {exc}") from None
+            raise BadRequest(
+                f"line {reader.line_num} of the file cannot be read as CSV: {exc}"
+            ) from None
 
 
 def parse(text: str) -> list[ParsedRow]:
@@ -105,7 +107,12 @@ def parse(text: str) -> list[ParsedRow]:
         year = cell("birth_year")
         if year:
             # four ASCII digits before int(): a 5,000-digit "year" is not parsed at all
-            if len(year) == 4 and year.isascii() and year.isdigit() and 1900 <= int(year) <= this_year:
+            if (
+                len(year) == 4
+                and year.isascii()
+                and year.isdigit()
+                and 1900 <= int(year) <= this_year
+            ):
                 row.birth_year = int(year)
             else:
                 year = year[:20]
@@ -118,9 +125,11 @@ def parse(text: str) -> list[ParsedRow]:
             row.representative = True
         elif flag not in NO:
             flag = flag[:20]
-            row.problems.append(Problem(
-                "bad_representative", f"representative must be yes or no, not {flag!r}", flag
-            ))
+            row.problems.append(
+                Problem(
+                    "bad_representative", f"representative must be yes or no, not {flag!r}", flag
+                )
+            )
         rows.append(row)
     if not rows:
         raise BadRequest("the file has a header but no members")
@@ -149,7 +158,9 @@ async def import_roll(
     rows = parse(decode(data))
     existing = await db.exec(
         select(Member.phone).where(
-            Member.village_id == village_id, Member.removed_at == None, Member.phone != ""  # noqa: E711
+            Member.village_id == village_id,
+            Member.removed_at == None,
+            Member.phone != "",  # noqa: E711
         )
     )
     known = set(existing.all())
@@ -157,20 +168,30 @@ async def import_roll(
     for row in rows:
         if row.phone:
             if row.phone in known:
-                row.problems.append(Problem(
-                    "phone_on_roll", f"the phone {row.phone} is already on the roll", row.phone
-                ))
+                row.problems.append(
+                    Problem(
+                        "phone_on_roll", f"the phone {row.phone} is already on the roll", row.phone
+                    )
+                )
             elif row.phone in seen:
-                row.problems.append(Problem(
-                    "phone_repeated", f"the phone {row.phone} is also on line {seen[row.phone]}",
-                    str(seen[row.phone]),
-                ))
+                row.problems.append(
+                    Problem(
+                        "phone_repeated",
+                        f"the phone {row.phone} is also on line {seen[row.phone]}",
+                        str(seen[row.phone]),
+                    )
+                )
             else:
                 seen[row.phone] = row.line
     report = [
-        {"line": r.line, "name": r.name, "problems": [p.message for p in r.problems],
-         "codes": [p.as_dict() for p in r.problems]}
-        for r in rows if r.problems
+        {
+            "line": r.line,
+            "name": r.name,
+            "problems": [p.message for p in r.problems],
+            "codes": [p.as_dict() for p in r.problems],
+        }
+        for r in rows
+        if r.problems
     ]
     if report:
         raise ImportRejected(
@@ -179,8 +200,12 @@ async def import_roll(
     added = []
     for row in rows:
         member = Member(
-            village_id=village_id, name=row.name, phone=row.phone, household=row.household,
-            birth_year=row.birth_year, representative=row.representative,
+            village_id=village_id,
+            name=row.name,
+            phone=row.phone,
+            household=row.household,
+            birth_year=row.birth_year,
+            representative=row.representative,
             pin=await free_pin(db, village_id),
         )
         db.add(member)

@@ -29,7 +29,6 @@ MAX_SPEAKING_SECONDS = 3600
 MAX_HALL_COUNT = 100_000
 
 
-
 class RateLimited(CunhuiError):
     status, code = 429, "rate_limited"
 
@@ -57,7 +56,11 @@ def is_village_member(principal: Principal | None, meeting: Meeting) -> bool:
 
 
 def require_host(principal: Principal | None, meeting: Meeting) -> None:
-    if principal is None or principal.role != "committee" or principal.village_id != meeting.village_id:
+    if (
+        principal is None
+        or principal.role != "committee"
+        or principal.village_id != meeting.village_id
+    ):
         raise Forbidden("only the village committee may do this")
 
 
@@ -110,8 +113,11 @@ async def snapshot(db: AsyncSession, meeting: Meeting) -> Snapshot:
     """The room's state and the last chat lines (deleted ones left out)."""
     rows = await db.exec(
         select(Event)
-        .where(Event.meeting_id == meeting.id, Event.type.in_(("chat:message", "chat:deleted")),
-               Event.seq <= meeting.last_seq)  # exactly the snapshot: later lines come live
+        .where(
+            Event.meeting_id == meeting.id,
+            Event.type.in_(("chat:message", "chat:deleted")),
+            Event.seq <= meeting.last_seq,
+        )  # exactly the snapshot: later lines come live
         .order_by(Event.seq.desc())
         .limit(CHAT_HISTORY * 2)
     )
@@ -162,26 +168,41 @@ async def send_chat(db, meeting_id: int, principal: Principal | None, payload: d
     def change(meeting: Meeting, state: dict, seq: int):
         check_chat_allowed(principal, meeting, state)
         # stored and sent exactly as typed; pages render it as text
-        return "chat:message", {"id": seq, "author": _person(principal), "text": text,
-                                "at": now_iso()}
+        return "chat:message", {
+            "id": seq,
+            "author": _person(principal),
+            "text": text,
+            "at": now_iso(),
+        }
 
     return await change_room(db, meeting_id, change)
 
 
-async def delete_chat(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded | None:
+async def delete_chat(
+    db, meeting_id: int, principal: Principal | None, payload: dict
+) -> Recorded | None:
     message_id = payload.get("id")
     if not isinstance(message_id, int) or isinstance(message_id, bool):
         raise BadRequest("id must be the chat message's id")
 
     async def exists() -> bool:
-        found = await db.exec(select(Event.id).where(
-            Event.meeting_id == meeting_id, Event.seq == message_id, Event.type == "chat:message"))
+        found = await db.exec(
+            select(Event.id).where(
+                Event.meeting_id == meeting_id,
+                Event.seq == message_id,
+                Event.type == "chat:message",
+            )
+        )
         return found.first() is not None
 
     async def deleted() -> bool:
-        found = await db.exec(select(Event.id).where(
-            Event.meeting_id == meeting_id, Event.type == "chat:deleted",
-            Event.data["id"].as_integer() == message_id))
+        found = await db.exec(
+            select(Event.id).where(
+                Event.meeting_id == meeting_id,
+                Event.type == "chat:deleted",
+                Event.data["id"].as_integer() == message_id,
+            )
+        )
         return found.first() is not None
 
     def change(meeting: Meeting, state: dict, seq: int):
@@ -195,7 +216,9 @@ async def delete_chat(db, meeting_id: int, principal: Principal | None, payload:
     return await change_room(db, meeting_id, change)
 
 
-async def mute_chat(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded | None:
+async def mute_chat(
+    db, meeting_id: int, principal: Principal | None, payload: dict
+) -> Recorded | None:
     target = _participant_id(payload)
     muted = payload.get("muted", True)
     if not isinstance(muted, bool):
@@ -238,7 +261,9 @@ async def raise_hand(db, meeting_id: int, principal: Principal | None) -> Record
     return await change_room(db, meeting_id, change)
 
 
-async def lower_hand(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded | None:
+async def lower_hand(
+    db, meeting_id: int, principal: Principal | None, payload: dict
+) -> Recorded | None:
     """A member lowers their own hand; the committee may lower anyone's (``participant_id``)."""
     target = payload.get("participant_id")
 
@@ -298,11 +323,14 @@ def _floor_event(state: dict, ended: dict | None, by: Principal | None) -> tuple
     return "floor:changed", data
 
 
-async def grant_floor(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded | None:
+async def grant_floor(
+    db, meeting_id: int, principal: Principal | None, payload: dict
+) -> Recorded | None:
     target = _participant_id(payload)
     seconds = payload.get("seconds")
     if seconds is not None and (
-        not isinstance(seconds, int) or isinstance(seconds, bool)
+        not isinstance(seconds, int)
+        or isinstance(seconds, bool)
         or not 1 <= seconds <= MAX_SPEAKING_SECONDS
     ):
         raise BadRequest(f"seconds must be a whole number from 1 to {MAX_SPEAKING_SECONDS}")
@@ -337,8 +365,14 @@ async def grant_floor(db, meeting_id: int, principal: Principal | None, payload:
 
 
 async def revoke_floor(
-    db, meeting_id: int, principal: Principal | None, *, reason: str = "revoked",
-    only_since: str | None = None, by_server: bool = False, only_holder: str | None = None,
+    db,
+    meeting_id: int,
+    principal: Principal | None,
+    *,
+    reason: str = "revoked",
+    only_since: str | None = None,
+    by_server: bool = False,
+    only_holder: str | None = None,
 ) -> Recorded | None:
     """End the floor: the chair revokes it, or (``by_server``) its time ran out, or
     (``only_holder``) the holder's sign-in was revoked."""
@@ -359,11 +393,19 @@ async def revoke_floor(
 # ------------------------------------------------------------------ attendance
 
 
-async def record_hall(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded | None:
+async def record_hall(
+    db, meeting_id: int, principal: Principal | None, payload: dict
+) -> Recorded | None:
     """The committee counts the hall (``in_hall``) and/or ticks members present there."""
     count = payload.get("in_hall", ...)
-    if count is not ... and count is not None and (
-        not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_HALL_COUNT
+    if (
+        count is not ...
+        and count is not None
+        and (
+            not isinstance(count, int)
+            or isinstance(count, bool)
+            or not 0 <= count <= MAX_HALL_COUNT
+        )
     ):
         raise BadRequest("in_hall must be a number of people")
     tick = payload.get("member_id", ...)
@@ -397,7 +439,9 @@ async def record_hall(db, meeting_id: int, principal: Principal | None, payload:
         if state == before:
             return None  # nothing changed
         return "attendance:hall", {
-            "in_hall": state.get("in_hall"), "hall_members": list(hall), **data,
+            "in_hall": state.get("in_hall"),
+            "hall_members": list(hall),
+            **data,
             "by": _person(principal),
         }
 
@@ -424,7 +468,9 @@ async def record_presence(
 # ------------------------------------------------------------------ the agenda
 
 
-async def goto_item(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded | None:
+async def goto_item(
+    db, meeting_id: int, principal: Principal | None, payload: dict
+) -> Recorded | None:
     item_id = payload.get("item_id")
     if item_id is not None and (not isinstance(item_id, int) or isinstance(item_id, bool)):
         raise BadRequest("item_id must be an agenda item's id (or null)")
@@ -438,7 +484,10 @@ async def goto_item(db, meeting_id: int, principal: Principal | None, payload: d
         if state.get("current_item") == item_id:
             return None
         state["current_item"] = item_id
-        return "agenda:current", {"item_id": item_id, "title": item.title if item else None,
-                                  "by": _person(principal)}
+        return "agenda:current", {
+            "item_id": item_id,
+            "title": item.title if item else None,
+            "by": _person(principal),
+        }
 
     return await change_room(db, meeting_id, change)

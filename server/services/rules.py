@@ -70,8 +70,12 @@ def rule_for(profile: str, custom: dict | None = None) -> Rule:
     if profile == VILLAGERS_ASSEMBLY:
         # art. 22: more than half of the adult villagers, or representatives of two
         # thirds of the households; decisions by more than half of those present
-        return Rule(profile, Threshold(1, 2, "eligible", True), Threshold(1, 2, "present", True),
-                    households_quorum=True)
+        return Rule(
+            profile,
+            Threshold(1, 2, "eligible", True),
+            Threshold(1, 2, "present", True),
+            households_quorum=True,
+        )
     if profile == REPRESENTATIVES:
         # art. 26: at least two thirds of its members present; more than half of those present
         return Rule(profile, Threshold(2, 3, "eligible", False), Threshold(1, 2, "present", True))
@@ -138,8 +142,16 @@ class Decision:
     passed: bool
 
 
-def decide(rule: Rule, *, yes: int, cast: int, present: int, eligible: int,
-           households_present: int = 0, households: int = 0) -> Decision:
+def decide(
+    rule: Rule,
+    *,
+    yes: int,
+    cast: int,
+    present: int,
+    eligible: int,
+    households_present: int = 0,
+    households: int = 0,
+) -> Decision:
     """Quorum and majority under ``rule``. ``yes`` counts the first option (同意)."""
     bases = {"eligible": eligible, "present": present, "cast": cast}
     quorum_met = True

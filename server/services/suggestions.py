@@ -23,9 +23,13 @@ ANSWERS = ("adopted", "answered", "not_adopted")
 
 def suggestion_dict(s: Suggestion) -> dict:
     return {
-        "id": s.id, "item_id": s.item_id, "author": {"id": f"m{s.member_id}", "name": s.author},
-        "text": s.text, "created_at": s.created_at.isoformat(timespec="seconds"),
-        "status": s.status, "reply": s.reply,
+        "id": s.id,
+        "item_id": s.item_id,
+        "author": {"id": f"m{s.member_id}", "name": s.author},
+        "text": s.text,
+        "created_at": s.created_at.isoformat(timespec="seconds"),
+        "status": s.status,
+        "reply": s.reply,
         "replied_at": s.replied_at.isoformat(timespec="seconds") if s.replied_at else None,
     }
 
@@ -43,7 +47,9 @@ def _text(value: object, what: str, required: bool) -> str:
     return value
 
 
-async def post(db: AsyncSession, meeting: Meeting, principal: Principal | None, body: dict) -> Recorded:
+async def post(
+    db: AsyncSession, meeting: Meeting, principal: Principal | None, body: dict
+) -> Recorded:
     if not is_village_member(principal, meeting):
         from ..errors import Forbidden
 
@@ -56,8 +62,13 @@ async def post(db: AsyncSession, meeting: Meeting, principal: Principal | None, 
             raise BadRequest(f"no agenda item {item_id!r} in this meeting")
     if meeting.status in (ENDED, CANCELLED):
         raise Conflict(f"the meeting is {meeting.status}: suggestions are closed")
-    suggestion = Suggestion(meeting_id=meeting.id, item_id=item_id, member_id=int(principal.id[1:]),
-                            author=principal.name, text=text)
+    suggestion = Suggestion(
+        meeting_id=meeting.id,
+        item_id=item_id,
+        member_id=int(principal.id[1:]),
+        author=principal.name,
+        text=text,
+    )
     db.add(suggestion)
     await db.flush()
 
@@ -66,8 +77,9 @@ async def post(db: AsyncSession, meeting: Meeting, principal: Principal | None, 
     return recorded
 
 
-async def answer(db: AsyncSession, meeting: Meeting, principal: Principal | None,
-                 suggestion_id: int, body: dict) -> Recorded:
+async def answer(
+    db: AsyncSession, meeting: Meeting, principal: Principal | None, suggestion_id: int, body: dict
+) -> Recorded:
     require_host(principal, meeting)
     status = body.get("status")
     if status not in ANSWERS:
@@ -80,13 +92,18 @@ async def answer(db: AsyncSession, meeting: Meeting, principal: Principal | None
     db.add(suggestion)
     await db.flush()
 
-    recorded = await record_event(db, meeting, "suggestion:answered",
-                                  {**suggestion_dict(suggestion), "by": principal.as_dict()})
+    recorded = await record_event(
+        db,
+        meeting,
+        "suggestion:answered",
+        {**suggestion_dict(suggestion), "by": principal.as_dict()},
+    )
     await db.commit()
     return recorded
 
 
 async def listed(db: AsyncSession, meeting_id: int) -> list[Suggestion]:
-    rows = await db.exec(select(Suggestion).where(Suggestion.meeting_id == meeting_id)
-                         .order_by(Suggestion.id))
+    rows = await db.exec(
+        select(Suggestion).where(Suggestion.meeting_id == meeting_id).order_by(Suggestion.id)
+    )
     return list(rows.all())

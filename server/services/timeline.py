@@ -42,8 +42,9 @@ async def _next_seq(db: AsyncSession, meeting_id: int) -> tuple[int, str] | None
     return (row[0], row[1] or audit.GENESIS) if row else None
 
 
-async def _store(db: AsyncSession, meeting_id: int, seq: int, prev_hash: str,
-                 type_: str, data: dict) -> Event:
+async def _store(
+    db: AsyncSession, meeting_id: int, seq: int, prev_hash: str, type_: str, data: dict
+) -> Event:
     at = utcnow()
     digest = audit.chain_hash(prev_hash, meeting_id, seq, type_, at, data)
     event = Event(meeting_id=meeting_id, seq=seq, type=type_, at=at, data=data, hash=digest)
@@ -66,8 +67,9 @@ async def record_event(db: AsyncSession, meeting: Meeting, type_: str, data: dic
     return Recorded(await append_event(db, meeting, type_, data), type_, data, meeting)
 
 
-async def events_after(db: AsyncSession, meeting_id: int, since_seq: int,
-                       limit: int | None = None) -> list[Event]:
+async def events_after(
+    db: AsyncSession, meeting_id: int, since_seq: int, limit: int | None = None
+) -> list[Event]:
     query = (
         select(Event)
         .where(Event.meeting_id == meeting_id, Event.seq > since_seq)
@@ -129,15 +131,22 @@ async def change_room(db: AsyncSession, meeting_id: int, change: RoomChange) -> 
     return Recorded(seq, type_, data, meeting)
 
 
-def _rows(meeting_id: int, after: int, limit: int, *, types: Iterable[str] = (),
-          hidden: Iterable[str] = ()):
+def _rows(
+    meeting_id: int,
+    after: int,
+    limit: int,
+    *,
+    types: Iterable[str] = (),
+    hidden: Iterable[str] = (),
+):
     """The events after ``after`` in seq order, with ``data`` as its stored JSON text.
 
     The text is decoded with the rest of the CPU work in a thread (:func:`_as_events`),
     not while the rows are read on the event loop.
     """
     query = select(Event.seq, Event.type, Event.at, cast(Event.data, Text)).where(
-        Event.meeting_id == meeting_id, Event.seq > after)
+        Event.meeting_id == meeting_id, Event.seq > after
+    )
     if types:
         query = query.where(Event.type.in_(tuple(types)))
     if hidden:
@@ -151,8 +160,15 @@ def _as_events(rows, start) -> list[dict]:
     for seq, type_, at, data in rows:
         at = as_utc(at)
         t = round((at - start).total_seconds(), 3) if start else None
-        out.append({**json.loads(data), "seq": seq, "t": t, "type": type_,
-                    "at": at.isoformat(timespec="milliseconds")})
+        out.append(
+            {
+                **json.loads(data),
+                "seq": seq,
+                "t": t,
+                "type": type_,
+                "at": at.isoformat(timespec="milliseconds"),
+            }
+        )
     return out
 
 
@@ -168,8 +184,14 @@ class Page:
         return {"events": self.events, "next_after": self.next_after, "more": self.more}
 
 
-async def timeline_page(db: AsyncSession, meeting: Meeting, *, after: int = 0,
-                        limit: int = MAX_PAGE, hidden: Iterable[str] = ()) -> Page:
+async def timeline_page(
+    db: AsyncSession,
+    meeting: Meeting,
+    *,
+    after: int = 0,
+    limit: int = MAX_PAGE,
+    hidden: Iterable[str] = (),
+) -> Page:
     """At most ``limit`` (≤ MAX_PAGE) events after seq ``after``, leaving out ``hidden`` types.
 
     Each event has ``t``: seconds from the recording's first frame. Replay seeks
@@ -187,8 +209,9 @@ async def timeline_page(db: AsyncSession, meeting: Meeting, *, after: int = 0,
     return Page(events, rows[-1][0] if rows else after, more)
 
 
-async def walk(db: AsyncSession, meeting: Meeting, *, types: Iterable[str] = (),
-               chunk: int = WALK_CHUNK) -> AsyncIterator[list[dict]]:
+async def walk(
+    db: AsyncSession, meeting: Meeting, *, types: Iterable[str] = (), chunk: int = WALK_CHUNK
+) -> AsyncIterator[list[dict]]:
     """The whole timeline (only ``types``, if given), as entries like a page's, in chunks."""
     from .recordings import origin
 
@@ -204,8 +227,9 @@ async def walk(db: AsyncSession, meeting: Meeting, *, types: Iterable[str] = (),
         after = rows[-1][0]
 
 
-async def verify_chain(db: AsyncSession, meeting: Meeting, *,
-                       chunk: int = WALK_CHUNK) -> audit.Verdict:
+async def verify_chain(
+    db: AsyncSession, meeting: Meeting, *, chunk: int = WALK_CHUNK
+) -> audit.Verdict:
     """Recompute the meeting's audit chain from its stored events.
 
     Read in chunks, each hashed in a thread, so a record of 40,000 events does not
@@ -213,28 +237,46 @@ async def verify_chain(db: AsyncSession, meeting: Meeting, *,
     read first (a live meeting's later events are for the next check); an event
     stored beyond the entries the meeting counts is found as tampering.
     """
-    last_seq, digest = (await db.execute(
-        select(Meeting.last_seq, Meeting.last_hash).where(Meeting.id == meeting.id))).one()
+    last_seq, digest = (
+        await db.execute(
+            select(Meeting.last_seq, Meeting.last_hash).where(Meeting.id == meeting.id)
+        )
+    ).one()
     check = audit.ChainCheck(meeting.id)
     after = 0
     while after < last_seq:
-        rows = (await db.execute(
-            select(Event.seq, Event.type, Event.at, cast(Event.data, Text), Event.hash)
-            .where(Event.meeting_id == meeting.id, Event.seq > after, Event.seq <= last_seq)
-            .order_by(Event.seq).limit(chunk))).all()
+        rows = (
+            await db.execute(
+                select(Event.seq, Event.type, Event.at, cast(Event.data, Text), Event.hash)
+                .where(Event.meeting_id == meeting.id, Event.seq > after, Event.seq <= last_seq)
+                .order_by(Event.seq)
+                .limit(chunk)
+            )
+        ).all()
         if not rows or not await asyncio.to_thread(check.feed, rows):
             break
         after = rows[-1][0]
     verdict = check.verdict(digest or audit.GENESIS)
     if verdict.ok:
-        beyond = (await db.execute(select(func.max(Event.seq)).where(
-            Event.meeting_id == meeting.id, Event.seq > last_seq))).scalar()
+        beyond = (
+            await db.execute(
+                select(func.max(Event.seq)).where(
+                    Event.meeting_id == meeting.id, Event.seq > last_seq
+                )
+            )
+        ).scalar()
         if beyond is not None:
             # read after the events: a live meeting's newer entry is counted by now
-            counted = (await db.execute(
-                select(Meeting.last_seq).where(Meeting.id == meeting.id))).scalar_one()
+            counted = (
+                await db.execute(select(Meeting.last_seq).where(Meeting.id == meeting.id))
+            ).scalar_one()
             if beyond > counted:
-                return audit.Verdict(False, verdict.events, verdict.digest, counted + 1,
-                                     f"event {beyond} is stored after the meeting's last "
-                                     f"entry ({counted}): events were added")
+                return audit.Verdict(
+                    False,
+                    verdict.events,
+                    verdict.digest,
+                    counted + 1,
+                    f"event {beyond} is stored after the meeting's last "
+                    f"entry ({counted}): events were added",
+                )
     return verdict

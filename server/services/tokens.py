@@ -36,7 +36,9 @@ class Principal:
 class TokenService:
     """Issues and checks tokens; the payload names the account, never a password."""
 
-    def __init__(self, secret_key: str, max_age: int, lifetimes: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, secret_key: str, max_age: int, lifetimes: dict[str, int] | None = None
+    ) -> None:
         self._serializer = URLSafeTimedSerializer(secret_key, salt="cunhui.token.v1")
         self.max_age = max_age
         #: kinds of token that live longer (or shorter) than ``max_age``, in seconds

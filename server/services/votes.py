@@ -26,8 +26,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import BadRequest, Conflict, CunhuiError, Forbidden, NotFound, Unauthorized
 from ..store import (
-    AgendaItem, Ballot, BallotAttempt, Event, Meeting, Member, Proxy, Vote, VoteEligible,
-    VoteParticipation, utcnow,
+    AgendaItem,
+    Ballot,
+    BallotAttempt,
+    Event,
+    Meeting,
+    Member,
+    Proxy,
+    Vote,
+    VoteEligible,
+    VoteParticipation,
+    utcnow,
 )
 from . import rules
 from .meetings import LIVE
@@ -85,9 +94,14 @@ def _adult(member: Member, year: int) -> bool:
 
 async def _eligible_members(db: AsyncSession, meeting: Meeting, rule: rules.Rule) -> list[Member]:
     """Who may vote: adults for a villagers' assembly, representatives for their meeting."""
-    roll = (await db.exec(select(Member).where(
-        Member.village_id == meeting.village_id, Member.removed_at == None,  # noqa: E711
-    ))).all()
+    roll = (
+        await db.exec(
+            select(Member).where(
+                Member.village_id == meeting.village_id,
+                Member.removed_at == None,  # noqa: E711
+            )
+        )
+    ).all()
     year = utcnow().year
     if rule.profile == rules.REPRESENTATIVES:
         return [m for m in roll if m.representative]
@@ -117,12 +131,23 @@ def parse_open(payload: dict) -> dict:
     item_id = payload.get("item_id")
     if item_id is not None and (not isinstance(item_id, int) or isinstance(item_id, bool)):
         raise BadRequest("item_id must be an agenda item's id")
-    return {"question": question.strip(), "options": [o.strip() for o in options],
-            "secret": secret, "item_id": item_id, "rule": payload.get("rule")}
+    return {
+        "question": question.strip(),
+        "options": [o.strip() for o in options],
+        "secret": secret,
+        "item_id": item_id,
+        "rule": payload.get("rule"),
+    }
 
 
-async def open_vote(db: AsyncSession, meeting_id: int, principal: Principal | None,
-                    payload: dict, *, min_secret_electorate: int) -> Recorded:
+async def open_vote(
+    db: AsyncSession,
+    meeting_id: int,
+    principal: Principal | None,
+    payload: dict,
+    *,
+    min_secret_electorate: int,
+) -> Recorded:
     """Open a vote; a secret one only if at least ``min_secret_electorate`` may vote in it."""
     fields = parse_open(payload)
     meeting = await db.get(Meeting, meeting_id)
@@ -144,19 +169,34 @@ async def open_vote(db: AsyncSession, meeting_id: int, principal: Principal | No
             code="electorate_too_small",
         )
     vote = Vote(
-        meeting_id=meeting_id, item_id=fields["item_id"], question=fields["question"],
-        options=fields["options"], secret=fields["secret"], rule=rule.as_dict(),
+        meeting_id=meeting_id,
+        item_id=fields["item_id"],
+        question=fields["question"],
+        options=fields["options"],
+        secret=fields["secret"],
+        rule=rule.as_dict(),
         eligible=len(eligible),
     )
     db.add(vote)
     await db.flush()
     db.add_all(VoteEligible(vote_id=vote.id, member_id=m.id) for m in eligible)
     present, _ = await attendance(db, meeting, {m.id for m in eligible})
-    recorded = await record_event(db, meeting, "vote:opened", {
-        "vote_id": vote.id, "item_id": vote.item_id, "question": vote.question,
-        "options": vote.options, "secret": vote.secret, "rule": vote.rule,
-        "eligible": vote.eligible, "present": present, "by": principal.as_dict(),
-    })
+    recorded = await record_event(
+        db,
+        meeting,
+        "vote:opened",
+        {
+            "vote_id": vote.id,
+            "item_id": vote.item_id,
+            "question": vote.question,
+            "options": vote.options,
+            "secret": vote.secret,
+            "rule": vote.rule,
+            "eligible": vote.eligible,
+            "present": present,
+            "by": principal.as_dict(),
+        },
+    )
     await db.commit()
     return recorded
 
@@ -177,9 +217,15 @@ async def _attempt(db_factory, vote_id: int, participant_id: str, outcome: str) 
         await db.commit()
 
 
-async def cast_ballot(db_factory, meeting_id: int, principal: Principal | None,
-                      payload: dict, *, member_id: int | None = None,
-                      source: str = "remote") -> Cast:
+async def cast_ballot(
+    db_factory,
+    meeting_id: int,
+    principal: Principal | None,
+    payload: dict,
+    *,
+    member_id: int | None = None,
+    source: str = "remote",
+) -> Cast:
     """A member's ballot (or, with ``member_id`` and source hall, the roll call's).
 
     Every attempt by a member of the village (or the roll call) on a real vote is
@@ -196,13 +242,24 @@ async def cast_ballot(db_factory, meeting_id: int, principal: Principal | None,
         raise
 
 
-async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
-                payload: dict, member_id: int | None, source: str, attempt: dict) -> Cast:
+async def _cast(
+    db: AsyncSession,
+    meeting_id: int,
+    principal: Principal | None,
+    payload: dict,
+    member_id: int | None,
+    source: str,
+    attempt: dict,
+) -> Cast:
     vote = await get_vote(db, meeting_id, payload.get("vote_id"))
     meeting = await db.get(Meeting, meeting_id)
     proxy_for = payload.get("for_member_id")
     if member_id is None:
-        if principal is None or principal.role != "member" or not is_village_member(principal, meeting):
+        if (
+            principal is None
+            or principal.role != "member"
+            or not is_village_member(principal, meeting)
+        ):
             raise Forbidden("only members of the village vote")
         member_id = int(principal.id[1:])
         attempt.update(vote_id=vote.id, who=principal.id)
@@ -229,23 +286,32 @@ async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
         raise _error("invalid_option", f"choose one of: {', '.join(vote.options)}", 400)
     # the lock: nothing closes the vote between here and the commit
     bumped = await db.execute(
-        update(Vote).where(Vote.id == vote.id, Vote.status == "open")
-        .values(cast_count=Vote.cast_count + 1).returning(Vote.cast_count)
+        update(Vote)
+        .where(Vote.id == vote.id, Vote.status == "open")
+        .values(cast_count=Vote.cast_count + 1)
+        .returning(Vote.cast_count)
     )
     cast = bumped.scalar_one_or_none()
     if cast is None:
         await db.rollback()
         raise _error("vote_closed", "the vote is closed")
     if source == "hall":
-        roll_called = (await db.exec(select(func.count()).select_from(Ballot).where(
-            Ballot.vote_id == vote.id, Ballot.source == "hall"))).one()
+        roll_called = (
+            await db.exec(
+                select(func.count())
+                .select_from(Ballot)
+                .where(Ballot.vote_id == vote.id, Ballot.source == "hall")
+            )
+        ).one()
         await db.refresh(vote)
         hands = sum(vote.hall_counts.values())
         hall = _hall_present(meeting)
         if hands + roll_called + 1 > hall:
             await db.rollback()
-            raise BadRequest(f"{hands} hands and {roll_called} roll-call ballots already count "
-                             f"for the {hall} people recorded in the hall")
+            raise BadRequest(
+                f"{hands} hands and {roll_called} roll-call ballots already count "
+                f"for the {hall} people recorded in the hall"
+            )
     if principal is not None and principal.role == "member":
         # Under the vote's row lock: a removal committed while this ballot was on its way
         # (the socket's own check came before it) still refuses the ballot.
@@ -256,11 +322,20 @@ async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
     eligible = await db.get(VoteEligible, (vote.id, member_id))
     if eligible is None:
         await db.rollback()
-        raise _error("not_eligible", "you were not on the roll of voters when this vote opened", 403)
+        raise _error(
+            "not_eligible", "you were not on the roll of voters when this vote opened", 403
+        )
     receipt = secrets.token_hex(RECEIPT_BYTES).upper()
     db.add(VoteParticipation(vote_id=vote.id, member_id=member_id, via=source))
-    db.add(Ballot(receipt=receipt, vote_id=vote.id, choice=choice, source=source,
-                  member_id=None if vote.secret else member_id))
+    db.add(
+        Ballot(
+            receipt=receipt,
+            vote_id=vote.id,
+            choice=choice,
+            source=source,
+            member_id=None if vote.secret else member_id,
+        )
+    )
     try:
         await db.flush()
     except IntegrityError:
@@ -273,8 +348,13 @@ async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
         if source == "proxy":
             data["by_proxy"] = principal.id
     recorded = await record_event(db, meeting, "vote:ballot", data)
-    db.add(BallotAttempt(vote_id=vote.id, participant_id=f"m{member_id}",
-                         outcome="accepted" if source != "proxy" else f"accepted:{principal.id}"))
+    db.add(
+        BallotAttempt(
+            vote_id=vote.id,
+            participant_id=f"m{member_id}",
+            outcome="accepted" if source != "proxy" else f"accepted:{principal.id}",
+        )
+    )
     await db.commit()
     return Cast(receipt, cast, recorded)
 
@@ -282,8 +362,9 @@ async def _cast(db: AsyncSession, meeting_id: int, principal: Principal | None,
 # ------------------------------------------------------------------ the hall
 
 
-async def hall_counts(db: AsyncSession, meeting_id: int, principal: Principal | None,
-                      payload: dict) -> Recorded:
+async def hall_counts(
+    db: AsyncSession, meeting_id: int, principal: Principal | None, payload: dict
+) -> Recorded:
     """The committee enters the hall's show-of-hands counts, {option: n}."""
     vote = await get_vote(db, meeting_id, payload.get("vote_id"))
     meeting = await db.get(Meeting, meeting_id)
@@ -295,12 +376,19 @@ async def hall_counts(db: AsyncSession, meeting_id: int, principal: Principal | 
         raise BadRequest("counts must be {option: number of hands}")
     unknown = set(counts) - set(vote.options)
     if unknown:
-        raise _error("invalid_option", f"not an option of this vote: {', '.join(sorted(unknown))}", 400)
+        raise _error(
+            "invalid_option", f"not an option of this vote: {', '.join(sorted(unknown))}", 400
+        )
     if meeting.status != LIVE:
         raise _error("vote_closed", f"the meeting is {meeting.status}: the vote is closed")
     present = _hall_present(meeting)
-    roll_called = (await db.exec(select(func.count()).select_from(Ballot).where(
-        Ballot.vote_id == vote.id, Ballot.source == "hall"))).one()
+    roll_called = (
+        await db.exec(
+            select(func.count())
+            .select_from(Ballot)
+            .where(Ballot.vote_id == vote.id, Ballot.source == "hall")
+        )
+    ).one()
     total = sum(counts.values())
     if total + roll_called > present:
         raise BadRequest(
@@ -313,8 +401,9 @@ async def hall_counts(db: AsyncSession, meeting_id: int, principal: Principal | 
     if bumped.rowcount == 0:
         await db.rollback()
         raise _error("vote_closed", "the vote is closed")
-    recorded = await record_event(db, meeting, "vote:hall", {
-        "vote_id": vote.id, "counts": counts, "by": principal.as_dict()})
+    recorded = await record_event(
+        db, meeting, "vote:hall", {"vote_id": vote.id, "counts": counts, "by": principal.as_dict()}
+    )
     await db.commit()
     return recorded
 
@@ -324,10 +413,14 @@ async def hall_counts(db: AsyncSession, meeting_id: int, principal: Principal | 
 
 async def present_members(db: AsyncSession, meeting: Meeting) -> set[int]:
     """Members attending now: connected remotely (by the timeline), or ticked in the hall."""
-    rows = await db.exec(select(Event.type, Event.data).where(
-        Event.meeting_id == meeting.id,
-        Event.type.in_(("attendance:joined", "attendance:left")),
-    ).order_by(Event.seq))
+    rows = await db.exec(
+        select(Event.type, Event.data)
+        .where(
+            Event.meeting_id == meeting.id,
+            Event.type.in_(("attendance:joined", "attendance:left")),
+        )
+        .order_by(Event.seq)
+    )
     online: set[int] = set()
     for type_, data in rows.all():
         pid = (data.get("participant") or {}).get("id", "")
@@ -345,8 +438,9 @@ def _hall_present(meeting: Meeting) -> int:
     return in_hall if in_hall is not None else len(state.get("hall_members", []))
 
 
-async def attendance(db: AsyncSession, meeting: Meeting,
-                     eligible: set[int]) -> tuple[int, set[int]]:
+async def attendance(
+    db: AsyncSession, meeting: Meeting, eligible: set[int]
+) -> tuple[int, set[int]]:
     """How many of those who may vote take part now, and which of them we know by name.
 
     Eligible members online (not ticked in the hall), plus the hall — its count if the
@@ -365,9 +459,15 @@ async def attendance(db: AsyncSession, meeting: Meeting,
     return len(online - hall_ticked) + hall + len(proxied), known
 
 
-async def close_vote(db: AsyncSession, meeting_id: int, principal: Principal | None,
-                     payload: dict, *, min_secret_group: int,
-                     by_server: bool = False) -> tuple[dict, Recorded | None]:
+async def close_vote(
+    db: AsyncSession,
+    meeting_id: int,
+    principal: Principal | None,
+    payload: dict,
+    *,
+    min_secret_group: int,
+    by_server: bool = False,
+) -> tuple[dict, Recorded | None]:
     """Close and count; closing again returns the same result (and stores nothing).
 
     ``min_secret_group``: a secret vote's sources are shown apart only when none of
@@ -378,7 +478,8 @@ async def close_vote(db: AsyncSession, meeting_id: int, principal: Principal | N
     if not by_server:
         require_host(principal, meeting)
     flipped = await db.execute(
-        update(Vote).where(Vote.id == vote.id, Vote.status == "open")
+        update(Vote)
+        .where(Vote.id == vote.id, Vote.status == "open")
         .values(status="closed", closed_at=utcnow())
     )
     if flipped.rowcount == 0:
@@ -409,8 +510,13 @@ def secret_sources(groups: dict[str, dict[str, int]], minimum: int) -> dict[str,
 
 
 async def _count(db: AsyncSession, meeting: Meeting, vote: Vote, min_secret_group: int) -> dict:
-    rows = (await db.exec(select(Ballot.choice, Ballot.source, func.count()).where(
-        Ballot.vote_id == vote.id).group_by(Ballot.choice, Ballot.source))).all()
+    rows = (
+        await db.exec(
+            select(Ballot.choice, Ballot.source, func.count())
+            .where(Ballot.vote_id == vote.id)
+            .group_by(Ballot.choice, Ballot.source)
+        )
+    ).all()
     by_source: dict[str, dict[str, int]] = {
         "remote": dict.fromkeys(vote.options, 0),
         "proxy": dict.fromkeys(vote.options, 0),
@@ -424,28 +530,51 @@ async def _count(db: AsyncSession, meeting: Meeting, vote: Vote, min_secret_grou
     if vote.secret:
         # phones and proxies are always one count (a proxy is known by name); and no
         # source small enough to name its voters is shown apart at all
-        by_source = secret_sources({
-            "ballots": {o: by_source["remote"][o] + by_source["proxy"][o]
-                        + by_source["hall_roll_call"][o] for o in vote.options},
-            "hall_show_of_hands": by_source["hall_show_of_hands"],
-        }, min_secret_group)
+        by_source = secret_sources(
+            {
+                "ballots": {
+                    o: by_source["remote"][o]
+                    + by_source["proxy"][o]
+                    + by_source["hall_roll_call"][o]
+                    for o in vote.options
+                },
+                "hall_show_of_hands": by_source["hall_show_of_hands"],
+            },
+            min_secret_group,
+        )
         merged = not by_source
     cast = sum(tally.values())
-    eligible_ids = set((await db.exec(select(VoteEligible.member_id).where(
-        VoteEligible.vote_id == vote.id))).all())
+    eligible_ids = set(
+        (await db.exec(select(VoteEligible.member_id).where(VoteEligible.vote_id == vote.id))).all()
+    )
     attending, present_ids = await attendance(db, meeting, eligible_ids)
     present = max(attending, cast)  # never fewer than the ballots cast
-    eligible_rows = (await db.exec(select(Member.household).join(
-        VoteEligible, VoteEligible.member_id == Member.id).where(VoteEligible.vote_id == vote.id))).all()
+    eligible_rows = (
+        await db.exec(
+            select(Member.household)
+            .join(VoteEligible, VoteEligible.member_id == Member.id)
+            .where(VoteEligible.vote_id == vote.id)
+        )
+    ).all()
     households = {h for h in eligible_rows if h}
     present_households = set()
     if present_ids:
-        present_households = {h for h in (await db.exec(select(Member.household).where(
-            Member.id.in_(present_ids)))).all() if h}
+        present_households = {
+            h
+            for h in (
+                await db.exec(select(Member.household).where(Member.id.in_(present_ids)))
+            ).all()
+            if h
+        }
     rule = rules.rule_from_dict(vote.rule)
     decision = rules.decide(
-        rule, yes=tally[vote.options[0]], cast=cast, present=present, eligible=vote.eligible,
-        households_present=len(present_households & households), households=len(households),
+        rule,
+        yes=tally[vote.options[0]],
+        cast=cast,
+        present=present,
+        eligible=vote.eligible,
+        households_present=len(present_households & households),
+        households=len(households),
     )
     return {
         "vote_id": vote.id,
@@ -472,25 +601,34 @@ async def receipts(db: AsyncSession, vote: Vote) -> list[dict]:
     proxies' split, the very group too small to show.
     """
     if vote.secret and (vote.result or {}).get("sources_merged"):
-        raise Conflict("this secret vote's receipts are not published: too few ballots came "
-                       "by phone or proxy to show them apart from the hall's",
-                       code="receipts_withheld")
-    rows = await db.exec(select(Ballot.receipt, Ballot.choice).where(
-        Ballot.vote_id == vote.id, Ballot.source.in_(("remote", "proxy"))).order_by(Ballot.receipt))
+        raise Conflict(
+            "this secret vote's receipts are not published: too few ballots came "
+            "by phone or proxy to show them apart from the hall's",
+            code="receipts_withheld",
+        )
+    rows = await db.exec(
+        select(Ballot.receipt, Ballot.choice)
+        .where(Ballot.vote_id == vote.id, Ballot.source.in_(("remote", "proxy")))
+        .order_by(Ballot.receipt)
+    )
     return [{"receipt": r, "choice": c} for r, c in rows.all()]
 
 
 async def meeting_votes(db: AsyncSession, meeting_id: int) -> list[Vote]:
-    return list((await db.exec(select(Vote).where(Vote.meeting_id == meeting_id)
-                               .order_by(Vote.id))).all())
+    return list(
+        (await db.exec(select(Vote).where(Vote.meeting_id == meeting_id).order_by(Vote.id))).all()
+    )
 
 
 async def voted_in(db: AsyncSession, member_id: int, vote_ids: list[int]) -> set[int]:
     """Which of these votes the member has already voted in (for their page after a reload)."""
     if not vote_ids:
         return set()
-    rows = await db.exec(select(VoteParticipation.vote_id).where(
-        VoteParticipation.member_id == member_id, VoteParticipation.vote_id.in_(vote_ids)))
+    rows = await db.exec(
+        select(VoteParticipation.vote_id).where(
+            VoteParticipation.member_id == member_id, VoteParticipation.vote_id.in_(vote_ids)
+        )
+    )
     return set(rows.all())
 
 
@@ -503,8 +641,9 @@ async def _proxied(db: AsyncSession, meeting_id: int) -> set[int]:
     return set(rows.all())
 
 
-async def register_proxy(db: AsyncSession, meeting: Meeting, principal: Principal | None,
-                         body: dict) -> Recorded:
+async def register_proxy(
+    db: AsyncSession, meeting: Meeting, principal: Principal | None, body: dict
+) -> Recorded:
     """The committee records that ``proxy_id`` votes for ``member_id`` in this meeting."""
     require_host(principal, meeting)
     member_id, proxy_id = body.get("member_id"), body.get("proxy_id")
@@ -530,21 +669,33 @@ async def register_proxy(db: AsyncSession, meeting: Meeting, principal: Principa
     except IntegrityError:
         await db.rollback()
         raise Conflict(f"{people[member_id].name} already has a proxy in this meeting") from None
-    recorded = await record_event(db, meeting, "proxy:registered", {
-        "member": {"id": member_id, "name": people[member_id].name},
-        "proxy": {"id": proxy_id, "name": people[proxy_id].name},
-        "by": principal.as_dict(),
-    })
+    recorded = await record_event(
+        db,
+        meeting,
+        "proxy:registered",
+        {
+            "member": {"id": member_id, "name": people[member_id].name},
+            "proxy": {"id": proxy_id, "name": people[proxy_id].name},
+            "by": principal.as_dict(),
+        },
+    )
     await db.commit()
     return recorded
 
 
 async def proxies_of(db: AsyncSession, meeting_id: int) -> list[dict]:
-    rows = await db.exec(select(Proxy, Member).join(Member, Member.id == Proxy.member_id)
-                         .where(Proxy.meeting_id == meeting_id))
+    rows = await db.exec(
+        select(Proxy, Member)
+        .join(Member, Member.id == Proxy.member_id)
+        .where(Proxy.meeting_id == meeting_id)
+    )
     out = []
     for proxy, member in rows.all():
         holder = await db.get(Member, proxy.proxy_id)
-        out.append({"member": {"id": member.id, "name": member.name},
-                    "proxy": {"id": holder.id, "name": holder.name}})
+        out.append(
+            {
+                "member": {"id": member.id, "name": member.name},
+                "proxy": {"id": holder.id, "name": holder.name},
+            }
+        )
     return out

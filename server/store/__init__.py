@@ -2,11 +2,38 @@
 
 from .db import Database
 from .models import (
-    AgendaItem, Ballot, BallotAttempt, Event, Meeting, Member, User, Village, Vote,
-    VoteEligible, VoteParticipation, Proxy, Recording, Suggestion, utcnow,
+    AgendaItem,
+    Ballot,
+    BallotAttempt,
+    Event,
+    Meeting,
+    Member,
+    Proxy,
+    Recording,
+    Suggestion,
+    User,
+    Village,
+    Vote,
+    VoteEligible,
+    VoteParticipation,
+    utcnow,
 )
 
 __all__ = [
-    "AgendaItem", "Ballot", "BallotAttempt", "Database", "Event", "Meeting", "Member", "User",
-    "Proxy", "Recording", "Suggestion", "Village", "Vote", "VoteEligible", "VoteParticipation", "utcnow",
+    "AgendaItem",
+    "Ballot",
+    "BallotAttempt",
+    "Database",
+    "Event",
+    "Meeting",
+    "Member",
+    "User",
+    "Proxy",
+    "Recording",
+    "Suggestion",
+    "Village",
+    "Vote",
+    "VoteEligible",
+    "VoteParticipation",
+    "utcnow",
 ]

@@ -76,12 +76,13 @@ class Database:
             if database and database != ":memory:":
                 stat = os.statvfs(Path(database).parent)
                 if stat.f_bavail * stat.f_frsize < SQLITE_MIN_FREE_BYTES:
-                    raise NotWritable("full", f"{stat.f_bavail * stat.f_frsize // 1024} KiB "
-                                              "free on the database's disk")
+                    raise NotWritable(
+                        "full",
+                        f"{stat.f_bavail * stat.f_frsize // 1024} KiB free on the database's disk",
+                    )
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(
-                    text("UPDATE alembic_version SET version_num = version_num"))
+                await conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
         except DBAPIError as exc:
             message = str(exc.orig or exc).splitlines()[0][:300]
             raise NotWritable(_write_refusal(message), message) from exc

@@ -27,9 +27,7 @@ def _time(nullable: bool = False) -> Any:
 
 
 def _now_column() -> Any:
-    return Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class Village(SQLModel, table=True):

@@ -1,6 +1,6 @@
 """Autogenerate a migration from the models against a scratch SQLite database.
 
-    .venv/bin/python -m server.store.migrations.revise "add villages"
+.venv/bin/python -m server.store.migrations.revise "add villages"
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ async def main(message: str) -> None:
             def revise(sync_conn) -> None:
                 config = alembic_config(sync_conn)
                 number = len(list((Path(__file__).parent / "versions").glob("[0-9]*.py"))) + 1
-                command.revision(config, message=message, autogenerate=True,
-                                 rev_id=f"{number:04d}")
+                command.revision(config, message=message, autogenerate=True, rev_id=f"{number:04d}")
 
             await conn.run_sync(revise)
         await database.close()

@@ -12,12 +12,11 @@ import hashlib
 import json
 from datetime import UTC
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0006'
-down_revision = '0005'
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -25,22 +24,35 @@ depends_on = None
 def _hash(prev, meeting_id, seq, type_, at, data):
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
-    body = {"meeting_id": meeting_id, "seq": seq, "type": type_,
-            "at": at.isoformat(timespec="microseconds"), "data": data}
+    body = {
+        "meeting_id": meeting_id,
+        "seq": seq,
+        "type": type_,
+        "at": at.isoformat(timespec="microseconds"),
+        "data": data,
+    }
     text = prev + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('hash', sa.String(length=64), nullable=False, server_default=''))
-    with op.batch_alter_table('meetings', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('last_hash', sa.String(length=64), nullable=False, server_default=''))
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("hash", sa.String(length=64), nullable=False, server_default="")
+        )
+    with op.batch_alter_table("meetings", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("last_hash", sa.String(length=64), nullable=False, server_default="")
+        )
 
     events = sa.table(
-        "events", sa.column("id", sa.Integer), sa.column("meeting_id", sa.Integer),
-        sa.column("seq", sa.Integer), sa.column("type", sa.String),
-        sa.column("at", sa.DateTime(timezone=True)), sa.column("data", sa.JSON),
+        "events",
+        sa.column("id", sa.Integer),
+        sa.column("meeting_id", sa.Integer),
+        sa.column("seq", sa.Integer),
+        sa.column("type", sa.String),
+        sa.column("at", sa.DateTime(timezone=True)),
+        sa.column("data", sa.JSON),
         sa.column("hash", sa.String),
     )
     meetings = sa.table("meetings", sa.column("id", sa.Integer), sa.column("last_hash", sa.String))
@@ -48,7 +60,9 @@ def upgrade() -> None:
     rows = bind.execute(sa.select(events).order_by(events.c.meeting_id, events.c.seq)).fetchall()
     last: dict[int, str] = {}
     for row in rows:
-        digest = _hash(last.get(row.meeting_id, ""), row.meeting_id, row.seq, row.type, row.at, row.data)
+        digest = _hash(
+            last.get(row.meeting_id, ""), row.meeting_id, row.seq, row.type, row.at, row.data
+        )
         bind.execute(events.update().where(events.c.id == row.id).values(hash=digest))
         last[row.meeting_id] = digest
     for meeting_id, digest in last.items():
@@ -56,7 +70,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('meetings', schema=None) as batch_op:
-        batch_op.drop_column('last_hash')
-    with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.drop_column('hash')
+    with op.batch_alter_table("meetings", schema=None) as batch_op:
+        batch_op.drop_column("last_hash")
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_column("hash")
