@@ -4,6 +4,7 @@ The server drives it through :class:`MediaHub`; nothing here knows HTTP, SQL
 or socket.io. Rooms are identified by an opaque string (the meeting id).
 """
 
+from .aiortc_hooks import install_aiortc_patches
 from .config import MediaConfig, parse_ice_servers
 from .errors import (
     CodecMismatch,
@@ -14,8 +15,10 @@ from .errors import (
     SessionNotFound,
     TooManyPending,
 )
-from .hub import MediaHub, RoomEvent
-from .recorder import DirectoryLock, RecordingEvent
+from .files import DirectoryLock
+from .hub import MediaHub
+from .recorder import RecordingEvent
+from .room import RoomEvent
 from .session import PeerSession
 
 __all__ = [
@@ -32,5 +35,6 @@ __all__ = [
     "RoomEvent",
     "SessionNotFound",
     "TooManyPending",
+    "install_aiortc_patches",
     "parse_ice_servers",
 ]

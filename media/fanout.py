@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from .aiortc_hooks import packetizer
+from .aiortc_hooks import Packetizer, packetizer
 from .encoded import EncodedFrame
 from .switchable import SwitchableTrack
 
@@ -150,7 +150,7 @@ class Fanout:
         #: callables given every frame as it is forwarded (the recorder's queue)
         self.taps: list[Callable[[EncodedFrame], None]] = []
         self._codec: str | None = None
-        self._pack = None
+        self._pack: Packetizer | None = None
         self._task = asyncio.ensure_future(self._pump())
 
     def subscribe(self) -> ViewerTrack:
@@ -165,12 +165,13 @@ class Fanout:
         try:
             while True:
                 frame: EncodedFrame = await self.source.recv()
-                if frame.codec != self._codec:
-                    self._codec, self._pack = frame.codec, packetizer(frame.codec)
+                pack = self._pack
+                if frame.codec != self._codec or pack is None:
+                    self._codec, self._pack = frame.codec, (pack := packetizer(frame.codec))
                 packet = av.Packet(frame.data)
                 packet.pts = frame.pts
                 packet.time_base = frame.time_base
-                payloads, timestamp = self._pack(packet)
+                payloads, timestamp = pack(packet)
                 self.frames += 1
                 for tap in self.taps:
                     tap(frame)

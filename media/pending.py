@@ -69,11 +69,12 @@ class PendingLimits:
 
     def _release(self, reservation: Reservation) -> None:
         self._all.discard(reservation)
-        mine = self._by_client.get(reservation.key)
-        if mine is not None:
+        key = reservation.key
+        mine = self._by_client.get(key) if key is not None else None
+        if key is not None and mine is not None:
             mine.discard(reservation)
             if not mine:
-                del self._by_client[reservation.key]
+                del self._by_client[key]
 
 
 class Reservation:

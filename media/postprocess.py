@@ -23,7 +23,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from .recorder import (
+from .files import (
     DISK_FULL,
     ENDLIST,
     LIVE_PLAYLIST,
@@ -86,17 +86,19 @@ async def _exec(
     process = await asyncio.create_subprocess_exec(
         *_DIE_WITH_PARENT, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
+    stdout, stderr = process.stdout, process.stderr
+    assert stdout is not None and stderr is not None  # both are pipes
     out = bytearray()
 
     async def read_stdout() -> None:
-        async for line in process.stdout:
+        async for line in stdout:
             out.extend(line)
             if on_line is not None:
                 on_line(line.decode(errors="replace").strip())
 
     try:
-        _, errors = await asyncio.gather(read_stdout(), process.stderr.read())
-        await process.wait()
+        _, errors = await asyncio.gather(read_stdout(), stderr.read())
+        code = await process.wait()
     except BaseException:
         if process.returncode is None:
             process.kill()
@@ -105,7 +107,7 @@ async def _exec(
         except BaseException:
             pass
         raise
-    return process.returncode, bytes(out), errors
+    return code, bytes(out), errors
 
 
 async def _run(args: list[str], duration: float | None, progress: Progress | None) -> None:
@@ -211,20 +213,50 @@ async def faststart_mp4(
     source, output = directory / RAW_MP4, directory / MP4
     if not source.exists():
         raise StepFailed("the raw recording is missing")
-    if not _fresh(output, source):
-        # a remux is the size of its source (faststart moves the index in place)
+    if _fresh(output, source):
+        return output
+    segments = _segments(directory)
+    if segments and not await duration_of(source):
+        # A write that failed on a full disk can cut the MP4 before its first whole
+        # fragment (ffmpeg buffers it) while the live HLS has segments: remux those.
+        size = sum(path.stat().st_size for path in segments)
         await _produce(
             output,
             lambda tmp: (
-                ffmpeg.input(str(source), err_detect="ignore_err")
-                .output(str(tmp), c="copy", movflags="+faststart", f="mp4")
+                ffmpeg.input(str(directory / PLAYLIST))
+                .output(
+                    str(tmp), c="copy", movflags="+faststart", f="mp4", **{"bsf:a": "aac_adtstoasc"}
+                )
                 .compile()
             ),
             duration,
             progress,
-            needs=source.stat().st_size,
+            needs=size,
         )
+        return output
+    # a remux is the size of its source (faststart moves the index in place)
+    await _produce(
+        output,
+        lambda tmp: (
+            ffmpeg.input(str(source), err_detect="ignore_err")
+            .output(str(tmp), c="copy", movflags="+faststart", f="mp4")
+            .compile()
+        ),
+        duration,
+        progress,
+        needs=source.stat().st_size,
+    )
     return output
+
+
+def _segments(directory: Path) -> list[Path]:
+    """The HLS segments the part's playlist lists (that exist)."""
+    try:
+        text = (directory / PLAYLIST).read_text()
+    except (OSError, UnicodeDecodeError):
+        return []
+    listed = (directory / Path(line).name for line in text.splitlines() if line and line[0] != "#")
+    return [path for path in listed if path.is_file()]
 
 
 async def audio_only(
@@ -261,13 +293,17 @@ async def thumbnails(
     for n, (key, at) in enumerate(moments.items()):
         output = directory / thumbnail_name(key)
         if not _fresh(output, source):
-            await _produce(
-                output,
-                lambda tmp, at=at: (
+
+            def build(tmp: Path, at: float = at) -> list[str]:
+                return (
                     ffmpeg.input(str(source), ss=max(0.0, at))
                     .output(str(tmp), vframes=1, vf="scale=320:-2", f="image2")
                     .compile()
-                ),
+                )
+
+            await _produce(
+                output,
+                build,
                 None,
                 None,
                 needs=64 * 1024,

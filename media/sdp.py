@@ -129,7 +129,7 @@ def check_offer(sdp: str) -> OfferSummary:
     for m in media:
         if m.port == 0:
             continue
-        if not m.ice.usernameFragment or not m.ice.password:
+        if m.ice is None or not m.ice.usernameFragment or not m.ice.password:
             raise InvalidOffer(f"the {m.kind} section has no a=ice-ufrag / a=ice-pwd")
         if m.dtls is None or not m.dtls.fingerprints:
             raise InvalidOffer(f"the {m.kind} section has no a=fingerprint (DTLS is required)")
