@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from ..errors import BadRequest, CunhuiError, NotFound
+from ..errors import BadRequest, CunhuiError, NotFound, for_status
 from ..services import payload
 from ..services.payload import parse_id
 
@@ -15,22 +17,10 @@ logger = logging.getLogger(__name__)
 
 _API_PREFIXES = ("/api/", "/whip/", "/whep/", "/healthz", "/readyz")
 
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "unprocessable",
-    429: "rate_limited",
-    503: "busy",
-}
 
-
-def json_error(status: int, code: str, message: str, headers=None) -> web.Response:
+def json_error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
     return web.json_response(
         {"error": {"code": code, "message": message}}, status=status, headers=headers
     )
@@ -61,7 +51,7 @@ def check_request(request: web.Request) -> None:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         check_request(request)
         return await handler(request)
@@ -78,7 +68,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith(_API_PREFIXES):
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
+        # aiohttp's own refusals (no route, wrong method, body too large): the tree's code
+        kind = for_status(exc.status)
+        code = kind.code if kind is not None else "http_error"
         message = exc.reason if exc.status != 413 else "the request body is too large"
         return json_error(exc.status, code, message, headers=_cors(request))
     except (ConnectionResetError, asyncio.CancelledError):
@@ -92,7 +84,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
                 text="500: the server failed; this was logged.",
                 content_type="text/plain",
             )
-        return json_error(500, "internal_error", "the server failed; this was logged")
+        return json_error(
+            CunhuiError.status, CunhuiError.code, "the server failed; this was logged"
+        )
 
 
 def _cors(request: web.Request) -> dict[str, str] | None:

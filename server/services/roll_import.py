@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..errors import BadRequest
+from ..errors import BadRequest, ImportRejected
 from ..store import Member
 from .members import NewInvite, Problem, field_problems, free_pin, invite_for
 from .tokens import TokenService
+
+if TYPE_CHECKING:
+    from _csv import Reader  # what csv.reader() returns (csv does not export the name)
 
 MAX_ROWS = 5000
 
@@ -31,19 +36,6 @@ HEADERS = {
 }
 YES = {"yes", "y", "true", "1", "是", "√", "代表"}
 NO = {"", "no", "n", "false", "0", "否"}
-
-
-class ImportRejected(BadRequest):
-    """The file has problems; ``report`` lists them per row. Nothing was imported."""
-
-    code = "import_rejected"
-
-    def __init__(self, message: str, report: list[dict]) -> None:
-        super().__init__(message)
-        self.report = report
-
-    def as_dict(self) -> dict:
-        return {**super().as_dict(), "rows": self.report}
 
 
 @dataclass
@@ -70,7 +62,7 @@ def decode(data: bytes) -> str:
     raise BadRequest("the file is neither UTF-8 nor GBK text: save it from Excel as CSV")
 
 
-def _records(reader):
+def _records(reader: Reader) -> Iterator[list[str]]:
     """The reader's rows; a malformed one (e.g. a cell over csv's 128 KB limit) is a 400."""
     while True:
         try:
@@ -91,7 +83,7 @@ def parse(text: str) -> list[ParsedRow]:
     except StopIteration:
         raise BadRequest("the file is empty") from None
     columns = _columns(header)
-    rows = []
+    rows: list[ParsedRow] = []
     this_year = date.today().year
     for number, cells in enumerate(records, start=2):
         if not any(c.strip() for c in cells):
@@ -158,9 +150,9 @@ async def import_roll(
     rows = parse(decode(data))
     existing = await db.exec(
         select(Member.phone).where(
-            Member.village_id == village_id,
-            Member.removed_at == None,
-            Member.phone != "",  # noqa: E711
+            col(Member.village_id) == village_id,
+            col(Member.removed_at).is_(None),
+            col(Member.phone) != "",
         )
     )
     known = set(existing.all())

@@ -12,12 +12,14 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeGuard
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..errors import BadRequest, Conflict, CunhuiError, Forbidden, NotFound
+from ..errors import BadRequest, Conflict, Forbidden, Muted, NotFound, TooLong
 from ..store import AgendaItem, Event, Meeting, Member
+from .access import is_host
 from .meetings import LIVE, SCHEDULED
 from .payload import parse_id
 from .timeline import Recorded, change_room
@@ -27,10 +29,6 @@ MAX_CHAT = 500
 CHAT_HISTORY = 200
 MAX_SPEAKING_SECONDS = 3600
 MAX_HALL_COUNT = 100_000
-
-
-class RateLimited(CunhuiError):
-    status, code = 429, "rate_limited"
 
 
 def floor_holder(meeting: Meeting) -> str | None:
@@ -47,7 +45,7 @@ def _person(principal: Principal) -> dict:
     return {"id": principal.id, "name": principal.name, "role": principal.role}
 
 
-def is_village_member(principal: Principal | None, meeting: Meeting) -> bool:
+def is_village_member(principal: Principal | None, meeting: Meeting) -> TypeGuard[Principal]:
     return (
         principal is not None
         and principal.role == "member"
@@ -55,18 +53,18 @@ def is_village_member(principal: Principal | None, meeting: Meeting) -> bool:
     )
 
 
-def require_host(principal: Principal | None, meeting: Meeting) -> None:
-    if (
-        principal is None
-        or principal.role != "committee"
-        or principal.village_id != meeting.village_id
-    ):
+def require_host(principal: Principal | None, meeting: Meeting) -> Principal:
+    """The caller, if they are the committee of the meeting's village; else Forbidden."""
+    if not is_host(principal, meeting):
         raise Forbidden("only the village committee may do this")
+    return principal
 
 
-def require_member(principal: Principal | None, meeting: Meeting) -> None:
+def require_member(principal: Principal | None, meeting: Meeting) -> Principal:
+    """The caller, if they are a member of the meeting's village; else Forbidden."""
     if not is_village_member(principal, meeting):
         raise Forbidden("only members of the village may do this")
+    return principal
 
 
 def require_live(meeting: Meeting) -> None:
@@ -114,14 +112,14 @@ async def snapshot(db: AsyncSession, meeting: Meeting) -> Snapshot:
     rows = await db.exec(
         select(Event)
         .where(
-            Event.meeting_id == meeting.id,
-            Event.type.in_(("chat:message", "chat:deleted")),
-            Event.seq <= meeting.last_seq,
+            col(Event.meeting_id) == meeting.id,
+            col(Event.type).in_(("chat:message", "chat:deleted")),
+            col(Event.seq) <= meeting.last_seq,
         )  # exactly the snapshot: later lines come live
-        .order_by(Event.seq.desc())
+        .order_by(col(Event.seq).desc())
         .limit(CHAT_HISTORY * 2)
     )
-    deleted: set[int] = set()
+    deleted: set[int | None] = set()
     chat: list[dict] = []
     for event in rows.all():
         if event.type == "chat:deleted":
@@ -135,7 +133,8 @@ async def snapshot(db: AsyncSession, meeting: Meeting) -> Snapshot:
 # ------------------------------------------------------------------ chat
 
 
-def check_chat_allowed(principal: Principal | None, meeting: Meeting, state: dict) -> None:
+def check_chat_allowed(principal: Principal | None, meeting: Meeting, state: dict) -> Principal:
+    """The caller, if they may write in the meeting's chat now; else why not."""
     if principal is None:
         raise Forbidden("join with your invite or a name to write in the chat")
     if principal.role == "guest":
@@ -148,7 +147,8 @@ def check_chat_allowed(principal: Principal | None, meeting: Meeting, state: dic
     if meeting.status not in (SCHEDULED, LIVE):
         raise Conflict(f"the meeting is {meeting.status}: the chat is closed")
     if principal.id in state.get("muted", []):
-        raise Forbidden("the committee has muted your chat", code="muted")
+        raise Muted("the committee has muted your chat")
+    return principal
 
 
 def parse_chat_text(payload: dict) -> str:
@@ -158,19 +158,21 @@ def parse_chat_text(payload: dict) -> str:
     if not text.strip():
         raise BadRequest("the message is empty")
     if len(text) > MAX_CHAT:
-        raise BadRequest(f"a message is at most {MAX_CHAT} characters", code="too_large")
+        raise TooLong(f"a message is at most {MAX_CHAT} characters")
     return text
 
 
-async def send_chat(db, meeting_id: int, principal: Principal | None, payload: dict) -> Recorded:
+async def send_chat(
+    db: AsyncSession, meeting_id: int, principal: Principal | None, payload: dict
+) -> Recorded | None:
     text = parse_chat_text(payload)
 
-    def change(meeting: Meeting, state: dict, seq: int):
-        check_chat_allowed(principal, meeting, state)
+    def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict]:
+        author = check_chat_allowed(principal, meeting, state)
         # stored and sent exactly as typed; pages render it as text
         return "chat:message", {
             "id": seq,
-            "author": _person(principal),
+            "author": _person(author),
             "text": text,
             "at": now_iso(),
         }
@@ -179,7 +181,7 @@ async def send_chat(db, meeting_id: int, principal: Principal | None, payload: d
 
 
 async def delete_chat(
-    db, meeting_id: int, principal: Principal | None, payload: dict
+    db: AsyncSession, meeting_id: int, principal: Principal | None, payload: dict
 ) -> Recorded | None:
     message_id = payload.get("id")
     if not isinstance(message_id, int) or isinstance(message_id, bool):
@@ -205,9 +207,9 @@ async def delete_chat(
         )
         return found.first() is not None
 
-    def change(meeting: Meeting, state: dict, seq: int):
-        require_host(principal, meeting)
-        return "chat:deleted", {"id": message_id, "by": _person(principal)}
+    def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict]:
+        host = require_host(principal, meeting)
+        return "chat:deleted", {"id": message_id, "by": _person(host)}
 
     if not await exists():
         raise NotFound(f"no chat message {message_id}")
@@ -217,15 +219,15 @@ async def delete_chat(
 
 
 async def mute_chat(
-    db, meeting_id: int, principal: Principal | None, payload: dict
+    db: AsyncSession, meeting_id: int, principal: Principal | None, payload: dict
 ) -> Recorded | None:
     target = _participant_id(payload)
     muted = payload.get("muted", True)
     if not isinstance(muted, bool):
         raise BadRequest("muted must be true or false")
 
-    def change(meeting: Meeting, state: dict, seq: int):
-        require_host(principal, meeting)
+    def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict] | None:
+        host = require_host(principal, meeting)
         current = state.setdefault("muted", [])
         if (target in current) == muted:
             return None  # already so
@@ -233,7 +235,7 @@ async def mute_chat(
             current.append(target)
         else:
             current.remove(target)
-        return "chat:muted", {"participant_id": target, "muted": muted, "by": _person(principal)}
+        return "chat:muted", {"participant_id": target, "muted": muted, "by": _person(host)}
 
     return await change_room(db, meeting_id, change)
 
@@ -241,42 +243,44 @@ async def mute_chat(
 # ------------------------------------------------------------------ hands
 
 
-def _queue_event(state: dict, action: str, who: dict, by: Principal | None = None) -> tuple:
+def _queue_event(
+    state: dict, action: str, who: dict, by: Principal | None = None
+) -> tuple[str, dict]:
     data = {"queue": list(state.get("hands", [])), "action": action, "participant": who}
     if by is not None:
         data["by"] = _person(by)
     return "hand:queue", data
 
 
-async def raise_hand(db, meeting_id: int, principal: Principal | None) -> Recorded | None:
-    def change(meeting: Meeting, state: dict, seq: int):
-        require_member(principal, meeting)
+async def raise_hand(
+    db: AsyncSession, meeting_id: int, principal: Principal | None
+) -> Recorded | None:
+    def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict] | None:
+        member = require_member(principal, meeting)
         require_live(meeting)
         hands = state.setdefault("hands", [])
-        if any(h["participant_id"] == principal.id for h in hands):
+        if any(h["participant_id"] == member.id for h in hands):
             return None  # already in the queue: keep the place
-        hands.append({"participant_id": principal.id, "name": principal.name, "since": now_iso()})
-        return _queue_event(state, "raise", _person(principal))
+        hands.append({"participant_id": member.id, "name": member.name, "since": now_iso()})
+        return _queue_event(state, "raise", _person(member))
 
     return await change_room(db, meeting_id, change)
 
 
 async def lower_hand(
-    db, meeting_id: int, principal: Principal | None, payload: dict
+    db: AsyncSession, meeting_id: int, principal: Principal | None, payload: dict
 ) -> Recorded | None:
     """A member lowers their own hand; the committee may lower anyone's (``participant_id``)."""
     target = payload.get("participant_id")
 
-    def change(meeting: Meeting, state: dict, seq: int):
+    def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict] | None:
         nonlocal target
         by = None
         if target is None or (principal is not None and target == principal.id):
-            require_member(principal, meeting)
-            target = principal.id
+            target = require_member(principal, meeting).id
         else:
             target = _participant_id(payload)
-            require_host(principal, meeting)
-            by = principal
+            by = require_host(principal, meeting)
         hands = state.setdefault("hands", [])
         lowered = next((h for h in hands if h["participant_id"] == target), None)
         if lowered is None:
@@ -308,7 +312,7 @@ def _end_floor(state: dict, reason: str) -> dict | None:
     }
 
 
-def _floor_event(state: dict, ended: dict | None, by: Principal | None) -> tuple:
+def _floor_event(state: dict, ended: dict | None, by: Principal | None) -> tuple[str, dict]:
     floor = state.get("floor") or {}
     data = {
         "participant_id": floor.get("participant_id"),
@@ -324,7 +328,7 @@ def _floor_event(state: dict, ended: dict | None, by: Principal | None) -> tuple
 
 
 async def grant_floor(
-    db, meeting_id: int, principal: Principal | None, payload: dict
+    db: AsyncSession, meeting_id: int, principal: Principal | None, payload: dict
 ) -> Recorded | None:
     target = _participant_id(payload)
     seconds = payload.get("seconds")
@@ -339,8 +343,8 @@ async def grant_floor(
         raise BadRequest("the floor goes to a member of the village")
     member = await db.get(Member, member_id)
 
-    def change(meeting: Meeting, state: dict, seq: int):
-        require_host(principal, meeting)
+    def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict] | None:
+        host = require_host(principal, meeting)
         require_live(meeting)
         if member is None or member.village_id != meeting.village_id or member.removed_at:
             raise BadRequest("the floor goes to a member of the village")
@@ -358,14 +362,14 @@ async def grant_floor(
         }
         # given the floor, their hand comes down: the event carries the new queue
         state["hands"] = [h for h in state.get("hands", []) if h["participant_id"] != target]
-        kind, data = _floor_event(state, ended, principal)
+        kind, data = _floor_event(state, ended, host)
         return kind, {**data, "queue": list(state["hands"])}
 
     return await change_room(db, meeting_id, change)
 
 
 async def revoke_floor(
-    db,
+    db: AsyncSession,
     meeting_id: int,
     principal: Principal | None,
     *,
@@ -377,7 +381,7 @@ async def revoke_floor(
     """End the floor: the chair revokes it, or (``by_server``) its time ran out, or
     (``only_holder``) the holder's sign-in was revoked."""
 
-    def change(meeting: Meeting, state: dict, seq: int):
+    def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict] | None:
         if not by_server:
             require_host(principal, meeting)
         floor = state.get("floor")
@@ -394,7 +398,7 @@ async def revoke_floor(
 
 
 async def record_hall(
-    db, meeting_id: int, principal: Principal | None, payload: dict
+    db: AsyncSession, meeting_id: int, principal: Principal | None, payload: dict
 ) -> Recorded | None:
     """The committee counts the hall (``in_hall``) and/or ticks members present there."""
     count = payload.get("in_hall", ...)
@@ -419,8 +423,8 @@ async def record_hall(
         raise BadRequest("send in_hall, or member_id with present")
     member = await db.get(Member, tick) if tick is not ... else None
 
-    def change(meeting: Meeting, state: dict, seq: int):
-        require_host(principal, meeting)
+    def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict] | None:
+        host = require_host(principal, meeting)
         if meeting.status not in (SCHEDULED, LIVE):
             raise Conflict(f"the meeting is {meeting.status}")
         before = copy.deepcopy(state)
@@ -442,18 +446,18 @@ async def record_hall(
             "in_hall": state.get("in_hall"),
             "hall_members": list(hall),
             **data,
-            "by": _person(principal),
+            "by": _person(host),
         }
 
     return await change_room(db, meeting_id, change)
 
 
 async def record_presence(
-    db, meeting_id: int, principal: Principal, joined: bool
+    db: AsyncSession, meeting_id: int, principal: Principal, joined: bool
 ) -> Recorded | None:
     """A remote participant's first device joined, or their last one left."""
 
-    def change(meeting: Meeting, state: dict, seq: int):
+    def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict] | None:
         if meeting.status not in (SCHEDULED, LIVE):
             return None  # replay viewers of an ended meeting are not attendance
         if principal.role != "guest" and principal.village_id != meeting.village_id:
@@ -469,15 +473,15 @@ async def record_presence(
 
 
 async def goto_item(
-    db, meeting_id: int, principal: Principal | None, payload: dict
+    db: AsyncSession, meeting_id: int, principal: Principal | None, payload: dict
 ) -> Recorded | None:
     item_id = payload.get("item_id")
     if item_id is not None and (not isinstance(item_id, int) or isinstance(item_id, bool)):
         raise BadRequest("item_id must be an agenda item's id (or null)")
     item = await db.get(AgendaItem, item_id) if item_id is not None else None
 
-    def change(meeting: Meeting, state: dict, seq: int):
-        require_host(principal, meeting)
+    def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict] | None:
+        host = require_host(principal, meeting)
         require_live(meeting)
         if item_id is not None and (item is None or item.meeting_id != meeting.id):
             raise BadRequest(f"no agenda item {item_id} in this meeting")
@@ -487,7 +491,7 @@ async def goto_item(
         return "agenda:current", {
             "item_id": item_id,
             "title": item.title if item else None,
-            "by": _person(principal),
+            "by": _person(host),
         }
 
     return await change_room(db, meeting_id, change)

@@ -1,0 +1,229 @@
+"""Ballots: a member's (or their proxy's), the roll call's, and the hall's show of hands."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ...errors import (
+    AlreadyVoted,
+    BadRequest,
+    CunhuiError,
+    Forbidden,
+    InvalidOption,
+    NotEligible,
+    Unauthorized,
+    VoteClosed,
+)
+from ...store import Ballot, BallotAttempt, Member, Proxy, Vote, VoteEligible, VoteParticipation, pk
+from ..meetings import LIVE, get_meeting
+from ..room import is_village_member, require_host
+from ..timeline import Recorded, record_event
+from ..tokens import Principal, member_principal_id
+from .electorate import hall_present
+from .opening import get_vote
+
+RECEIPT_BYTES = 5  # 10 hex digits
+
+
+@dataclass
+class Cast:
+    receipt: str
+    cast: int
+    recorded: Recorded
+
+
+async def _attempt(
+    db_factory: Callable[[], AsyncSession], vote_id: int, participant_id: str, outcome: str
+) -> None:
+    async with db_factory() as db:
+        db.add(BallotAttempt(vote_id=vote_id, participant_id=participant_id, outcome=outcome))
+        await db.commit()
+
+
+async def cast_ballot(
+    db_factory: Callable[[], AsyncSession],
+    meeting_id: int,
+    principal: Principal | None,
+    payload: dict,
+    *,
+    member_id: int | None = None,
+    source: str = "remote",
+) -> Cast:
+    """A member's ballot (or, with ``member_id`` and source hall, the roll call's).
+
+    Every attempt by a member of the village (or the roll call) on a real vote is
+    written to ``ballot_attempts``: an accepted one in the ballot's own transaction,
+    a refused one in a transaction of its own. Strangers' noise is not recorded.
+    """
+    attempt: dict = {}
+    try:
+        async with db_factory() as db:
+            return await _cast(db, meeting_id, principal, payload, member_id, source, attempt)
+    except CunhuiError as exc:
+        if attempt:
+            await _attempt(db_factory, attempt["vote_id"], attempt["who"], exc.code)
+        raise
+
+
+async def _roll_called(db: AsyncSession, vote_id: int) -> int:
+    """The vote's ballots taken by roll call in the hall."""
+    query = (
+        select(func.count())
+        .select_from(Ballot)
+        .where(col(Ballot.vote_id) == vote_id, col(Ballot.source) == "hall")
+    )
+    return (await db.exec(query)).one()
+
+
+async def _cast(
+    db: AsyncSession,
+    meeting_id: int,
+    principal: Principal | None,
+    payload: dict,
+    member_id: int | None,
+    source: str,
+    attempt: dict,
+) -> Cast:
+    vote = await get_vote(db, meeting_id, payload.get("vote_id"))
+    vote_id = pk(vote)
+    meeting = await get_meeting(db, meeting_id)
+    proxy_for = payload.get("for_member_id")
+    if member_id is None:
+        if not is_village_member(principal, meeting):
+            raise Forbidden("only members of the village vote")
+        caster = principal
+        member_id = caster.member_id
+        attempt.update(vote_id=vote_id, who=caster.id)
+        if proxy_for is not None:
+            # 委托投票: the ballot is the absent member's, cast by their registered proxy
+            if not isinstance(proxy_for, int) or isinstance(proxy_for, bool):
+                raise BadRequest("for_member_id must be a member's id")
+            proxy = await db.get(Proxy, (meeting_id, proxy_for))
+            if proxy is None or proxy.proxy_id != member_id:
+                raise Forbidden("you are not registered to vote for this member")
+            member_id, source = proxy_for, "proxy"
+            attempt.update(who=member_principal_id(member_id))
+    else:
+        # the roll call: the committee records a hall vote
+        caster = require_host(principal, meeting)
+        attempt.update(vote_id=vote_id, who=member_principal_id(member_id))
+        if vote.secret:
+            raise BadRequest("a secret ballot has no roll call: count the hall's hands instead")
+        if member_id not in (meeting.room_state or {}).get("hall_members", []):
+            raise BadRequest("tick the member present in the hall first")
+    if meeting.status != LIVE:
+        raise VoteClosed(f"the meeting is {meeting.status}: the vote is closed")
+    choice = payload.get("choice")
+    if not isinstance(choice, str) or choice not in vote.options:
+        raise InvalidOption(f"choose one of: {', '.join(vote.options)}")
+    # the lock: nothing closes the vote between here and the commit
+    bumped = await db.exec(
+        update(Vote)
+        .where(col(Vote.id) == vote_id, col(Vote.status) == "open")
+        .values(cast_count=col(Vote.cast_count) + 1)
+        .returning(col(Vote.cast_count))
+    )
+    cast = bumped.scalar_one_or_none()
+    if cast is None:
+        await db.rollback()
+        raise VoteClosed("the vote is closed")
+    if source == "hall":
+        roll_called = await _roll_called(db, vote_id)
+        await db.refresh(vote)
+        hands = sum(vote.hall_counts.values())
+        hall = hall_present(meeting)
+        if hands + roll_called + 1 > hall:
+            await db.rollback()
+            raise BadRequest(
+                f"{hands} hands and {roll_called} roll-call ballots already count "
+                f"for the {hall} people recorded in the hall"
+            )
+    if caster.role == "member":
+        # Under the vote's row lock: a removal committed while this ballot was on its way
+        # (the socket's own check came before it) still refuses the ballot.
+        member = await db.get(Member, caster.member_id)
+        if member is None or member.removed_at is not None:
+            await db.rollback()
+            raise Unauthorized("your sign-in is no longer valid: ask the committee")
+    eligible = await db.get(VoteEligible, (vote_id, member_id))
+    if eligible is None:
+        await db.rollback()
+        raise NotEligible("you were not on the roll of voters when this vote opened")
+    receipt = secrets.token_hex(RECEIPT_BYTES).upper()
+    db.add(VoteParticipation(vote_id=vote_id, member_id=member_id, via=source))
+    db.add(
+        Ballot(
+            receipt=receipt,
+            vote_id=vote_id,
+            choice=choice,
+            source=source,
+            member_id=None if vote.secret else member_id,
+        )
+    )
+    try:
+        await db.flush()
+    except IntegrityError:
+        await db.rollback()
+        raise AlreadyVoted("this member has already voted") from None
+    data: dict[str, object] = {"vote_id": vote_id}
+    if not vote.secret:  # a secret ballot: who voted is kept apart (vote_participation)
+        data.update(voter=member_principal_id(member_id), source=source, choice=choice)
+        if source == "proxy":
+            data["by_proxy"] = caster.id
+    recorded = await record_event(db, meeting, "vote:ballot", data)
+    db.add(
+        BallotAttempt(
+            vote_id=vote_id,
+            participant_id=member_principal_id(member_id),
+            outcome="accepted" if source != "proxy" else f"accepted:{caster.id}",
+        )
+    )
+    await db.commit()
+    return Cast(receipt, cast, recorded)
+
+
+async def hall_counts(
+    db: AsyncSession, meeting_id: int, principal: Principal | None, payload: dict
+) -> Recorded:
+    """The committee enters the hall's show-of-hands counts, {option: n}."""
+    vote = await get_vote(db, meeting_id, payload.get("vote_id"))
+    meeting = await get_meeting(db, meeting_id)
+    host = require_host(principal, meeting)
+    counts = payload.get("counts")
+    if not isinstance(counts, dict) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values()
+    ):
+        raise BadRequest("counts must be {option: number of hands}")
+    unknown = set(counts) - set(vote.options)
+    if unknown:
+        raise InvalidOption(f"not an option of this vote: {', '.join(sorted(unknown))}")
+    if meeting.status != LIVE:
+        raise VoteClosed(f"the meeting is {meeting.status}: the vote is closed")
+    present = hall_present(meeting)
+    roll_called = await _roll_called(db, pk(vote))
+    total = sum(counts.values())
+    if total + roll_called > present:
+        raise BadRequest(
+            f"{total} hands counted (+{roll_called} by roll call) but only {present} people "
+            "are recorded in the hall: enter the hall count first",
+        )
+    bumped = await db.exec(
+        update(Vote)
+        .where(col(Vote.id) == vote.id, col(Vote.status) == "open")
+        .values(hall_counts=counts)
+    )
+    if bumped.rowcount == 0:
+        await db.rollback()
+        raise VoteClosed("the vote is closed")
+    recorded = await record_event(
+        db, meeting, "vote:hall", {"vote_id": vote.id, "counts": counts, "by": host.as_dict()}
+    )
+    await db.commit()
+    return recorded
