@@ -9,18 +9,20 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from media import MediaHub
+from media import MediaHub, install_aiortc_patches
 
 from . import keys
-from .http import api, health, media, members, minutes, pages, recordings
+from .archive import Archive
+from .http import api, assets, health, media, members, minutes, pages, replays
 from .http.errors import error_middleware
 from .http.proxies import forwarded_middleware
 from .i18n import Catalogs
+from .live import Live
 from .realtime import Realtime
-from .recording import Recordings
 from .services import identity
 from .services.tokens import TokenService
 from .settings import Settings
+from .sockets import SocketAudience, socket_server
 from .store import Database
 
 logger = logging.getLogger(__name__)
@@ -28,15 +30,10 @@ logger = logging.getLogger(__name__)
 #: JSON bodies are small; SDP has its own tighter limit in http/media.py
 MAX_BODY_BYTES = 256 * 1024
 
-#: front-end packages from web/node_modules (installed by the setup script)
-VENDOR_DIRS = {
-    "socket.io-client": "socket.io-client/dist",
-    "hls.js": "hls.js/dist",
-}
-
 
 def create_app(settings: Settings) -> web.Application:
     settings = settings.with_secret()
+    install_aiortc_patches()  # process-wide, idempotent: receivers hand over encoded frames
     middlewares = [error_middleware, pages.locale_middleware]
     if settings.trusted_proxies:
         middlewares.insert(0, forwarded_middleware(settings.trusted_proxies))
@@ -52,10 +49,12 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)
-    app[keys.REALTIME] = Realtime(app)
-    app[keys.RECORDINGS] = Recordings(app)
+    _live(app, settings)
+    app[keys.ARCHIVE] = Archive(settings, app[keys.LIVE].emit_transient)
     app.on_startup.append(lambda app: app[keys.REALTIME].check_redis())
-    app.on_startup.append(lambda app: app[keys.RECORDINGS].startup())
+    app.on_startup.append(
+        lambda app: app[keys.ARCHIVE].startup(app[keys.DATABASE], app[keys.MEDIA])
+    )
     app.on_shutdown.append(_hang_up)
 
     catalogs = Catalogs(settings.web_dir / "translations")
@@ -65,23 +64,32 @@ def create_app(settings: Settings) -> web.Application:
         autoescape=jinja2.select_autoescape(default=True),
         extensions=["jinja2.ext.i18n"],
     )
-    env.install_gettext_callables(catalogs.gettext, catalogs.ngettext, newstyle=True)
+    # added to the environment by jinja2.ext.i18n, which its type information does not show
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        catalogs.gettext, catalogs.ngettext, newstyle=True
+    )
 
     api.setup(app)
     health.setup(app)
     app.router.add_routes(media.routes)
-    app.router.add_routes(recordings.routes)
+    app.router.add_routes(replays.routes)
     app.router.add_routes(minutes.routes)
     members.setup(app)
     app.router.add_routes(pages.routes)
-    app.router.add_static("/static/", settings.web_dir / "static", name="static")
-    node_modules = settings.web_dir / "node_modules"
-    for name, sub in VENDOR_DIRS.items():
-        if (node_modules / sub).is_dir():
-            app.router.add_static(f"/vendor/{name}/", node_modules / sub)
-        else:
-            logger.warning("front-end package %s is missing: run scripts/serve", name)
+    assets.setup(app, settings.web_dir)  # /static/ and /vendor/, versioned URLs
     return app
+
+
+def _live(app: web.Application, settings: Settings) -> None:
+    """The socket.io server, and the live side that stores and broadcasts through it."""
+    sio = socket_server(settings)
+    app[keys.LIVE] = live = Live(
+        SocketAudience(sio),
+        database=lambda: app[keys.DATABASE],
+        media=lambda: app[keys.MEDIA],
+        secret_vote_minimum=settings.secret_vote_min_electorate,
+    )
+    app[keys.REALTIME] = Realtime(app, sio, live, app[keys.TOKENS], settings)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -96,15 +104,17 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _hang_up(app: web.Application) -> None:
     """On shutdown, close sockets and peers first: open ones would hold the exit for a minute."""
-    await app[keys.RECORDINGS].close()
+    await app[keys.ARCHIVE].close()
     await app[keys.REALTIME].sio.shutdown()
     await app[keys.REALTIME].close()
+    await app[keys.LIVE].close()
     await app[keys.MEDIA].close()
 
 
 async def _media(app: web.Application) -> AsyncIterator[None]:
     hub = MediaHub(app[keys.SETTINGS].media_config())
-    hub.add_listener(app[keys.REALTIME].on_media_event)
+    hub.add_listener(app[keys.LIVE].on_media_event)
+    hub.add_listener(app[keys.ARCHIVE].on_room_event)  # records a publisher on the air
     app[keys.MEDIA] = hub
     yield
     await hub.close()

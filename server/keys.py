@@ -9,8 +9,9 @@ from aiohttp import web
 if TYPE_CHECKING:
     from media import MediaHub
 
+    from .archive import Archive
+    from .live import Live
     from .realtime import Realtime
-    from .recording import Recordings
     from .services.tokens import Principal, TokenService
     from .settings import Settings
     from .store import Database
@@ -19,8 +20,12 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 DATABASE: web.AppKey[Database] = web.AppKey("database")
 TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
 MEDIA: web.AppKey[MediaHub] = web.AppKey("media")
+#: the socket.io side (server/realtime.py); the rest of the app broadcasts through LIVE
 REALTIME: web.AppKey[Realtime] = web.AppKey("realtime")
-RECORDINGS: web.AppKey[Recordings] = web.AppKey("recordings")
+#: store-then-broadcast, the per-meeting locks, timers and presence (server/live.py)
+LIVE: web.AppKey[Live] = web.AppKey("live")
+#: recording, post-processing, retention (server/archive/)
+ARCHIVE: web.AppKey[Archive] = web.AppKey("archive")
 
 #: the caller of a request, once resolved (None: no credentials)
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")

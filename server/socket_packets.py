@@ -47,6 +47,8 @@ class CheckedPacket(sio_packet.Packet):
     """A socket.io packet whose hostile content is refused, never raised inside the library."""
 
     json = CheckedJSON
+    #: set by the library's decoding (it has no type information)
+    packet_type: int
 
     def decode(self, encoded_packet):
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -12,21 +11,13 @@ from aiohttp import web
 
 from .. import keys
 from ..errors import BadRequest, Conflict, NotFound
-from ..realtime import HOST_ONLY, MAX_QUEUED
-from ..services import (
-    accounts,
-    identity,
-    meetings,
-    notices,
-    payload,
-    suggestions,
-    timeline,
-    votes,
-)
+from ..live import MAX_QUEUED, Change, hidden_from, status_changed
+from ..services import accounts, identity, meetings, notices, payload, suggestions, timeline, votes
 from ..services.access import check_can_run, check_can_watch
 from ..services.passwords import PasswordPool
 from ..services.ratelimit import GuessLimiter, Limit, address_key
-from ..store import Meeting
+from ..services.timeline import Recorded
+from ..store import Meeting, pk
 from .auth import COOKIE, principal_of, require_committee, require_principal, set_session_cookie
 from .reports import REPORTS, ReportGate, gate, verdict
 
@@ -143,7 +134,7 @@ async def login(request: web.Request) -> web.Response:
     ):
         async with request.app[keys.DATABASE].session() as db:
             user = await accounts.authenticate(db, request.app[PASSWORDS], username, password)
-    token = identity.committee_token(tokens, user.id)
+    token = identity.committee_token(tokens, pk(user))
     logger.info("user %s logged in%s", user.id, " (known device)" if known else "")
     response = web.json_response(
         {"token": token, "user": {"id": user.id, "username": user.username}}
@@ -151,7 +142,7 @@ async def login(request: web.Request) -> web.Response:
     set_session_cookie(response, request, token)
     response.set_cookie(
         DEVICE_COOKIE,
-        identity.device_token(tokens, user.id, user.username),
+        identity.device_token(tokens, pk(user), user.username),
         max_age=identity.DEVICE_SECONDS,
         httponly=True,
         samesite="Strict",
@@ -180,7 +171,7 @@ async def create_meeting(request: web.Request) -> web.Response:
     fields = meetings.parse_fields(await read_json(request), partial=False)
     async with request.app[keys.DATABASE].session() as db:
         view = await meetings.create_meeting(
-            db, fields, created_by=int(principal.id[1:]), village_id=principal.village_id
+            db, fields, created_by=principal.user_id, village_id=principal.village_id
         )
     logger.info("meeting %s created by %s", view.meeting.id, principal.id)
     return web.json_response(meeting_json(request, view), status=201)
@@ -205,24 +196,28 @@ async def meeting_timeline(request: web.Request) -> web.Response:
     principal = await principal_of(request)
     async with request.app[keys.DATABASE].session() as db:
         meeting = await meeting_to_watch(request, db)
-    own = principal and principal.is_committee and principal.village_id == meeting.village_id
     async with gate(request).slot():  # no database connection is held while waiting
         async with request.app[keys.DATABASE].session() as db:
             # who came and went, and who voted, are for the committee's record
             page = await timeline.timeline_page(
-                db, meeting, after=after, limit=limit, hidden=() if own else HOST_ONLY
+                db, meeting, after=after, limit=limit, hidden=hidden_from(principal, meeting)
             )
         body = await asyncio.to_thread(json.dumps, page.as_dict())
     return web.Response(text=body, content_type="application/json")
 
 
+async def _listed(request: web.Request, name: str, read, present=None) -> web.Response:
+    """``{name: [...]}``: what ``read(db, meeting_id)`` finds in a meeting the caller may watch."""
+    async with request.app[keys.DATABASE].session() as db:
+        meeting = await meeting_to_watch(request, db)
+        found = await read(db, pk(meeting))
+    return web.json_response({name: [present(x) for x in found] if present else found})
+
+
 @routes.get("/api/meetings/{id}/votes")
 async def meeting_votes(request: web.Request) -> web.Response:
     """The meeting's votes, each with its result once closed."""
-    async with request.app[keys.DATABASE].session() as db:
-        meeting = await meeting_to_watch(request, db)
-        found = await votes.meeting_votes(db, meeting.id)
-    return web.json_response({"votes": [votes.vote_dict(v) for v in found]})
+    return await _listed(request, "votes", votes.meeting_votes, votes.vote_dict)
 
 
 @routes.get("/api/meetings/{id}/votes/{vote_id}/receipts")
@@ -234,7 +229,7 @@ async def vote_receipts(request: web.Request) -> web.Response:
             vote_id = int(request.match_info["vote_id"])
         except ValueError:
             raise NotFound("no such vote") from None
-        vote = await votes.get_vote(db, meeting.id, vote_id)
+        vote = await votes.get_vote(db, pk(meeting), vote_id)
         if vote.status != "closed":
             raise Conflict("receipts are published when the vote closes")
         listed = await votes.receipts(db, vote)
@@ -252,20 +247,16 @@ async def meeting_audit(request: web.Request) -> web.Response:
 
 @routes.get("/api/meetings/{id}/proxies")
 async def list_proxies(request: web.Request) -> web.Response:
-    async with request.app[keys.DATABASE].session() as db:
-        meeting = await meeting_to_watch(request, db)
-        listed = await votes.proxies_of(db, meeting.id)
-    return web.json_response({"proxies": listed})
+    return await _listed(request, "proxies", votes.proxies_of)
 
 
-@contextlib.asynccontextmanager
-async def room_lock(request: web.Request):
-    """The URL meeting's room lock: its changes are committed and broadcast in seq order.
+async def record_and_broadcast(request: web.Request, change: Change) -> Recorded | None:
+    """A change to the URL's meeting, in its turn: committed and broadcast in seq order.
 
-    Credentials are checked first (a bad token is 401 before any lock); the
-    committee's requests go before participants' waiting changes. The lock exists
-    only while held or awaited, so a flood of requests naming meetings that do
-    not exist leaves nothing behind.
+    Credentials are checked first (a bad token is 401 before any turn); the
+    committee's requests go before participants' waiting changes. The meeting's
+    lock exists only while held or awaited, so a flood of requests naming meetings
+    that do not exist leaves nothing behind.
     """
     # the error middleware has answered 404 already for an {id} that is not a row id
     meeting_id = int(request.match_info["id"])
@@ -273,18 +264,21 @@ async def room_lock(request: web.Request):
     # in the meeting's queue (nor count towards the participants' "room is busy").
     principal = await require_principal(request)
     # as a socket event's turn: a participant's change over HTTP is shed like theirs
-    async with request.app[keys.REALTIME].room_turn(meeting_id, principal, shed_at=MAX_QUEUED):
-        yield
+    return await request.app[keys.LIVE].record_and_broadcast(
+        meeting_id, change, by=principal, shed_at=MAX_QUEUED
+    )
 
 
 async def _stored_change(request: web.Request, find, change, status: int = 200) -> web.Response:
     """A change made over HTTP that is also a room event: store it, tell the room, answer."""
     body = await read_json(request)
-    async with room_lock(request):
-        async with request.app[keys.DATABASE].session() as db:
-            meeting = await find(request, db)
-            recorded = await change(db, meeting, await principal_of(request), body)
-        await request.app[keys.REALTIME].announce(recorded)
+
+    async def stored(db) -> Recorded:
+        meeting = await find(request, db)
+        return await change(db, meeting, await principal_of(request), body)
+
+    recorded = await record_and_broadcast(request, stored)
+    assert recorded is not None, "these changes always store an event"
     return web.json_response(recorded.data, status=status)
 
 
@@ -296,10 +290,7 @@ async def register_proxy(request: web.Request) -> web.Response:
 
 @routes.get("/api/meetings/{id}/suggestions")
 async def list_suggestions(request: web.Request) -> web.Response:
-    async with request.app[keys.DATABASE].session() as db:
-        meeting = await meeting_to_watch(request, db)
-        found = await suggestions.listed(db, meeting.id)
-    return web.json_response({"suggestions": [suggestions.suggestion_dict(s) for s in found]})
+    return await _listed(request, "suggestions", suggestions.listed, suggestions.suggestion_dict)
 
 
 @routes.post("/api/meetings/{id}/suggestions")
@@ -335,15 +326,18 @@ async def edit_meeting(request: web.Request) -> web.Response:
 @routes.post("/api/meetings/{id}/cancel")
 async def cancel_meeting(request: web.Request) -> web.Response:
     body = await read_json(request)
-    async with room_lock(request):
-        async with request.app[keys.DATABASE].session() as db:
-            meeting = await meeting_to_run(request, db)
-            seq = await meetings.cancel_meeting(db, meeting, body.get("reason"))
-            view = await meetings.view(db, meeting)
+    view: meetings.MeetingView | None = None
+
+    async def cancel(db) -> Recorded | None:
+        nonlocal view
+        meeting = await meeting_to_run(request, db)
+        seq = await meetings.cancel_meeting(db, meeting, body.get("reason"))
+        view = await meetings.view(db, meeting)
         logger.info("meeting %s cancelled", meeting.id)
-        await request.app[keys.REALTIME].meeting_status(
-            meeting.id, meeting.status, seq, reason=meeting.cancel_reason
-        )
+        return status_changed(meeting, seq, reason=meeting.cancel_reason)
+
+    await record_and_broadcast(request, cancel)
+    assert view is not None, "cancel ran (or raised)"
     return web.json_response(meeting_json(request, view))
 
 
@@ -379,31 +373,39 @@ async def get_meeting(request: web.Request) -> web.Response:
     return web.json_response(meeting_json(request, view))
 
 
+async def _change_status(
+    request: web.Request, step, done: str
+) -> tuple[meetings.MeetingView, bool]:
+    """Start or end the URL's meeting: its view, and whether its status changed."""
+    view: meetings.MeetingView | None = None
+
+    async def change(db) -> Recorded | None:
+        nonlocal view
+        meeting, seq = await step(db, await meeting_to_run(request, db))
+        view = await meetings.view(db, meeting)
+        if seq is not None:
+            logger.info("meeting %s %s", meeting.id, done)
+        return status_changed(meeting, seq)
+
+    changed = await record_and_broadcast(request, change) is not None
+    assert view is not None, "the change ran (or raised)"
+    return view, changed
+
+
 @routes.post("/api/meetings/{id}/start")
 async def start_meeting(request: web.Request) -> web.Response:
-    async with room_lock(request):
-        async with request.app[keys.DATABASE].session() as db:
-            meeting, seq = await meetings.start_meeting(db, await meeting_to_run(request, db))
-            view = await meetings.view(db, meeting)
-        if seq is not None:
-            logger.info("meeting %s is live", meeting.id)
-            await request.app[keys.REALTIME].meeting_status(meeting.id, meeting.status, seq)
+    view, _ = await _change_status(request, meetings.start_meeting, "is live")
     return web.json_response(meeting_json(request, view))
 
 
 @routes.post("/api/meetings/{id}/end")
 async def end_meeting(request: web.Request) -> web.Response:
-    async with room_lock(request):
-        async with request.app[keys.DATABASE].session() as db:
-            meeting, seq = await meetings.end_meeting(db, await meeting_to_run(request, db))
-            view = await meetings.view(db, meeting)
-        if seq is not None:
-            logger.info("meeting %s ended", meeting.id)
-            await request.app[keys.REALTIME].meeting_status(meeting.id, meeting.status, seq)
-    if seq is not None:
-        await request.app[keys.RECORDINGS].stop_recording(meeting.id)
-        await request.app[keys.MEDIA].close_room(str(meeting.id))
-        await request.app[keys.REALTIME].meeting_ended(meeting.id)
+    view, ended = await _change_status(request, meetings.end_meeting, "ended")
+    if ended:
+        meeting_id = pk(view.meeting)
+        await request.app[keys.ARCHIVE].stop_recording(meeting_id)
+        await request.app[keys.MEDIA].close_room(str(meeting_id))
+        await request.app[keys.LIVE].meeting_ended(meeting_id)
     return web.json_response(meeting_json(request, view))
 
 

@@ -31,8 +31,10 @@ import ipaddress
 import json
 import logging
 from collections import Counter
+from typing import cast
 
 from aiohttp import web
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from ..errors import RequestTimeout
@@ -138,7 +140,8 @@ class GuardedRequestHandler(RequestHandler):
         super().__init__(manager, **kwargs)
         self._guard = guard
         self._deadline: asyncio.TimerHandle | None = None
-        self._body = None  # the payload being received, while it has a deadline
+        #: the payload being received, while it has a deadline
+        self._body: StreamReader | None = None
         self._body_started = 0.0
         self._body_bytes = 0
         self._address: str | None = None  # counted against the per-address cap
@@ -147,9 +150,9 @@ class GuardedRequestHandler(RequestHandler):
         super().connection_made(transport)
         peer = transport.get_extra_info("peername")
         address = peer[0] if isinstance(peer, tuple) else None
-        if self._guard.counts(address):
+        if address is not None and self._guard.counts(address):
             if not self._guard.admit(address):
-                transport.write(BUSY_RESPONSE)
+                cast(asyncio.WriteTransport, transport).write(BUSY_RESPONSE)  # a TCP stream
                 self.force_close()
                 return
             self._address = address

@@ -14,11 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from .. import keys
+from ..errors import Unavailable
 from ..store.db import NotWritable
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -40,22 +45,24 @@ class HealthChecks:
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
-        self._running: dict[str, asyncio.Future] = {}  # component -> its latest check
+        self._running: dict[str, asyncio.Future[str | None]] = {}  # component -> latest check
         self._started: dict[str, float] = {}  # component -> when that check started
         self._last: dict[str, str | None] = {}  # component -> its latest state
         self._reported: dict[str, str] = {}  # component -> last state logged
-        self._redis = None
+        self._redis: Redis | None = None
 
     async def health(self) -> Report:
         database, recordings = await asyncio.gather(
             self._cached("database", self._database), self._cached("recordings", self._recordings)
         )
+        assert database is not None and recordings is not None, "these checks name a state"
         return {"database": database, "recordings": recordings}
 
     async def ready(self) -> Report:
         database, redis = await asyncio.gather(
             self._cached("database", self._database), self._cached("redis", self._redis_state)
         )
+        assert database is not None, "the database check names a state"
         report = {"database": database}
         if redis is not None:
             report["redis"] = redis
@@ -71,6 +78,7 @@ class HealthChecks:
             self._started[name] = now
         if name in self._last:
             return self._last[name]
+        assert running is not None, "started above: no state is known yet"
         return await asyncio.shield(running)
 
     async def _remember(self, name: str, run: Callable[[], Awaitable[str | None]]) -> str | None:
@@ -94,7 +102,7 @@ class HealthChecks:
         loop = asyncio.get_running_loop()
         try:
             problem = await asyncio.wait_for(
-                loop.run_in_executor(None, self._app[keys.RECORDINGS].check_disk), CHECK_TIMEOUT
+                loop.run_in_executor(None, self._app[keys.ARCHIVE].check_disk), CHECK_TIMEOUT
             )
         except TimeoutError:
             problem = "timeout"
@@ -151,12 +159,10 @@ def _answer(report: Report) -> web.Response:
     body: dict = {"ok": not failed, **report}
     if failed:
         body["failed"] = failed
-        body["error"] = {
-            "code": "unavailable",
-            "message": "; ".join(f"{name}: {report[name]}" for name in failed),
-        }
+        error = Unavailable("; ".join(f"{name}: {report[name]}" for name in failed))
+        body["error"] = error.as_dict()
     return web.json_response(
-        body, status=503 if failed else 200, headers={"Cache-Control": "no-store"}
+        body, status=Unavailable.status if failed else 200, headers={"Cache-Control": "no-store"}
     )
 
 

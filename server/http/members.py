@@ -10,6 +10,8 @@ from .. import keys
 from ..errors import BadRequest, NotFound, TooLarge, Unauthorized
 from ..services import identity, meetings, members, roll_import
 from ..services.ratelimit import GuessLimiter, Limit, address_key
+from ..services.tokens import member_principal_id
+from ..store import pk
 from .api import base_url, read_json
 from .auth import require_committee, set_session_cookie
 
@@ -54,7 +56,9 @@ async def add_member(request: web.Request) -> web.Response:
     principal = await require_committee(request)
     body = await read_json(request)
     async with request.app[keys.DATABASE].session() as db:
-        added = await members.add_member(db, request.app[keys.TOKENS], principal.village_id, body)
+        added = await members.add_member(
+            db, request.app[keys.TOKENS], principal.home_village_id, body
+        )
     logger.info(
         "member %s added to village %s by %s", added.member.id, principal.village_id, principal.id
     )
@@ -75,7 +79,7 @@ async def import_members(request: web.Request) -> web.Response:
         raise TooLarge(f"the file is larger than {MAX_CSV_BYTES // 1024} KB")
     async with request.app[keys.DATABASE].session() as db:
         added = await roll_import.import_roll(
-            db, request.app[keys.TOKENS], principal.village_id, data
+            db, request.app[keys.TOKENS], principal.home_village_id, data
         )
     logger.info(
         "%d members imported into village %s by %s", len(added), principal.village_id, principal.id
@@ -88,7 +92,7 @@ async def import_members(request: web.Request) -> web.Response:
 async def list_members(request: web.Request) -> web.Response:
     principal = await require_committee(request)
     async with request.app[keys.DATABASE].session() as db:
-        roll = await members.list_members(db, principal.village_id)
+        roll = await members.list_members(db, principal.home_village_id)
     return web.json_response({"members": [members.member_dict(m) for m in roll]})
 
 
@@ -97,7 +101,9 @@ async def edit_member(request: web.Request) -> web.Response:
     principal = await require_committee(request)
     body = await read_json(request)
     async with request.app[keys.DATABASE].session() as db:
-        member = await members.village_member(db, principal.village_id, request.match_info["id"])
+        member = await members.village_member(
+            db, principal.home_village_id, request.match_info["id"]
+        )
         await members.edit_member(db, member, body)
     logger.info("member %s edited by %s", member.id, principal.id)
     return web.json_response(members.member_dict(member))
@@ -107,11 +113,13 @@ async def edit_member(request: web.Request) -> web.Response:
 async def remove_member(request: web.Request) -> web.Response:
     principal = await require_committee(request)
     async with request.app[keys.DATABASE].session() as db:
-        member = await members.village_member(db, principal.village_id, request.match_info["id"])
+        member = await members.village_member(
+            db, principal.home_village_id, request.match_info["id"]
+        )
         await members.remove_member(db, member)
     logger.info("member %s removed by %s", member.id, principal.id)
     # committed: their open sockets (in every process) close now
-    await request.app[keys.REALTIME].revoke(f"m{member.id}", "removed")
+    await request.app[keys.LIVE].revoke(member_principal_id(pk(member)), "removed")
     return web.json_response({"ok": True})
 
 
@@ -119,11 +127,13 @@ async def remove_member(request: web.Request) -> web.Response:
 async def reissue_invite(request: web.Request) -> web.Response:
     principal = await require_committee(request)
     async with request.app[keys.DATABASE].session() as db:
-        member = await members.village_member(db, principal.village_id, request.match_info["id"])
+        member = await members.village_member(
+            db, principal.home_village_id, request.match_info["id"]
+        )
         renewed = await members.reissue_invite(db, request.app[keys.TOKENS], member)
     logger.info("invite of member %s re-issued by %s", member.id, principal.id)
     # the old sign-ins are revoked (committed): their open sockets close now
-    await request.app[keys.REALTIME].revoke(f"m{member.id}", "invite_reissued")
+    await request.app[keys.LIVE].revoke(member_principal_id(pk(member)), "invite_reissued")
     return web.json_response(renewed.as_dict(base_url(request)))
 
 
@@ -147,7 +157,7 @@ async def join(request: web.Request) -> web.Response:
         else:
             return await _join_as_guest(request, code, body.get("name"))
     token = identity.member_token(tokens, member)
-    participant = {"id": f"m{member.id}", "name": member.name, "role": "member"}
+    participant = {"id": member_principal_id(pk(member)), "name": member.name, "role": "member"}
     return _joined(request, token, participant, identity.MEMBER)
 
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from .. import keys
 from ..errors import Busy
 from ..services import audit, timeline
-from ..store import Meeting
+from ..store import Meeting, pk
 
 #: report requests working at once (the machine may have 2 cores)
 REPORT_SLOTS = 2
@@ -60,7 +60,7 @@ class ReportGate:
 
         The run takes a slot of its own; those who join it wait without one.
         """
-        key = (meeting.id, meeting.last_seq, meeting.last_hash)
+        key = (pk(meeting), meeting.last_seq, meeting.last_hash)
         task = self._audits.get(key)
         if task is None:
             if self.load >= self.capacity:
@@ -68,7 +68,7 @@ class ReportGate:
                     "the server is busy with other reports: try again in a moment",
                     retry_after=RETRY_AFTER,
                 )
-            task = asyncio.get_running_loop().create_task(self._verify(database, meeting.id))
+            task = asyncio.get_running_loop().create_task(self._verify(database, pk(meeting)))
             self._audits[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))
         # shield: one asker leaving does not cancel the others' answer

@@ -3,13 +3,24 @@ its existence is none of the caller's business."""
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from ..errors import Forbidden, NotFound, Unauthorized
 from ..store import Meeting
 from .tokens import Principal
 
 
+def is_host(principal: Principal | None, meeting: Meeting) -> TypeGuard[Principal]:
+    """Whether ``principal`` is the committee of the meeting's own village (its hosts)."""
+    return (
+        principal is not None
+        and principal.is_committee
+        and principal.village_id == meeting.village_id
+    )
+
+
 def check_can_watch(principal: Principal | None, meeting: Meeting) -> None:
-    """Committee and members of the meeting's village; guests and anyone where guests are allowed."""
+    """The committee and members of its village; anyone, where the meeting admits guests."""
     if principal is None:
         if meeting.allow_guests:
             return

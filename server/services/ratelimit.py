@@ -1,4 +1,8 @@
-"""Counting attempts per key (wrong passwords and PINs, guest sign-ins), in this process.
+"""Rate limits, in this process: wrong guesses per key, and per-participant event rates.
+
+Guesses (wrong passwords and PINs, guest sign-ins) are counted by :class:`GuessLimiter`;
+a participant's live events by :class:`SlidingWindow` (chat lines, hands, ballots) and
+:class:`TokenBuckets` (every socket event).
 
 An attempt is *reserved* before the slow check it guards (a password hash, a database
 lookup): the limits are checked and the attempt counted with no ``await`` in between, so
@@ -214,3 +218,93 @@ class GuessLimiter:
             if entries and entries[-1] > now - self.limits[kind].window:
                 return
             del self._entries[(kind, key)]
+
+
+class SlidingWindow:
+    """At most ``burst`` accepted actions per ``window`` seconds, per key (this process)."""
+
+    def __init__(self, burst: int, window: float, max_keys: int = 20_000) -> None:
+        self.burst, self.window, self.max_keys = burst, window, max_keys
+        self._times: dict[str, deque[float]] = {}
+
+    def check(self, key: str) -> None:
+        """Raise RateLimited if ``key`` has no action left now; record nothing."""
+        now = time.monotonic()
+        times = self._times.get(key)
+        if times is None:
+            return
+        while times and now - times[0] > self.window:
+            times.popleft()
+        if len(times) >= self.burst:
+            wait = self.window - (now - times[0])
+            raise RateLimited(
+                f"at most {self.burst} messages in {self.window:.0f} s: wait {wait:.0f} s",
+                retry_after=wait,
+            )
+
+    def record(self, key: str) -> None:
+        times = self._times.get(key)
+        if times is None:
+            if len(self._times) >= self.max_keys:
+                self._prune()
+            times = self._times[key] = deque()
+        times.append(time.monotonic())
+
+    def take(self, key: str) -> None:
+        self.check(key)
+        self.record(key)
+
+    def _prune(self) -> None:
+        """Forget keys with nothing in the window (guest ids and sids come and go)."""
+        now = time.monotonic()
+        for key in [k for k, t in self._times.items() if not t or now - t[-1] > self.window]:
+            del self._times[key]
+
+
+def take_all(*limits: tuple[SlidingWindow, str]) -> None:
+    """Take one action from each (window, key), or from none if any refuses."""
+    for window, key in limits:
+        window.check(key)
+    for window, key in limits:
+        window.record(key)
+
+
+class TokenBuckets:
+    """Per key: up to ``burst`` events at once, refilled at ``rate`` per second (this process).
+
+    ``scale`` multiplies both for one key (the committee's larger allowance). A bucket
+    left alone for ``burst / rate`` seconds is full again, so it is forgotten.
+    """
+
+    def __init__(self, rate: float, burst: int, max_keys: int = 50_000) -> None:
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        #: key -> [tokens, time of the last take]
+        self._buckets: dict[str, list[float]] = {}
+
+    def take(self, key: str, scale: float = 1.0) -> float:
+        """Take a token; return 0, or the seconds until one is there (nothing taken)."""
+        now = time.monotonic()
+        rate, burst = self.rate * scale, self.burst * scale
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_keys:
+                self._prune(now)
+            bucket = self._buckets[key] = [burst, now]
+        tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+        if tokens < 1:
+            bucket[0] = tokens
+            return (1 - tokens) / rate
+        bucket[0] = tokens - 1
+        return 0.0
+
+    def forget(self, key: str) -> None:
+        self._buckets.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _prune(self, now: float) -> None:
+        full_after = self.burst / self.rate  # the same for every scale
+        for key in [k for k, b in self._buckets.items() if now - b[1] >= full_after]:
+            del self._buckets[key]

@@ -8,9 +8,19 @@ from typing import Literal
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from ..errors import Unauthorized
+from ..errors import Forbidden, Unauthorized
 
 Role = Literal["committee", "member", "guest"]
+
+
+def member_principal_id(member_id: int) -> str:
+    """A member's participant id: member 12 is ``m12`` (in events, hands, the floor)."""
+    return f"m{member_id}"
+
+
+def user_principal_id(user_id: int) -> str:
+    """A committee account's participant id: user 3 is ``u3``."""
+    return f"u{user_id}"
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,27 @@ class Principal:
     @property
     def is_committee(self) -> bool:
         return self.role == "committee"
+
+    @property
+    def home_village_id(self) -> int:
+        """``village_id``, known to be set (every account has had one since migration 0002)."""
+        if self.village_id is None:
+            raise Forbidden("this account belongs to no village")
+        return self.village_id
+
+    @property
+    def member_id(self) -> int:
+        """The member's row id (``m12`` is 12); only for a member."""
+        if self.role != "member":
+            raise ValueError(f"{self.id} is not a member")
+        return int(self.id[1:])
+
+    @property
+    def user_id(self) -> int:
+        """The committee account's row id (``u3`` is 3); only for the committee."""
+        if self.role != "committee":
+            raise ValueError(f"{self.id} is not a committee account")
+        return int(self.id[1:])
 
     def as_dict(self) -> dict:
         return {"id": self.id, "name": self.name, "role": self.role}
