@@ -46,6 +46,7 @@ from ..errors import (
     RateLimited,
     TooLarge,
     Unprocessable,
+    UnsupportedCodec,
     UnsupportedMediaType,
 )
 from ..services import meetings
@@ -182,7 +183,7 @@ async def _start(request, kind, meeting, start) -> PeerSession:
         raise _too_many(request, exc) from exc
     except CodecMismatch as exc:
         logger.info("%s meeting %s: codec mismatch: %s", kind, meeting.id, exc)
-        raise Unprocessable(str(exc), code="unsupported_codec") from exc
+        raise UnsupportedCodec(str(exc)) from exc
     except InvalidOffer as exc:
         logger.info("%s meeting %s: bad offer: %s", kind, meeting.id, exc)
         raise BadRequest(str(exc)) from exc
@@ -207,10 +208,8 @@ async def whip_publish(request: web.Request) -> web.Response:
     if principal.is_committee:
         check_can_run(principal, meeting)
         _require_live(meeting)
-        response = await _negotiate(request, "whip", meeting, hub.publish)
-        # every live meeting is recorded, where its media is (again, after a restart)
-        await request.app[keys.RECORDINGS].ensure_recording(meeting.id)
-        return response
+        # recorded once it is on the air (the archive hears the media hub's room events)
+        return await _negotiate(request, "whip", meeting, hub.publish)
     # a member: only their own voice, only while they hold the floor
     check_can_watch(principal, meeting)
     _require_live(meeting)

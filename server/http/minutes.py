@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import cast
 
 import aiohttp_jinja2
 import segno
@@ -18,6 +19,7 @@ from aiohttp import web
 from .. import keys
 from ..services import minutes as minutes_service
 from ..services import minutes_md
+from ..services.access import is_host
 from .api import base_url, meeting_to_watch
 from .auth import principal_of
 from .pages import base_context
@@ -32,11 +34,7 @@ async def _gather(request: web.Request) -> minutes_service.Minutes:
     principal = await principal_of(request)
     async with request.app[keys.DATABASE].session() as db:
         meeting = await meeting_to_watch(request, db)
-    own_committee = (
-        principal is not None
-        and principal.is_committee
-        and principal.village_id == meeting.village_id
-    )
+    own_committee = is_host(principal, meeting)
     checked = await verdict(request, meeting)
     async with gate(request).slot():
         async with request.app[keys.DATABASE].session() as db:
@@ -52,7 +50,8 @@ def _gettext(request: web.Request) -> Callable[..., str]:
     since the Markdown renderer escapes user text for Markdown itself.
     """
     env = aiohttp_jinja2.get_env(request.app)
-    gettext = env.globals["gettext"]
+    # installed by app.py (install_gettext_callables): jinja2 types its globals as objects
+    gettext = cast("Callable[..., object]", env.globals["gettext"])
     context = env.from_string("").new_context()
     context.eval_ctx.autoescape = False
 

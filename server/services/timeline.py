@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Text, cast, func, update
+from sqlalchemy import Row, Select, Text, cast, func, or_, update
+from sqlalchemy import select as select_rows
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import NotFound
-from ..store import Event, Meeting, utcnow
+from ..store import Event, Meeting, pk, utcnow
 from ..store.models import as_utc
 from . import audit
+from .replays import origin
 
 #: the most events one timeline request returns (``GET .../timeline?after=&limit=``)
 MAX_PAGE = 2000
@@ -25,7 +29,7 @@ MAX_PAGE = 2000
 WALK_CHUNK = 500
 
 
-async def _next_seq(db: AsyncSession, meeting_id: int) -> tuple[int, str] | None:
+async def _next_seq(db: AsyncSession, meeting_id: int) -> tuple[int, str]:
     """Take the meeting's next seq and its chain's last hash.
 
     An atomic ``UPDATE meetings SET last_seq = last_seq + 1`` locks the meeting's
@@ -34,12 +38,14 @@ async def _next_seq(db: AsyncSession, meeting_id: int) -> tuple[int, str] | None
     """
     result = await db.execute(
         update(Meeting)
-        .where(Meeting.id == meeting_id)
-        .values(last_seq=Meeting.last_seq + 1)
-        .returning(Meeting.last_seq, Meeting.last_hash)
+        .where(col(Meeting.id) == meeting_id)
+        .values(last_seq=col(Meeting.last_seq) + 1)
+        .returning(col(Meeting.last_seq), col(Meeting.last_hash))
     )
     row = result.first()
-    return (row[0], row[1] or audit.GENESIS) if row else None
+    if row is None:
+        raise NotFound(f"no meeting {meeting_id}")
+    return row[0], row[1] or audit.GENESIS
 
 
 async def _store(
@@ -49,14 +55,14 @@ async def _store(
     digest = audit.chain_hash(prev_hash, meeting_id, seq, type_, at, data)
     event = Event(meeting_id=meeting_id, seq=seq, type=type_, at=at, data=data, hash=digest)
     db.add(event)
-    await db.execute(update(Meeting).where(Meeting.id == meeting_id).values(last_hash=digest))
+    await db.execute(update(Meeting).where(col(Meeting.id) == meeting_id).values(last_hash=digest))
     return event
 
 
 async def append_event(db: AsyncSession, meeting: Meeting, type_: str, data: dict) -> int:
     """Add an event in the caller's transaction and return its seq."""
-    seq, prev = await _next_seq(db, meeting.id)
-    event = await _store(db, meeting.id, seq, prev, type_, data)
+    seq, prev = await _next_seq(db, pk(meeting))
+    event = await _store(db, pk(meeting), seq, prev, type_, data)
     set_committed_value(meeting, "last_seq", seq)
     set_committed_value(meeting, "last_hash", event.hash)
     return seq
@@ -73,7 +79,7 @@ async def events_after(
     query = (
         select(Event)
         .where(Event.meeting_id == meeting_id, Event.seq > since_seq)
-        .order_by(Event.seq)
+        .order_by(col(Event.seq))
     )
     if limit is not None:
         query = query.limit(limit)
@@ -107,11 +113,9 @@ async def change_room(db: AsyncSession, meeting_id: int, change: RoomChange) -> 
     writer changes it before this commit. Returns None (nothing stored) when the
     change is a no-op.
     """
-    taken = await _next_seq(db, meeting_id)
-    if taken is None:
-        raise NotFound(f"no meeting {meeting_id}")
-    seq, prev = taken
+    seq, prev = await _next_seq(db, meeting_id)
     meeting = await db.get(Meeting, meeting_id, populate_existing=True)
+    assert meeting is not None, "the seq bump above found and locked its row"
     state = copy.deepcopy(meeting.room_state or {})
     try:
         outcome = change(meeting, state, seq)
@@ -138,23 +142,34 @@ def _rows(
     *,
     types: Iterable[str] = (),
     hidden: Iterable[str] = (),
-):
+    drop_deleted_chat: bool = False,
+) -> Select[int, str, datetime, str]:
     """The events after ``after`` in seq order, with ``data`` as its stored JSON text.
+
+    ``drop_deleted_chat``: no chat line the committee deleted (its ``chat:deleted`` stays).
 
     The text is decoded with the rest of the CPU work in a thread (:func:`_as_events`),
     not while the rows are read on the event loop.
     """
-    query = select(Event.seq, Event.type, Event.at, cast(Event.data, Text)).where(
-        Event.meeting_id == meeting_id, Event.seq > after
-    )
+    query = select_rows(
+        col(Event.seq), col(Event.type), col(Event.at), cast(col(Event.data), Text)
+    ).where(col(Event.meeting_id) == meeting_id, col(Event.seq) > after)
     if types:
-        query = query.where(Event.type.in_(tuple(types)))
+        query = query.where(col(Event.type).in_(tuple(types)))
     if hidden:
-        query = query.where(Event.type.not_in(tuple(hidden)))
-    return query.order_by(Event.seq).limit(limit)
+        query = query.where(col(Event.type).not_in(tuple(hidden)))
+    if drop_deleted_chat:
+        deletion = aliased(Event)
+        deleted = select_rows(col(deletion.data)["id"].as_integer()).where(
+            col(deletion.meeting_id) == meeting_id,
+            col(deletion.type) == "chat:deleted",
+            col(deletion.data)["id"].as_integer().is_not(None),
+        )
+        query = query.where(or_(col(Event.type) != "chat:message", col(Event.seq).not_in(deleted)))
+    return query.order_by(col(Event.seq)).limit(limit)
 
 
-def _as_events(rows, start) -> list[dict]:
+def _as_events(rows: Sequence[Row[int, str, datetime, str]], start: datetime | None) -> list[dict]:
     """Timeline entries from :func:`_rows`' rows (CPU only: runs in a thread)."""
     out = []
     for seq, type_, at, data in rows:
@@ -192,17 +207,17 @@ async def timeline_page(
     limit: int = MAX_PAGE,
     hidden: Iterable[str] = (),
 ) -> Page:
-    """At most ``limit`` (≤ MAX_PAGE) events after seq ``after``, leaving out ``hidden`` types.
+    """At most ``limit`` (≤ MAX_PAGE) events after seq ``after``, leaving out ``hidden`` types
+    and the chat lines the committee deleted (as the room's snapshot does).
 
     Each event has ``t``: seconds from the recording's first frame. Replay seeks
     the video to ``t``. Before anything is recorded, ``t`` counts from the
     meeting's start; events before the first frame have a negative ``t``.
     """
-    from .recordings import origin
-
     limit = max(1, min(limit, MAX_PAGE))
     start = await origin(db, meeting)
-    rows = (await db.execute(_rows(meeting.id, after, limit + 1, hidden=hidden))).all()
+    query = _rows(pk(meeting), after, limit + 1, hidden=hidden, drop_deleted_chat=True)
+    rows = (await db.execute(query)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     events = await asyncio.to_thread(_as_events, rows, start)
@@ -213,12 +228,10 @@ async def walk(
     db: AsyncSession, meeting: Meeting, *, types: Iterable[str] = (), chunk: int = WALK_CHUNK
 ) -> AsyncIterator[list[dict]]:
     """The whole timeline (only ``types``, if given), as entries like a page's, in chunks."""
-    from .recordings import origin
-
     start = await origin(db, meeting)
     after = 0
     while True:
-        rows = (await db.execute(_rows(meeting.id, after, chunk, types=types))).all()
+        rows = (await db.execute(_rows(pk(meeting), after, chunk, types=types))).all()
         if not rows:
             return
         yield await asyncio.to_thread(_as_events, rows, start)
@@ -239,17 +252,27 @@ async def verify_chain(
     """
     last_seq, digest = (
         await db.execute(
-            select(Meeting.last_seq, Meeting.last_hash).where(Meeting.id == meeting.id)
+            select(Meeting.last_seq, Meeting.last_hash).where(col(Meeting.id) == meeting.id)
         )
     ).one()
-    check = audit.ChainCheck(meeting.id)
+    check = audit.ChainCheck(pk(meeting))
     after = 0
     while after < last_seq:
         rows = (
             await db.execute(
-                select(Event.seq, Event.type, Event.at, cast(Event.data, Text), Event.hash)
-                .where(Event.meeting_id == meeting.id, Event.seq > after, Event.seq <= last_seq)
-                .order_by(Event.seq)
+                select_rows(
+                    col(Event.seq),
+                    col(Event.type),
+                    col(Event.at),
+                    cast(col(Event.data), Text),
+                    col(Event.hash),
+                )
+                .where(
+                    col(Event.meeting_id) == meeting.id,
+                    col(Event.seq) > after,
+                    col(Event.seq) <= last_seq,
+                )
+                .order_by(col(Event.seq))
                 .limit(chunk)
             )
         ).all()
@@ -261,14 +284,14 @@ async def verify_chain(
         beyond = (
             await db.execute(
                 select(func.max(Event.seq)).where(
-                    Event.meeting_id == meeting.id, Event.seq > last_seq
+                    col(Event.meeting_id) == meeting.id, col(Event.seq) > last_seq
                 )
             )
         ).scalar()
         if beyond is not None:
             # read after the events: a live meeting's newer entry is counted by now
             counted = (
-                await db.execute(select(Meeting.last_seq).where(Meeting.id == meeting.id))
+                await db.execute(select(Meeting.last_seq).where(col(Meeting.id) == meeting.id))
             ).scalar_one()
             if beyond > counted:
                 return audit.Verdict(

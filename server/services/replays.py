@@ -1,19 +1,29 @@
-"""Recordings as the database knows them: parts, their status and post-processing steps.
+"""A meeting's recording as the database knows it, and as clients see it: the replay.
 
-The media (files, muxing, ffmpeg) is media/'s business; this module only keeps
-the record of it, so that every process and every page sees the same status.
+The record of each part (status, post-processing steps), the replay's clock
+(:func:`first_frame`: where the timeline's ``t`` counts from) and the contract's
+recording object (:func:`describe`, for ``GET …/recording`` and the
+``recording:status`` event). The media (files, muxing, ffmpeg) is media/'s
+business; this module only keeps the record of it, so that every process and
+every page sees the same status.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from media import postprocess
+from media.files import PLAYLIST
+
 from ..errors import Conflict, NotFound
-from ..store import Event, Meeting, Recording, utcnow
+from ..store import Event, Meeting, Recording, pk, utcnow
 from ..store.models import as_utc
 
 RECORDING, PROCESSING, READY, INTERRUPTED, FAILED, EXPIRED = (
@@ -30,7 +40,7 @@ FINISHED = (READY, INTERRUPTED)
 
 async def parts(db: AsyncSession, meeting_id: int) -> list[Recording]:
     result = await db.exec(
-        select(Recording).where(Recording.meeting_id == meeting_id).order_by(Recording.part)
+        select(Recording).where(Recording.meeting_id == meeting_id).order_by(col(Recording.part))
     )
     return list(result.all())
 
@@ -51,11 +61,12 @@ async def new_part(db: AsyncSession, meeting: Meeting) -> Recording:
     Two processes choosing the same number meet the (meeting, part) unique
     constraint: the loser takes the next one.
     """
+    meeting_id = pk(meeting)
     for _ in range(5):
-        existing = await parts(db, meeting.id)
+        existing = await parts(db, meeting_id)
         number = (existing[-1].part + 1) if existing else 1
         recording = Recording(
-            meeting_id=meeting.id, part=number, directory=f"{meeting.id}/{number}", status=RECORDING
+            meeting_id=meeting_id, part=number, directory=f"{meeting_id}/{number}", status=RECORDING
         )
         db.add(recording)
         try:
@@ -68,22 +79,26 @@ async def new_part(db: AsyncSession, meeting: Meeting) -> Recording:
     raise Conflict("could not number a new recording part")
 
 
+# ------------------------------------------------------------------ the replay's clock
+
+
+def first_frame(found: Iterable[Recording]) -> datetime | None:
+    """The replay's t = 0: the first frame of the first part (in order) that has one."""
+    return next((as_utc(p.started_at) for p in found if p.started_at is not None), None)
+
+
 async def origin(db: AsyncSession, meeting: Meeting) -> datetime | None:
-    """Where the timeline's ``t`` counts from: the first frame of the first part that has one.
+    """Where the timeline's ``t`` counts from: :func:`first_frame`.
 
     Before any frame is recorded, the meeting's start.
     """
-    result = await db.exec(
-        select(Recording.started_at)
-        .where(Recording.meeting_id == meeting.id, Recording.started_at.is_not(None))
-        .order_by(Recording.part)
-        .limit(1)
-    )
-    started = result.first()
-    return as_utc(started) if started else as_utc(meeting.started_at)
+    return first_frame(await parts(db, pk(meeting))) or as_utc(meeting.started_at)
 
 
-async def update(db: AsyncSession, recording_id: int, **fields) -> Recording | None:
+# ------------------------------------------------------------------ the record
+
+
+async def update(db: AsyncSession, recording_id: int, **fields: Any) -> Recording | None:
     recording = await db.get(Recording, recording_id, populate_existing=True)
     if recording is None:
         return None
@@ -107,7 +122,10 @@ async def set_step(
     if recording is None:
         return None
     steps = dict(recording.steps or {})
-    entry = {"status": status, "progress": round(progress, 3) if progress is not None else None}
+    entry: dict[str, Any] = {
+        "status": status,
+        "progress": round(progress, 3) if progress is not None else None,
+    }
     if error:
         entry["error"] = error[:500]
     steps[step] = entry
@@ -132,8 +150,8 @@ async def unfinished(db: AsyncSession) -> list[Recording]:
     """Parts still recording or processing, as far as the database knows."""
     result = await db.exec(
         select(Recording)
-        .where(Recording.status.in_((RECORDING, PROCESSING)))
-        .order_by(Recording.id)
+        .where(col(Recording.status).in_((RECORDING, PROCESSING)))
+        .order_by(col(Recording.id))
     )
     return list(result.all())
 
@@ -143,11 +161,11 @@ async def past_retention(db: AsyncSession, days: int) -> list[Recording]:
     before = utcnow() - timedelta(days=days)
     result = await db.exec(
         select(Recording)
-        .join(Meeting, Meeting.id == Recording.meeting_id)
+        .join(Meeting, col(Meeting.id) == col(Recording.meeting_id))
         .where(
-            Recording.status.in_((READY, INTERRUPTED, FAILED)),
-            Meeting.ended_at.is_not(None),
-            Meeting.ended_at < before,
+            col(Recording.status).in_((READY, INTERRUPTED, FAILED)),
+            col(Meeting.ended_at).is_not(None),
+            col(Meeting.ended_at) < before,
         )
     )
     return list(result.all())
@@ -161,7 +179,7 @@ async def agenda_moments(db: AsyncSession, recording: Recording) -> dict[str, fl
     result = await db.exec(
         select(Event)
         .where(Event.meeting_id == recording.meeting_id, Event.type == "agenda:current")
-        .order_by(Event.seq)
+        .order_by(col(Event.seq))
     )
     moments: dict[str, float] = {}
     for event in result.all():
@@ -174,3 +192,58 @@ async def agenda_moments(db: AsyncSession, recording: Recording) -> dict[str, fl
         if recording.duration is None or at <= recording.duration:
             moments[str(item)] = max(0.0, round(at, 3))
     return moments
+
+
+# ------------------------------------------------------------------ as clients see it
+
+
+def file_url(meeting_id: int, part: int, name: str) -> str:
+    return f"/recordings/{meeting_id}/{part}/{name}"
+
+
+def describe(meeting_id: int, found: list[Recording], root: Path) -> dict[str, Any]:
+    """The contract's recording object: part 1 at the top level, every part in ``parts``.
+
+    ``found`` is the meeting's parts in order (at least one); ``root`` is RECORDINGS_DIR.
+    """
+    start = first_frame(found)
+    described = [_part(p, start, root) for p in found]
+    first = dict(described[0])
+    return {**first, "meeting_id": meeting_id, "parts": described}
+
+
+def _part(recording: Recording, start: datetime | None, root: Path) -> dict[str, Any]:
+    finished = recording.status in FINISHED
+    # the playlist is written once the first segment is complete (~2 s after the
+    # first picture): a player given its URL earlier would only get a 404
+    has_hls = (
+        recording.started_at is not None
+        and recording.status != EXPIRED
+        and (root / recording.directory / PLAYLIST).exists()
+    )
+    started = as_utc(recording.started_at)
+    return {
+        "part": recording.part,
+        "status": recording.status,
+        "interrupted": recording.interrupted,
+        "started_at": started.isoformat(timespec="milliseconds") if started else None,
+        "offset": round((started - start).total_seconds(), 3) if started and start else None,
+        "duration": _duration(recording),
+        "video_codec": recording.video_codec or None,
+        "hls": file_url(recording.meeting_id, recording.part, PLAYLIST) if has_hls else None,
+        "mp4": file_url(recording.meeting_id, recording.part, postprocess.MP4)
+        if finished
+        else None,
+        "audio": file_url(recording.meeting_id, recording.part, postprocess.AUDIO)
+        if finished and (recording.steps or {}).get("audio", {}).get("status") == "done"
+        else None,
+        "steps": recording.steps or {},
+        "error": recording.error or None,
+    }
+
+
+def _duration(recording: Recording) -> float | None:
+    started = as_utc(recording.started_at)
+    if recording.status == RECORDING and started is not None:
+        return round((utcnow() - started).total_seconds(), 1)
+    return recording.duration
