@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from ..store.models import as_utc
@@ -48,13 +48,7 @@ class Verdict:
     reason: str = ""
 
     def as_dict(self) -> dict:
-        return {
-            "ok": self.ok,
-            "events": self.events,
-            "digest": self.digest,
-            "first_bad_seq": self.first_bad_seq,
-            "reason": self.reason,
-        }
+        return asdict(self)
 
 
 def verify(meeting_id: int, events, stored_digest: str) -> Verdict:

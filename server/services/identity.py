@@ -9,10 +9,10 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import BadRequest, Forbidden, Unauthorized
-from ..store import Meeting, Member
+from ..store import Meeting, Member, pk
 from .accounts import get_user
 from .members import INVITE
-from .tokens import Principal, TokenService
+from .tokens import Principal, TokenService, member_principal_id, user_principal_id
 
 USER, MEMBER, GUEST = "u", "m", "g"
 #: a browser an account has logged in from (the "known device" cookie's token kind)
@@ -51,7 +51,7 @@ def committee_token(tokens: TokenService, user_id: int) -> str:
 
 
 def member_token(tokens: TokenService, member: Member) -> str:
-    return tokens.issue(MEMBER, member.id, v=member.invite_version)
+    return tokens.issue(MEMBER, pk(member), v=member.invite_version)
 
 
 def device_token(tokens: TokenService, user_id: int, username: str) -> str:
@@ -83,12 +83,12 @@ async def resolve(db: AsyncSession, tokens: TokenService, token: str) -> Princip
         if user is None:
             raise Unauthorized("the account of this token no longer exists")
         return Principal(
-            id=f"u{user.id}", name=user.username, role="committee", village_id=user.village_id
+            user_principal_id(pk(user)), user.username, "committee", village_id=user.village_id
         )
     if kind == MEMBER:
         member = await _current_member(db, payload)
         return Principal(
-            id=f"m{member.id}", name=member.name, role="member", village_id=member.village_id
+            member_principal_id(pk(member)), member.name, "member", village_id=member.village_id
         )
     if kind == GUEST:
         return Principal(
@@ -108,10 +108,12 @@ async def _current_member(db: AsyncSession, payload: dict) -> Member:
 
 
 def _int(value: object) -> int:
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise Unauthorized("the token is not valid") from None
+    if isinstance(value, str | int | float):  # what a JSON payload holds that int() takes
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise Unauthorized("the token is not valid")
 
 
 async def join_with_invite(db: AsyncSession, tokens: TokenService, invite: str) -> Member:
@@ -148,5 +150,5 @@ def guest_token(tokens: TokenService, meeting: Meeting, name: object) -> tuple[s
     if len(name) > MAX_GUEST_NAME:
         raise BadRequest(f"the name must be at most {MAX_GUEST_NAME} characters")
     guest_id = secrets.token_hex(6)
-    token = tokens.issue(GUEST, guest_id, m=meeting.id, n=name)
+    token = tokens.issue(GUEST, guest_id, m=pk(meeting), n=name)
     return token, Principal(id=f"g{guest_id}", name=name, role="guest", meeting_id=meeting.id)

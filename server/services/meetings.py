@@ -6,14 +6,14 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..errors import BadRequest, Conflict, NotFound
-from ..store import AgendaItem, Meeting, utcnow
+from ..errors import BadRequest, Conflict, NotFound, NoticeTooShort
+from ..store import AgendaItem, Meeting, pk, utcnow
 from ..store.models import as_utc
 from ..store.models import utcnow as _now
 from .identity import normalize_digits
@@ -184,10 +184,9 @@ def check_notice(meeting: Meeting) -> None:
         raise BadRequest("a villagers' assembly needs a start time (starts_at)")
     published = as_utc(meeting.notice_published_at) or _now()
     if as_utc(meeting.starts_at) - published < ASSEMBLY_NOTICE and not meeting.emergency_reason:
-        raise BadRequest(
+        raise NoticeTooShort(
             "a villagers' assembly must be announced ten days ahead (Organic Law of Village "
-            "Committees art. 21); give emergency_reason for a shorter notice",
-            code="notice_too_short",
+            "Committees art. 21); give emergency_reason for a shorter notice"
         )
 
 
@@ -218,7 +217,7 @@ async def create_meeting(
 
 def _agenda_rows(meeting: Meeting, agenda: list[AgendaDraft]) -> list[AgendaItem]:
     return [
-        AgendaItem(meeting_id=meeting.id, position=i, title=a.title, description=a.description)
+        AgendaItem(meeting_id=pk(meeting), position=i, title=a.title, description=a.description)
         for i, a in enumerate(agenda)
     ]
 
@@ -277,7 +276,8 @@ async def get_meeting(db: AsyncSession, meeting_id: int | str) -> Meeting:
 
 async def live_meeting_ids(db: AsyncSession) -> list[int]:
     result = await db.exec(select(Meeting.id).where(Meeting.status == LIVE))
-    return list(result.all())
+    # a stored id is never NULL: the test only narrows ``int | None`` to ``int``
+    return [meeting_id for meeting_id in result.all() if meeting_id is not None]
 
 
 async def find_by_code(db: AsyncSession, code: str) -> Meeting | None:
@@ -291,11 +291,14 @@ async def find_by_code(db: AsyncSession, code: str) -> Meeting | None:
 
 async def view(db: AsyncSession, meeting: Meeting) -> MeetingView:
     result = await db.exec(
-        select(AgendaItem).where(AgendaItem.meeting_id == meeting.id).order_by(AgendaItem.position)
+        select(AgendaItem)
+        .where(AgendaItem.meeting_id == meeting.id)
+        .order_by(col(AgendaItem.position))
     )
     return MeetingView(meeting, list(result.all()))
 
 
+LOCAL_ZONE: tzinfo
 try:
     from zoneinfo import ZoneInfo
 
@@ -386,7 +389,7 @@ async def list_meetings(
     if filters is not None:
         if filters.title:
             query = query.where(
-                Meeting.title.ilike(f"%{_escape_like(filters.title)}%", escape="\\")
+                col(Meeting.title).ilike(f"%{_escape_like(filters.title)}%", escape="\\")
             )
         start = func.coalesce(Meeting.started_at, Meeting.starts_at, Meeting.created_at)
         if filters.since is not None:
@@ -394,8 +397,8 @@ async def list_meetings(
         if filters.until is not None:
             query = query.where(start < filters.until)
         if filters.statuses:
-            query = query.where(Meeting.status.in_(filters.statuses))
-    meetings = list((await db.exec(query.order_by(Meeting.id.desc()).limit(500))).all())
+            query = query.where(col(Meeting.status).in_(filters.statuses))
+    meetings = list((await db.exec(query.order_by(col(Meeting.id).desc()).limit(500))).all())
     order = {LIVE: 0, SCHEDULED: 1, ENDED: 2, CANCELLED: 2}
     far = datetime.max.replace(tzinfo=None)
 
@@ -416,23 +419,25 @@ async def start_meeting(db: AsyncSession, meeting: Meeting) -> tuple[Meeting, in
     """
     if meeting.status in (ENDED, CANCELLED):
         raise Conflict(f"the meeting is {meeting.status} and cannot be started")
-    if meeting.status == LIVE:
-        return meeting, None
-    meeting.status = LIVE
-    meeting.started_at = utcnow()
-    seq = await append_event(db, meeting, "meeting:status", {"status": LIVE})
-    await db.commit()
-    return meeting, seq
+    if meeting.status != LIVE:
+        meeting.started_at = utcnow()
+    return meeting, await _store_status(db, meeting, LIVE)
 
 
 async def end_meeting(db: AsyncSession, meeting: Meeting) -> tuple[Meeting, int | None]:
     """live -> ended. Ending an ended meeting again is harmless."""
     if meeting.status in (SCHEDULED, CANCELLED):
         raise Conflict(f"the meeting is {meeting.status}, not live")
-    if meeting.status == ENDED:
-        return meeting, None
-    meeting.status = ENDED
-    meeting.ended_at = utcnow()
-    seq = await append_event(db, meeting, "meeting:status", {"status": ENDED})
+    if meeting.status != ENDED:
+        meeting.ended_at = utcnow()
+    return meeting, await _store_status(db, meeting, ENDED)
+
+
+async def _store_status(db: AsyncSession, meeting: Meeting, status: str) -> int | None:
+    """Move the meeting to ``status`` and store the event; its seq, or None if already there."""
+    if meeting.status == status:
+        return None
+    meeting.status = status
+    seq = await append_event(db, meeting, "meeting:status", {"status": status})
     await db.commit()
-    return meeting, seq
+    return seq

@@ -6,11 +6,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..errors import BadRequest, Conflict, NotFound
-from ..store import Member, utcnow
+from ..errors import BadRequest, Conflict, NotFound, PhoneTaken
+from ..store import Member, pk, utcnow
 from .payload import parse_id
 from .tokens import TokenService
 
@@ -129,11 +129,11 @@ async def check_phone_free(
     if member_id is not None:
         query = query.where(Member.id != member_id)
     if (await db.exec(query)).first() is not None:
-        raise Conflict(f"the phone {phone} is already on the roll", code="phone_taken")
+        raise PhoneTaken(f"the phone {phone} is already on the roll")
 
 
 def invite_for(tokens: TokenService, member: Member) -> str:
-    return tokens.issue(INVITE, member.id, v=member.invite_version)
+    return tokens.issue(INVITE, pk(member), v=member.invite_version)
 
 
 async def free_pin(db: AsyncSession, village_id: int) -> str:
@@ -183,7 +183,7 @@ async def list_members(db: AsyncSession, village_id: int) -> list[Member]:
     result = await db.exec(
         select(Member)
         .where(Member.village_id == village_id, Member.removed_at == None)  # noqa: E711
-        .order_by(Member.id)
+        .order_by(col(Member.id))
     )
     return list(result.all())
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..store import Meeting, Member
+from ..store import Meeting, Member, pk
 from ..store.models import as_utc, utcnow
 from . import audit, meetings, rules, suggestions, timeline, votes
+from .tokens import member_principal_id
 
 #: Beijing time, the villages' clock (one definition, with the meeting search's dates)
 LOCAL_ZONE = meetings.LOCAL_ZONE
@@ -281,8 +282,9 @@ def _moment(event: dict) -> Moment:
 async def _names(db: AsyncSession, member_ids: list[int]) -> dict[int, str]:
     if not member_ids:
         return {}
-    rows = await db.exec(select(Member.id, Member.name).where(Member.id.in_(member_ids)))
-    return dict(rows.all())
+    rows = await db.exec(select(Member.id, Member.name).where(col(Member.id).in_(member_ids)))
+    # a stored id is never NULL: the test only narrows ``int | None`` to ``int``
+    return {member_id: name for member_id, name in rows.all() if member_id is not None}
 
 
 #: the timeline's events the minutes are made from (a flood of hands or chat is not read)
@@ -305,16 +307,17 @@ async def gather(
     """
     view = await meetings.view(db, meeting)
     agenda = [
-        AgendaEntry(a.id, n, a.title, a.description) for n, a in enumerate(view.agenda, start=1)
+        AgendaEntry(pk(a), n, a.title, a.description) for n, a in enumerate(view.agenda, start=1)
     ]
-    by_id = {a.id: a for a in agenda}
+    # looked up by ids from event data, votes and suggestions, any of which may be absent
+    by_id: dict[int | None, AgendaEntry] = {a.id: a for a in agenda}
 
     attendance = Attendance(names_shown=attendance_names)
     seen: set[str] = set()
-    guests: set[str] = set()
+    guests: set[str | None] = set()
     floor: list[FloorTurn] = []
-    opened: dict[int, Moment] = {}
-    closed: dict[int, Moment] = {}
+    opened: dict[int | None, Moment] = {}
+    closed: dict[int | None, Moment] = {}
     current: AgendaEntry | None = None
     async for chunk in timeline.walk(db, meeting, types=EVENT_TYPES):
         for event in chunk:
@@ -351,18 +354,18 @@ async def gather(
     attendance.in_hall = state.get("in_hall")
     hall_ids = [i for i in state.get("hall_members", []) if isinstance(i, int)]
     names = await _names(db, hall_ids)
-    attendance.hall_members = [Person(f"m{i}", names.get(i, "")) for i in hall_ids]
-    for pair in await votes.proxies_of(db, meeting.id):
+    attendance.hall_members = [Person(member_principal_id(i), names.get(i, "")) for i in hall_ids]
+    for pair in await votes.proxies_of(db, pk(meeting)):
         attendance.proxies.append(
             (
-                Person(f"m{pair['member']['id']}", pair["member"]["name"]),
-                Person(f"m{pair['proxy']['id']}", pair["proxy"]["name"]),
+                Person(member_principal_id(pair["member"]["id"]), pair["member"]["name"]),
+                Person(member_principal_id(pair["proxy"]["id"]), pair["proxy"]["name"]),
             )
         )
 
     found_votes = [
         VoteEntry(
-            id=v.id,
+            id=pk(v),
             number=n,
             question=v.question,
             options=list(v.options),
@@ -374,11 +377,11 @@ async def gather(
             closed=closed.get(v.id),
             result=dict(v.result) if v.status == "closed" and v.result else None,
         )
-        for n, v in enumerate(await votes.meeting_votes(db, meeting.id), start=1)
+        for n, v in enumerate(await votes.meeting_votes(db, pk(meeting)), start=1)
     ]
     found_suggestions = [
         SuggestionEntry(
-            id=s.id,
+            id=pk(s),
             author=s.author,
             text=s.text,
             item=by_id.get(s.item_id),
@@ -387,12 +390,12 @@ async def gather(
             reply=s.reply,
             replied_at=as_utc(s.replied_at),
         )
-        for s in await suggestions.listed(db, meeting.id)
+        for s in await suggestions.listed(db, pk(meeting))
     ]
     if verdict is None:
         verdict = await timeline.verify_chain(db, meeting)
     return Minutes(
-        meeting_id=meeting.id,
+        meeting_id=pk(meeting),
         code=meeting.code,
         title=meeting.title,
         kind=meeting.kind,

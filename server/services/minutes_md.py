@@ -128,14 +128,13 @@ def _attendance(minutes: Minutes, _, label, add) -> None:
         )
         add(f"- {_('Proxy votes (委托投票)')}: {votes_for}")
     add("")
-    closed = [v for v in minutes.votes if v.result]
+    closed = [(v, v.result) for v in minutes.votes if v.result]
     if closed:
         add(f"### {_('Quorum by vote')}")
         add("")
         add(_row(_("Question"), _("Eligible to vote"), _("Present at the vote"), _("Quorum")))
         add(_row("---", "---:", "---:", "---"))
-        for vote in closed:
-            r = vote.result
+        for vote, r in closed:
             add(
                 _row(
                     f"{vote.number}\\. {md(vote.question)}",

@@ -7,6 +7,7 @@ numbers (``a * den > b * num``), so no rounding decides a village's vote.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from ..errors import BadRequest
 
@@ -88,13 +89,15 @@ def rule_for(profile: str, custom: dict | None = None) -> Rule:
     raise BadRequest(f"rule must be one of {', '.join(PROFILES)}")
 
 
+def _whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _threshold(raw: object, what: str) -> Threshold:
     if not isinstance(raw, dict):
         raise BadRequest(f"{what} must be {{num, den, of, strict}}")
     num, den, of, strict = raw.get("num"), raw.get("den"), raw.get("of"), raw.get("strict", True)
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (num, den)) or not (
-        0 <= num <= den and den > 0
-    ):
+    if not (_whole(num) and _whole(den) and 0 <= num <= den and den > 0):
         raise BadRequest(f"{what}: num and den must be whole numbers with 0 <= num <= den, den > 0")
     if of not in BASES:
         raise BadRequest(f"{what}: of must be one of {', '.join(BASES)}")

@@ -7,15 +7,15 @@ the replay show them.
 
 from __future__ import annotations
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..errors import BadRequest, Conflict, NotFound
-from ..store import AgendaItem, Meeting, Suggestion, utcnow
+from ..errors import BadRequest, Conflict, Forbidden, NotFound, TooLong
+from ..store import AgendaItem, Meeting, Suggestion, pk, utcnow
 from .meetings import CANCELLED, ENDED
 from .room import is_village_member, require_host
 from .timeline import Recorded, record_event
-from .tokens import Principal
+from .tokens import Principal, member_principal_id
 
 MAX_TEXT = 2000
 ANSWERS = ("adopted", "answered", "not_adopted")
@@ -25,7 +25,7 @@ def suggestion_dict(s: Suggestion) -> dict:
     return {
         "id": s.id,
         "item_id": s.item_id,
-        "author": {"id": f"m{s.member_id}", "name": s.author},
+        "author": {"id": member_principal_id(s.member_id), "name": s.author},
         "text": s.text,
         "created_at": s.created_at.isoformat(timespec="seconds"),
         "status": s.status,
@@ -43,7 +43,7 @@ def _text(value: object, what: str, required: bool) -> str:
     if required and not value:
         raise BadRequest(f"{what} is empty")
     if len(value) > MAX_TEXT:
-        raise BadRequest(f"{what} must be at most {MAX_TEXT} characters", code="too_large")
+        raise TooLong(f"{what} must be at most {MAX_TEXT} characters")
     return value
 
 
@@ -51,8 +51,6 @@ async def post(
     db: AsyncSession, meeting: Meeting, principal: Principal | None, body: dict
 ) -> Recorded:
     if not is_village_member(principal, meeting):
-        from ..errors import Forbidden
-
         raise Forbidden("only members of the village make suggestions")
     text = _text(body.get("text"), "text", required=True)
     item_id = body.get("item_id")
@@ -63,9 +61,9 @@ async def post(
     if meeting.status in (ENDED, CANCELLED):
         raise Conflict(f"the meeting is {meeting.status}: suggestions are closed")
     suggestion = Suggestion(
-        meeting_id=meeting.id,
+        meeting_id=pk(meeting),
         item_id=item_id,
-        member_id=int(principal.id[1:]),
+        member_id=principal.member_id,
         author=principal.name,
         text=text,
     )
@@ -81,6 +79,7 @@ async def answer(
     db: AsyncSession, meeting: Meeting, principal: Principal | None, suggestion_id: int, body: dict
 ) -> Recorded:
     require_host(principal, meeting)
+    assert principal is not None, "require_host refuses a caller with no principal"
     status = body.get("status")
     if status not in ANSWERS:
         raise BadRequest(f"status must be one of {', '.join(ANSWERS)}")
@@ -104,6 +103,6 @@ async def answer(
 
 async def listed(db: AsyncSession, meeting_id: int) -> list[Suggestion]:
     rows = await db.exec(
-        select(Suggestion).where(Suggestion.meeting_id == meeting_id).order_by(Suggestion.id)
+        select(Suggestion).where(Suggestion.meeting_id == meeting_id).order_by(col(Suggestion.id))
     )
     return list(rows.all())

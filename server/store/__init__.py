@@ -16,6 +16,7 @@ from .models import (
     Vote,
     VoteEligible,
     VoteParticipation,
+    pk,
     utcnow,
 )
 
@@ -35,5 +36,6 @@ __all__ = [
     "Vote",
     "VoteEligible",
     "VoteParticipation",
+    "pk",
     "utcnow",
 ]

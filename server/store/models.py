@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, overload
 
 from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -13,6 +13,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class _Keyed(Protocol):
+    id: int | None
+
+
+def pk(row: _Keyed) -> int:
+    """The id of a row read from the database (or flushed to it): typed ``int``, not ``None``."""
+    assert row.id is not None, f"{type(row).__name__} has no id until it is flushed"
+    return row.id
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     if value is None:
@@ -221,7 +237,7 @@ class BallotAttempt(SQLModel, table=True):
 
 
 class Suggestion(SQLModel, table=True):
-    """A member's suggestion or comment on a meeting (or one of its agenda items), and the answer."""
+    """A member's suggestion or comment on a meeting (or an agenda item of it), and the answer."""
 
     __tablename__ = "suggestions"
 
