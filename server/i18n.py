@@ -64,5 +64,10 @@ def set_locale(locale: str) -> contextvars.Token:
     return _current.set(locale)
 
 
+def reset_locale(token: contextvars.Token) -> None:
+    """Back to the locale before ``set_locale`` (the request is over)."""
+    _current.reset(token)
+
+
 def current_locale() -> str:
     return _current.get()

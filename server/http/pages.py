@@ -3,35 +3,41 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote, urlsplit
 
 import aiohttp_jinja2
 import segno
 from aiohttp import web
+from aiohttp.typedefs import Handler
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .. import keys
 from ..errors import CunhuiError
-from ..i18n import LOCALE_COOKIE, LOCALES, current_locale, pick_locale, set_locale
-from ..services import meetings, members
+from ..i18n import LOCALE_COOKIE, LOCALES, current_locale, pick_locale, reset_locale, set_locale
+from ..services import meetings, members, replays
 from ..services.access import check_can_watch
-from ..store import Village
+from ..services.tokens import Principal
+from ..store import Meeting, Member, Village, pk
 from .api import base_url, meeting_json, meeting_to_run, meeting_to_watch, village_of
 from .auth import principal_of
+from .reports import verdict as checked_now
 
 routes = web.RouteTableDef()
 
+#: finds the URL's meeting if the caller may see the page (api.meeting_to_run, meeting_to_watch)
+MeetingFinder = Callable[[web.Request, AsyncSession], Awaitable[Meeting]]
+
 
 @web.middleware
-async def locale_middleware(request: web.Request, handler):
+async def locale_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     token = set_locale(
         pick_locale(request.cookies.get(LOCALE_COOKIE), request.headers.get("Accept-Language"))
     )
     try:
         return await handler(request)
     finally:
-        from ..i18n import _current
-
-        _current.reset(token)
+        reset_locale(token)
 
 
 async def base_context(request: web.Request) -> dict:
@@ -104,12 +110,25 @@ def _require_committee_page(request: web.Request, context: dict) -> None:
         raise _login_redirect(request)
 
 
+async def _committee(request: web.Request, context: dict) -> Principal:
+    """The committee user asking for a page (others are sent to log in)."""
+    _require_committee_page(request, context)
+    principal = await principal_of(request)
+    if principal is None:  # (base_context saw one: cached on the request)
+        raise _login_redirect(request)
+    return principal
+
+
 @routes.get("/meetings/{id}/edit")
 async def edit_meeting_page(request: web.Request) -> web.Response:
     """The schedule form, filled in: a meeting can be edited until it starts."""
-    context = await base_context(request)
-    _require_committee_page(request, context)
-    return await _meeting_page(request, context, meeting_to_run, "new_meeting.html")
+    return await _meeting_page(request, meeting_to_run, "new_meeting.html", committee=True)
+
+
+@routes.get("/meetings/{id}/host")
+async def host_page(request: web.Request) -> web.Response:
+    """The committee's control page: camera, start and end, the room's tools."""
+    return await _meeting_page(request, meeting_to_run, "host.html", committee=True)
 
 
 @routes.get("/members")
@@ -122,13 +141,14 @@ async def members_page(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template("members.html", request, context)
 
 
-async def _committee_roll(request: web.Request, context: dict) -> tuple[str, list]:
+async def _committee_roll(request: web.Request, context: dict) -> tuple[str, list[Member]]:
     """The committee's village name and current roll (others are sent to log in)."""
-    _require_committee_page(request, context)
-    principal = await principal_of(request)
+    village_id = (await _committee(request, context)).home_village_id
     async with request.app[keys.DATABASE].session() as db:
-        village = await db.get(Village, principal.village_id)
-        roll = await members.list_members(db, principal.village_id)
+        village = await db.get(Village, village_id)
+        roll = await members.list_members(db, village_id)
+    if village is None:
+        raise web.HTTPNotFound()
     return village.name, roll
 
 
@@ -160,13 +180,6 @@ async def member_cards_page(request: web.Request) -> web.Response:
     response = aiohttp_jinja2.render_template("member_cards.html", request, context)
     response.headers["Cache-Control"] = "no-store"  # the cards are sign-in credentials
     return response
-
-
-@routes.get("/meetings/{id}/host")
-async def host_page(request: web.Request) -> web.Response:
-    context = await base_context(request)
-    _require_committee_page(request, context)
-    return await _meeting_page(request, context, meeting_to_run, "host.html")
 
 
 @routes.get("/m/{code}")
@@ -207,18 +220,33 @@ async def meeting_qr(request: web.Request) -> web.Response:
 @routes.get("/meetings/{id}/notice")
 async def notice_page(request: web.Request) -> web.Response:
     """The A4 notice for the village notice board: print it, or share the page."""
+    return await _meeting_page(request, meeting_to_watch, "notice.html")
+
+
+async def _meeting_context(
+    request: web.Request, find: MeetingFinder, committee: bool = False
+) -> tuple[dict, Meeting]:
+    """The context of a page about the URL's meeting; any refusal is a plain 404 page.
+
+    ``committee``: the page is the committee's (anyone else is sent to log in first).
+    """
     context = await base_context(request)
-    return await _meeting_page(request, context, meeting_to_watch, "notice.html")
-
-
-async def _meeting_page(request, context: dict, find, template: str) -> web.Response:
-    """Render a page about the URL's meeting; any refusal is a plain 404 page."""
+    if committee:
+        _require_committee_page(request, context)
     async with request.app[keys.DATABASE].session() as db:
         try:
             meeting = await find(request, db)
         except CunhuiError:
             raise web.HTTPNotFound() from None
         context["meeting"] = meeting_json(request, await meetings.view(db, meeting))
+    return context, meeting
+
+
+async def _meeting_page(
+    request: web.Request, find: MeetingFinder, template: str, committee: bool = False
+) -> web.Response:
+    """Render a page about the URL's meeting (see ``_meeting_context``)."""
+    context, _meeting = await _meeting_context(request, find, committee)
     return aiohttp_jinja2.render_template(template, request, context)
 
 
@@ -228,8 +256,7 @@ async def replay_page(request: web.Request) -> web.Response:
 
     The page reads the recording, timeline and votes over the JSON API.
     """
-    context = await base_context(request)
-    return await _meeting_page(request, context, meeting_to_watch, "replay.html")
+    return await _meeting_page(request, meeting_to_watch, "replay.html")
 
 
 #: recording statuses of a meeting's parts, most telling first, for the past meetings' list
@@ -239,8 +266,6 @@ _RECORDING_SUMMARY = ("recording", "processing", "failed", "interrupted", "ready
 @routes.get("/meetings/past")
 async def past_meetings_page(request: web.Request) -> web.Response:
     """Ended meetings the caller may see, searched by title and date (as ``GET /api/meetings``)."""
-    from ..services import recordings
-
     context = await base_context(request)
     form = {name: request.query.get(name, "").strip()[:200] for name in ("q", "from", "to")}
     context["form"] = form
@@ -256,7 +281,7 @@ async def past_meetings_page(request: web.Request) -> web.Response:
             db, village_id=village_of(await principal_of(request)), filters=filters
         )
         for meeting in found[:100]:
-            statuses = {p.status for p in await recordings.parts(db, meeting.id)}
+            statuses = {p.status for p in await replays.parts(db, pk(meeting))}
             summary = next((s for s in _RECORDING_SUMMARY if s in statuses), None)
             context["found"].append(
                 {
@@ -272,15 +297,7 @@ async def past_meetings_page(request: web.Request) -> web.Response:
 @routes.get("/meetings/{id}/audit")
 async def audit_page(request: web.Request) -> web.Response:
     """The record's digest as text and QR code (print it for the notice board), checked now."""
-    from .reports import verdict as checked_now
-
-    context = await base_context(request)
-    async with request.app[keys.DATABASE].session() as db:
-        try:
-            meeting = await meeting_to_watch(request, db)
-        except CunhuiError:
-            raise web.HTTPNotFound() from None
-        context["meeting"] = meeting_json(request, await meetings.view(db, meeting))
+    context, meeting = await _meeting_context(request, meeting_to_watch)
     # off the loop, shared with concurrent askers, within the report gate (reports.py)
     verdict = await checked_now(request, meeting)
     context["verdict"] = verdict.as_dict()

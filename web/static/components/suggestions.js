@@ -1,11 +1,9 @@
 // Suggestions (意见建议) on the watch and host pages: members write before and during
 // the meeting; the committee adopts, answers or declines with a reply. Text only.
 
-import { getJSON, postJSON } from "./api.js";
-import { el } from "./dom.js";
-import { t } from "./i18n.js";
-
-const $ = (id) => document.getElementById(id);
+import { getJSON, postJSON } from "../lib/api.js";
+import { $, el, showError } from "../lib/dom.js";
+import { t } from "../lib/i18n.js";
 
 /** @param {object} options meetingId; isHost; agenda ([{id, title}]) */
 export function createSuggestions(options) {
@@ -79,8 +77,7 @@ export function createSuggestions(options) {
       $("suggestion-text").value = "";
       render();
     } catch (exc) {
-      error.textContent = exc.message;
-      error.hidden = false;
+      showError(error, exc.message);
     }
   });
 

@@ -4,15 +4,10 @@
 //   const rec = createRecordingStatus({ meetingId, root: element, canRetry: true });
 //   rec.update(recordingObject)   // from GET …/recording or the recording:status event
 
-import { ApiError, getJSON, postJSON } from "./api.js";
-import { button, el } from "./dom.js";
-import { t } from "./i18n.js";
-
-function clock(seconds) {
-  const s = Math.max(0, Math.floor(seconds || 0));
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${pad(Math.floor(s / 3600))}:${pad(Math.floor((s % 3600) / 60))}:${pad(s % 60)}`;
-}
+import { ApiError, getJSON, postJSON } from "../lib/api.js";
+import { button, el } from "../lib/dom.js";
+import { longClock as clock } from "../lib/format.js";
+import { t } from "../lib/i18n.js";
 
 /** The share of post-processing done, 0..100, from the per-step statuses. */
 function progressOf(steps) {

@@ -1,11 +1,11 @@
 // The member roll: list, search, add, edit, CSV import, new invite, remove.
 // Every member's details are user text: they go into the page with textContent only.
 
-import { deleteJSON, getJSON, patchJSON, postFile, postJSON } from "./api.js";
-import { button } from "./dom.js";
-import { t } from "./i18n.js";
+import { deleteJSON, getJSON, patchJSON, postFile, postJSON } from "../lib/api.js";
+import { copyText } from "../lib/clipboard.js";
+import { $, button, el, pageData, showError } from "../lib/dom.js";
+import { t } from "../lib/i18n.js";
 
-const $ = (id) => document.getElementById(id);
 const rollBody = $("roll-body");
 const rollEmpty = $("roll-empty");
 const summary = $("roll-summary");
@@ -25,7 +25,7 @@ const inviteCard = $("invite-card");
 const importFile = $("import-file");
 const importResult = $("import-result");
 
-let roll = JSON.parse($("roll-data").textContent || "[]");
+let roll = pageData("roll-data", "[]");
 let editing = null; // the member being edited, or null when adding
 
 /** Adults for the quorum: a member whose year of birth is unknown counts as one. */
@@ -41,9 +41,7 @@ function describe(error) {
 }
 
 function cell(text) {
-  const td = document.createElement("td");
-  td.textContent = text ?? "";
-  return td;
+  return el("td", "", text ?? "");
 }
 
 function render() {
@@ -52,29 +50,22 @@ function render() {
     !query || [m.name, m.phone, m.household].some((v) => (v || "").toLowerCase().includes(query)),
   );
   const rows = shown.map((member) => {
-    const tr = document.createElement("tr");
+    const tr = el("tr");
     tr.dataset.memberId = member.id;
-    const name = cell(member.name);
-    name.className = "member-name";
+    const name = el("td", "member-name", member.name ?? "");
     if (member.representative) {
-      const badge = document.createElement("span");
-      badge.className = "badge badge-scheduled";
-      badge.textContent = t("representative");
-      name.append(" ", badge);
+      name.append(" ", el("span", "badge badge-scheduled", t("representative")));
     }
-    const actions = document.createElement("td");
-    actions.className = "row-actions";
+    const actions = el("td", "row-actions");
     actions.append(
       button(t("edit"), "secondary small edit", () => openForm(member)),
       button(t("reissue"), "secondary small reissue", () => reissue(member)),
       button(t("remove"), "danger-outline small remove", () => remove(member)),
     );
-    const card = document.createElement("a");
-    card.className = "button secondary small";
+    const card = el("a", "button secondary small", t("card"));
     card.href = `/members/cards?ids=${encodeURIComponent(member.id)}`;
     card.target = "_blank";
     card.rel = "noopener";
-    card.textContent = t("card");
     actions.append(card);
     tr.append(name, cell(member.household), cell(member.phone), cell(member.birth_year), actions);
     return tr;
@@ -110,8 +101,7 @@ function openForm(member) {
 }
 
 function showFormError(message, field) {
-  formError.textContent = message;
-  formError.hidden = false;
+  showError(formError, message);
   field?.focus();
 }
 
@@ -180,7 +170,7 @@ function showImport(title, message, rows = []) {
   $("import-message").textContent = message;
   const report = $("import-report");
   report.tBodies[0].replaceChildren(...rows.map((row) => {
-    const tr = document.createElement("tr");
+    const tr = el("tr");
     const problems = (row.codes || []).map((p) => t(`problem_${p.code}`, { value: p.value }));
     tr.append(cell(row.line), cell(row.name), cell(problems.join("; ")));
     return tr;
@@ -214,13 +204,8 @@ $("member-cancel").addEventListener("click", () => {
   formCard.hidden = true;
 });
 $("invite-copy").addEventListener("click", async () => {
-  const input = $("invite-url");
-  try {
-    await navigator.clipboard.writeText(input.value);
+  if (await copyText($("invite-url").value, $("invite-url"))) {
     $("invite-copy").textContent = t("copied");
-  } catch {
-    input.focus();
-    input.select();
   }
 });
 search.addEventListener("input", render);

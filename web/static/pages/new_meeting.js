@@ -1,19 +1,21 @@
 // The schedule form: title, kind, time, place, agenda rows, guests.
 // New meetings POST /api/meetings; with data-meeting-id the form edits it with PATCH.
 
-import { patchJSON, postJSON } from "./api.js";
-import { t } from "./i18n.js";
+import { patchJSON, postJSON } from "../lib/api.js";
+import { $, el, showError as showLine } from "../lib/dom.js";
+import { isoToLocalInput, localInputToIso } from "../lib/format.js";
+import { t } from "../lib/i18n.js";
 
-const form = document.getElementById("meeting-form");
-const title = document.getElementById("title");
-const startsAt = document.getElementById("starts-at");
-const rows = document.getElementById("agenda-rows");
-const addButton = document.getElementById("add-agenda-item");
-const allowGuests = document.getElementById("allow-guests");
-const kind = document.getElementById("kind");
-const place = document.getElementById("place");
-const emergencyField = document.getElementById("emergency-field");
-const emergencyReason = document.getElementById("emergency-reason");
+const form = $("meeting-form");
+const title = $("title");
+const startsAt = $("starts-at");
+const rows = $("agenda-rows");
+const addButton = $("add-agenda-item");
+const allowGuests = $("allow-guests");
+const kind = $("kind");
+const place = $("place");
+const emergencyField = $("emergency-field");
+const emergencyReason = $("emergency-reason");
 
 const NOTICE_DAYS = 10; // Organic Law of Village Committees art. 21
 
@@ -27,73 +29,38 @@ function updateNoticeWarning() {
   emergencyField.hidden = !short;
 }
 kind.addEventListener("change", updateNoticeWarning);
-const createButton = document.getElementById("create-button");
-const errorBox = document.getElementById("create-error");
+const createButton = $("create-button");
 const createLabel = createButton.textContent;
 let rowCounter = rows.children.length;
-
-/**
- * "2026-12-01T09:00" from <input type="datetime-local"> → "2026-12-01T09:00:00+08:00",
- * with the browser's offset on that date. Null when empty; throws when invalid.
- */
-export function localInputToIso(value) {
-  if (!value) return null;
-  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?/.exec(value);
-  if (!match) throw new Error("bad time");
-  const [, y, mo, d, h, mi, s = "00"] = match;
-  const date = new Date(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
-  if (Number.isNaN(date.getTime())) throw new Error("bad time");
-  const offset = -date.getTimezoneOffset();
-  const sign = offset >= 0 ? "+" : "-";
-  const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, "0");
-  return `${y}-${mo}-${d}T${h}:${mi}:${s}${sign}${pad(offset / 60)}:${pad(offset % 60)}`;
-}
-
-/** "2026-12-01T01:00:00+00:00" → "2026-12-01T09:00" in the browser's zone, for datetime-local. */
-export function isoToLocalInput(iso) {
-  const date = new Date(iso);
-  if (!iso || Number.isNaN(date.getTime())) return "";
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
-}
 
 const editingId = form.dataset.meetingId || null;
 if (editingId && form.dataset.startsAt) startsAt.value = isoToLocalInput(form.dataset.startsAt);
 
+/** A visually hidden label and its field, for one agenda row. */
+function labelled(field, id, label, placeholder) {
+  const hidden = el("label", "visually-hidden", label);
+  hidden.htmlFor = id;
+  field.id = id;
+  field.placeholder = placeholder;
+  return [hidden, field];
+}
+
 function makeRow() {
   rowCounter += 1;
-  const li = document.createElement("li");
-  li.className = "agenda-row";
-  const fields = document.createElement("div");
-  fields.className = "agenda-row-fields";
-
-  const titleLabel = document.createElement("label");
-  titleLabel.className = "visually-hidden";
-  titleLabel.htmlFor = `agenda-title-${rowCounter}`;
-  titleLabel.textContent = t("agenda_item_title");
-  const titleInput = document.createElement("input");
+  const titleInput = el("input", "agenda-title");
   titleInput.type = "text";
-  titleInput.id = `agenda-title-${rowCounter}`;
-  titleInput.className = "agenda-title";
   titleInput.maxLength = 200;
-  titleInput.placeholder = t("agenda_item");
-
-  const descLabel = document.createElement("label");
-  descLabel.className = "visually-hidden";
-  descLabel.htmlFor = `agenda-description-${rowCounter}`;
-  descLabel.textContent = t("description");
-  const desc = document.createElement("textarea");
-  desc.id = `agenda-description-${rowCounter}`;
-  desc.className = "agenda-description";
+  const desc = el("textarea", "agenda-description");
   desc.rows = 2;
   desc.maxLength = 4000;
-  desc.placeholder = t("description");
-
-  fields.append(titleLabel, titleInput, descLabel, desc);
-  const remove = document.createElement("button");
+  const fields = el("div", "agenda-row-fields");
+  fields.append(
+    ...labelled(titleInput, `agenda-title-${rowCounter}`, t("agenda_item_title"), t("agenda_item")),
+    ...labelled(desc, `agenda-description-${rowCounter}`, t("description"), t("description")),
+  );
+  const remove = el("button", "button danger-outline remove-row", t("remove"));
   remove.type = "button";
-  remove.className = "button danger-outline remove-row";
-  remove.textContent = t("remove");
+  const li = el("li", "agenda-row");
   li.append(fields, remove);
   return li;
 }
@@ -124,8 +91,7 @@ rows.addEventListener("click", (event) => {
 });
 
 function showError(message, field) {
-  errorBox.textContent = message;
-  errorBox.hidden = false;
+  showLine($("create-error"), message);
   if (field) {
     field.setAttribute("aria-invalid", "true");
     field.focus();
@@ -167,7 +133,7 @@ function collect() {
     title: value,
     agenda,
     allow_guests: allowGuests.checked,
-    allow_guest_chat: allowGuests.checked && document.getElementById("allow-guest-chat").checked,
+    allow_guest_chat: allowGuests.checked && $("allow-guest-chat").checked,
     kind: kind.value,
     place: place.value.trim(),
   };
@@ -181,7 +147,7 @@ function collect() {
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
-  errorBox.hidden = true;
+  $("create-error").hidden = true;
   const body = collect();
   if (!body) return;
   createButton.disabled = true;

@@ -1,10 +1,11 @@
 // Home page: type a meeting code, go to /m/<code>.
 
-import { t } from "./i18n.js";
+import { $ } from "../lib/dom.js";
+import { t } from "../lib/i18n.js";
 
-const form = document.getElementById("code-form");
-const input = document.getElementById("meeting-code");
-const error = document.getElementById("code-error");
+const form = $("code-form");
+const input = $("meeting-code");
+const error = $("code-error");
 
 if (form && input) {
   form.addEventListener("submit", (event) => {

@@ -1,5 +1,8 @@
 // Tiny DOM helpers. Text always goes in with textContent: user text is never HTML.
 
+/** The element with this id (null if the page has none). */
+export const $ = (id) => document.getElementById(id);
+
 /** An element with a class and (optionally) text. */
 export function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -14,4 +17,15 @@ export function button(label, className, onClick) {
   b.type = "button";
   b.addEventListener("click", onClick);
   return b;
+}
+
+/** The JSON the server rendered into <script type="application/json" id="…">. */
+export function pageData(id, fallback = "{}") {
+  return JSON.parse($(id).textContent || fallback);
+}
+
+/** Show `message` (as text) in an error line that is hidden until something goes wrong. */
+export function showError(node, message) {
+  node.textContent = message;
+  node.hidden = false;
 }

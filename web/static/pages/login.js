@@ -1,15 +1,16 @@
 // Login: POST /api/login as JSON; the server sets an HttpOnly session cookie.
 
-import { postJSON } from "./api.js";
-import { t } from "./i18n.js";
+import { postJSON } from "../lib/api.js";
+import { $ } from "../lib/dom.js";
+import { t } from "../lib/i18n.js";
 
-const form = document.getElementById("login-form");
-const username = document.getElementById("username");
-const password = document.getElementById("password");
-const button = document.getElementById("login-button");
-const errorBox = document.getElementById("login-error");
-const errorMain = document.getElementById("login-error-main");
-const errorDetail = document.getElementById("login-error-detail");
+const form = $("login-form");
+const username = $("username");
+const password = $("password");
+const button = $("login-button");
+const errorBox = $("login-error");
+const errorMain = $("login-error-main");
+const errorDetail = $("login-error-detail");
 const buttonLabel = button.textContent;
 
 // Only a path on this site: browsers drop tabs and newlines and read a backslash

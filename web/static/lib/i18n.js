@@ -2,7 +2,7 @@
 // the server) as JSON in <script type="application/json" id="i18n">; the base
 // layout adds a few shared ones in #common-i18n.
 //
-//   import { t } from "/static/i18n.js";
+//   import { t } from "../lib/i18n.js";
 //   t("viewers", { n: 3 })   // "{n} watching" -> "3 watching"
 
 let strings = null;
