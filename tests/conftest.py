@@ -1,16 +1,31 @@
-"""Shared fixtures: a real app on SQLite (or PostgreSQL), with media on loopback only."""
+"""Shared fixtures: a real app on SQLite (or PostgreSQL), with media on loopback only.
+
+Plain helpers (clients, peers, servers) live in ``tests/support``; the fixtures built
+on them are here.
+"""
 
 from __future__ import annotations
 
 import pytest
 
+from media import install_aiortc_patches
 from media.aiortc_hooks import restrict_host_addresses
 from server.app import create_app
 from server.keys import DATABASE
 from server.services import accounts
 from server.settings import Settings
+from server.store import Database
 
-PASSWORD = "correct horse battery"
+from .support.api import PASSWORD, auth, login_clerk, server_env
+from .support.browser import require_browser_sandbox
+from .support.databases import fresh_database
+from .support.realtime import Room
+
+
+@pytest.fixture(autouse=True, scope="session")
+def aiortc_patches():
+    """Peers built without the app (tests/support/peers.py) receive encoded frames too."""
+    install_aiortc_patches()
 
 
 @pytest.fixture(autouse=True)
@@ -24,12 +39,7 @@ def loopback_ice():
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     env = {
-        "DATA_DIR": str(tmp_path / "data"),
-        "RECORDINGS_DIR": str(tmp_path / "recordings"),
-        "SECRET_KEY": "test-secret-key",
-        # MEDIA-NOTES: keep ICE on loopback; no STUN server.
-        "ICE_HOST_ADDRESSES": "127.0.0.1",
-        "ICE_SERVERS": "",
+        **server_env(tmp_path),
         # every test client is 127.0.0.1: a test's twenty viewers are twenty users
         # (tests/test_attack_media.py checks the per-address limit itself)
         "MEDIA_PENDING_PER_ADDRESS": "64",
@@ -45,31 +55,7 @@ async def client(aiohttp_client, settings):
 @pytest.fixture
 async def clerk_token(client) -> str:
     """A committee account, logged in over the API."""
-    async with client.app[DATABASE].session() as db:
-        await accounts.create_user(db, "clerk", PASSWORD)
-    response = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-    assert response.status == 200
-    # Tests call with an explicit Bearer token; keep the jar free of the session
-    # cookie so that "anonymous" requests really are anonymous.
-    client.session.cookie_jar.clear()
-    return (await response.json())["token"]
-
-
-async def app_with_clerk(aiohttp_client, settings: Settings, **overrides):
-    """The app with some settings changed, and a logged-in clerk: (client, token)."""
-    from dataclasses import replace
-
-    client = await aiohttp_client(create_app(replace(settings, **overrides)))
-    async with client.app[DATABASE].session() as db:
-        await accounts.create_user(db, "clerk", PASSWORD)
-    login = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-    assert login.status == 200
-    client.session.cookie_jar.clear()
-    return client, (await login.json())["token"]
-
-
-def auth(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
+    return await login_clerk(client)
 
 
 @pytest.fixture
@@ -84,3 +70,40 @@ async def live_meeting(client, clerk_token) -> dict:
     response = await client.post(f"/api/meetings/{meeting['id']}/start", headers=auth(clerk_token))
     assert response.status == 200
     return await response.json()
+
+
+@pytest.fixture
+async def room_of(client):
+    """``room_of(meeting)``: a :class:`Room` of that meeting, closed after the test."""
+    rooms = []
+
+    def make(meeting):
+        rooms.append(Room(client, meeting))
+        return rooms[-1]
+
+    yield make
+    for r in rooms:
+        await r.close()
+
+
+@pytest.fixture
+async def pg_database():
+    """A migrated :class:`Database` on a fresh PostgreSQL database of its own."""
+    async with fresh_database() as url:
+        database = Database(url)
+        try:
+            await database.migrate()
+            yield database
+        finally:
+            await database.close()
+
+
+@pytest.fixture
+async def server(aiohttp_server, settings):
+    """The app on a real port for Chromium (browser tests only), with the clerk's account."""
+    require_browser_sandbox()
+    app = create_app(settings)
+    srv = await aiohttp_server(app, host="127.0.0.1")
+    async with app[DATABASE].session() as db:
+        await accounts.create_user(db, "clerk", PASSWORD)
+    return srv

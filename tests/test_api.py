@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import PASSWORD, auth
-
-
-async def error_code(response) -> str:
-    body = await response.json()
-    # the contract's two fields; extensions (tries_left, retry_after, rows) may come too
-    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body
-    assert body["error"]["message"]
-    return body["error"]["code"]
+from .support.api import PASSWORD, auth, error_code
 
 
 async def test_login_returns_token_user_and_cookie(client, clerk_token):
@@ -194,17 +186,22 @@ async def test_password_guessing_is_locked_out(client, clerk_token):
     assert locked.status == 429 and await error_code(locked) == "rate_limited"
 
 
+async def _wrong_login_from(client, forwarded_for: str, username: str = "someone") -> int:
+    """A wrong password, from the address a proxy names: the answer's status."""
+    response = await client.post(
+        "/api/login",
+        json={"username": username, "password": "x"},
+        headers={"X-Forwarded-For": forwarded_for},
+    )
+    return response.status
+
+
 async def _lock_out_address(client, forwarded_for: str) -> None:
     """Wrong passwords for as many different accounts: only the address can be locked."""
     from server.http.api import LOGIN_LIMITS
 
     for i in range(LOGIN_LIMITS["address"].count):
-        wrong = await client.post(
-            "/api/login",
-            json={"username": f"nobody{i}", "password": "x"},
-            headers={"X-Forwarded-For": forwarded_for},
-        )
-        assert wrong.status == 401
+        assert await _wrong_login_from(client, forwarded_for, f"nobody{i}") == 401
 
 
 async def test_lockouts_key_on_the_client_behind_a_trusted_proxy(aiohttp_client, settings):
@@ -215,26 +212,12 @@ async def test_lockouts_key_on_the_client_behind_a_trusted_proxy(aiohttp_client,
 
     client = await aiohttp_client(create_app(replace(settings, trusted_proxies=("127.0.0.1",))))
     await _lock_out_address(client, "127.0.0.5")
-    locked = await client.post(
-        "/api/login",
-        json={"username": "someone", "password": "x"},
-        headers={"X-Forwarded-For": "127.0.0.5"},
-    )
-    assert locked.status == 429
-    other = await client.post(
-        "/api/login",
-        json={"username": "someone", "password": "x"},
-        headers={"X-Forwarded-For": "127.0.0.6"},
-    )
-    assert other.status == 401  # another phone behind the same proxy is not locked out
+    assert await _wrong_login_from(client, "127.0.0.5") == 429
+    # another phone behind the same proxy is not locked out
+    assert await _wrong_login_from(client, "127.0.0.6") == 401
 
 
 async def test_forwarded_headers_from_untrusted_peers_are_ignored(client):
     """Without TRUSTED_PROXIES a caller cannot dodge the lockout by naming another address."""
     await _lock_out_address(client, "127.0.0.5")
-    dodge = await client.post(
-        "/api/login",
-        json={"username": "someone", "password": "x"},
-        headers={"X-Forwarded-For": "127.0.0.6"},
-    )
-    assert dodge.status == 429
+    assert await _wrong_login_from(client, "127.0.0.6") == 429

@@ -21,17 +21,17 @@ import pytest
 from sqlalchemy import event
 
 from media import recorder
-from media.recorder import free_bytes
+from media.files import free_bytes
 from server.app import create_app
+from server.archive.disk import STOPPED_DISK_FULL
 from server.keys import DATABASE
-from server.recording import STOPPED_DISK_FULL
 from server.services import accounts
 from server.settings import Settings
 
-from .conftest import PASSWORD, auth
-from .peers import Publisher, Viewer
-from .recording_helpers import duration, playlist_seconds, probe, wait_recording
-from .test_postgres import ADMIN_DSN, fresh_database
+from .support.api import PASSWORD, auth, server_env
+from .support.databases import ADMIN_DSN, fresh_database
+from .support.peers import Publisher, Viewer
+from .support.recording import duration, playlist_seconds, probe, wait_recording
 
 
 @contextlib.contextmanager
@@ -63,14 +63,15 @@ def fill(directory: Path, name: str = "filler", leave: int = 0) -> Path:
     return path
 
 
+def part_stopped(index: int):
+    """A predicate for ``wait_recording``: part ``index`` (0-based) is no longer recording."""
+    return lambda recording: recording["parts"][index]["status"] != "recording"
+
+
 def app_settings(tmp_path: Path, **env) -> Settings:
     return Settings.from_env(
         {
-            "DATA_DIR": str(tmp_path / "data"),
-            "RECORDINGS_DIR": str(tmp_path / "recordings"),
-            "SECRET_KEY": "test-secret-key",
-            "ICE_HOST_ADDRESSES": "127.0.0.1",
-            "ICE_SERVERS": "",
+            **server_env(tmp_path),
             **env,
         }
     )
@@ -236,7 +237,7 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
                 client,
                 token,
                 meeting_id,
-                lambda r: r["parts"][0]["status"] != "recording",
+                part_stopped(0),
                 timeout=30,
             )
             first = stopped["parts"][0]
@@ -284,7 +285,7 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
                 client,
                 token,
                 meeting_id,
-                lambda r: r["parts"][1]["status"] != "recording",
+                part_stopped(1),
                 timeout=30,
             )
             assert cut["parts"][1]["status"] == "processing", cut["parts"][1]
@@ -324,7 +325,7 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
         warnings = [
             r.getMessage()
             for r in caplog.records
-            if r.levelno >= logging.WARNING and r.name == "server.recording"
+            if r.levelno >= logging.WARNING and r.name.startswith("server.archive")
         ]
         assert len([w for w in warnings if w.startswith("the recordings disk is full")]) == 2
         assert len([w for w in warnings if "waits for space" in w]) == 2, warnings
@@ -333,11 +334,11 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
             r
             for r in caplog.records
             if r.levelno >= logging.ERROR
-            and r.name.startswith(("server.recording", "media.recorder"))
+            and r.name.startswith(("server.archive", "media.recorder"))
         ]
 
 
-SPACE_CHECK = 2.0  # server.recording.SPACE_CHECK_SECONDS
+SPACE_CHECK = 2.0  # server.archive.SPACE_CHECK_SECONDS
 
 
 def segments(directory: Path) -> int:

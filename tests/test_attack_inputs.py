@@ -28,12 +28,13 @@ from hypothesis import strategies as st
 
 from server.app import create_app
 from server.keys import DATABASE, REALTIME
-from server.realtime import MeetingNamespace, SlidingWindow
+from server.realtime import MeetingNamespace
 from server.services import accounts
+from server.services.ratelimit import SlidingWindow
 
-from .conftest import PASSWORD, auth
-from .test_postgres import fresh_database
-from .test_realtime import Recorder
+from .support.api import PASSWORD, auth
+from .support.databases import fresh_database
+from .support.realtime import Recorder
 
 SERVER = Path(__file__).resolve().parent.parent / "server"
 
@@ -232,7 +233,7 @@ async def world(request, aiohttp_client, settings, tmp_path):
         if url:
             changed["database_url"] = url
         client = await aiohttp_client(create_app(replace(settings, **changed)))
-        rt = client.app[REALTIME]
+        rt = client.app[REALTIME].guard
         for name in ("chat_limits", "guest_chat_limits", "cast_limits"):
             if hasattr(rt, name):  # the attack must reach the handlers, not the chat limit
                 setattr(rt, name, SlidingWindow(10**6, 1.0))

@@ -23,12 +23,11 @@ from media.sdp import MAX_CANDIDATES, MAX_LINE_LENGTH, MAX_MEDIA_LINES
 from server.keys import MEDIA
 from server.settings import Settings
 
-from .conftest import auth
-from .peers import NO_ICE_SERVERS, Publisher, Viewer, gathered_offer
-from .recording_helpers import wait_recording
-from .test_api import error_code
-from .test_floor_media import HOST, VIEWER, Listener, Speaker, give_floor, new_member, until
-from .test_whip_whep_errors import viewer_offer as connectable_viewer_offer
+from .support.api import auth, error_code, new_member, server_env
+from .support.floor import HOST, VIEWER, Listener, Speaker, give_floor
+from .support.peers import NO_ICE_SERVERS, Publisher, Viewer, closing, gathered_offer, until
+from .support.peers import viewer_offer as connectable_viewer_offer
+from .support.recording import wait_recording
 
 SDP = {"Content-Type": "application/sdp"}
 SDPFRAG = {"Content-Type": "application/trickle-ice-sdpfrag"}
@@ -40,11 +39,7 @@ PER_ADDRESS, TOTAL = 4, 24
 def settings(tmp_path) -> Settings:
     return Settings.from_env(
         {
-            "DATA_DIR": str(tmp_path / "data"),
-            "RECORDINGS_DIR": str(tmp_path / "recordings"),
-            "SECRET_KEY": "test-secret-key",
-            "ICE_HOST_ADDRESSES": "127.0.0.1",
-            "ICE_SERVERS": "",
+            **server_env(tmp_path),
             "MEDIA_CONNECT_TIMEOUT": str(TIMEOUT),
             "MEDIA_PENDING_PER_ADDRESS": str(PER_ADDRESS),
             "MEDIA_PENDING_TOTAL": str(TOTAL),
@@ -153,14 +148,11 @@ async def test_a_dead_first_publisher_alone_is_dropped_and_the_room_is_not_publi
     assert not room.publishing
     # nor does it leave its codec pinned for the next publisher
     good, viewer = Publisher(codec="video/H264", width=160, height=120), Viewer(decode=False)
-    try:
+    async with closing(good, viewer):
         await good.publish(client, meeting_id, clerk_token)
         await viewer.watch(client, meeting_id)
         await viewer.wait_for(video=10, timeout=15)
         assert room.video_codec == "video/h264" and room.publishing
-    finally:
-        await viewer.close()
-        await good.close()
 
 
 async def test_a_new_publisher_that_never_delivers_leaves_the_live_one_serving(

@@ -22,10 +22,8 @@ from server.keys import DATABASE
 from server.services import audit, timeline
 from server.store import Event, Meeting, utcnow
 
-from .conftest import PASSWORD, app_with_clerk, auth
-from .test_browser import server  # noqa: F401  (the fixture)
-from .test_realtime import Recorder
-from .test_room import live_meeting, member
+from .support.api import PASSWORD, app_with_clerk, auth, member, start_meeting
+from .support.realtime import Recorder
 
 FLOOD = 40_000
 
@@ -101,7 +99,7 @@ async def test_six_anonymous_reports_of_a_40k_record_do_not_freeze_the_server(
     aiohttp_client, settings
 ):
     client, clerk = await app_with_clerk(aiohttp_client, settings)
-    meeting = await live_meeting(client, clerk, allow_guests=True, allow_guest_chat=True)
+    meeting = await start_meeting(client, clerk, allow_guests=True, allow_guest_chat=True)
     mid = meeting["id"]
     await flood_of_hands(client, mid)
     assert (await client.post(f"/api/meetings/{mid}/end", headers=auth(clerk))).status == 200
@@ -110,7 +108,7 @@ async def test_six_anonymous_reports_of_a_40k_record_do_not_freeze_the_server(
     assert last_seq > FLOOD
 
     # meanwhile, another meeting of the village is live: one of its members chats
-    other_meeting = await live_meeting(client, clerk, title="另一个会")
+    other_meeting = await start_meeting(client, clerk, title="另一个会")
     _, token = await member(client, clerk, "另一个村民")
     other = Recorder()
     await other.connect(client, token)
@@ -164,7 +162,7 @@ async def test_six_anonymous_reports_of_a_40k_record_do_not_freeze_the_server(
 
 async def test_the_timeline_pages_through_a_long_record_in_order(aiohttp_client, settings):
     client, clerk = await app_with_clerk(aiohttp_client, settings)
-    meeting = await live_meeting(client, clerk, allow_guests=True)
+    meeting = await start_meeting(client, clerk, allow_guests=True)
     mid = meeting["id"]
     await flood_of_hands(client, mid, 5_000)
     seqs, after, pages = [], 0, 0
@@ -191,7 +189,7 @@ async def test_beyond_the_report_queue_the_answer_is_busy_with_retry_after(
     aiohttp_client, settings
 ):
     client, clerk = await app_with_clerk(aiohttp_client, settings)
-    meeting = await live_meeting(client, clerk, allow_guests=True)
+    meeting = await start_meeting(client, clerk, allow_guests=True)
     mid = meeting["id"]
     await flood_of_hands(client, mid, 20_000)
     many = REPORT_SLOTS + REPORT_QUEUE + 12
@@ -214,7 +212,7 @@ async def test_the_audit_of_a_live_meeting_holds_while_events_arrive(aiohttp_cli
     """The chain is checked up to the newest entry as read first: a chat line stored
     meanwhile is no "removed event"; one added behind the meeting's back is found."""
     client, clerk = await app_with_clerk(aiohttp_client, settings)
-    meeting = await live_meeting(client, clerk)
+    meeting = await start_meeting(client, clerk)
     mid = meeting["id"]
     await flood_of_hands(client, mid, 10_000)
     host = Recorder()
@@ -256,7 +254,7 @@ async def test_a_secret_vote_needs_the_minimum_electorate(aiohttp_client, settin
     representatives' rule — eligible 1, and the tally would be that person's choice."""
     client, clerk = await app_with_clerk(aiohttp_client, settings)
     assert settings.secret_vote_min_electorate == 5
-    meeting = await live_meeting(client, clerk, kind="representatives_meeting")
+    meeting = await start_meeting(client, clerk, kind="representatives_meeting")
     rep_id, rep_token = await member(client, clerk, "唯一的代表")
     for i in range(6):
         await member(client, clerk, f"村民{i}")
@@ -299,7 +297,7 @@ async def test_a_secret_vote_needs_the_minimum_electorate(aiohttp_client, settin
 
 async def test_the_minimum_is_a_setting(aiohttp_client, settings):
     client, clerk = await app_with_clerk(aiohttp_client, settings, secret_vote_min_electorate=2)
-    meeting = await live_meeting(client, clerk)
+    meeting = await start_meeting(client, clerk)
     for i in range(2):
         await member(client, clerk, f"村民{i}")
     host = Recorder()
@@ -316,7 +314,7 @@ async def test_a_secret_result_never_shows_a_small_source_apart(aiohttp_client, 
     villager's choice (and the phones' split the four who were online). One count only,
     in the ack, the broadcast, the votes API, the timeline, the minutes; no receipts."""
     client, clerk = await app_with_clerk(aiohttp_client, settings)
-    meeting = await live_meeting(client, clerk, allow_guests=True)
+    meeting = await start_meeting(client, clerk, allow_guests=True)
     mid = meeting["id"]
     host = Recorder()
     await host.connect(client, clerk)
@@ -365,7 +363,7 @@ async def test_a_secret_result_never_shows_a_small_source_apart(aiohttp_client, 
 async def test_a_secret_result_shows_sources_big_enough_apart(aiohttp_client, settings):
     """With SECRET_VOTE_MIN_ELECTORATE 2: two phones and two hands are each a group of two."""
     client, clerk = await app_with_clerk(aiohttp_client, settings, secret_vote_min_electorate=2)
-    meeting = await live_meeting(client, clerk)
+    meeting = await start_meeting(client, clerk)
     mid = meeting["id"]
     host = Recorder()
     await host.connect(client, clerk)
@@ -411,13 +409,13 @@ async def test_the_replay_page_reads_a_long_timeline_page_by_page(server, aiohtt
 
     from server.http.auth import COOKIE
 
-    from .browser import Browser
+    from .support.browser import Browser
 
     client = await aiohttp_client(server)
     login = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
     token = (await login.json())["token"]
     client.session.cookie_jar.clear()
-    meeting = await live_meeting(client, token)
+    meeting = await start_meeting(client, token)
     mid = meeting["id"]
     await flood_of_hands(
         client,
@@ -435,7 +433,8 @@ async def test_the_replay_page_reads_a_long_timeline_page_by_page(server, aiohtt
             await browser.add_cookies([{"name": COOKIE, "value": token, "url": base}])
             page = await browser.new_page()
             asked = []
-            page.on("request", lambda r: asked.append(r.url) if "/timeline" in r.url else None)
+            # the API's pages only (a script may be called timeline.js)
+            page.on("request", lambda r: asked.append(r.url) if "/timeline?" in r.url else None)
             await page.goto(f"{base}/meetings/{mid}/replay")
             await page.wait_for_function(
                 "document.querySelectorAll('#timeline-list li[data-type=\"chat:message\"]').length"

@@ -15,18 +15,17 @@ from dataclasses import replace
 import pytest
 import socketio
 
-from server import realtime
+from server import live, realtime, socket_guard
 from server.app import create_app
 from server.errors import Unauthorized
-from server.keys import DATABASE, REALTIME, SETTINGS
+from server.keys import DATABASE, LIVE, REALTIME, SETTINGS
 from server.services import members as member_service
 from server.services import votes
 from server.services.tokens import Principal
 from server.store import Member
 
-from .conftest import app_with_clerk, auth
-from .test_realtime import Recorder
-from .test_room import live_meeting, member, named
+from .support.api import app_with_clerk, auth, member, start_meeting
+from .support.realtime import Recorder, named
 
 
 async def timeline(client, meeting_id, token) -> list[dict]:
@@ -66,7 +65,7 @@ async def close_all(*people: Recorder) -> None:
 
 
 async def test_a_hand_flood_is_refused_while_the_chair_and_the_others_go_on(client, clerk_token):
-    meeting = await live_meeting(
+    meeting = await start_meeting(
         client, clerk_token, allow_guests=True, agenda=[{"title": "修路"}, {"title": "水渠"}]
     )
     items = [a["id"] for a in meeting["agenda"]]
@@ -117,10 +116,10 @@ async def test_a_hand_flood_is_refused_while_the_chair_and_the_others_go_on(clie
     elapsed = loop.time() - started
     heard = [m["text"] for m in named(listener.events, "chat:message")]
     for i in range(4):
-        if f"第{i}句" not in heard:
-            heard.append(
-                (await listener.wait_for("chat:message", lambda d: d["text"] == f"第{i}句"))["text"]
-            )
+        said = f"第{i}句"
+        if said not in heard:
+            event = await listener.wait_for("chat:message", lambda d, said=said: d["text"] == said)
+            heard.append(event["text"])
 
     print(
         f"flood: {sent} sent in {elapsed:.2f} s, {len(acks)} acks; chair acks "
@@ -150,8 +149,8 @@ async def test_a_hand_flood_is_refused_while_the_chair_and_the_others_go_on(clie
 async def test_the_chair_goes_before_every_queued_participant_change(
     client, clerk_token, monkeypatch
 ):
-    monkeypatch.setattr(realtime, "MAX_QUEUED", 10)
-    meeting = await live_meeting(client, clerk_token, agenda=[{"title": "修路"}])
+    monkeypatch.setattr(live, "MAX_QUEUED", 10)
+    meeting = await start_meeting(client, clerk_token, agenda=[{"title": "修路"}])
     host = await joined(client, meeting["id"], clerk_token)
     people = [
         await joined(client, meeting["id"], (await member(client, clerk_token, f"人{i}"))[1])
@@ -164,7 +163,7 @@ async def test_the_chair_goes_before_every_queued_participant_change(
         task.add_done_callback(lambda _: finished.append(who))
         return task
 
-    async with client.app[REALTIME].room_lock(meeting["id"]):  # the room is busy
+    async with client.app[LIVE].room_lock(meeting["id"]):  # the room is busy
         hands = [
             call("member", p, "hand:raise" if i % 2 == 0 else "hand:lower", {})
             for p in people
@@ -182,29 +181,30 @@ async def test_the_chair_goes_before_every_queued_participant_change(
     assert len(shed) == 10 and all(a["error"]["code"] == "rate_limited" for a in shed)
     assert sum(1 for a in answers if a["ok"]) == 10
     assert finished[0] == "chair", finished  # first served, though it came last
-    assert client.app[REALTIME]._locks == {}  # nobody waits: the lock is gone
+    assert client.app[LIVE]._locks == {}  # nobody waits: the lock is gone
     await close_all(host, *people)
 
 
 async def test_a_hand_toggled_all_meeting_long_is_limited_per_minute(client, clerk_token):
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     _, token = await member(client, clerk_token, "举手的人")
     host = await joined(client, meeting["id"], clerk_token)
     person = await joined(client, meeting["id"], token)
     answers = []
-    for i in range(realtime.HAND_CHANGES + 2):  # well inside the event bucket's burst
+    for i in range(socket_guard.HAND_CHANGES + 2):  # well inside the event bucket's burst
         answers.append(await person.call("hand:lower" if i % 2 else "hand:raise", {}))
-    assert all(a["ok"] for a in answers[: realtime.HAND_CHANGES])
-    assert [a["error"]["code"] for a in answers[realtime.HAND_CHANGES :]] == ["rate_limited"] * 2
+    assert all(a["ok"] for a in answers[: socket_guard.HAND_CHANGES])
+    refused = answers[socket_guard.HAND_CHANGES :]
+    assert [a["error"]["code"] for a in refused] == ["rate_limited"] * 2
     events = await timeline(client, meeting["id"], clerk_token)
-    assert len(named([(e["type"], e) for e in events], "hand:queue")) == realtime.HAND_CHANGES
+    assert len(named([(e["type"], e) for e in events], "hand:queue")) == socket_guard.HAND_CHANGES
     # the meeting goes on
     assert (await host.call("chat:send", {"text": "下一项"}))["ok"]
     await close_all(host, person)
 
 
 async def test_an_event_that_changes_nothing_stores_nothing(client, clerk_token):
-    meeting = await live_meeting(client, clerk_token, agenda=[{"title": "修路"}])
+    meeting = await start_meeting(client, clerk_token, agenda=[{"title": "修路"}])
     item = meeting["agenda"][0]["id"]
     pid, token = await member(client, clerk_token, "村民")
     host = await joined(client, meeting["id"], clerk_token)
@@ -233,7 +233,7 @@ async def test_an_event_that_changes_nothing_stores_nothing(client, clerk_token)
 
 
 async def _vote_and_socket(client, clerk_token):
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     for i in range(5):  # a secret-vote electorate, should the rules ask for one
         await member(client, clerk_token, f"村民{i}")
     pid, token = await member(client, clerk_token, "被移除者")
@@ -337,7 +337,7 @@ async def test_a_rejoin_far_behind_gets_the_snapshot_instead_of_a_flood(
     client, clerk_token, monkeypatch
 ):
     monkeypatch.setattr(realtime, "MAX_REPLAY", 5)
-    meeting = await live_meeting(client, clerk_token, agenda=[{"title": "一"}, {"title": "二"}])
+    meeting = await start_meeting(client, clerk_token, agenda=[{"title": "一"}, {"title": "二"}])
     items = [a["id"] for a in meeting["agenda"]]
     host = await joined(client, meeting["id"], clerk_token)
     start = (await host.call("join", {"meeting_id": meeting["id"]}))["seq"]
@@ -360,7 +360,7 @@ async def test_a_rejoin_far_behind_gets_the_snapshot_instead_of_a_flood(
 
 
 async def test_a_meeting_code_typed_in_full_width_digits_opens_the_meeting(client, clerk_token):
-    meeting = await live_meeting(client, clerk_token, allow_guests=True)
+    meeting = await start_meeting(client, clerk_token, allow_guests=True)
     wide = "".join(chr(ord("０") + int(d)) for d in meeting["code"])
     response = await client.get(f"/m/{wide[:4]} {wide[4:]}")
     assert response.status == 200
@@ -368,13 +368,13 @@ async def test_a_meeting_code_typed_in_full_width_digits_opens_the_meeting(clien
 
 
 async def test_revocation_closes_sockets_in_another_process_through_redis(aiohttp_client, settings):
-    from .test_redis import REDIS_URL, redis_or_skip
+    from .support.databases import REDIS_URL, redis_or_skip
 
     redis_or_skip()
     shared = dict(redis_url=REDIS_URL, redis_channel=f"cunhui-test-{secrets.token_hex(4)}")
     a, token = await app_with_clerk(aiohttp_client, settings, **shared)
     b = await aiohttp_client(create_app(replace(settings, **shared)))  # same database
-    meeting = await live_meeting(a, token)
+    meeting = await start_meeting(a, token)
     pid, member_token = await member(a, token, "被移除者")
     on_b = await joined(b, meeting["id"], member_token)
     still = await joined(b, meeting["id"], token)
@@ -390,7 +390,7 @@ async def test_revocation_closes_sockets_in_another_process_through_redis(aiohtt
 
 async def test_a_socket_that_never_joins_is_closed_after_the_join_timeout(aiohttp_client, settings):
     client, token = await app_with_clerk(aiohttp_client, settings, socket_join_timeout=1.0)
-    meeting = await live_meeting(client, token, allow_guests=True)
+    meeting = await start_meeting(client, token, allow_guests=True)
     idle = [Recorder() for _ in range(20)]
     for person in idle:
         await person.connect(client)
@@ -401,7 +401,7 @@ async def test_a_socket_that_never_joins_is_closed_after_the_join_timeout(aiohtt
     print(f"20 idle sockets closed {time.monotonic() - started:.2f} s after connecting")
     await asyncio.sleep(1.0)  # the joined viewer outlives the timeout
     assert viewer.sio.connected and (await viewer.call("join", {"meeting_id": meeting["id"]}))["ok"]
-    assert list(client.app[REALTIME]._join_timers) == []
+    assert list(client.app[REALTIME].guard._join_timers) == []
     await close_all(viewer)
 
 
@@ -410,7 +410,7 @@ async def test_a_socket_that_never_joins_is_closed_after_the_join_timeout(aiohtt
 
 async def test_guests_from_one_address_share_one_chat_allowance(aiohttp_client, settings):
     client, token = await app_with_clerk(aiohttp_client, settings, trusted_proxies=("127.0.0.1",))
-    meeting = await live_meeting(client, token, allow_guests=True, allow_guest_chat=True)
+    meeting = await start_meeting(client, token, allow_guests=True, allow_guest_chat=True)
     tokens = []
     for i in range(61):  # each guest token fetched from its own address
         response = await client.post(
@@ -438,14 +438,14 @@ async def test_guests_from_one_address_share_one_chat_allowance(aiohttp_client, 
     )
     accepted = [a for a in answers if a["ok"]]
     print(f"60 guests of one address: {len(accepted)} of {len(answers)} lines accepted")
-    assert len(accepted) == realtime.GUEST_CHAT_PER_ADDRESS
+    assert len(accepted) == socket_guard.GUEST_CHAT_PER_ADDRESS
     assert {a["error"]["code"] for a in answers if not a["ok"]} == {"rate_limited"}
     # a guest of another address, and a member, are unaffected
     assert (await elsewhere.call("chat:send", {"text": "我在别处"}))["ok"]
     assert (await villager.call("chat:send", {"text": "我是村民"}))["ok"]
     await villager.wait_for("chat:message", lambda d: d["text"] == "我在别处")
     lines = [e for e in await timeline(client, meeting["id"], token) if e["type"] == "chat:message"]
-    assert len(lines) == realtime.GUEST_CHAT_PER_ADDRESS + 2
+    assert len(lines) == socket_guard.GUEST_CHAT_PER_ADDRESS + 2
     await close_all(*guests, elsewhere, villager)
 
 
@@ -453,7 +453,7 @@ async def test_guests_from_one_address_share_one_chat_allowance(aiohttp_client, 
 
 
 async def test_requests_for_meetings_that_do_not_exist_leave_no_lock_behind(client, clerk_token):
-    rt = client.app[REALTIME]
+    rt = client.app[LIVE]
     gate = asyncio.Semaphore(50)
     most = 0
 
@@ -477,7 +477,7 @@ async def test_requests_for_meetings_that_do_not_exist_leave_no_lock_behind(clie
     assert set(statuses) == {404} and len(rt._locks) == 0
 
     # sockets joining meetings that do not exist, then a real one, then leaving
-    meeting = await live_meeting(client, clerk_token, allow_guests=True)
+    meeting = await start_meeting(client, clerk_token, allow_guests=True)
     pid, token = await member(client, clerk_token, "村民")
     person = Recorder()
     await person.connect(client, token)

@@ -22,8 +22,8 @@ from aiohttp import web
 from server.app import create_app
 from server.http.connections import BUSY_RESPONSE, ConnectionGuard, GuardedAppRunner
 
-from .conftest import PASSWORD, auth
-from .test_recording_crash import ServerProcess, free_port
+from .support.api import PASSWORD, auth
+from .support.processes import ServerProcess, free_port
 
 TIMEOUT = 2.0  # HTTP_HEADER_TIMEOUT of the server under attack
 ATTACKERS = 50

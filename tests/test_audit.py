@@ -6,13 +6,13 @@ from sqlalchemy import text
 
 from server.keys import DATABASE, SETTINGS
 
-from .conftest import auth
-from .test_room import Room, live_meeting, member
-from .test_settings_and_cli import run_cli
+from .support.api import auth, member, start_meeting
+from .support.processes import run_cli
+from .support.realtime import Room
 
 
 async def _a_meeting_with_a_record(client, clerk_token) -> dict:
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = Room(client, meeting)
     try:
         member_id, token = await member(client, clerk_token, "张三")
@@ -59,7 +59,7 @@ async def test_the_record_verifies_and_tampering_is_named(client, clerk_token):
         ).scalar_one()
         await db.execute(
             text("UPDATE events SET data = :data WHERE meeting_id = :id AND seq = :seq"),
-            {"data": '{"id": %d, "text": "改过的话"}' % seq, "id": meeting["id"], "seq": seq},
+            {"data": f'{{"id": {seq}, "text": "改过的话"}}', "id": meeting["id"], "seq": seq},
         )
         await db.commit()
     bad = run_cli("verify", str(meeting["id"]), env=env)

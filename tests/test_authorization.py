@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.keys import DATABASE
-from server.services import accounts
-
-from .conftest import PASSWORD, auth
+from .support.api import auth, login_clerk, new_member
 
 CALLERS = ("anonymous", "guest", "member", "other_member", "other_committee", "committee")
 OK = "ok"  # the route's own success, or the bad-input error a permitted caller gets
@@ -156,26 +153,11 @@ def test_every_route_declares_a_policy(client):
 @pytest.fixture
 async def world(client, clerk_token):
     """Village A (ours) with a live members-only meeting and a member; village B likewise."""
-    async with client.app[DATABASE].session() as db:
-        await accounts.create_user(db, "b-clerk", PASSWORD, village="李家村")
-    b_token = (
-        await (
-            await client.post("/api/login", json={"username": "b-clerk", "password": PASSWORD})
-        ).json()
-    )["token"]
-    client.session.cookie_jar.clear()
+    b_token = await login_clerk(client, "b-clerk", village="李家村")
 
-    async def member_token(committee_token):
-        added = await (
-            await client.post("/api/members", json={"name": "村民"}, headers=auth(committee_token))
-        ).json()
-        joined = await (await client.post("/api/join", json={"invite": added["invite"]})).json()
-        client.session.cookie_jar.clear()
-        return added["id"], joined["token"]
-
-    a_member_id, a_member = await member_token(clerk_token)
-    second_member_id, _ = await member_token(clerk_token)
-    _, b_member = await member_token(b_token)
+    a_member_id, a_member = await new_member(client, clerk_token, "村民")
+    second_member_id, _ = await new_member(client, clerk_token, "村民")
+    _, b_member = await new_member(client, b_token, "村民")
     meeting = await (
         await client.post("/api/meetings", json={"title": "会"}, headers=auth(clerk_token))
     ).json()

@@ -12,25 +12,18 @@ import aiohttp
 import pytest
 from playwright.async_api import async_playwright
 
-from server.app import create_app
-from server.keys import DATABASE, MEDIA
-from server.services import accounts
+from server.keys import MEDIA
 
-from .browser import Browser, require_browser_sandbox
-from .conftest import PASSWORD
-from .peers import Viewer
+from .support.browser import (
+    Browser,
+    ServerClient,
+    clerk_logs_in,
+    host_starts_meeting,
+    wait_state,
+)
+from .support.peers import Viewer
 
 pytestmark = pytest.mark.netns
-
-
-@pytest.fixture
-async def server(aiohttp_server, settings):
-    require_browser_sandbox()
-    app = create_app(settings)
-    srv = await aiohttp_server(app, host="127.0.0.1")
-    async with app[DATABASE].session() as db:
-        await accounts.create_user(db, "clerk", PASSWORD)
-    return srv
 
 
 BLOCK_AUTOPLAY_WITH_SOUND = """
@@ -47,33 +40,6 @@ HTMLMediaElement.prototype.play = function () {
   return realPlay.call(this);
 };
 """
-
-
-async def wait_state(page, state: str, timeout: float = 20_000) -> None:
-    await page.wait_for_function(
-        "s => document.body.dataset.state === s", arg=state, timeout=timeout
-    )
-
-
-async def clerk_logs_in(page, base: str, next_path: str = "/meetings/new") -> None:
-    await page.goto(f"{base}/login?next={next_path}")
-    await page.fill("#username", "clerk")
-    await page.fill("#password", PASSWORD)
-    await page.click("#login-button")
-    await page.wait_for_url(f"{base}{next_path}")
-
-
-async def host_starts_meeting(page, base: str) -> int:
-    """Log in, create a meeting with an agenda, press Start. Returns the meeting id."""
-    await clerk_logs_in(page, base)
-    await page.fill("#title", "第三季度村民会议")
-    await page.locator(".agenda-title").first.fill("村道修缮")
-    await page.click("#create-button")
-    await page.wait_for_url("**/meetings/*/host")
-    meeting_id = int(page.url.rstrip("/").split("/")[-2])
-    await page.click("#start-button")
-    await wait_state(page, "live")
-    return meeting_id
 
 
 async def video_is_playing(page) -> tuple[int, float, float]:
@@ -108,7 +74,7 @@ async def test_clerk_publishes_from_the_browser_and_villagers_watch(server):
             viewers = [Viewer(decode=True)] + [Viewer(decode=False) for _ in range(4)]
             try:
                 for viewer in viewers:
-                    await viewer.watch(_Client(server), meeting_id)
+                    await viewer.watch(ServerClient(server), meeting_id)
                 await asyncio.gather(*(v.wait_for(video=30, audio=10, timeout=15) for v in viewers))
                 width, height = next(iter(viewers[0].sizes))
                 assert width >= 320 and height >= 240
@@ -117,7 +83,7 @@ async def test_clerk_publishes_from_the_browser_and_villagers_watch(server):
                 await asyncio.gather(*(v.close() for v in viewers))
 
             # a villager opens the meeting link on a phone and it plays
-            code = (await _Client(server).get_json(f"/api/meetings/{meeting_id}"))["code"]
+            code = (await ServerClient(server).get_json(f"/api/meetings/{meeting_id}"))["code"]
             async with Browser(pw, "--autoplay-policy=no-user-gesture-required") as villager:
                 watch = await villager.new_page()
                 broken = []
@@ -129,7 +95,8 @@ async def test_clerk_publishes_from_the_browser_and_villagers_watch(server):
                 assert [u for u in broken if not u.endswith("favicon.ico")] == []
                 # the clerk sees the audience
                 await page.wait_for_function(
-                    "() => Number(document.getElementById('viewer-count').textContent.replace(/\\D/g, '')) >= 1",
+                    "() => Number(document.getElementById('viewer-count')"
+                    ".textContent.replace(/\\D/g, '')) >= 1",
                     timeout=10_000,
                 )
 
@@ -147,7 +114,7 @@ async def test_blocked_autoplay_shows_a_big_play_button(server):
         async with Browser(pw) as host:
             page = await host.new_page()
             meeting_id = await host_starts_meeting(page, base)
-            code = (await _Client(server).get_json(f"/api/meetings/{meeting_id}"))["code"]
+            code = (await ServerClient(server).get_json(f"/api/meetings/{meeting_id}"))["code"]
             async with Browser(pw, "--autoplay-policy=document-user-activation-required") as phone:
                 watch = await phone.new_page()
                 # Headless Chromium lets WebRTC streams autoplay with sound whatever the
@@ -168,14 +135,11 @@ async def test_blocked_autoplay_shows_a_big_play_button(server):
 
 async def test_watch_page_says_when_the_meeting_has_not_started(server):
     base = str(server.make_url("")).rstrip("/")
-    login = await _Client(server).post(
-        "/api/login", json={"username": "clerk", "password": PASSWORD}
-    )
-    token = (await login.json())["token"]
-    response = await _Client(server).post(
+    headers = await ServerClient(server).clerk_headers()
+    response = await ServerClient(server).post(
         "/api/meetings",
         json={"title": "下周会议", "allow_guests": True},
-        headers={"Authorization": f"Bearer {token}"},
+        headers=headers,
     )
     meeting = await response.json()
     async with async_playwright() as pw:
@@ -186,53 +150,23 @@ async def test_watch_page_says_when_the_meeting_has_not_started(server):
             assert "尚未开始" in await watch.inner_text("body")
 
 
-class _Client:
-    """Just enough of aiohttp's TestClient over a TestServer for peers.Viewer."""
-
-    def __init__(self, server) -> None:
-        self._server = server
-
-    async def get_json(self, path):
-        import aiohttp
-
-        login = await self.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-        token = (await login.json())["token"]
-        async with aiohttp.ClientSession() as session:
-            async with session.get(
-                self._server.make_url(path), headers={"Authorization": f"Bearer {token}"}
-            ) as response:
-                return await response.json()
-
-    async def post(self, path, **kwargs):
-        import aiohttp
-
-        session = aiohttp.ClientSession()
-        try:
-            response = await session.post(self._server.make_url(path), **kwargs)
-            await response.read()
-            return response
-        finally:
-            await session.close()
-
-
 async def member_and_live_meeting(
     server, name: str, title: str
-) -> tuple[_Client, dict, dict, dict]:
-    """The clerk adds a member and starts a members-only meeting: (api, headers, member, meeting)."""
-    api = _Client(server)
-    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
-    member = await (await api.post("/api/members", json={"name": name}, headers=headers)).json()
-    meeting = await (
-        await api.post("/api/meetings", json={"title": title}, headers=headers)
-    ).json()  # members only
+) -> tuple[ServerClient, dict, dict, dict]:
+    """The clerk adds a member, starts a members-only meeting: (api, headers, member, meeting)."""
+    api = ServerClient(server)
+    headers = await api.clerk_headers()
+    member = await api.post_json("/api/members", json={"name": name}, headers=headers)
+    meeting = await api.post_json(
+        "/api/meetings", json={"title": title}, headers=headers
+    )  # members only
     await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
     return api, headers, member, meeting
 
 
 async def test_member_opens_invite_link_and_watches_members_only_meeting(server):
     """A migrant worker taps the personal link from the committee, then the meeting plays."""
-    from .peers import Publisher
+    from .support.peers import Publisher
 
     base = str(server.make_url("")).rstrip("/")
     api, headers, member, meeting = await member_and_live_meeting(server, "李四", "村民代表会议")
@@ -285,9 +219,8 @@ async def test_clerk_schedules_an_assembly_with_short_notice_and_villagers_see_a
             await page.wait_for_url("**/meetings/*/host")
             meeting_id = int(page.url.rstrip("/").split("/")[-2])
 
-        api = _Client(server)
-        login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-        headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+        api = ServerClient(server)
+        headers = await api.clerk_headers()
         meeting = await api.get_json(f"/api/meetings/{meeting_id}")
         assert meeting["kind"] == "villagers_assembly"
         assert meeting["emergency_reason"] == "汛期河堤加固" and meeting["place"] == "村委会大院"
@@ -314,14 +247,11 @@ async def test_printed_notice_qr_code_scans_to_the_meeting_link(server, tmp_path
     if shutil.which("zbarimg") is None:
         pytest.skip("QR NOT CHECKED: zbarimg missing (apt-get install zbar-tools)")
     base = str(server.make_url("")).rstrip("/")
-    api = _Client(server)
-    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
-    meeting = await (
-        await api.post(
-            "/api/meetings", json={"title": "公告", "allow_guests": True}, headers=headers
-        )
-    ).json()
+    api = ServerClient(server)
+    headers = await api.clerk_headers()
+    meeting = await api.post_json(
+        "/api/meetings", json={"title": "公告", "allow_guests": True}, headers=headers
+    )
     async with async_playwright() as pw:
         async with Browser(pw) as phone:
             page = await phone.new_page()
@@ -406,7 +336,8 @@ async def test_clerk_keeps_the_roll_and_a_printed_card_signs_a_phone_in(server, 
             await page.fill("#member-household", "三组")
             await page.click("#member-save")
             await page.wait_for_function(
-                "() => [...document.querySelectorAll('#roll-body tr')].some(r => r.textContent.includes('三组'))"
+                "() => [...document.querySelectorAll('#roll-body tr')]"
+                ".some(r => r.textContent.includes('三组'))"
             )
 
             member_id = await row.get_attribute("data-member-id")
@@ -478,21 +409,16 @@ async def test_clerk_edits_then_cancels_a_scheduled_meeting(server):
 async def test_chat_and_names_with_markup_are_shown_as_text(server):
     """A member and a guest chat on their phones; markup in text and names stays inert."""
     base = str(server.make_url("")).rstrip("/")
-    api = _Client(server)
-    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
-    member = await (
-        await api.post(
-            "/api/members", json={"name": "<img src=x onerror=window.__xss=1>张"}, headers=headers
-        )
-    ).json()
-    meeting = await (
-        await api.post(
-            "/api/meetings",
-            json={"title": "村务", "allow_guests": True, "allow_guest_chat": True},
-            headers=headers,
-        )
-    ).json()
+    api = ServerClient(server)
+    headers = await api.clerk_headers()
+    member = await api.post_json(
+        "/api/members", json={"name": "<img src=x onerror=window.__xss=1>张"}, headers=headers
+    )
+    meeting = await api.post_json(
+        "/api/meetings",
+        json={"title": "村务", "allow_guests": True, "allow_guest_chat": True},
+        headers=headers,
+    )
     await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
     payloads = [
         "<img src=x onerror=window.__xss=1>",
@@ -566,13 +492,10 @@ LOUDNESS = """async ([id, ms]) => {
 async def test_a_remote_villager_given_the_floor_is_heard_in_the_hall_and_online(server):
     """Raise a hand on the phone, the host grants the floor, the hall and viewers hear them."""
     base = str(server.make_url("")).rstrip("/")
-    api = _Client(server)
-    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
-    speaker = await (
-        await api.post("/api/members", json={"name": "在外打工的李四"}, headers=headers)
-    ).json()
-    listener = await (await api.post("/api/members", json={"name": "王五"}, headers=headers)).json()
+    api = ServerClient(server)
+    headers = await api.clerk_headers()
+    speaker = await api.post_json("/api/members", json={"name": "在外打工的李四"}, headers=headers)
+    listener = await api.post_json("/api/members", json={"name": "王五"}, headers=headers)
     autoplay = "--autoplay-policy=no-user-gesture-required"
     async with async_playwright() as pw:
         async with (
@@ -641,22 +564,19 @@ async def test_a_remote_villager_given_the_floor_is_heard_in_the_hall_and_online
 async def test_villagers_vote_on_their_phones_and_check_their_receipts(server):
     """The host opens a vote on an agenda item, two phones vote, the result is announced."""
     base = str(server.make_url("")).rstrip("/")
-    api = _Client(server)
-    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    api = ServerClient(server)
+    headers = await api.clerk_headers()
     members = [
-        await (await api.post("/api/members", json={"name": n}, headers=headers)).json()
+        await api.post_json("/api/members", json={"name": n}, headers=headers)
         for n in ("赵大", "钱二")
     ]
-    meeting = await (
-        await api.post(
-            "/api/meetings",
-            json={"title": "村务表决", "agenda": [{"title": "修建村道"}]},
-            headers=headers,
-        )
-    ).json()
+    meeting = await api.post_json(
+        "/api/meetings",
+        json={"title": "村务表决", "agenda": [{"title": "修建村道"}]},
+        headers=headers,
+    )
     await api.post(f"/api/meetings/{meeting['id']}/start", headers=headers)
-    absent = await (await api.post("/api/members", json={"name": "孙三"}, headers=headers)).json()
+    absent = await api.post_json("/api/members", json={"name": "孙三"}, headers=headers)
     await api.post("/api/members", json={"name": "在场的李四"}, headers=headers)
     proxy = await api.post(
         f"/api/meetings/{meeting['id']}/proxies",
@@ -729,17 +649,14 @@ async def test_villagers_vote_on_their_phones_and_check_their_receipts(server):
 
 async def test_a_member_suggests_and_the_committee_answers(server):
     base = str(server.make_url("")).rstrip("/")
-    api = _Client(server)
-    login = await api.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
-    added = await (await api.post("/api/members", json={"name": "周八"}, headers=headers)).json()
-    meeting = await (
-        await api.post(
-            "/api/meetings",
-            json={"title": "村规民约", "agenda": [{"title": "修订第三条"}]},
-            headers=headers,
-        )
-    ).json()
+    api = ServerClient(server)
+    headers = await api.clerk_headers()
+    added = await api.post_json("/api/members", json={"name": "周八"}, headers=headers)
+    meeting = await api.post_json(
+        "/api/meetings",
+        json={"title": "村规民约", "agenda": [{"title": "修订第三条"}]},
+        headers=headers,
+    )
     async with async_playwright() as pw:
         async with Browser(pw) as phone, Browser(pw) as hall:
             villager = await phone.new_page()

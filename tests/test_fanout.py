@@ -9,8 +9,8 @@ import pytest
 
 from server.keys import MEDIA
 
-from .conftest import auth
-from .peers import Publisher, Viewer
+from .support.api import auth
+from .support.peers import Publisher, Viewer
 
 VIEWERS = 20
 
@@ -140,7 +140,7 @@ async def test_viewer_whose_offer_lacks_the_rooms_codec_is_told_why(
 ):
     from aiortc import RTCPeerConnection, RTCRtpReceiver
 
-    from .peers import NO_ICE_SERVERS, gathered_offer
+    from .support.peers import NO_ICE_SERVERS, gathered_offer
 
     publisher = Publisher(width=320, height=240, codec="video/H264")
     pc = RTCPeerConnection(NO_ICE_SERVERS)

@@ -11,153 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import itertools
 import time
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
+from aiortc import RTCPeerConnection
 from aiortc.sdp import SessionDescription
 
 from media.encoded import EncodedFrame
 from media.switchable import SwitchableTrack
-from server.keys import DATABASE, MEDIA
-from server.store import Meeting
+from server.keys import MEDIA
 
-from .conftest import auth
-from .peers import NO_ICE_SERVERS, MovingVideoTrack, Publisher, ToneAudioTrack, gathered_offer
-from .test_api import error_code
-
-SDP = {"Content-Type": "application/sdp"}
-VIEWER = (("audio", "recvonly"), ("video", "recvonly"), ("audio", "recvonly"))
-HOST = (("audio", "inactive"), ("video", "inactive"), ("audio", "recvonly"))
-
+from .support.api import auth, error_code, new_member
+from .support.floor import HOST, VIEWER, Listener, Speaker, give_floor
+from .support.peers import (
+    NO_ICE_SERVERS,
+    SDP,
+    MovingVideoTrack,
+    Publisher,
+    gathered_offer,
+    until,
+)
 
 # ---------------------------------------------------------------- helpers
-
-
-async def until(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"after {timeout} s: {what}")
-        await asyncio.sleep(0.05)
-
-
-async def new_member(client, clerk_token, name: str) -> tuple[int, str]:
-    """A member of the clerk's village and their token (joined by invite)."""
-    added = await client.post("/api/members", json={"name": name}, headers=auth(clerk_token))
-    assert added.status == 201, await added.text()
-    added = await added.json()
-    joined = await client.post("/api/join", json={"invite": added["invite"]})
-    assert joined.status == 200, await joined.text()
-    client.session.cookie_jar.clear()
-    return added["id"], (await joined.json())["token"]
-
-
-async def give_floor(client, meeting_id: int, member_id: int | None) -> None:
-    """What floor:grant stores (the socket.io side is another test's business)."""
-    async with client.app[DATABASE].session() as db:
-        meeting = await db.get(Meeting, meeting_id)
-        floor = (
-            None
-            if member_id is None
-            else {
-                "participant_id": f"m{member_id}",
-                "name": "x",
-                "since": "2024-01-01T00:00:00.000+00:00",
-                "until": None,
-            }
-        )
-        meeting.room_state = {**(meeting.room_state or {}), "floor": floor}  # a new dict: JSON
-        db.add(meeting)
-        await db.commit()
 
 
 def directions(answer: str) -> list[tuple[str, str]]:
     parsed = SessionDescription.parse(answer)
     return [(m.kind, "inactive" if m.port == 0 else m.direction) for m in parsed.media]
-
-
-class Speaker:
-    """A villager's phone: its microphone (a tone), optionally a camera, sendonly."""
-
-    def __init__(self, *, camera: bool = False) -> None:
-        self.pc = RTCPeerConnection(NO_ICE_SERVERS)
-        self.pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
-        if camera:
-            self.pc.addTransceiver(MovingVideoTrack(160, 120), direction="sendonly")
-        self.location: str | None = None
-        self.answer = ""
-
-    async def post(self, client, meeting_id: int, token: str):
-        return await client.post(
-            f"/whip/{meeting_id}",
-            data=await gathered_offer(self.pc),
-            headers={**SDP, **auth(token)},
-        )
-
-    async def publish(self, client, meeting_id: int, token: str) -> None:
-        response = await self.post(client, meeting_id, token)
-        assert response.status == 201, await response.text()
-        self.location = response.headers["Location"]
-        self.answer = await response.text()
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=self.answer, type="answer"))
-
-    async def close(self) -> None:
-        await self.pc.close()
-
-
-class Listener:
-    """A WHEP client with the given m-lines; counts encoded frames per m-line."""
-
-    def __init__(self, lines) -> None:
-        self.pc = RTCPeerConnection(NO_ICE_SERVERS)
-        for kind, direction in lines:
-            self.pc.addTransceiver(kind, direction=direction)
-        self.frames = [0] * len(lines)
-        #: (arrival, RTP timestamp as aiortc maps it) of every frame, per m-line
-        self.arrivals: list[list[tuple[float, int]]] = [[] for _ in lines]
-        self.answer = ""
-        self.location: str | None = None
-        self._tasks: list[asyncio.Future] = []
-        self.pc.on("track", self._on_track)
-
-    def _on_track(self, track) -> None:
-        index = next(
-            i for i, t in enumerate(self.pc.getTransceivers()) if t.receiver.track is track
-        )
-        from media.aiortc_hooks import receive_encoded
-
-        receive_encoded(track)  # count what arrives, decode nothing
-        self._tasks.append(asyncio.ensure_future(self._consume(index, track)))
-
-    async def _consume(self, index: int, track) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                self.frames[index] += 1
-                self.arrivals[index].append((time.monotonic(), frame.pts))
-        except MediaStreamError:
-            pass
-
-    async def watch(self, client, meeting_id: int, token: str | None = None) -> None:
-        headers = {**SDP, **(auth(token) if token else {})}
-        response = await client.post(
-            f"/whep/{meeting_id}", data=await gathered_offer(self.pc), headers=headers
-        )
-        assert response.status == 201, await response.text()
-        self.location = response.headers["Location"]
-        self.answer = await response.text()
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=self.answer, type="answer"))
-
-    def ssrcs(self, index: int) -> set[int]:
-        receiver = self.pc.getTransceivers()[index].receiver
-        return {source.source for source in receiver.getSynchronizationSources()}
-
-    async def close(self) -> None:
-        await self.pc.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 # ---------------------------------------------------------------- the voice path
@@ -254,7 +134,7 @@ async def test_floor_voice_reaches_viewers_and_the_hall_and_stops_at_once(
         # the silence was: bound it by the moments the floor stopped and restarted.)
         assert len(viewer.ssrcs(2)) == 1
         stamps = [pts for _, pts in viewer.arrivals[2]]
-        steps = [b - a for a, b in zip(stamps, stamps[1:])]
+        steps = [b - a for a, b in itertools.pairwise(stamps)]
         assert min(steps) > 0, "the floor m-line's timestamps went back"
         silence = max(steps) / 48000
         assert second_started - stopped_at - 0.1 < silence < heard - stopped_at + 0.1, (

@@ -14,8 +14,7 @@ from playwright.async_api import async_playwright
 
 from server.keys import MEDIA
 
-from .browser import Browser
-from .test_browser import _Client, host_starts_meeting, server, wait_state  # noqa: F401
+from .support.browser import Browser, ServerClient, host_starts_meeting, wait_state
 
 pytestmark = pytest.mark.netns
 
@@ -25,7 +24,10 @@ COUNT_PEER_CONNECTIONS = """
 window.__peerConnections = 0;
 if (window.RTCPeerConnection) {
   const Real = window.RTCPeerConnection;
-  window.RTCPeerConnection = function (...args) { window.__peerConnections += 1; return new Real(...args); };
+  window.RTCPeerConnection = function (...args) {
+    window.__peerConnections += 1;
+    return new Real(...args);
+  };
   window.RTCPeerConnection.prototype = Real.prototype;
 }
 """
@@ -60,7 +62,7 @@ async def test_villager_watches_live_over_hls(server, why):
             page = await host.new_page()
             meeting_id = await host_starts_meeting(page, base)
             assert server.app[MEDIA].room(str(meeting_id)).video_codec == "video/h264"
-            code = (await _Client(server).get_json(f"/api/meetings/{meeting_id}"))["code"]
+            code = (await ServerClient(server).get_json(f"/api/meetings/{meeting_id}"))["code"]
             async with Browser(pw, "--autoplay-policy=no-user-gesture-required") as villager:
                 watch = await villager.new_page()
                 await watch.add_init_script(SAVE_DATA if why == "save_data" else NO_WEBRTC)

@@ -6,7 +6,7 @@ import asyncio
 
 from server.keys import MEDIA
 
-from .peers import Publisher, Viewer
+from .support.peers import Publisher, Viewer
 
 
 async def test_two_viewers_receive_published_video_and_audio(client, clerk_token, live_meeting):

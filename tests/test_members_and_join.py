@@ -4,34 +4,12 @@ from __future__ import annotations
 
 import json
 
-from server.keys import DATABASE
-from server.services import accounts
-
-from .conftest import PASSWORD, auth
-from .test_api import error_code
+from .support.api import auth, create_meeting, error_code, second_village_clerk
 
 
 async def add_member(client, token, **body) -> dict:
     response = await client.post("/api/members", json={"name": "张三", **body}, headers=auth(token))
     assert response.status == 201, await response.text()
-    return await response.json()
-
-
-async def second_village_clerk(client) -> str:
-    async with client.app[DATABASE].session() as db:
-        await accounts.create_user(db, "other-clerk", PASSWORD, village="李家村")
-    response = await client.post(
-        "/api/login", json={"username": "other-clerk", "password": PASSWORD}
-    )
-    client.session.cookie_jar.clear()
-    return (await response.json())["token"]
-
-
-async def meeting(client, token, **extra) -> dict:
-    response = await client.post(
-        "/api/meetings", json={"title": "会", **extra}, headers=auth(token)
-    )
-    assert response.status == 201
     return await response.json()
 
 
@@ -47,7 +25,7 @@ async def test_member_joins_by_invite_and_watches_their_villages_meeting(client,
     assert body["participant"] == {"id": f"m{added['id']}", "name": "张三", "role": "member"}
     member_token = body["token"]
 
-    members_only = await meeting(client, clerk_token)
+    members_only = await create_meeting(client, clerk_token)
     seen = await client.get(f"/api/meetings/{members_only['id']}", headers=auth(member_token))
     assert seen.status == 200
     listed = await (await client.get("/api/meetings", headers=auth(member_token))).json()
@@ -63,7 +41,7 @@ async def test_member_joins_by_invite_and_watches_their_villages_meeting(client,
 
 async def test_meeting_code_and_pin_then_lockout_after_wrong_guesses(client, clerk_token):
     added = await add_member(client, clerk_token)
-    m = await meeting(client, clerk_token)
+    m = await create_meeting(client, clerk_token)
     ok = await client.post("/api/join", json={"meeting_code": m["code"], "pin": added["pin"]})
     assert ok.status == 200 and (await ok.json())["participant"]["role"] == "member"
 
@@ -147,8 +125,8 @@ async def test_editing_a_member_keeps_their_invite(client, clerk_token):
 
 
 async def test_guests_join_only_meetings_that_allow_them(client, clerk_token):
-    open_meeting = await meeting(client, clerk_token, allow_guests=True)
-    closed = await meeting(client, clerk_token)
+    open_meeting = await create_meeting(client, clerk_token, allow_guests=True)
+    closed = await create_meeting(client, clerk_token)
     guest = await client.post(
         "/api/join", json={"meeting_code": open_meeting["code"], "name": "王五"}
     )
@@ -163,7 +141,7 @@ async def test_guests_join_only_meetings_that_allow_them(client, clerk_token):
         await client.get(f"/api/meetings/{closed['id']}", headers=auth(guest_token))
     ).status == 403
     # like anyone with a link, a guest may open another meeting that admits guests
-    other_open = await meeting(client, clerk_token, allow_guests=True)
+    other_open = await create_meeting(client, clerk_token, allow_guests=True)
     assert (
         await client.get(f"/api/meetings/{other_open['id']}", headers=auth(guest_token))
     ).status == 200
@@ -179,7 +157,7 @@ async def test_guests_join_only_meetings_that_allow_them(client, clerk_token):
 
 
 async def test_villages_do_not_see_each_others_meetings_or_members(client, clerk_token):
-    ours = await meeting(client, clerk_token)
+    ours = await create_meeting(client, clerk_token)
     member = await add_member(client, clerk_token)
     theirs_token = await second_village_clerk(client)
 
@@ -195,7 +173,7 @@ async def test_villages_do_not_see_each_others_meetings_or_members(client, clerk
     listed = await (await client.get("/api/meetings", headers=auth(theirs_token))).json()
     assert listed["meetings"] == []
     # their own meeting is theirs alone, and our member's PIN means nothing there
-    theirs = await meeting(client, theirs_token)
+    theirs = await create_meeting(client, theirs_token)
     pin = await client.post(
         "/api/join", json={"meeting_code": theirs["code"], "pin": member["pin"]}
     )
@@ -255,14 +233,14 @@ async def test_bad_member_bodies(client, clerk_token):
 
 
 async def test_member_token_opens_media_and_the_live_room(client, clerk_token):
-    from .peers import Viewer
-    from .test_realtime import Recorder
+    from .support.peers import Viewer
+    from .support.realtime import Recorder
 
     added = await add_member(client, clerk_token)
     token = (await (await client.post("/api/join", json={"invite": added["invite"]})).json())[
         "token"
     ]
-    m = await meeting(client, clerk_token)
+    m = await create_meeting(client, clerk_token)
     await client.post(f"/api/meetings/{m['id']}/start", headers=auth(clerk_token))
     viewer, room = Viewer(decode=False), Recorder()
     try:

@@ -15,8 +15,7 @@ from server.services import minutes as minutes_service
 from server.services.minutes_md import md, render
 from server.settings import REPO_ROOT
 
-from .conftest import PASSWORD, auth
-from .test_room import live_meeting, member, room_of  # noqa: F401 (room_of: fixture)
+from .support.api import PASSWORD, auth, member, start_meeting
 
 EVIL = "<script>alert(1)</script>[点我](http://evil.example) ![x](http://evil.example/x.png)"
 
@@ -28,7 +27,7 @@ def md_row(*cells) -> str:
 @pytest.fixture
 async def held(client, clerk_token, room_of):
     """A meeting held from start to end over real socket.io clients, and what it stored."""
-    meeting = await live_meeting(
+    meeting = await start_meeting(
         client,
         clerk_token,
         title=f"修路会 {EVIL}",
@@ -143,8 +142,9 @@ async def get_html(client, mid, token, **headers) -> str:
     return await response.text()
 
 
-def floor_turn(events, speaker_id) -> tuple[float, str]:
+def floor_turn(held, name: str) -> tuple[float, str]:
     """The stored turn of the speaker: its ``t`` and its length (as the minutes show it)."""
+    events, speaker_id = held["events"], held["people"][name][0]
     granted = next(
         e for e in events if e["type"] == "floor:changed" and e["participant_id"] == speaker_id
     )
@@ -176,8 +176,7 @@ async def test_the_markdown_minutes_hold_the_meeting_as_stored(client, clerk_tok
     goto = [e for e in held["events"] if e["type"] == "agenda:current"]
     assert f"1. 修村道 — 开始讨论: t {minutes_service.clock(goto[0]['t'])} · " in text
     # the floor log: who, from when, for how long, on which item, how it ended
-    speaker_id = held["people"]["李四"][0]
-    t, length = floor_turn(held["events"], speaker_id)
+    t, length = floor_turn(held, "李四")
     assert re.search(
         rf"\| {re.escape(minutes_service.clock(t))} \| \d\d:\d\d:\d\d \| 李四 \| "
         rf"{length} \| 1\\\. 修村道 \| 主持人收回 \|",
@@ -220,10 +219,9 @@ async def test_the_markdown_minutes_hold_the_meeting_as_stored(client, clerk_tok
 async def test_the_html_minutes_hold_the_same(client, clerk_token, held):
     mid = held["meeting"]["id"]
     page = await get_html(client, mid, clerk_token)
-    assert '<html lang="zh-CN">' in page and "/static/minutes.css" in page
+    assert '<html lang="zh-CN">' in page and "/static/css/minutes.css?v=" in page
     assert "线上参会村民：4 人" in page and "会场清点人数: 3" in page and "赵六" in page
-    speaker_id = held["people"]["李四"][0]
-    t, length = floor_turn(held["events"], speaker_id)
+    t, length = floor_turn(held, "李四")
     assert re.search(
         rf'<td class="floor-speaker">李四</td><td class="num floor-length">'
         rf"{length}</td>",
@@ -266,7 +264,7 @@ async def test_user_text_stays_inert(client, clerk_token, held):
 
 
 async def test_who_may_read_the_minutes(client, clerk_token):
-    meeting = await live_meeting(client, clerk_token, title="只给本村")  # no guests
+    meeting = await start_meeting(client, clerk_token, title="只给本村")  # no guests
     mid = meeting["id"]
     member_id, member_token = await member(client, clerk_token, "张三")
     async with client.app[DATABASE].session() as db:
@@ -276,7 +274,7 @@ async def test_who_may_read_the_minutes(client, clerk_token):
             await client.post("/api/login", json={"username": "b-clerk", "password": PASSWORD})
         ).json()
     )["token"]
-    open_meeting = await live_meeting(client, clerk_token, title="公开", allow_guests=True)
+    open_meeting = await start_meeting(client, clerk_token, title="公开", allow_guests=True)
     guest = (
         await (
             await client.post(
@@ -312,7 +310,7 @@ async def test_who_may_read_the_minutes(client, clerk_token):
 
 async def test_who_came_and_went_is_the_committees_record(client, clerk_token, room_of):
     """Members get the number who joined online, not their names (as on the timeline)."""
-    meeting = await live_meeting(client, clerk_token, title="会")
+    meeting = await start_meeting(client, clerk_token, title="会")
     room = room_of(meeting)
     _, token = await member(client, clerk_token, "钱七")
     await room.join(token)

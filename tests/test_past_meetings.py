@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from server.keys import DATABASE
-from server.services import accounts
 from server.store import Meeting
 
-from .conftest import PASSWORD, auth
+from .support.api import auth, login_clerk
+from .support.realtime import Room
 
 
 async def _meeting(client, token, title, *, ended_on=None, starts_at=None, **extra) -> dict:
@@ -44,11 +44,7 @@ async def _titles(client, token, query: str = "") -> list[str]:
 @pytest.fixture
 async def village_b(client):
     """Another village's committee, with meetings whose titles match every search below."""
-    async with client.app[DATABASE].session() as db:
-        await accounts.create_user(db, "b-clerk", PASSWORD, village="李家村")
-    login = await client.post("/api/login", json={"username": "b-clerk", "password": PASSWORD})
-    token = (await login.json())["token"]
-    client.session.cookie_jar.clear()
+    token = await login_clerk(client, "b-clerk", village="李家村")
     await _meeting(
         client, token, "李家村 修路 Road 会", ended_on=datetime(2026, 3, 10, 2, tzinfo=UTC)
     )
@@ -213,9 +209,35 @@ async def test_replay_page_is_only_for_those_who_may_watch(client, clerk_token, 
     page = await client.get(f"/meetings/{meeting_id}/replay", headers=auth(clerk_token))
     assert page.status == 200
     html = await page.text()
-    assert "三月 修路 ROAD 会议" in html and "/static/replay.js" in html
+    assert "三月 修路 ROAD 会议" in html and "/static/pages/replay.js?v=" in html
     assert (
         await client.get(f"/meetings/{meeting_id}/replay", headers=auth(village_b))
     ).status == 404
     assert (await client.get(f"/meetings/{meeting_id}/replay")).status == 404
     assert (await client.get("/meetings/abc/replay", headers=auth(clerk_token))).status == 404
+
+
+async def test_the_replays_timeline_leaves_out_deleted_chat_lines(
+    client, clerk_token, live_meeting
+):
+    """As the room's snapshot does: a deleted line is never served; its deletion is."""
+    room = Room(client, live_meeting)
+    host, _ = await room.join(clerk_token)
+    kept = await host.call("chat:send", {"text": "留下的"})
+    gone = await host.call("chat:send", {"text": "删掉的"})
+    assert (await host.call("chat:delete", {"id": gone["id"]}))["ok"]
+    await room.close()
+    for query in ("", f"?after={kept['seq']}", "?limit=1"):
+        page = await (
+            await client.get(
+                f"/api/meetings/{live_meeting['id']}/timeline{query}", headers=auth(clerk_token)
+            )
+        ).json()
+        chat = [e["text"] for e in page["events"] if e["type"] == "chat:message"]
+        assert "删掉的" not in chat, (query, page)
+    everything = await (
+        await client.get(f"/api/meetings/{live_meeting['id']}/timeline", headers=auth(clerk_token))
+    ).json()
+    assert [e["text"] for e in everything["events"] if e["type"] == "chat:message"] == ["留下的"]
+    deleted = [e for e in everything["events"] if e["type"] == "chat:deleted"]
+    assert [e["id"] for e in deleted] == [gone["id"]]

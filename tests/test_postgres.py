@@ -6,48 +6,9 @@ Each run works in a database of its own, dropped afterwards.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import secrets
-
-import asyncpg
-import pytest
 
 from server.services import meetings
 from server.services.timeline import append_event, events_after
-from server.store import Database
-
-ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(prefix: str = "cunhui_test"):
-    """The URL of a new, empty PostgreSQL database, dropped afterwards (skips, loudly, without a server)."""
-    try:
-        admin = await asyncpg.connect(ADMIN_DSN, timeout=3)
-    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        message = f"PostgreSQL NOT TESTED: no server at {ADMIN_DSN} ({exc})"
-        print("\n" + "!" * 20 + " " + message)
-        pytest.skip(message)
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    base = ADMIN_DSN.rsplit("/", 1)[0]
-    try:
-        yield f"postgresql+asyncpg://{base.split('://', 1)[1]}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-@pytest.fixture
-async def pg_database():
-    async with fresh_database() as url:
-        database = Database(url)
-        try:
-            await database.migrate()
-            yield database
-        finally:
-            await database.close()
 
 
 async def test_meeting_lifecycle_on_postgres(pg_database):

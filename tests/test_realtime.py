@@ -2,54 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import socketio
 
-from .conftest import auth
-from .peers import Publisher, Viewer
-
-
-class Recorder:
-    """A socket.io client that keeps every event it receives, in order."""
-
-    def __init__(self) -> None:
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.events: list[tuple[str, dict]] = []
-
-        @self.sio.on("*")
-        async def catch_all(event, data):
-            self.events.append((event, data))
-
-    async def connect(self, client, token: str | None = None) -> None:
-        await self.sio.connect(
-            str(client.make_url("/")),
-            auth={"token": token} if token else None,
-            transports=["websocket"],
-            wait_timeout=5,
-        )
-
-    async def call(self, event: str, data: dict) -> dict:
-        return await self.sio.call(event, data, timeout=5)
-
-    async def wait_for(self, event: str, predicate=lambda d: True, timeout: float = 5.0) -> dict:
-        for _ in range(int(timeout / 0.02)):
-            for name, data in self.events:
-                if name == event and predicate(data):
-                    return data
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no {event} event; got {self.events}")
-
-    async def close(self) -> None:
-        await self.sio.disconnect()
-
-
-async def create_meeting(client, token, **extra) -> dict:
-    response = await client.post(
-        "/api/meetings", json={"title": "会", **extra}, headers=auth(token)
-    )
-    assert response.status == 201
-    return await response.json()
+from .support.api import auth, create_meeting
+from .support.peers import Publisher, Viewer
+from .support.realtime import Recorder
 
 
 async def test_watchers_hear_the_meeting_start_and_end(client, clerk_token):

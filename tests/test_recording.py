@@ -1,6 +1,6 @@
 """Every live meeting is recorded: real aiortc publishers, real files read back with ffmpeg.
 
-The publisher's camera shows the wall clock (tests/peers.py ClockVideoTrack), so
+The publisher's camera shows the wall clock (tests/support/peers.py ClockVideoTrack), so
 the tests can check what the recording shows at a timeline event's ``t``
 against when the event really happened.
 """
@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 
 from media import postprocess
-from server.keys import MEDIA, RECORDINGS, SETTINGS
+from server.archive import lifecycle
+from server.keys import ARCHIVE, MEDIA, SETTINGS
+from server.services import replays
 
-from .conftest import auth
-from .peers import NO_ICE_SERVERS, ClockVideoTrack, Publisher, gathered_offer, read_clock
-from .recording_helpers import (
+from .support.api import auth
+from .support.peers import NO_ICE_SERVERS, ClockVideoTrack, Publisher, gathered_offer, read_clock
+from .support.recording import (
     SEGMENT,
     at_time,
     audio_samples,
@@ -26,12 +28,12 @@ from .recording_helpers import (
     duration,
     frame_at,
     playlist_seconds,
+    publishing,
     recording_of,
     sleep_until,
     tone_level,
     wait_recording,
 )
-from .test_room import room_of  # noqa: F401  (a fixture)
 
 RECORD_SECONDS = 30
 CHAT_AT = 12
@@ -171,7 +173,7 @@ async def test_the_floor_speakers_voice_is_in_the_recording(
     """
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
-    from .peers import ToneAudioTrack
+    from .support.peers import ToneAudioTrack
 
     class HighTone(ToneAudioTrack):
         async def recv(self):
@@ -236,7 +238,7 @@ async def test_the_floor_speakers_voice_is_in_the_recording(
 async def test_an_audio_only_publisher_is_recorded(client, clerk_token, live_meeting):
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
-    from .peers import ToneAudioTrack
+    from .support.peers import ToneAudioTrack
 
     meeting_id = live_meeting["id"]
     pc = RTCPeerConnection(NO_ICE_SERVERS)
@@ -273,4 +275,29 @@ async def test_a_meeting_nobody_published_in_leaves_no_recording(client, clerk_t
     status, _ = await recording_of(client, clerk_token, meeting_id)
     assert status == 404
     assert not part_directory(client, meeting_id).exists()
-    assert client.app[RECORDINGS]._active == {}
+    assert client.app[ARCHIVE].lifecycle.active == {}
+
+
+async def test_a_recording_that_could_not_start_is_tried_again(
+    client, clerk_token, live_meeting, monkeypatch
+):
+    """The database refuses the new part once (busy, failing over): the host's publish
+    is recorded anyway, without anyone publishing again."""
+    meeting_id = live_meeting["id"]
+    real_new_part = replays.new_part
+    refused: list[int] = []
+
+    async def busy_once(db, meeting):
+        if not refused:
+            refused.append(meeting.id)
+            raise RuntimeError("database is locked")
+        return await real_new_part(db, meeting)
+
+    monkeypatch.setattr(replays, "new_part", busy_once)
+    monkeypatch.setattr(lifecycle, "RESTART_DELAY", 0.2)
+    async with publishing(client, clerk_token, meeting_id) as started_at:
+        assert refused == [meeting_id]
+        status, body = await recording_of(client, clerk_token, meeting_id)
+        assert status == 200 and body["status"] == "recording" and started_at > 0
+    await client.post(f"/api/meetings/{meeting_id}/end", headers=auth(clerk_token))
+    await wait_recording(client, clerk_token, meeting_id, lambda r: r["status"] == "ready")

@@ -9,149 +9,61 @@ reads the files back with ffprobe.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 
 import aiohttp
 import pytest
 
 from media import postprocess
 
-from .conftest import PASSWORD, auth
-from .peers import Publisher
-from .recording_helpers import at_time, codecs, duration, sleep_until
-from .test_realtime import Recorder
+from .support.api import PASSWORD, auth
+from .support.peers import Publisher
+from .support.processes import Remote, ServerProcess
+from .support.realtime import Recorder
+from .support.recording import at_time, codecs, duration, sleep_until
 
 KILL_AFTER = 20
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    def __init__(self, tmp_path) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "DATA_DIR": str(tmp_path / "data"),
-            "RECORDINGS_DIR": str(tmp_path / "recordings"),
-            "SECRET_KEY": "crash-test-secret",
-            "ICE_HOST_ADDRESSES": "127.0.0.1",
-            "ICE_SERVERS": "",
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-        }
-        self.process: subprocess.Popen | None = None
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp_path / "server.log"
-
-    def cli(self, *args) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "server", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    async def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "server",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
-                env=self.env,
-                stdout=log,
-                stderr=log,
-            )
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, self.log.read_text()[-3000:]
-                try:
-                    async with http.get(f"{self.url}/healthz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise AssertionError("the server did not start: " + self.log.read_text()[-3000:])
-
-    def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
-class Remote:
-    """What Publisher.publish needs of a client: ``post`` with a path, and ``make_url``."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http, self.url = http, url
-
-    def post(self, path, **kwargs):
-        return self.http.post(self.url + path, **kwargs)
-
-    def make_url(self, path):
-        return self.url + path
-
-
 @pytest.fixture
-def server(tmp_path):
+def server_process(tmp_path):
     process = ServerProcess(tmp_path)
     yield process
     process.stop()
 
 
-async def test_kill_minus_nine_leaves_a_playable_recording_listed_as_interrupted(server, tmp_path):
-    created = server.cli("admin", "create-user", "clerk", "--password", PASSWORD)
+async def test_kill_minus_nine_leaves_a_playable_recording_listed_as_interrupted(
+    server_process, tmp_path
+):
+    created = server_process.cli("admin", "create-user", "clerk", "--password", PASSWORD)
     assert created.returncode == 0, created.stderr
-    await server.start()
+    await server_process.start()
     publisher = Publisher(width=320, height=240)
     person = Recorder()
     async with aiohttp.ClientSession() as http:
         login = await (
             await http.post(
-                server.url + "/api/login", json={"username": "clerk", "password": PASSWORD}
+                server_process.url + "/api/login", json={"username": "clerk", "password": PASSWORD}
             )
         ).json()
         token = login["token"]
         meeting = await (
             await http.post(
-                server.url + "/api/meetings",
+                server_process.url + "/api/meetings",
                 json={"title": "村民会议", "agenda": [{"title": "修路"}]},
                 headers=auth(token),
             )
         ).json()
         meeting_id = meeting["id"]
-        await http.post(f"{server.url}/api/meetings/{meeting_id}/start", headers=auth(token))
-        await publisher.publish(Remote(http, server.url), meeting_id, token)
+        await http.post(
+            f"{server_process.url}/api/meetings/{meeting_id}/start", headers=auth(token)
+        )
+        await publisher.publish(Remote(http, server_process.url), meeting_id, token)
         recording = {}
         for _ in range(100):
             recording = await (
                 await http.get(
-                    f"{server.url}/api/meetings/{meeting_id}/recording", headers=auth(token)
+                    f"{server_process.url}/api/meetings/{meeting_id}/recording", headers=auth(token)
                 )
             ).json()
             if recording.get("started_at"):
@@ -159,7 +71,7 @@ async def test_kill_minus_nine_leaves_a_playable_recording_listed_as_interrupted
             await asyncio.sleep(0.1)
         started = at_time(recording["started_at"])
         # a committed chat line and a committed vote, before the crash
-        await person.connect(Remote(http, server.url), token)
+        await person.connect(Remote(http, server_process.url), token)
         assert (await person.call("join", {"meeting_id": meeting_id}))["ok"]
         assert (await person.call("chat:send", {"text": "断电前的最后一句"}))["ok"]
         opened = await person.call(
@@ -174,16 +86,16 @@ async def test_kill_minus_nine_leaves_a_playable_recording_listed_as_interrupted
         assert opened["ok"], opened
         await sleep_until(started + KILL_AFTER)
         await person.close()
-        server.kill()
+        server_process.kill()
         await publisher.close()
 
         raw = tmp_path / "recordings" / f"{meeting_id}/1" / "raw.mp4"
         assert raw.exists()
-        await server.start()  # the same database and recordings folder
+        await server_process.start()  # the same database and recordings folder
         for _ in range(300):
             recording = await (
                 await http.get(
-                    f"{server.url}/api/meetings/{meeting_id}/recording", headers=auth(token)
+                    f"{server_process.url}/api/meetings/{meeting_id}/recording", headers=auth(token)
                 )
             ).json()
             if recording["status"] not in ("recording", "processing"):
@@ -206,18 +118,22 @@ async def test_kill_minus_nine_leaves_a_playable_recording_listed_as_interrupted
         assert raw.exists()  # the raw recording is kept, never deleted
         playlist = (directory / "index.m3u8").read_text()
         assert "#EXTINF" in playlist and playlist.rstrip().endswith("#EXT-X-ENDLIST")
-        served = await http.get(server.url + recording["mp4"], headers=auth(token))
+        served = await http.get(server_process.url + recording["mp4"], headers=auth(token))
         assert served.status == 200
 
         # every committed chat line and vote survived
         timeline = await (
-            await http.get(f"{server.url}/api/meetings/{meeting_id}/timeline", headers=auth(token))
+            await http.get(
+                f"{server_process.url}/api/meetings/{meeting_id}/timeline", headers=auth(token)
+            )
         ).json()
         types = [e["type"] for e in timeline["events"]]
         assert "chat:message" in types and "vote:opened" in types
         chat = next(e for e in timeline["events"] if e["type"] == "chat:message")
         assert chat["text"] == "断电前的最后一句"
         votes = await (
-            await http.get(f"{server.url}/api/meetings/{meeting_id}/votes", headers=auth(token))
+            await http.get(
+                f"{server_process.url}/api/meetings/{meeting_id}/votes", headers=auth(token)
+            )
         ).json()
         assert len(votes["votes"]) == 1

@@ -1,22 +1,22 @@
-"""Recording files are served by id only; failures keep the raw recording; retention keeps the record."""
+"""Recording files are served by id only; failures keep the raw file; retention keeps the record."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from datetime import timedelta
 
 import pytest
 from yarl import URL
 
 from media import postprocess
-from server.keys import DATABASE, MEDIA, RECORDINGS, SETTINGS
-from server.services import accounts
-from server.services import recordings as recordings_store
+from server.keys import ARCHIVE, DATABASE, MEDIA, SETTINGS
+from server.services import accounts, replays
 from server.store import Meeting, Recording, utcnow
 
-from .conftest import PASSWORD, auth
-from .recording_helpers import duration, publishing, recording_of, sleep_until, wait_recording
+from .support.api import PASSWORD, auth
+from .support.recording import duration, publishing, recording_of, sleep_until, wait_recording
 
 
 @pytest.fixture
@@ -112,8 +112,8 @@ async def test_a_failed_step_shows_its_reason_keeps_the_raw_file_and_the_publish
     os.utime(raw, (mp4.stat().st_mtime + 5,) * 2)  # newer than its MP4: the step runs again
     recording_id = await _recording_id(client, meeting_id)
     async with client.app[DATABASE].session() as db:  # as if processing had not run yet
-        await recordings_store.update(db, recording_id, status="processing", steps={})
-    await client.app[RECORDINGS].process(recording_id)
+        await replays.update(db, recording_id, status="processing", steps={})
+    await client.app[ARCHIVE].postprocessing.process(recording_id)
 
     status = await (
         await client.get(f"/api/meetings/{meeting_id}/recording", headers=auth(clerk_token))
@@ -149,7 +149,7 @@ async def test_retention_removes_old_media_but_never_the_minutes_or_events(
     client, clerk_token, recorded
 ):
     meeting_id = recorded["meeting"]["id"]
-    recordings = client.app[RECORDINGS]
+    recordings = client.app[ARCHIVE]
     assert await recordings.sweep_retention() == 0  # RECORDINGS_RETENTION_DAYS=0: forever
     object.__setattr__(client.app[SETTINGS], "recordings_retention_days", 30)
     assert await recordings.sweep_retention() == 0  # ended today: kept
@@ -192,7 +192,7 @@ async def test_a_part_whose_files_are_gone_fails_with_a_reason_not_forever_proce
     shutil.move(recorded["directory"], recorded["directory"].parent / "moved-away")
     recording_id = await _recording_id(client, meeting_id)
     async with client.app[DATABASE].session() as db:
-        await recordings_store.update(db, recording_id, status="failed")
+        await replays.update(db, recording_id, status="failed")
     retried = await client.post(
         f"/api/meetings/{meeting_id}/recording/retry", headers=auth(clerk_token)
     )
@@ -208,10 +208,10 @@ async def test_a_meeting_that_ended_is_never_recorded_again(client, clerk_token,
     """A WHIP publish racing the end: the late start finds the meeting over and records nothing."""
     meeting_id = live_meeting["id"]
     await client.post(f"/api/meetings/{meeting_id}/end", headers=auth(clerk_token))
-    await client.app[RECORDINGS].ensure_recording(meeting_id)  # what the WHIP handler calls
+    await client.app[ARCHIVE].lifecycle.ensure_recording(meeting_id)  # as a publisher on the air
     status, _ = await recording_of(client, clerk_token, meeting_id)
     assert status == 404
-    assert client.app[RECORDINGS]._active == {}
+    assert client.app[ARCHIVE].lifecycle.active == {}
     assert client.app[MEDIA].recorder(str(meeting_id)) is None
 
 
@@ -232,3 +232,28 @@ async def test_a_meeting_ended_by_another_process_stops_recording_here(
         )
     assert abs(done["duration"] - 3) <= 7  # stopped within the check interval (5 s)
     assert client.app[MEDIA].stats(str(meeting_id)).publishing is False  # hung up too
+
+
+async def test_an_mp4_cut_before_its_first_fragment_is_made_from_the_live_segments(tmp_path):
+    """A full disk stopped the MP4's writes before one whole fragment reached it (ffmpeg
+    buffers the MP4; the HLS segments were already out): the downloadable MP4 is made
+    from the segments, not lost."""
+    subprocess.run(
+        [
+            *("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10"),
+            *("-f", "lavfi", "-i", "sine=frequency=440", "-t", "4"),
+            *("-c:v", "libx264", "-g", "10", "-c:a", "aac", "-f", "hls", "-hls_time", "1"),
+            *("-hls_list_size", "0", "-hls_segment_filename", str(tmp_path / "seg%05d.ts")),
+            str(tmp_path / postprocess.PLAYLIST),
+        ],
+        check=True,
+        timeout=60,
+    )
+    # what the disk kept of the fragmented MP4: its header and part of a first fragment
+    (tmp_path / postprocess.RAW_MP4).write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(4000))
+    assert not await postprocess.duration_of(tmp_path / postprocess.RAW_MP4)
+
+    mp4 = await postprocess.faststart_mp4(tmp_path, 4.0)
+    assert abs((await postprocess.duration_of(mp4) or 0) - 4.0) < 0.5
+    kinds = {s["codec_type"] for s in (await postprocess.probe(mp4))["streams"]}
+    assert kinds == {"video", "audio"}

@@ -6,25 +6,14 @@ import secrets
 from dataclasses import replace
 
 import pytest
-import redis
 
 from server.app import create_app
 from server.keys import DATABASE
 from server.services import accounts
 
-from .conftest import PASSWORD, auth
-from .test_realtime import Recorder
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def redis_or_skip() -> None:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        message = f"REDIS NOT TESTED: no server at {REDIS_URL} ({exc})"
-        print("\n" + "!" * 20 + " " + message)
-        pytest.skip(message)
+from .support.api import PASSWORD, auth
+from .support.databases import REDIS_URL, redis_or_skip
+from .support.realtime import Recorder
 
 
 async def test_events_from_one_process_reach_clients_of_another(aiohttp_client, settings):

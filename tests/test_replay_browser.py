@@ -18,16 +18,17 @@ from playwright.async_api import async_playwright
 
 from server.http.auth import COOKIE
 
-from .browser import Browser
-from .conftest import PASSWORD, auth
-from .peers import Publisher
-from .test_browser import server  # noqa: F401  (the fixture)
-from .test_realtime import Recorder
+from .support.api import auth, log_in
+from .support.browser import Browser
+from .support.peers import Publisher
+from .support.realtime import Recorder
 
 pytestmark = pytest.mark.netns
 
 CHAT_ONE = "请大家注意修路的时间"
 CHAT_TWO = "<b>Hello WORLD</b> 修路"  # markup must stay text
+#: true once the timeline entry highlighted as "now" is of the type given as ``arg``
+CURRENT_ENTRY_IS = "t => document.querySelector('#timeline-list li.current')?.dataset.type === t"
 
 
 async def _until(check, timeout: float, what: str, every: float = 0.5):
@@ -158,12 +159,20 @@ async def _seek(page, seconds: float) -> None:
         """async (t) => {
         const v = document.getElementById('replay-player');
         v.pause();
-        const done = new Promise((resolve) => v.addEventListener('seeked', resolve, { once: true }));
+        const done = new Promise(
+          (resolve) => v.addEventListener('seeked', resolve, { once: true }));
         v.currentTime = t;
         await done;
     }""",
         seconds,
     )
+
+
+async def _highlighted_at(page, seconds: float, event_type: str) -> dict:
+    """Seek to ``seconds``; once the timeline highlights an ``event_type`` entry, that entry."""
+    await _seek(page, seconds)
+    await page.wait_for_function(CURRENT_ENTRY_IS, arg=event_type, timeout=5_000)
+    return await _highlighted(page)
 
 
 async def _highlighted(page) -> dict:
@@ -175,9 +184,7 @@ async def _highlighted(page) -> dict:
 
 async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
     client = await aiohttp_client(server)
-    login = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-    token = (await login.json())["token"]
-    client.session.cookie_jar.clear()
+    token = await log_in(client)
     base = str(server.make_url("")).rstrip("/")
 
     async with async_playwright() as pw:
@@ -217,7 +224,8 @@ async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
             await page.wait_for_function("document.body.dataset.source === 'mp4'", timeout=15_000)
             # Debian's Chromium decodes H.264 in MP4
             assert await page.evaluate(
-                "document.getElementById('replay-player').canPlayType('video/mp4; codecs=\"avc1.42E01E\"')"
+                "document.getElementById('replay-player')"
+                ".canPlayType('video/mp4; codecs=\"avc1.42E01E\"')"
             ) in ("probably", "maybe")
             await page.wait_for_function(
                 "document.getElementById('replay-player').readyState >= 1", timeout=15_000
@@ -249,21 +257,11 @@ async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
             ).is_disabled()
 
             # the chat line is highlighted at its moment
-            await _seek(page, facts["t_chat"] + 0.3)
-            await page.wait_for_function(
-                "() => document.querySelector('#timeline-list li.current')?.dataset.type === 'chat:message'",
-                timeout=5_000,
-            )
-            current = await _highlighted(page)
+            current = await _highlighted_at(page, facts["t_chat"] + 0.3, "chat:message")
             assert CHAT_ONE in current["text"] and "王五" in current["text"]
 
             # ... and the vote's result at its moment
-            await _seek(page, facts["t_vote"] + 0.3)
-            await page.wait_for_function(
-                "() => document.querySelector('#timeline-list li.current')?.dataset.type === 'vote:closed'",
-                timeout=5_000,
-            )
-            current = await _highlighted(page)
+            current = await _highlighted_at(page, facts["t_vote"] + 0.3, "vote:closed")
             closed = facts["closed"]
             verdict = (
                 "到会人数不足，表决无效"
@@ -328,10 +326,7 @@ async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
                 arg=moment,
                 timeout=15_000,
             )
-            await other.wait_for_function(
-                "() => document.querySelector('#timeline-list li.current')?.dataset.type === 'chat:message'",
-                timeout=5_000,
-            )
+            await other.wait_for_function(CURRENT_ENTRY_IS, arg="chat:message", timeout=5_000)
 
             # a phone 360 px wide: nothing sticks out sideways
             await other.set_viewport_size({"width": 360, "height": 740})
@@ -349,9 +344,7 @@ async def test_replay_chapters_timeline_votes_and_links(server, aiohttp_client):
 
 async def test_replay_page_without_a_recording_says_so(server, aiohttp_client):
     client = await aiohttp_client(server)
-    login = await client.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-    token = (await login.json())["token"]
-    client.session.cookie_jar.clear()
+    token = await log_in(client)
     meeting = await (
         await client.post(
             "/api/meetings",

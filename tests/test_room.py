@@ -4,71 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from server.keys import DATABASE
-from server.services import accounts
-
-from .conftest import PASSWORD, auth
-from .test_realtime import Recorder, create_meeting
-
-
-async def member(client, clerk_token, name="村民") -> tuple[str, str]:
-    """A member of the clerk's village: (participant id, token)."""
-    added = await (
-        await client.post("/api/members", json={"name": name}, headers=auth(clerk_token))
-    ).json()
-    joined = await (await client.post("/api/join", json={"invite": added["invite"]})).json()
-    client.session.cookie_jar.clear()
-    return joined["participant"]["id"], joined["token"]
-
-
-async def live_meeting(client, clerk_token, **extra) -> dict:
-    meeting = await create_meeting(client, clerk_token, **extra)
-    await client.post(f"/api/meetings/{meeting['id']}/start", headers=auth(clerk_token))
-    return meeting
-
-
-class Room:
-    """Connected, joined clients; closed together."""
-
-    def __init__(self, client, meeting) -> None:
-        self.client, self.meeting, self.people = client, meeting, []
-
-    async def join(self, token=None, since_seq=None) -> tuple[Recorder, dict]:
-        person = Recorder()
-        await person.connect(self.client, token)
-        payload = {"meeting_id": self.meeting["id"]}
-        if since_seq is not None:
-            payload["since_seq"] = since_seq
-        ack = await person.call("join", payload)
-        assert ack["ok"], ack
-        self.people.append(person)
-        return person, ack
-
-    async def close(self) -> None:
-        await asyncio.gather(*(p.close() for p in self.people), return_exceptions=True)
-
-
-@pytest.fixture
-async def room_of(client):
-    rooms = []
-
-    def make(meeting):
-        rooms.append(Room(client, meeting))
-        return rooms[-1]
-
-    yield make
-    for r in rooms:
-        await r.close()
-
-
-def named(events, name):
-    return [data for event, data in events if event == name]
+from .support.api import auth, login_clerk, member, start_meeting
+from .support.realtime import Recorder, named
 
 
 async def test_chat_reaches_everyone_in_order_exactly_as_typed(client, clerk_token, room_of):
-    meeting = await live_meeting(client, clerk_token, allow_guests=True)
+    meeting = await start_meeting(client, clerk_token, allow_guests=True)
     room = room_of(meeting)
     writer_id, writer_token = await member(client, clerk_token, "张三")
     writer, _ = await room.join(writer_token)
@@ -104,7 +45,7 @@ async def test_chat_reaches_everyone_in_order_exactly_as_typed(client, clerk_tok
 async def test_hand_queue_is_the_same_on_every_screen_for_20_concurrent_raisers(
     client, clerk_token, room_of
 ):
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     members = [await member(client, clerk_token, f"村民{i}") for i in range(20)]
@@ -137,7 +78,7 @@ async def test_hand_queue_is_the_same_on_every_screen_for_20_concurrent_raisers(
 
 
 async def test_floor_grant_revoke_and_speaking_time(client, clerk_token, room_of):
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     speaker_id, speaker_token = await member(client, clerk_token, "李四")
@@ -169,7 +110,7 @@ async def test_floor_grant_revoke_and_speaking_time(client, clerk_token, room_of
 async def test_reconnecting_client_receives_exactly_the_10_events_it_missed(
     client, clerk_token, room_of
 ):
-    meeting = await live_meeting(client, clerk_token, allow_guests=True)
+    meeting = await start_meeting(client, clerk_token, allow_guests=True)
     room = room_of(meeting)
     writers = [await member(client, clerk_token, f"写{i}") for i in range(2)]
     sockets = [(await room.join(token))[0] for _, token in writers]
@@ -190,7 +131,7 @@ async def test_reconnecting_client_receives_exactly_the_10_events_it_missed(
 
 
 async def test_flooding_is_refused_while_others_are_still_heard(client, clerk_token, room_of):
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = room_of(meeting)
     _, flood_token = await member(client, clerk_token, "刷屏")
     _, calm_token = await member(client, clerk_token, "正常")
@@ -210,7 +151,7 @@ async def test_flooding_is_refused_while_others_are_still_heard(client, clerk_to
 
 
 async def test_bad_payloads_get_bad_request_and_change_nothing(client, clerk_token, room_of):
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = room_of(meeting)
     _, token = await member(client, clerk_token)
     person, ack = await room.join(token)
@@ -259,7 +200,7 @@ async def test_bad_payloads_get_bad_request_and_change_nothing(client, clerk_tok
 
 
 async def test_the_committee_moderates_chat_and_counts_the_hall(client, clerk_token, room_of):
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = room_of(meeting)
     member_id, token = await member(client, clerk_token, "王五")
     person, _ = await room.join(token)
@@ -295,7 +236,7 @@ async def test_the_committee_moderates_chat_and_counts_the_hall(client, clerk_to
 async def test_one_member_on_two_devices_counts_once_and_leaves_are_recorded(
     client, clerk_token, room_of
 ):
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = room_of(meeting)
     member_id, token = await member(client, clerk_token, "赵六")
     host, _ = await room.join(clerk_token)
@@ -333,15 +274,8 @@ ALLOWED = {
 
 async def test_role_event_matrix(client, clerk_token, room_of):
     """Every client event × every kind of caller → ok, or forbidden with no stored change."""
-    meeting = await live_meeting(client, clerk_token, allow_guests=True)
-    async with client.app[DATABASE].session() as db:
-        await accounts.create_user(db, "b-clerk", PASSWORD, village="李家村")
-    b_token = (
-        await (
-            await client.post("/api/login", json={"username": "b-clerk", "password": PASSWORD})
-        ).json()
-    )["token"]
-    client.session.cookie_jar.clear()
+    meeting = await start_meeting(client, clerk_token, allow_guests=True)
+    b_token = await login_clerk(client, "b-clerk", village="李家村")
     target_id, member_token = await member(client, clerk_token, "本村")
     b_added = await (
         await client.post("/api/members", json={"name": "外村"}, headers=auth(b_token))
@@ -402,7 +336,7 @@ async def _last_seq(client, token, meeting) -> int:
 
 
 async def test_guests_chat_only_where_the_meeting_allows_it(client, clerk_token, room_of):
-    meeting = await live_meeting(client, clerk_token, allow_guests=True, allow_guest_chat=True)
+    meeting = await start_meeting(client, clerk_token, allow_guests=True, allow_guest_chat=True)
     guest = (
         await (
             await client.post(
@@ -423,17 +357,17 @@ async def test_guests_chat_only_where_the_meeting_allows_it(client, clerk_token,
 async def test_a_chat_storm_is_shed_so_the_chair_is_not_queued_behind_it(
     client, clerk_token, room_of
 ):
-    from server.keys import REALTIME
+    from server.keys import LIVE
     from server.realtime import MAX_WAITING
 
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     people = [
         (await room.join((await member(client, clerk_token, f"人{i}"))[1]))[0]
         for i in range(MAX_WAITING + 5)
     ]
-    lock = client.app[REALTIME].room_lock(meeting["id"])
+    lock = client.app[LIVE].room_lock(meeting["id"])
     async with lock:  # the room is busy: everything queues
         sends = [
             asyncio.ensure_future(p.call("chat:send", {"text": f"第{i}条"}))

@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar
 
-from .conftest import auth
-from .test_api import error_code
-from .test_realtime import Recorder
+from .support.api import auth, error_code
+from .support.realtime import Recorder
 
 
 def days_ahead(days: float) -> str:

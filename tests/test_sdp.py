@@ -7,7 +7,7 @@ import pytest
 from media.errors import IceRestartUnsupported, InvalidOffer, InvalidTrickle
 from media.sdp import check_offer, keep_loopback_candidates, parse_trickle
 
-from .test_whip_whep_errors import publisher_offer, viewer_offer
+from .support.peers import publisher_offer, viewer_offer
 
 
 async def test_offer_summary_says_what_is_sent_and_received():
@@ -37,7 +37,7 @@ def test_garbage_offers_name_the_problem(body, reason):
 
 async def test_non_loopback_candidates_are_dropped():
     offer = await publisher_offer()
-    line = next(l for l in offer.split("\r\n") if l.startswith("a=candidate"))
+    line = next(x for x in offer.split("\r\n") if x.startswith("a=candidate"))
     lan = line.replace("127.0.0.1", "192.0.2.7")
     mdns = line.replace("127.0.0.1", "0f6c2a1e-2b4c-4bd0-9a3e-0d54e8c1a1b2.local")
     mixed = offer.replace(line, "\r\n".join([line, lan, mdns]))

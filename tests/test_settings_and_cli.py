@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from media import parse_ice_servers
 from server.settings import ConfigError, Settings, normalize_database_url
+
+from .support.processes import run_cli
 
 
 def test_defaults_are_embedded_sqlite_and_no_ice_servers(tmp_path):
@@ -47,16 +45,6 @@ def test_ice_servers_forms():
     assert servers[0].username == "u" and servers[0].credential == "p"
     with pytest.raises(ConfigError):
         Settings.from_env({"ICE_SERVERS": "[not json"})
-
-
-def run_cli(*args, env):
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_admin_create_user_then_login_and_duplicate_refused(tmp_path):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from .conftest import auth
-from .test_api import error_code
-from .test_realtime import create_meeting
-from .test_room import Room, member
+from .support.api import auth, create_meeting, error_code, member
+from .support.realtime import Room
 
 
 async def test_a_suggestion_before_the_meeting_is_answered_during_it(client, clerk_token):

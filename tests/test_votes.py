@@ -11,8 +11,8 @@ from sqlalchemy import text
 from server.keys import DATABASE
 from server.services import rules
 
-from .conftest import auth
-from .test_room import Room, live_meeting, member, room_of  # noqa: F401 (room_of: fixture)
+from .support.api import add_member, auth, join_by_invite, member, start_meeting
+from .support.realtime import Room
 
 
 async def voters(client, clerk_token, room, n, **member_fields):
@@ -25,7 +25,7 @@ async def voters(client, clerk_token, room, n, **member_fields):
 
 
 async def test_open_cast_close_with_exact_tally_and_receipts(client, clerk_token, room_of):
-    meeting = await live_meeting(client, clerk_token, agenda=[{"title": "修路"}])
+    meeting = await start_meeting(client, clerk_token, agenda=[{"title": "修路"}])
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     people = await voters(client, clerk_token, room, 5)
@@ -85,7 +85,7 @@ async def test_open_cast_close_with_exact_tally_and_receipts(client, clerk_token
 
 
 async def test_bad_ballots_are_refused_with_their_codes(client, clerk_token, room_of):
-    meeting = await live_meeting(client, clerk_token, allow_guests=True)
+    meeting = await start_meeting(client, clerk_token, allow_guests=True)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     ((member_id, person),) = await voters(client, clerk_token, room, 1)
@@ -138,7 +138,7 @@ async def test_bad_ballots_are_refused_with_their_codes(client, clerk_token, roo
 async def test_20_parallel_casts_by_one_member_over_3_connections_make_1_ballot(
     client, clerk_token, room_of
 ):
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     _, token = await member(client, clerk_token, "手快的人")
@@ -160,7 +160,7 @@ async def test_20_parallel_casts_by_one_member_over_3_connections_make_1_ballot(
 
 
 async def test_50_casts_racing_50_closes_agree_on_one_tally(client, clerk_token, room_of):
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     others = [(await room.join(clerk_token))[0] for _ in range(4)]
@@ -198,8 +198,8 @@ async def pg_client(aiohttp_client, settings):
     from server.app import create_app
     from server.services import accounts
 
-    from .conftest import PASSWORD
-    from .test_postgres import fresh_database
+    from .support.api import PASSWORD
+    from .support.databases import fresh_database
 
     async with fresh_database("cunhui_votes") as url:
         client = await aiohttp_client(create_app(replace(settings, database_url=url)))
@@ -217,7 +217,7 @@ async def test_500_concurrent_voters_make_exactly_500_ballots_on_postgres(pg_cli
 
 
 async def _many_voters(client, clerk_token, n: int) -> None:
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = Room(client, meeting)
     try:
         await _vote_with(room, client, clerk_token, meeting, n)
@@ -263,7 +263,7 @@ async def _vote_with(room, client, clerk_token, meeting, n: int) -> None:
 
 async def test_a_secret_ballot_pairs_no_member_with_a_choice(client, clerk_token, room_of, caplog):
     caplog.set_level(logging.DEBUG)
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     people = await voters(client, clerk_token, room, 4)
@@ -313,25 +313,15 @@ async def test_a_secret_ballot_pairs_no_member_with_a_choice(client, clerk_token
 async def test_hall_and_remote_add_up_and_a_remote_voter_is_not_counted_twice(
     client, clerk_token, room_of
 ):
-    meeting = await live_meeting(client, clerk_token, kind="representatives_meeting")
+    meeting = await start_meeting(client, clerk_token, kind="representatives_meeting")
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
-    reps = []
-    for i in range(6):
-        added = await (
-            await client.post(
-                "/api/members",
-                json={"name": f"代表{i}", "representative": True},
-                headers=auth(clerk_token),
-            )
-        ).json()
-        reps.append(added)
+    reps = [
+        await add_member(client, clerk_token, f"代表{i}", representative=True) for i in range(6)
+    ]
     remote = []
     for rep in reps[:2]:
-        token = (await (await client.post("/api/join", json={"invite": rep["invite"]})).json())[
-            "token"
-        ]
-        client.session.cookie_jar.clear()
+        token = (await join_by_invite(client, rep["invite"]))["token"]
         remote.append((await room.join(token))[0])
     await client.post("/api/members", json={"name": "普通村民"}, headers=auth(clerk_token))
     assert (await host.call("attendance:hall", {"in_hall": 3}))["ok"]
@@ -397,7 +387,7 @@ def test_rule_profiles_decide_by_the_law():
 
 
 async def test_ending_the_meeting_closes_its_open_votes(client, clerk_token, room_of):
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     ((_, person),) = await voters(client, clerk_token, room, 1)
@@ -409,7 +399,7 @@ async def test_ending_the_meeting_closes_its_open_votes(client, clerk_token, roo
 
 
 async def test_a_registered_proxy_votes_for_an_absent_member_once(client, clerk_token, room_of):
-    meeting = await live_meeting(client, clerk_token)
+    meeting = await start_meeting(client, clerk_token)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     absent = await (
@@ -477,37 +467,23 @@ async def test_a_registered_proxy_votes_for_an_absent_member_once(client, clerk_
 async def test_only_those_who_may_vote_count_as_present(client, clerk_token, room_of):
     """Ordinary villagers watching a representatives' meeting, or another village's members
     watching an open meeting, do not make up (or break) its quorum."""
-    from .test_members_and_join import second_village_clerk
+    from .support.api import second_village_clerk
 
-    meeting = await live_meeting(
+    meeting = await start_meeting(
         client, clerk_token, kind="representatives_meeting", allow_guests=True
     )
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     reps = []
     for i in range(3):
-        added = await (
-            await client.post(
-                "/api/members",
-                json={"name": f"代表{i}", "representative": True},
-                headers=auth(clerk_token),
-            )
-        ).json()
-        token = (await (await client.post("/api/join", json={"invite": added["invite"]})).json())[
-            "token"
-        ]
-        client.session.cookie_jar.clear()
+        added = await add_member(client, clerk_token, f"代表{i}", representative=True)
+        token = (await join_by_invite(client, added["invite"]))["token"]
         reps.append((await room.join(token))[0])
     for _ in range(6):  # villagers watching
         await room.join((await member(client, clerk_token, "旁听"))[1])
     outsider_clerk = await second_village_clerk(client)
-    outsider = await (
-        await client.post("/api/members", json={"name": "外村人"}, headers=auth(outsider_clerk))
-    ).json()
-    token = (await (await client.post("/api/join", json={"invite": outsider["invite"]})).json())[
-        "token"
-    ]
-    client.session.cookie_jar.clear()
+    outsider = await add_member(client, outsider_clerk, "外村人")
+    token = (await join_by_invite(client, outsider["invite"]))["token"]
     await room.join(token)
 
     vote_id = (await host.call("vote:open", {"question": "通过吗?"}))["vote_id"]
@@ -522,7 +498,7 @@ async def test_only_those_who_may_vote_count_as_present(client, clerk_token, roo
 async def test_a_secret_vote_shows_no_source_small_enough_to_name_a_voter(
     client, clerk_token, room_of
 ):
-    meeting = await live_meeting(client, clerk_token, allow_guests=True)
+    meeting = await start_meeting(client, clerk_token, allow_guests=True)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     ((member_id, person),) = await voters(client, clerk_token, room, 1)

@@ -1,4 +1,4 @@
-"""Bad input on the media endpoints: a clear status, the contract's error code, nothing left behind."""
+"""Bad input on the media endpoints: a clear status, the contract's error code, no peer left."""
 
 from __future__ import annotations
 
@@ -6,29 +6,14 @@ from aiortc import RTCPeerConnection
 
 from server.keys import MEDIA
 
-from .conftest import auth
-from .peers import NO_ICE_SERVERS, Publisher, gathered_offer
-from .test_api import error_code
-
-SDP = {"Content-Type": "application/sdp"}
-
-
-async def publisher_offer() -> str:
-    publisher = Publisher()
-    try:
-        return await gathered_offer(publisher.pc)
-    finally:
-        await publisher.close()
-
-
-async def viewer_offer() -> str:
-    pc = RTCPeerConnection(NO_ICE_SERVERS)
-    pc.addTransceiver("video", direction="recvonly")
-    pc.addTransceiver("audio", direction="recvonly")
-    try:
-        return await gathered_offer(pc)
-    finally:
-        await pc.close()
+from .support.api import auth, error_code
+from .support.peers import (
+    NO_ICE_SERVERS,
+    SDP,
+    gathered_offer,
+    publisher_offer,
+    viewer_offer,
+)
 
 
 def open_sessions(client) -> int:
@@ -148,14 +133,14 @@ async def test_trickle_patch_adds_candidates_and_refuses_ice_restart(client, liv
         lines = offer.splitlines()
         stripped = (
             "\r\n".join(
-                l for l in lines if not l.startswith("a=candidate") and l != "a=end-of-candidates"
+                x for x in lines if not x.startswith("a=candidate") and x != "a=end-of-candidates"
             )
             + "\r\n"
         )
-        candidates = [l for l in lines if l.startswith("a=candidate")]
-        ufrag = next(l for l in lines if l.startswith("a=ice-ufrag"))
-        pwd = next(l for l in lines if l.startswith("a=ice-pwd"))
-        mid = next(l for l in lines if l.startswith("a=mid"))
+        candidates = [x for x in lines if x.startswith("a=candidate")]
+        ufrag = next(x for x in lines if x.startswith("a=ice-ufrag"))
+        pwd = next(x for x in lines if x.startswith("a=ice-pwd"))
+        mid = next(x for x in lines if x.startswith("a=mid"))
         response = await client.post(f"/whep/{live_meeting['id']}", data=stripped, headers=SDP)
         assert response.status == 201
         location, etag = response.headers["Location"], response.headers["ETag"]

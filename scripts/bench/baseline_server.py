@@ -24,7 +24,8 @@ import asyncio
 import logging
 import secrets
 
-from .common import LOOPBACK, loopback_only, rtc_configuration
+from .common import LOOPBACK, loopback_only
+from .peers import NO_ICE_SERVERS
 
 
 def main(argv: list[str]) -> int:
@@ -96,7 +97,7 @@ def main(argv: list[str]) -> int:
         room_id = request.match_info["id"]
         room = rooms.setdefault(room_id, Room())
         offer = await request.text()
-        pc = RTCPeerConnection(rtc_configuration())
+        pc = RTCPeerConnection(NO_ICE_SERVERS)
 
         @pc.on("track")
         def on_track(track) -> None:
@@ -122,9 +123,9 @@ def main(argv: list[str]) -> int:
                 {"error": {"code": "conflict", "message": "not publishing"}}, status=409
             )
         offer = await request.text()
-        pc = RTCPeerConnection(rtc_configuration())
+        pc = RTCPeerConnection(NO_ICE_SERVERS)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        for kind, source in room.sources.items():
+        for source in room.sources.values():
             pc.addTrack(relay.subscribe(source, buffered=False))
         await pc.setLocalDescription(await pc.createAnswer())
         session = secrets.token_urlsafe(16)

@@ -8,6 +8,7 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
 import sys
 import time
 import traceback
@@ -22,6 +23,37 @@ THREAD_NAMES_DIR = Path(__file__).resolve().parent / "thread_names"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def log(msg: str, who: str = "bench") -> None:
+    print(f"[{who} {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def git(*argv: str) -> str:
+    """The output of a git command in the repo ("" if git fails)."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(REPO), *argv], capture_output=True, text=True, timeout=10
+        ).stdout.rstrip("\n")
+    except Exception:
+        return ""
+
+
+def changed_files(*paths: str) -> list[str]:
+    """Files under ``paths`` that differ from the commit (what was measured, exactly)."""
+    return [line[3:] for line in git("status", "--porcelain", "--", *paths).splitlines() if line]
+
+
 def ensure_repo_on_path() -> None:
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
@@ -33,13 +65,6 @@ def loopback_only() -> None:
     from media.aiortc_hooks import restrict_host_addresses
 
     restrict_host_addresses([LOOPBACK])
-
-
-def rtc_configuration():
-    """No STUN/TURN at all: aiortc would otherwise use a public STUN server."""
-    from aiortc import RTCConfiguration
-
-    return RTCConfiguration(iceServers=[])
 
 
 def free_port() -> int:
@@ -86,7 +111,7 @@ def cpu_system_seconds(pid: int) -> float:
 
 
 def _per_thread(pids: list[int], name: str, parse) -> dict[tuple[int, int], object]:
-    """``parse`` of /proc/PID/task/TID/``name`` for every thread of ``pids``, keyed by (pid, tid)."""
+    """``parse`` of /proc/PID/task/TID/``name`` for each thread of ``pids``, keyed by (pid, tid)."""
     result = {}
     for pid in pids:
         try:
@@ -213,6 +238,24 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def spawn(
+    command: list[str], env: dict, log_path: Path, children: Children, preexec_fn=None
+) -> subprocess.Popen:
+    """Start a server in its own process group (killed with ``children``), output to a log."""
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=preexec_fn,
+        )
+    children.started(proc.pid)
+    return proc
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-import math
 import time
 
 import numpy as np
 
-from .common import loopback_only, rtc_configuration, run_worker
+from .common import loopback_only, run_worker
+from .peers import NO_ICE_SERVERS, Pacer, prefer_codec, tone
 
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
 AUDIO_RATE = 48000
@@ -114,11 +114,7 @@ def _make_video_frames(width: int, height: int, count: int):
 
 def _make_audio_frames():
     """One second of a 440 Hz tone in 20 ms frames (440 whole periods: it loops cleanly)."""
-    t = np.arange(AUDIO_RATE) / AUDIO_RATE
-    samples = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16)
-    return [
-        samples[i : i + AUDIO_SAMPLES].reshape(1, -1) for i in range(0, AUDIO_RATE, AUDIO_SAMPLES)
-    ]
+    return [tone(i, AUDIO_SAMPLES, AUDIO_RATE) for i in range(0, AUDIO_RATE, AUDIO_SAMPLES)]
 
 
 class Worker:
@@ -142,7 +138,7 @@ class Worker:
         x264_preset: str | None = None,
     ) -> dict:
         import aiohttp
-        from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+        from aiortc import RTCPeerConnection, RTCSessionDescription
         from aiortc.mediastreams import MediaStreamTrack
 
         loopback_only()
@@ -159,16 +155,10 @@ class Worker:
             def __init__(self) -> None:
                 super().__init__()
                 self._n = 0
-                self._start: float | None = None
+                self._pace = Pacer()
 
             async def recv(self):
-                now = time.monotonic()
-                if self._start is None:
-                    self._start = now
-                else:
-                    wait = self._start + self._n / fps - now
-                    if wait > 0:
-                        await asyncio.sleep(wait)
+                await self._pace.until(self._n / fps)
                 frame = video_frames[self._n % len(video_frames)]
                 frame.pts = int(self._n * 90000 / fps)
                 frame.time_base = VIDEO_TIME_BASE
@@ -182,18 +172,12 @@ class Worker:
             def __init__(self) -> None:
                 super().__init__()
                 self._n = 0
-                self._start: float | None = None
+                self._pace = Pacer()
 
             async def recv(self):
                 import av
 
-                now = time.monotonic()
-                if self._start is None:
-                    self._start = now
-                else:
-                    wait = self._start + self._n * AUDIO_SAMPLES / AUDIO_RATE - now
-                    if wait > 0:
-                        await asyncio.sleep(wait)
+                await self._pace.until(self._n * AUDIO_SAMPLES / AUDIO_RATE)
                 frame = av.AudioFrame.from_ndarray(
                     audio_frames[self._n % len(audio_frames)], format="s16", layout="mono"
                 )
@@ -204,10 +188,8 @@ class Worker:
                 state["audio_frames"] = self._n
                 return frame
 
-        self.pc = pc = RTCPeerConnection(rtc_configuration())
-        video = pc.addTransceiver(SyntheticVideo(), direction="sendonly")
-        caps = RTCRtpSender.getCapabilities("video").codecs
-        video.setCodecPreferences([c for c in caps if c.mimeType.lower() in (codec, "video/rtx")])
+        self.pc = pc = RTCPeerConnection(NO_ICE_SERVERS)
+        prefer_codec(pc.addTransceiver(SyntheticVideo(), direction="sendonly"), codec)
         pc.addTransceiver(ToneAudio(), direction="sendonly")
         connected = asyncio.Event()
 

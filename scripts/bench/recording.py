@@ -24,24 +24,11 @@ import statistics
 import time
 from pathlib import Path
 
-from .common import tail
-from .runner import (
-    Phase,
-    Target,
-    _server_log,
-    add_viewers,
-    leave_all,
-    log,
-    pct,
-    rnd,
-    settle,
-    snapshot,
-    start_cunhui,
-    start_phase,
-    stop_phase,
-    stop_server,
-    summarize,
-)
+from .common import log, tail
+from .measure import pct, rnd, settle, snapshot, summarize
+from .report import server_log
+from .runner import Phase, add_viewers, leave_all, start_phase, stop_phase
+from .servers import Target, start_cunhui, stop_server
 
 RECORDER_THREAD = "recorder-"
 #: how long the "on" server may take from the publisher's first frames to a
@@ -285,7 +272,7 @@ async def run_side(http, tmp: Path, children, args, record: bool, name: str) -> 
             await stop_phase(phase, children)
             side["publisher"] = phase.publisher_stats
         holder: dict = {}
-        _server_log(holder, "log", target)
+        server_log(holder, "log", target)
         if holder:
             side["server_log"] = holder["log"]
         stop_server(target, children)

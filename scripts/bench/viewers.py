@@ -30,7 +30,8 @@ import collections
 import socket
 import time
 
-from .common import loopback_only, payload_types, rtc_configuration, run_worker
+from .common import loopback_only, payload_types, run_worker
+from .peers import NO_ICE_SERVERS, consume, prefer_codec
 
 _monotonic = time.monotonic
 
@@ -143,7 +144,7 @@ class Viewer:
         self.index = index
         self.decode = decode
         self.counter = Counter(drop=not decode, probe=probe)
-        self.pc = RTCPeerConnection(rtc_configuration())
+        self.pc = RTCPeerConnection(NO_ICE_SERVERS)
         self.location: str | None = None
         self.t_post: float | None = None
         self.t_answer: float | None = None
@@ -155,12 +156,10 @@ class Viewer:
         self._tasks: list[asyncio.Task] = []
 
     async def join(self, http, base: str, meeting: str, codec: str) -> None:
-        from aiortc import RTCRtpReceiver, RTCSessionDescription
+        from aiortc import RTCSessionDescription
 
         pc = self.pc
-        video = pc.addTransceiver("video", direction="recvonly")
-        caps = RTCRtpReceiver.getCapabilities("video").codecs
-        video.setCodecPreferences([c for c in caps if c.mimeType.lower() in (codec, "video/rtx")])
+        prefer_codec(pc.addTransceiver("video", direction="recvonly"), codec)
         pc.addTransceiver("audio", direction="recvonly")
         if self.decode:
             pc.on("track", self._on_track)
@@ -195,21 +194,15 @@ class Viewer:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="answer"))
 
     def _on_track(self, track) -> None:
-        self._tasks.append(asyncio.ensure_future(self._consume(track)))
+        count = self._count_video if track.kind == "video" else self._count_audio
+        self._tasks.append(asyncio.ensure_future(consume(track, count)))
 
-    async def _consume(self, track) -> None:
-        from aiortc.mediastreams import MediaStreamError
+    def _count_video(self, frame) -> None:
+        self.decoded += 1
+        self.sizes[(frame.width, frame.height)] += 1
 
-        try:
-            while True:
-                frame = await track.recv()
-                if track.kind == "video":
-                    self.decoded += 1
-                    self.sizes[(frame.width, frame.height)] += 1
-                else:
-                    self.audio_decoded += 1
-        except MediaStreamError:
-            pass
+    def _count_audio(self, frame) -> None:
+        self.audio_decoded += 1
 
     def srtp_tag_check(self) -> None:
         """Use the negotiated SRTP profile's tag length for payload bytes (probe only)."""
@@ -282,7 +275,7 @@ class Worker:
             results = await asyncio.gather(
                 *(v.join(self.http, base, meeting, codec) for v in group), return_exceptions=True
             )
-            for viewer, result in zip(group, results):
+            for viewer, result in zip(group, results, strict=True):
                 if isinstance(result, BaseException):
                     viewer.error = repr(result)[:300]
         return {

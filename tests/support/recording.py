@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .conftest import auth
+from .api import auth
 from .peers import Publisher
 
 SEGMENT = 2.0  # the recorder's segment length: durations must agree within one

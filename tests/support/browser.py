@@ -7,7 +7,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import aiohttp
 import pytest
+
+from .api import PASSWORD, auth
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
@@ -79,3 +82,61 @@ class Browser:
         shutil.rmtree(self._profile, ignore_errors=True)
         if exc_type is None:
             assert not self.page_errors, f"uncaught errors in the page: {self.page_errors}"
+
+
+async def wait_state(page, state: str, timeout: float = 20_000) -> None:
+    await page.wait_for_function(
+        "s => document.body.dataset.state === s", arg=state, timeout=timeout
+    )
+
+
+async def clerk_logs_in(page, base: str, next_path: str = "/meetings/new") -> None:
+    await page.goto(f"{base}/login?next={next_path}")
+    await page.fill("#username", "clerk")
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-button")
+    await page.wait_for_url(f"{base}{next_path}")
+
+
+async def host_starts_meeting(page, base: str) -> int:
+    """Log in, create a meeting with an agenda, press Start. Returns the meeting id."""
+    await clerk_logs_in(page, base)
+    await page.fill("#title", "第三季度村民会议")
+    await page.locator(".agenda-title").first.fill("村道修缮")
+    await page.click("#create-button")
+    await page.wait_for_url("**/meetings/*/host")
+    meeting_id = int(page.url.rstrip("/").split("/")[-2])
+    await page.click("#start-button")
+    await wait_state(page, "live")
+    return meeting_id
+
+
+class ServerClient:
+    """Just enough of aiohttp's TestClient over a TestServer for peers.Viewer."""
+
+    def __init__(self, server) -> None:
+        self._server = server
+
+    async def clerk_headers(self) -> dict:
+        """Log the clerk in: the headers that carry its token."""
+        login = await self.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+        return auth((await login.json())["token"])
+
+    async def get_json(self, path):
+        headers = await self.clerk_headers()
+        async with aiohttp.ClientSession() as session:
+            async with session.get(self._server.make_url(path), headers=headers) as response:
+                return await response.json()
+
+    async def post_json(self, path, **kwargs):
+        """POST, then the answer's JSON."""
+        return await (await self.post(path, **kwargs)).json()
+
+    async def post(self, path, **kwargs):
+        session = aiohttp.ClientSession()
+        try:
+            response = await session.post(self._server.make_url(path), **kwargs)
+            await response.read()
+            return response
+        finally:
+            await session.close()

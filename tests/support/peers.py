@@ -1,21 +1,25 @@
-"""Real aiortc peers for the media tests: a synthetic camera, WHIP and WHEP clients."""
+"""Real aiortc peers for the media tests: a synthetic camera, WHIP and WHEP clients.
+
+What the bench's workers use too is in ``scripts/bench/peers.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
-import math
 import time
 from dataclasses import dataclass, field
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from media.aiortc_hooks import receive_encoded
+from scripts.bench.peers import NO_ICE_SERVERS, Pacer, consume, prefer_codec, tone
 
-NO_ICE_SERVERS = RTCConfiguration(iceServers=[])  # never a public STUN server
+SDP = {"Content-Type": "application/sdp"}
 
 
 class MovingVideoTrack(VideoStreamTrack):
@@ -92,17 +96,11 @@ class ToneAudioTrack(AudioStreamTrack):
     def __init__(self) -> None:
         super().__init__()
         self._pts = 0
-        self._start: float | None = None
+        self._pace = Pacer(time.time)
 
     async def recv(self) -> av.AudioFrame:
-        if self._start is None:
-            self._start = time.time()
-        else:
-            wait = self._start + self._pts / self.RATE - time.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        t = (np.arange(self.SAMPLES) + self._pts) / self.RATE
-        samples = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16).reshape(1, -1)
+        await self._pace.until(self._pts / self.RATE)
+        samples = tone(self._pts, self.SAMPLES, self.RATE)
         frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
         frame.sample_rate = self.RATE
         frame.pts = self._pts
@@ -135,10 +133,7 @@ class Publisher:
             self.video or MovingVideoTrack(self.width, self.height), direction="sendonly"
         )
         if self.codec:
-            capabilities = RTCRtpSender.getCapabilities("video").codecs
-            video.setCodecPreferences(
-                [c for c in capabilities if c.mimeType.lower() in (self.codec.lower(), "video/rtx")]
-            )
+            prefer_codec(video, self.codec)
         if self.audio:
             self.pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
 
@@ -180,24 +175,20 @@ class Viewer:
     def _on_track(self, track) -> None:
         if not self.decode:
             receive_encoded(track)
-        self._tasks.append(asyncio.ensure_future(self._consume(track)))
+        count = self._count_video if track.kind == "video" else self._count_audio
+        self._tasks.append(asyncio.ensure_future(consume(track, count)))
 
-    async def _consume(self, track) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                if track.kind == "video":
-                    self.video_frames += 1
-                    if self.decode:
-                        self.sizes.add((frame.width, frame.height))
-                    elif self.keyframe_first is None:
-                        self.keyframe_first = frame.keyframe
-                    if self.first_video_at is None:
-                        self.first_video_at = time.monotonic()
-                else:
-                    self.audio_frames += 1
-        except MediaStreamError:
-            pass
+    def _count_video(self, frame) -> None:
+        self.video_frames += 1
+        if self.decode:
+            self.sizes.add((frame.width, frame.height))
+        elif self.keyframe_first is None:
+            self.keyframe_first = frame.keyframe
+        if self.first_video_at is None:
+            self.first_video_at = time.monotonic()
+
+    def _count_audio(self, frame) -> None:
+        self.audio_frames += 1
 
     async def watch(self, client, meeting_id: int, token: str | None = None) -> None:
         offer = await gathered_offer(self.pc)
@@ -225,3 +216,39 @@ class Viewer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def publisher_offer() -> str:
+    publisher = Publisher()
+    try:
+        return await gathered_offer(publisher.pc)
+    finally:
+        await publisher.close()
+
+
+async def viewer_offer() -> str:
+    pc = RTCPeerConnection(NO_ICE_SERVERS)
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    try:
+        return await gathered_offer(pc)
+    finally:
+        await pc.close()
+
+
+async def until(predicate, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"after {timeout} s: {what}")
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def closing(*peers):
+    """Close ``peers`` (anything with an async ``close``) on the way out, the last first."""
+    try:
+        yield peers
+    finally:
+        for peer in reversed(peers):
+            await peer.close()

@@ -1,0 +1,105 @@
+"""The server as a real child process (``python -m server``), and the ``cunhui`` CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import aiohttp
+
+from .api import server_env
+
+
+def run_cli(*args, env):
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``python -m server serve`` on a free port, with its own folders under ``tmp_path``."""
+
+    def __init__(self, tmp_path) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            **server_env(tmp_path),
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+        }
+        self.process: subprocess.Popen | None = None
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / "server.log"
+
+    def cli(self, *args) -> subprocess.CompletedProcess:
+        return run_cli(*args, env=self.env)
+
+    async def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "server",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                assert self.process.poll() is None, self.log.read_text()[-3000:]
+                try:
+                    async with http.get(f"{self.url}/healthz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise AssertionError("the server did not start: " + self.log.read_text()[-3000:])
+
+    def kill(self) -> None:
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+class Remote:
+    """What Publisher.publish needs of a client: ``post`` with a path, and ``make_url``."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http, self.url = http, url
+
+    def post(self, path, **kwargs):
+        return self.http.post(self.url + path, **kwargs)
+
+    def make_url(self, path):
+        return self.url + path
