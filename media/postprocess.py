@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import shutil
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -216,9 +217,12 @@ async def faststart_mp4(
     if _fresh(output, source):
         return output
     segments = _segments(directory)
-    if segments and not await duration_of(source):
-        # A write that failed on a full disk can cut the MP4 before its first whole
-        # fragment (ffmpeg buffers it) while the live HLS has segments: remux those.
+    if segments and _cut_short(source) and not await duration_of(source):
+        # A write that failed on a full disk can cut the MP4 before anything playable
+        # reached it (ffmpeg buffers it) while the live HLS has segments: remux those.
+        logger.info(
+            "%s: %s was cut short: the MP4 is made from the live segments", directory, RAW_MP4
+        )
         size = sum(path.stat().st_size for path in segments)
         await _produce(
             output,
@@ -247,6 +251,34 @@ async def faststart_mp4(
         needs=source.stat().st_size,
     )
     return output
+
+
+#: the top-level boxes of a fragmented MP4 (anything else: a damaged file, not a cut one)
+_MP4_BOXES = {b"ftyp", b"moov", b"moof", b"mdat", b"free", b"skip", b"styp", b"sidx", b"mfra"}
+
+
+def _cut_short(path: Path) -> bool:
+    """Whether ``path`` is an MP4 whose writing stopped (whole boxes, the last maybe cut),
+    rather than a file damaged some other way."""
+    end = path.stat().st_size
+    offset = 0
+    with open(path, "rb") as file:
+        while offset < end:
+            file.seek(offset)
+            header = file.read(16)
+            if len(header) < 8:
+                return True  # cut inside a box's header
+            size, kind = struct.unpack(">I4s", header[:8])
+            if kind not in _MP4_BOXES or (offset == 0 and kind != b"ftyp"):
+                return False
+            if size == 1:  # a 64-bit size follows
+                if len(header) < 16:
+                    return True
+                size = struct.unpack(">Q", header[8:16])[0]
+            if size < 8:
+                return False  # 0 ("to the end") is never written by the fragmenting muxer
+            offset += size
+    return True
 
 
 def _segments(directory: Path) -> list[Path]:

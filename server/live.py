@@ -108,6 +108,8 @@ class Live:
         self._database, self._media = database, media
         #: Settings.secret_vote_min_electorate: a secret vote's smallest electorate and group
         self.secret_vote_minimum = secret_vote_minimum
+        #: a participant's change is refused ("the room is busy") while this many wait
+        self.max_queued = MAX_QUEUED
         #: meeting id -> its lock, only while a change holds or waits for it
         self._locks: dict[int, RoomLock] = {}
         #: meeting id -> participant id -> this process's connected sids

@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from . import socket_packets
 from .errors import BadRequest, CunhuiError, Unauthorized
-from .live import MAX_QUEUED, Live, hidden_from, hosts_of, principal_room, room_of
+from .live import Live, hidden_from, hosts_of, principal_room, room_of
 from .services import identity, meetings, room, votes
 from .services.access import check_can_watch, is_host
 from .services.ratelimit import address_key
@@ -279,7 +279,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
                 meeting_id,
                 lambda db: action(db, meeting_id, principal, payload),
                 by=principal,
-                shed_at=MAX_QUEUED if shed_at is None else shed_at,
+                shed_at=self.live.max_queued if shed_at is None else shed_at,
             )
             if recorded is None:
                 return ok()  # nothing changed (e.g. a hand already raised)

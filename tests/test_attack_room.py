@@ -15,7 +15,7 @@ from dataclasses import replace
 import pytest
 import socketio
 
-from server import live, realtime, socket_guard
+from server import realtime, socket_guard
 from server.app import create_app
 from server.errors import Unauthorized
 from server.keys import DATABASE, LIVE, REALTIME, SETTINGS
@@ -149,7 +149,7 @@ async def test_a_hand_flood_is_refused_while_the_chair_and_the_others_go_on(clie
 async def test_the_chair_goes_before_every_queued_participant_change(
     client, clerk_token, monkeypatch
 ):
-    monkeypatch.setattr(live, "MAX_QUEUED", 10)
+    monkeypatch.setattr(client.app[LIVE], "max_queued", 10)
     meeting = await start_meeting(client, clerk_token, agenda=[{"title": "修路"}])
     host = await joined(client, meeting["id"], clerk_token)
     people = [

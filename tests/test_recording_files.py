@@ -234,24 +234,30 @@ async def test_a_meeting_ended_by_another_process_stops_recording_here(
     assert client.app[MEDIA].stats(str(meeting_id)).publishing is False  # hung up too
 
 
-async def test_an_mp4_cut_before_its_first_fragment_is_made_from_the_live_segments(tmp_path):
-    """A full disk stopped the MP4's writes before one whole fragment reached it (ffmpeg
-    buffers the MP4; the HLS segments were already out): the downloadable MP4 is made
+@pytest.mark.parametrize("kept", ["nothing", "half its header"])
+async def test_an_mp4_cut_before_its_first_fragment_is_made_from_the_live_segments(tmp_path, kept):
+    """A full disk stopped the MP4's writes before its header was out (ffmpeg buffers the
+    MP4 in 32 KB; the HLS segments were already written): the downloadable MP4 is made
     from the segments, not lost."""
-    subprocess.run(
-        [
-            *("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10"),
-            *("-f", "lavfi", "-i", "sine=frequency=440", "-t", "4"),
-            *("-c:v", "libx264", "-g", "10", "-c:a", "aac", "-f", "hls", "-hls_time", "1"),
-            *("-hls_list_size", "0", "-hls_segment_filename", str(tmp_path / "seg%05d.ts")),
-            str(tmp_path / postprocess.PLAYLIST),
-        ],
-        check=True,
-        timeout=60,
+    source = (
+        *("-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10"),
+        *("-f", "lavfi", "-i", "sine=frequency=440", "-t", "4", "-c:v", "libx264", "-g", "10"),
+        *("-c:a", "aac"),
     )
-    # what the disk kept of the fragmented MP4: its header and part of a first fragment
-    (tmp_path / postprocess.RAW_MP4).write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(4000))
-    assert not await postprocess.duration_of(tmp_path / postprocess.RAW_MP4)
+    hls = ("-f", "hls", "-hls_time", "1", "-hls_list_size", "0")
+    segment_names = str(tmp_path / "seg%05d.ts")
+    playlist = str(tmp_path / postprocess.PLAYLIST)
+    fragmented = ("-movflags", "frag_keyframe+empty_moov", "-f", "mp4")
+    raw = tmp_path / postprocess.RAW_MP4
+    for output in (
+        (*hls, "-hls_segment_filename", segment_names, playlist),
+        (*fragmented, str(raw)),
+    ):
+        subprocess.run(["ffmpeg", *source, *output], check=True, timeout=60)
+    # what the disk kept of the fragmented MP4
+    data = raw.read_bytes()
+    raw.write_bytes(b"" if kept == "nothing" else data[: data.index(b"moov") + 100])
+    assert not await postprocess.duration_of(raw)
 
     mp4 = await postprocess.faststart_mp4(tmp_path, 4.0)
     assert abs((await postprocess.duration_of(mp4) or 0) - 4.0) < 0.5

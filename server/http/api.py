@@ -11,7 +11,7 @@ from aiohttp import web
 
 from .. import keys
 from ..errors import BadRequest, Conflict, NotFound
-from ..live import MAX_QUEUED, Change, hidden_from, status_changed
+from ..live import Change, hidden_from, status_changed
 from ..services import accounts, identity, meetings, notices, payload, suggestions, timeline, votes
 from ..services.access import check_can_run, check_can_watch
 from ..services.passwords import PasswordPool
@@ -264,8 +264,9 @@ async def record_and_broadcast(request: web.Request, change: Change) -> Recorded
     # in the meeting's queue (nor count towards the participants' "room is busy").
     principal = await require_principal(request)
     # as a socket event's turn: a participant's change over HTTP is shed like theirs
-    return await request.app[keys.LIVE].record_and_broadcast(
-        meeting_id, change, by=principal, shed_at=MAX_QUEUED
+    live = request.app[keys.LIVE]
+    return await live.record_and_broadcast(
+        meeting_id, change, by=principal, shed_at=live.max_queued
     )
 
 
