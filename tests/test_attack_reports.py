@@ -375,6 +375,8 @@ async def test_a_secret_result_shows_sources_big_enough_apart(aiohttp_client, se
         await phones[-1].connect(client, token)
         assert (await phones[-1].call("join", {"meeting_id": mid}))["ok"]
     try:
+        for i in range(2):  # the hall's two voters, on the roll beside the two phones
+            await member(client, clerk, f"会场村民{i}")
         assert (await host.call("attendance:hall", {"in_hall": 2}))["ok"]
         vote_id = (
             await host.call(

@@ -45,6 +45,8 @@ async def held(client, clerk_token, room_of):
     await room.join(people["张三"][1])  # a second phone: still one member
     hall_id, _ = await member(client, clerk_token, "赵六")  # in the hall, not online
     hall_member = int(hall_id[1:])
+    for name in ("钱七", "孙八"):  # the hall's other voters (on the roll, not online)
+        await member(client, clerk_token, name)
 
     assert (await host.call("attendance:hall", {"in_hall": 3}))["ok"]
     assert (await host.call("attendance:hall", {"member_id": hall_member, "present": True}))["ok"]

@@ -345,20 +345,95 @@ async def test_hall_and_remote_add_up_and_a_remote_voter_is_not_counted_twice(
             "vote:roll", {"vote_id": vote_id, "member_id": reps[2]["id"], "choice": "同意"}
         )
     )["ok"]
-    too_many = await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 2, "反对": 1}})
-    assert too_many["error"]["code"] == "bad_request" and "3" in too_many["error"]["message"]
-    assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 1, "反对": 1}}))[
-        "ok"
-    ]
+    # the hall's 3 voters include 代表0, who voted on the phone; 代表2 was roll-called
+    too_many = await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 1, "反对": 1}})
+    assert too_many["error"]["code"] == "bad_request"
+    assert too_many["error"]["message"] == (
+        "the hall has 2 voters who have not voted another way; "
+        "the counts add up to 3 (2 hands + 1 by roll call)"
+    )
+    assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"反对": 1}}))["ok"]
     closed = await host.call("vote:close", {"vote_id": vote_id})
     assert closed["sources"]["remote"]["同意"] == 2
     assert closed["sources"]["hall_roll_call"]["同意"] == 1
-    assert closed["sources"]["hall_show_of_hands"] == {"同意": 1, "反对": 1, "弃权": 0}
-    assert closed["tally"] == {"同意": 4, "反对": 1, "弃权": 0}
-    # 1 online (the other is in the hall now) + 3 in the hall = 4 attending, but 5 ballots
-    # and hands were counted: present is never fewer than cast. 5 of 6 is two thirds;
-    # 4 of 5 agree
-    assert closed["present"] == 5 and closed["quorum_met"] and closed["passed"]
+    assert closed["sources"]["hall_show_of_hands"] == {"同意": 0, "反对": 1, "弃权": 0}
+    assert closed["tally"] == {"同意": 3, "反对": 1, "弃权": 0}
+    # 1 online (the other is in the hall now) + 3 in the hall = 4 present, 4 cast:
+    # 4 of 6 is two thirds; 3 of 4 agree
+    assert (closed["cast"], closed["present"]) == (4, 4)
+    assert closed["quorum_met"] and closed["passed"]
+
+
+async def _one_member_in_the_hall_voted_by_phone(client, clerk_token, room_of, **hall):
+    """One eligible member, on the phone and ticked present in the hall."""
+    meeting = await start_meeting(client, clerk_token)
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    ((member_id, person),) = await voters(client, clerk_token, room, 1)
+    ticked = {"member_id": int(member_id[1:]), "present": True}
+    assert (await host.call("attendance:hall", {**ticked, **hall}))["ok"]
+    vote_id = (await host.call("vote:open", {"question": "修路?"}))["vote_id"]
+    assert (await person.call("vote:cast", {"vote_id": vote_id, "choice": "同意"}))["ok"]
+    return host, vote_id
+
+
+@pytest.mark.parametrize("hall", [{"in_hall": 1}, {}], ids=["hall count 1", "ticked only"])
+async def test_a_phone_voter_in_the_hall_is_not_counted_again_by_hands(
+    client, clerk_token, room_of, hall
+):
+    """Issue 14's double count: hands {"同意": 1} would make cast 2, present 2 of 1."""
+    host, vote_id = await _one_member_in_the_hall_voted_by_phone(
+        client, clerk_token, room_of, **hall
+    )
+    again = await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 1}})
+    assert again["error"]["code"] == "bad_request"
+    assert again["error"]["message"] == (
+        "the hall has 0 voters who have not voted another way; "
+        "the counts add up to 1 (1 hand + 0 by roll call)"
+    )
+    assert (again["error"]["hall_voters"], again["error"]["counted"]) == (0, 1)
+    assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 0}}))["ok"]
+    closed = await host.call("vote:close", {"vote_id": vote_id})
+    assert closed["tally"] == {"同意": 1, "反对": 0, "弃权": 0}
+    assert (closed["cast"], closed["present"], closed["eligible"]) == (1, 1, 1)
+    assert closed["passed"] is True
+
+
+async def test_hands_beyond_the_hall_voters_are_refused_and_present_stays_within_eligible(
+    client, clerk_token, room_of
+):
+    """35 people in the hall, 3 members on the roll: the hall's voters are at most 3."""
+    meeting = await start_meeting(client, clerk_token)
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    ((_, person),) = await voters(client, clerk_token, room, 1)
+    for i in range(2):
+        await member(client, clerk_token, f"会场村民{i}")
+    assert (await host.call("attendance:hall", {"in_hall": 35}))["ok"]
+    opening = {"question": "修路?", "rule": "villagers_assembly"}
+    vote_id = (await host.call("vote:open", opening))["vote_id"]
+    opened = await person.wait_for("vote:opened")
+    assert (opened["eligible"], opened["present"]) == (3, 3)  # not 36
+    assert (await person.call("vote:cast", {"vote_id": vote_id, "choice": "反对"}))["ok"]
+    too_many = await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 3}})
+    assert too_many["error"]["code"] == "bad_request"
+    assert "the hall has 2 voters" in too_many["error"]["message"]
+    assert "the counts add up to 3" in too_many["error"]["message"]
+    assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 2}}))["ok"]
+    closed = await host.call("vote:close", {"vote_id": vote_id})
+    # the numbers the result explains itself with are the tally's
+    assert closed["tally"] == {"同意": 2, "反对": 1, "弃权": 0}
+    assert closed["cast"] == sum(closed["tally"].values()) == 3
+    assert closed["present"] == closed["eligible"] == 3
+    decision = rules.decide(
+        rules.rule_from_dict(closed["rule"]),
+        yes=closed["tally"]["同意"],
+        cast=closed["cast"],
+        present=closed["present"],
+        eligible=closed["eligible"],
+    )
+    assert (closed["quorum_met"], closed["passed"]) == (decision.quorum_met, decision.passed)
+    assert closed["passed"] is True  # 2 of 3 present
 
 
 def test_rule_profiles_decide_by_the_law():

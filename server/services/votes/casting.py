@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,12 +21,22 @@ from ...errors import (
     Unauthorized,
     VoteClosed,
 )
-from ...store import Ballot, BallotAttempt, Member, Proxy, Vote, VoteEligible, VoteParticipation, pk
+from ...store import (
+    Ballot,
+    BallotAttempt,
+    Meeting,
+    Member,
+    Proxy,
+    Vote,
+    VoteEligible,
+    VoteParticipation,
+    pk,
+)
 from ..meetings import LIVE, get_meeting
 from ..room import is_village_member, require_host
 from ..timeline import Recorded, record_event
 from ..tokens import Principal, member_principal_id
-from .electorate import hall_present
+from .electorate import hall_voters
 from .opening import get_vote
 
 RECEIPT_BYTES = 5  # 10 hex digits
@@ -72,14 +82,45 @@ async def cast_ballot(
         raise
 
 
-async def _roll_called(db: AsyncSession, vote_id: int) -> int:
-    """The vote's ballots taken by roll call in the hall."""
-    query = (
-        select(func.count())
-        .select_from(Ballot)
-        .where(col(Ballot.vote_id) == vote_id, col(Ballot.source) == "hall")
+async def _hall_room(
+    db: AsyncSession, vote: Vote, meeting: Meeting, voter: int | None = None
+) -> tuple[int, int]:
+    """The hall voters who have not voted another way, and the roll call's ballots so far.
+
+    The hall's voters (:func:`hall_voters`) less the members ticked there who voted by
+    phone or proxy, and never more than the eligible who did not: hands and roll-call
+    ballots share what is left. ``voter``, about to be roll-called, is not taken off
+    (if they voted already, the ballot is refused as ``already_voted``).
+    """
+    rows = (
+        await db.exec(
+            select(VoteParticipation.member_id, VoteParticipation.via).where(
+                col(VoteParticipation.vote_id) == pk(vote)
+            )
+        )
+    ).all()
+    elsewhere = {m for m, via in rows if via != "hall" and m != voter}
+    roll_called = sum(1 for _, via in rows if via == "hall")
+    eligible = set(
+        (
+            await db.exec(
+                select(VoteEligible.member_id).where(col(VoteEligible.vote_id) == pk(vote))
+            )
+        ).all()
     )
-    return (await db.exec(query)).one()
+    ticked = set((meeting.room_state or {}).get("hall_members", []))
+    free = min(hall_voters(meeting, eligible) - len(elsewhere & ticked), len(eligible - elsewhere))
+    return max(free, 0), roll_called
+
+
+def _too_many(free: int, hands: int, roll_called: int) -> BadRequest:
+    voters = "voter" if free == 1 else "voters"
+    return BadRequest(
+        f"the hall has {free} {voters} who have not voted another way; the counts add up "
+        f"to {hands + roll_called} ({hands} hand{'' if hands == 1 else 's'} + {roll_called} "
+        "by roll call)",
+        details={"hall_voters": free, "counted": hands + roll_called},
+    )
 
 
 async def _cast(
@@ -135,16 +176,12 @@ async def _cast(
         await db.rollback()
         raise VoteClosed("the vote is closed")
     if source == "hall":
-        roll_called = await _roll_called(db, vote_id)
         await db.refresh(vote)
         hands = sum(vote.hall_counts.values())
-        hall = hall_present(meeting)
-        if hands + roll_called + 1 > hall:
+        free, roll_called = await _hall_room(db, vote, meeting, member_id)
+        if hands + roll_called + 1 > free:
             await db.rollback()
-            raise BadRequest(
-                f"{hands} hands and {roll_called} roll-call ballots already count "
-                f"for the {hall} people recorded in the hall"
-            )
+            raise _too_many(free, hands, roll_called + 1)
     if caster.role == "member":
         # Under the vote's row lock: a removal committed while this ballot was on its way
         # (the socket's own check came before it) still refuses the ballot.
@@ -206,14 +243,10 @@ async def hall_counts(
         raise InvalidOption(f"not an option of this vote: {', '.join(sorted(unknown))}")
     if meeting.status != LIVE:
         raise VoteClosed(f"the meeting is {meeting.status}: the vote is closed")
-    present = hall_present(meeting)
-    roll_called = await _roll_called(db, pk(vote))
+    free, roll_called = await _hall_room(db, vote, meeting)
     total = sum(counts.values())
-    if total + roll_called > present:
-        raise BadRequest(
-            f"{total} hands counted (+{roll_called} by roll call) but only {present} people "
-            "are recorded in the hall: enter the hall count first",
-        )
+    if total + roll_called > free:
+        raise _too_many(free, total, roll_called)
     bumped = await db.exec(
         update(Vote)
         .where(col(Vote.id) == vote.id, col(Vote.status) == "open")

@@ -132,7 +132,8 @@ async def _count(db: AsyncSession, meeting: Meeting, vote: Vote, min_secret_grou
         ).all()
     )
     attending, present_ids = await attendance(db, meeting, eligible_ids)
-    present = max(attending, cast)  # never fewer than the ballots cast
+    # never fewer than the ballots cast, never more than may vote (one member is one person)
+    present = min(max(attending, cast), vote.eligible)
     households_present, households = await _households(db, pk(vote), present_ids)
     rule = rules.rule_from_dict(vote.rule)
     decision = rules.decide(

@@ -59,6 +59,15 @@ def hall_present(meeting: Meeting) -> int:
     return in_hall if in_hall is not None else len(state.get("hall_members", []))
 
 
+def hall_voters(meeting: Meeting, eligible: set[int]) -> int:
+    """The hall's voters: the count the committee entered (it includes the members
+    ticked there), else the eligible members ticked there."""
+    state = meeting.room_state or {}
+    if state.get("in_hall") is not None:
+        return hall_present(meeting)
+    return len(set(state.get("hall_members", [])) & eligible)
+
+
 async def attendance(
     db: AsyncSession, meeting: Meeting, eligible: set[int]
 ) -> tuple[int, set[int]]:
@@ -67,14 +76,13 @@ async def attendance(
     Eligible members online (not ticked in the hall), plus the hall — its count if the
     committee entered one (a bare number: the clerk counts voters), else the eligible
     members ticked there — plus eligible members represented by a registered proxy
-    (委托 counts as taking part). Other villagers watching do not count.
+    (委托 counts as taking part), and never more than the eligible. Other villagers
+    watching do not count.
     """
     online = (await present_members(db, meeting)) & eligible
     hall_ticked = set((meeting.room_state or {}).get("hall_members", []))
-    if (meeting.room_state or {}).get("in_hall") is not None:
-        hall = hall_present(meeting)
-    else:
-        hall = len(hall_ticked & eligible)
+    hall = hall_voters(meeting, eligible)
     represented = (await proxied(db, pk(meeting)) & eligible) - online - hall_ticked
     known = online | (hall_ticked & eligible) | represented
-    return len(online - hall_ticked) + hall + len(represented), known
+    # never more than may vote: a hall count above the roll is people, not voters
+    return min(len(online - hall_ticked) + hall + len(represented), len(eligible)), known
