@@ -20,7 +20,12 @@ function readBlob(id) {
 
 function load() {
   if (strings === null) {
-    strings = { ...readBlob("common-i18n"), ...readBlob("room-i18n"), ...readBlob("i18n") };
+    strings = {
+      ...readBlob("common-i18n"),
+      ...readBlob("room-i18n"),
+      ...readBlob("pin-i18n"),
+      ...readBlob("i18n"),
+    };
   }
   return strings;
 }

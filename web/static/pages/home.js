@@ -1,32 +1,52 @@
-// Home page: type a meeting code, go to /m/<code>.
+// Home page: type a meeting code, go to /m/<code>; with the member card's PIN too,
+// sign in as the member first (components/pin-join.js).
 
-import { $ } from "../lib/dom.js";
+import { $, showError } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
+import { digitsOf, joinWithPin } from "../components/pin-join.js";
 
 const form = $("code-form");
 const input = $("meeting-code");
+const pinInput = $("meeting-pin");
+const button = $("code-button");
 const error = $("code-error");
 
+function fail(message, field) {
+  showError(error, message);
+  field.setAttribute("aria-invalid", "true");
+  field.focus();
+}
+
+function clearError() {
+  error.hidden = true;
+  input.removeAttribute("aria-invalid");
+  if (pinInput) pinInput.removeAttribute("aria-invalid");
+}
+
 if (form && input) {
-  form.addEventListener("submit", (event) => {
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    // People type "123 456 789", "123-456-789" or full-width digits.
-    const code = input.value
-      .replace(/[０-９]/g, (d) => String.fromCharCode(d.charCodeAt(0) - 0xfee0))
-      .replace(/\D/g, "");
+    const code = digitsOf(input.value);
     if (code.length < 4 || code.length > 15) {
-      error.textContent = t("code_invalid");
-      error.hidden = false;
-      input.setAttribute("aria-invalid", "true");
-      input.focus();
+      fail(t("code_invalid"), input);
       return;
     }
-    error.hidden = true;
-    input.removeAttribute("aria-invalid");
-    window.location.assign(`/m/${encodeURIComponent(code)}`);
+    clearError();
+    const watchUrl = `/m/${encodeURIComponent(code)}`;
+    const pin = pinInput ? digitsOf(pinInput.value) : "";
+    if (!pin) {
+      window.location.assign(watchUrl);
+      return;
+    }
+    button.disabled = true;
+    try {
+      await joinWithPin(code, pin, { checkCode: true });
+      window.location.assign(watchUrl);
+    } catch (exc) {
+      button.disabled = false;
+      fail(exc.message, pinInput);
+    }
   });
-  input.addEventListener("input", () => {
-    error.hidden = true;
-    input.removeAttribute("aria-invalid");
-  });
+  input.addEventListener("input", clearError);
+  if (pinInput) pinInput.addEventListener("input", clearError);
 }
