@@ -703,3 +703,38 @@ async def test_a_removed_member_sees_why_and_can_send_nothing_more(server):
             await notice.wait_for(state="visible", timeout=20_000)
             assert "登录已失效" in await notice.inner_text()
             assert await page.locator("#chat-input").is_disabled()
+
+
+async def test_notice_share_text_carries_time_place_link_and_code(server):
+    """The text copied for messaging groups says when (village time), where, the link and code."""
+    base = str(server.make_url("")).rstrip("/")
+    api = ServerClient(server)
+    headers = await api.clerk_headers()
+    meeting = await api.post_json(
+        "/api/meetings",
+        json={
+            "title": "春耕村民会议",
+            "place": "村委会大院",
+            "starts_at": "2030-12-06T01:30:00+00:00",  # 09:30 in the village (UTC+8)
+            "allow_guests": True,
+        },
+        headers=headers,
+    )
+    async with async_playwright() as pw:
+        async with Browser(pw) as phone:
+            page = await phone.new_page()
+            await page.set_viewport_size({"width": 360, "height": 740})
+            await page.add_init_script(
+                "window.__copied = [];"
+                " Object.defineProperty(navigator, 'clipboard', {value: {writeText:"
+                " async (text) => { window.__copied.push(text); }}});"
+            )
+            await page.goto(f"{base}/meetings/{meeting['id']}/notice")
+            await page.click("#copy-share")
+            await page.wait_for_function("() => window.__copied.length > 0")
+            text = await page.evaluate("() => window.__copied[0]")
+    assert "春耕村民会议" in text and "会议通知" in text
+    assert "2030年12月6日" in text and "09:30" in text, text
+    assert "地点：村委会大院" in text, text
+    assert f"/m/{meeting['code']}" in text and meeting["join_url"] in text
+    assert f"会议号：{meeting['code']}" in text, text

@@ -40,8 +40,11 @@ export function timeOf(iso) {
   return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
 }
 
-/** A date and time in the reader's time zone, e.g. "12月1日 周二 09:00". */
-export function formatDateTime(iso) {
+/** The village's time zone, for texts read elsewhere (a forwarded share text). */
+export const VILLAGE_TIME_ZONE = "Asia/Shanghai";
+
+/** A date and time in the reader's time zone (or `timeZone`), e.g. "12月1日 周二 09:00". */
+export function formatDateTime(iso, timeZone = undefined) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
   try {
@@ -53,6 +56,7 @@ export function formatDateTime(iso) {
       hour: "2-digit",
       minute: "2-digit",
       hour12: false,
+      timeZone,
     }).format(date);
   } catch {
     return date.toLocaleString();
