@@ -123,10 +123,14 @@ async def test_joining_mid_stream_starts_at_a_keyframe_and_requests_are_rate_lim
         await asyncio.gather(*(v.wait_for(video=5, timeout=15) for v in viewers))
         elapsed = time.monotonic() - started
         assert all(v.keyframe_first for v in viewers)
-        assert room.keyframes.requested >= VIEWERS  # every join asked ...
+        # every viewer that joined between keyframes asked for one (one that joined as a
+        # keyframe went by, e.g. the recorder's every 2 s, had nothing to ask) ...
+        waited = [t for t in room.fanouts["video"].viewers if t.first_frame != t.ready_frame]
+        assert room.keyframes.requested >= len(waited), (room.keyframes.requested, len(waited))
         upstream = room.keyframes.sent - sent_before
         limit = 1 + elapsed / room.keyframes.min_interval
-        assert 1 <= upstream <= limit, (upstream, limit)  # ... the phone was asked rarely
+        # ... and the phone was asked rarely
+        assert (1 if waited else 0) <= upstream <= limit, (upstream, limit)
         # once connected, no viewer waited more than ~a second of frames for its picture
         waits = room.stats()["keyframe_wait_frames"]
         assert waits["n"] == VIEWERS and waits["max"] <= 30, waits
