@@ -281,14 +281,18 @@ def _cut_short(path: Path) -> bool:
     return True
 
 
-def _segments(directory: Path) -> list[Path]:
-    """The HLS segments the part's playlist lists (that exist)."""
+def _listed(directory: Path) -> list[Path]:
+    """The HLS segments the part's playlist lists (none if it cannot be read)."""
     try:
         text = (directory / PLAYLIST).read_text()
     except (OSError, UnicodeDecodeError):
         return []
-    listed = (directory / Path(line).name for line in text.splitlines() if line and line[0] != "#")
-    return [path for path in listed if path.is_file()]
+    return [directory / Path(line).name for line in text.splitlines() if line and line[0] != "#"]
+
+
+def _segments(directory: Path) -> list[Path]:
+    """The listed HLS segments that exist."""
+    return [path for path in _listed(directory) if path.is_file()]
 
 
 async def audio_only(
@@ -378,11 +382,7 @@ async def has_stream(path: Path, kind: str) -> bool:
 async def has_media(directory: Path) -> bool:
     """Whether a part's files hold anything to play: a listed segment, or a whole fragment."""
     directory = Path(directory)
-    try:
-        text = (directory / PLAYLIST).read_text()
-    except (OSError, UnicodeDecodeError):
-        text = ""
-    if any(line and not line.startswith("#") for line in text.splitlines()):
+    if _listed(directory):
         return True
     raw = directory / RAW_MP4
     try:
