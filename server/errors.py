@@ -40,6 +40,7 @@ own refusals (an unknown route, a wrong method, a body too large) from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 
@@ -67,17 +68,32 @@ class CunhuiError(Exception):
             cls.code = code
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, details: dict | None = None
+        self,
+        message: str,
+        *,
+        params: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+        details: dict | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        #: the English message id, with ``{name}`` placeholders filled from ``params``;
+        #: the edges translate the id into the caller's language (see ``translated``)
+        self.template = message
+        self.params = dict(params or {})
+        self.message = message.format(**self.params) if self.params else message
+        super().__init__(self.message)
         if retry_after is not None:
             self.retry_after = max(1, int(-(-retry_after // 1)))  # whole seconds, rounded up
         #: more fields of the error object (extensions such as ``tries_left``)
         self.details = dict(details or {})
 
-    def as_dict(self) -> dict:
-        data = {**self.details, "code": self.code, "message": self.message}
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        """The message in the language ``gettext`` translates into (English if none)."""
+        text = gettext(self.template)
+        return text.format(**self.params) if self.params else text
+
+    def as_dict(self, gettext: Callable[[str], str] | None = None) -> dict:
+        message = self.message if gettext is None else self.translated(gettext)
+        data = {**self.details, "code": self.code, "message": message}
         if self.retry_after is not None:
             data.setdefault("retry_after", self.retry_after)
         return data
