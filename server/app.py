@@ -47,6 +47,8 @@ def create_app(settings: Settings) -> web.Application:
             identity.DEVICE: identity.DEVICE_SECONDS,
         },
     )
+    # before _live: the socket.io edge answers refusals in each socket's language
+    app[keys.CATALOGS] = catalogs = Catalogs(settings.web_dir / "translations")
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)
     _live(app, settings)
@@ -57,7 +59,6 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.on_shutdown.append(_hang_up)
 
-    catalogs = Catalogs(settings.web_dir / "translations")
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(settings.web_dir / "templates"),
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> web.Application:
     env.install_gettext_callables(  # type: ignore[attr-defined]
         catalogs.gettext, catalogs.ngettext, newstyle=True
     )
+    env.globals["village_time"] = pages.village_time  # every server-rendered time (issue 14)
 
     api.setup(app)
     health.setup(app)
@@ -89,7 +91,9 @@ def _live(app: web.Application, settings: Settings) -> None:
         media=lambda: app[keys.MEDIA],
         secret_vote_minimum=settings.secret_vote_min_electorate,
     )
-    app[keys.REALTIME] = Realtime(app, sio, live, app[keys.TOKENS], settings)
+    app[keys.REALTIME] = Realtime(
+        app, sio, live, app[keys.TOKENS], settings, catalogs=app[keys.CATALOGS]
+    )
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

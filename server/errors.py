@@ -34,6 +34,11 @@ a subclass that gives only a ``code`` keeps its parent's status. The tree::
     └── Busy                    503  busy                     + ``retry_after``
         └── Unavailable         503  unavailable              /healthz, /readyz
 
+Messages are English message ids, never f-strings: values go in ``params`` and appear
+as ``{name}`` placeholders; ``as_dict(gettext)`` answers them in the caller's language
+(server/http/errors.py, server/realtime.py; tests/test_error_translations.py checks that
+every message raised in server/ has a zh_CN translation).
+
 The first level holds one class per HTTP status: :func:`for_status` names aiohttp's
 own refusals (an unknown route, a wrong method, a body too large) from it.
 """
@@ -87,9 +92,19 @@ class CunhuiError(Exception):
         self.details = dict(details or {})
 
     def translated(self, gettext: Callable[[str], str]) -> str:
-        """The message in the language ``gettext`` translates into (English if none)."""
+        """The message in the language ``gettext`` translates into (English if none).
+
+        A param that is a :class:`Phrase` (a meeting's status, a limiter's refusal) is
+        an English message id too, and is translated before it is filled in.
+        """
         text = gettext(self.template)
-        return text.format(**self.params) if self.params else text
+        if not self.params:
+            return text
+        params = {
+            name: gettext(value) if isinstance(value, Phrase) else value
+            for name, value in self.params.items()
+        }
+        return text.format(**params)
 
     def as_dict(self, gettext: Callable[[str], str] | None = None) -> dict:
         message = self.message if gettext is None else self.translated(gettext)
@@ -97,6 +112,16 @@ class CunhuiError(Exception):
         if self.retry_after is not None:
             data.setdefault("retry_after", self.retry_after)
         return data
+
+
+class Phrase(str):
+    """A param value that is itself an English message id (with a zh_CN translation).
+
+    ``Conflict("the meeting is {status}", params={"status": Phrase(meeting.status)})``:
+    the edges translate the status word too, so no English is left in the message.
+    """
+
+    __slots__ = ()
 
 
 def for_status(status: int) -> type[CunhuiError] | None:
@@ -123,8 +148,10 @@ class InvalidOption(BadRequest, code="invalid_option"):
 class ImportRejected(BadRequest, code="import_rejected"):
     """A roll file with problems; ``report`` lists them per row. Nothing was imported."""
 
-    def __init__(self, message: str, report: list[dict]) -> None:
-        super().__init__(message, details={"rows": report})
+    def __init__(
+        self, message: str, report: list[dict], *, params: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, params=params, details={"rows": report})
         self.report = report
 
 
@@ -183,8 +210,10 @@ class ReceiptsWithheld(Conflict, code="receipts_withheld"):
 class StillProcessing(Conflict, code="processing"):
     """A recording's file that post-processing has not made yet, with the steps' progress."""
 
-    def __init__(self, message: str, progress: dict) -> None:
-        super().__init__(message, details={"details": progress})
+    def __init__(
+        self, message: str, progress: dict, *, params: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, params=params, details={"details": progress})
         self.progress = progress
 
 

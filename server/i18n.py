@@ -7,6 +7,7 @@ from the .po files at start-up, so no compile step is needed.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from pathlib import Path
 
 from babel.messages.pofile import read_po
@@ -40,6 +41,14 @@ class Catalogs:
     def gettext(self, message: str) -> str:
         return self._messages.get(_current.get(), {}).get(message, message)
 
+    def gettext_for(self, locale: str) -> Callable[[str], str]:
+        """``gettext`` into ``locale``, whatever the current locale: touches no contextvar.
+
+        The edges translate error messages with it (an unknown locale: the English ids).
+        """
+        messages = self._messages.get(locale, {})
+        return lambda message: messages.get(message, message)
+
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         return self.gettext(singular if n == 1 else plural)
 
@@ -58,6 +67,18 @@ def pick_locale(cookie: str | None, accept_language: str | None) -> str:
         if tag.startswith("en"):
             return "en"
     return DEFAULT_LOCALE
+
+
+def error_locale(cookie: str | None, accept_language: str | None) -> str:
+    """The language of error messages (HTTP bodies, socket.io acks).
+
+    As :func:`pick_locale` for a caller that names a language (the ``lang`` cookie or
+    Accept-Language); a caller that names none (a script, an outside API client, the
+    tests) keeps English, the language of the message ids, not the pages' zh_CN.
+    """
+    if not cookie and not (accept_language or "").strip():
+        return "en"
+    return pick_locale(cookie, accept_language)
 
 
 def set_locale(locale: str) -> contextvars.Token:

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from media import MediaHub
 
     from .archive import Archive
+    from .i18n import Catalogs
     from .live import Live
     from .realtime import Realtime
     from .services.tokens import Principal, TokenService
@@ -26,6 +27,9 @@ REALTIME: web.AppKey[Realtime] = web.AppKey("realtime")
 LIVE: web.AppKey[Live] = web.AppKey("live")
 #: recording, post-processing, retention (server/archive/)
 ARCHIVE: web.AppKey[Archive] = web.AppKey("archive")
+
+#: the translations (server/i18n.py): pages, and error messages in the caller's language
+CATALOGS: web.AppKey[Catalogs] = web.AppKey("catalogs")
 
 #: the caller of a request, once resolved (None: no credentials)
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")

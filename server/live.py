@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from media import MediaHub, RoomEvent
+from media import MediaHub, PeerSession, RoomEvent
 
 from .errors import CunhuiError
 from .room_lock import RoomLock, RoomTurn
@@ -120,6 +120,8 @@ class Live:
         self._floor_timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.hall_counts: dict[int, int | None] = {}
+        #: meeting id -> ids of the WHEP sessions the committee's own devices opened
+        self._committee_viewers: dict[int, set[str]] = {}
 
     @property
     def database(self) -> Database:
@@ -335,18 +337,43 @@ class Live:
 
         self._spawn(later())
 
+    def committee_watching(self, meeting_id: int, session: PeerSession) -> None:
+        """A committee member's own device plays the meeting (a WHEP session): not a viewer."""
+        watching = self._committee_viewers.setdefault(meeting_id, set())
+        watching.add(session.id)
+
+        def closed(_: PeerSession) -> None:
+            watching.discard(session.id)
+            if not watching and self._committee_viewers.get(meeting_id) is watching:
+                del self._committee_viewers[meeting_id]
+
+        session.on_close(closed)
+
+    def viewer_count(self, meeting_id: int) -> int:
+        """The media's viewers (WHEP sessions) of the meeting, the committee's own left out."""
+        viewers = self.media.stats(str(meeting_id)).viewers
+        return max(0, viewers - len(self._committee_viewers.get(meeting_id, ())))
+
     async def send_presence(self, meeting_id: int) -> None:
-        """Broadcast who is here. Transient: carries no seq. One person on two devices is one."""
+        """Broadcast who is here. Transient: carries no seq. One person on two devices is one.
+
+        ``online`` and ``remote`` count the people watching, not the committee: each
+        member or guest once however many devices, plus each anonymous viewer's socket;
+        ``committee`` is how many committee accounts are in the room; ``viewers`` is
+        the media's viewer sessions, the committee's own devices left out.
+        """
         here = await self.who_is_here(meeting_id)
         people = here["participants"]
         if not people and not here["anonymous"]:
             self.hall_counts.pop(meeting_id, None)  # nobody here to show it to
-        remote = sum(1 for p in people if p["role"] != "committee") + here["anonymous"]
+        committee = sum(1 for p in people if p["role"] == "committee")
+        remote = len(people) - committee + here["anonymous"]
         stats = self.media.stats(str(meeting_id))
         payload = {
-            "online": len(people) + here["anonymous"],
+            "online": remote,
             "remote": remote,
-            "viewers": stats.viewers,
+            "committee": committee,
+            "viewers": self.viewer_count(meeting_id),
             "publishing": stats.publishing,
         }
         if self.hall_counts.get(meeting_id) is not None:

@@ -23,13 +23,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from . import socket_packets
 from .errors import BadRequest, CunhuiError, Unauthorized
+from .i18n import Catalogs
 from .live import Live, hidden_from, hosts_of, principal_room, room_of
-from .services import identity, meetings, room, votes
+from .services import hall, identity, meetings, room, votes
 from .services.access import check_can_watch, is_host
 from .services.ratelimit import address_key
 from .services.timeline import Recorded, events_after
 from .services.tokens import Principal, TokenService
 from .settings import Settings
+from .socket_acks import answering_in, client_address, ok, refusal, socket_locale
 from .socket_guard import SocketGuard
 from .store import pk
 
@@ -44,26 +46,6 @@ LIFECYCLE = ("connect", "disconnect")
 
 #: a room event's change: (db, meeting id, sender, payload) -> what it stored
 RoomAction = Callable[[AsyncSession, int, Principal | None, dict], Awaitable[Recorded | None]]
-
-
-def ok(**fields) -> dict:
-    return {"ok": True, **fields}
-
-
-def refusal(exc: CunhuiError) -> dict:
-    return {"ok": False, "error": exc.as_dict()}
-
-
-def client_address(environ: dict) -> str:
-    """The socket's client address, as the HTTP side sees it.
-
-    engine.io's REMOTE_ADDR is a placeholder; its aiohttp request has passed the
-    app's middlewares, so behind TRUSTED_PROXIES its ``remote`` is already the
-    address from X-Forwarded-For (server/http/proxies.py), and the peer's otherwise.
-    """
-    request = environ.get("aiohttp.request")
-    remote = getattr(request, "remote", None)
-    return remote or environ.get("REMOTE_ADDR") or "unknown"
 
 
 class MeetingNamespace(socketio.AsyncNamespace):
@@ -87,8 +69,9 @@ class MeetingNamespace(socketio.AsyncNamespace):
             except Unauthorized as exc:
                 if auth and auth.get("token"):
                     # the client's connect_error gets {"message": code, "data": {code, message}}
+                    gettext = self.rt.gettext_for(socket_locale(environ, auth))
                     raise socketio.exceptions.ConnectionRefusedError(
-                        exc.code, exc.as_dict()
+                        exc.code, exc.as_dict(gettext)
                     ) from exc
         await self.save_session(
             sid,
@@ -99,6 +82,8 @@ class MeetingNamespace(socketio.AsyncNamespace):
                 "meeting_id": None,
                 # keyed as the HTTP lockouts are: an IPv6 client is its /64
                 "address": address_key(client_address(environ)),
+                # error acks are answered in it (refusal)
+                "locale": socket_locale(environ, auth),
             },
         )
         if principal is not None:
@@ -119,7 +104,9 @@ class MeetingNamespace(socketio.AsyncNamespace):
         sid = args[0] if args else None
         if event in LIFECYCLE and not self.server.manager.is_connected(sid, self.namespace):
             return await super().trigger_event(event, *args)  # the server's own connect/disconnect
-        return await self._acked(self._client_event(event, sid, *args[1:]))
+        session = await self.get_session(sid)
+        with answering_in(self.rt.gettext_for(session.get("locale", "en"))):
+            return await self._acked(self._client_event(event, sid, *args[1:]))
 
     async def _client_event(self, event, sid, *args) -> dict | None:
         """A client's event: its sender's allowance, their sign-in still valid, then the handler."""
@@ -160,7 +147,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
 
     async def _join(self, sid, data) -> dict:
         if not isinstance(data, dict) or "meeting_id" not in data:
-            raise BadRequest("join needs {meeting_id}")
+            raise BadRequest("join needs a meeting_id")
         since = data.get("since_seq")
         if since is not None and (
             not isinstance(since, int) or isinstance(since, bool) or since < 0
@@ -190,19 +177,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
             meeting = await meetings.get_meeting(db, meeting_id)
             view = await meetings.view(db, meeting)
             snap = await room.snapshot(db, meeting)
-            vote_rows = await votes.meeting_votes(db, meeting_id)
-            vote_ids = [pk(v) for v in vote_rows]
-            mine: set[int] = set()
-            held: list[dict] = []
-            if principal is not None and principal.role == "member":
-                mine = await votes.voted_in(db, principal.member_id, vote_ids)
-                held = [
-                    p["member"]
-                    for p in await votes.proxies_of(db, meeting_id)
-                    if p["proxy"]["id"] == principal.member_id
-                ]
-                for entry in held:  # and whether each represented member has voted
-                    entry["voted"] = sorted(await votes.voted_in(db, entry["id"], vote_ids))
+            vote_list, held = await votes.votes_on_join(db, meeting, principal)
             missed = (
                 await events_after(db, meeting_id, since, limit=MAX_REPLAY + 1)
                 if since is not None
@@ -224,9 +199,9 @@ class MeetingNamespace(socketio.AsyncNamespace):
         state = {
             "meeting": view.as_dict(),
             "publishing": stats.publishing,
-            "viewers": stats.viewers,
+            "viewers": self.live.viewer_count(meeting_id),
             **snap.as_dict(principal, meeting),
-            "votes": [{**votes.vote_dict(v), "you_voted": v.id in mine} for v in vote_rows],
+            "votes": vote_list,
             "proxies_held": held,
         }
         self.live.schedule_presence(meeting_id)
@@ -320,6 +295,28 @@ class MeetingNamespace(socketio.AsyncNamespace):
 
     async def on_attendance_hall(self, sid, data=None):
         return await self._act(sid, data, room.record_hall)
+
+    async def on_attendance_checkin(self, sid, data=None):
+        """The clerk scanned a member card: ``{invite}`` → ack ``{member: {id, name, already}}``."""
+
+        async def work():
+            meeting_id, principal, payload = await self._joined(sid, data)
+            found: dict = {}
+
+            async def change(db):
+                member, recorded = await hall.check_in(
+                    db, self.rt.tokens, meeting_id, principal, payload
+                )
+                found.update(member)
+                return recorded
+
+            recorded = await self.live.record_and_broadcast(
+                meeting_id, change, by=principal, shed_at=self.live.max_queued
+            )
+            seq = {"seq": recorded.seq} if recorded is not None else {}
+            return ok(member=found, **seq)
+
+        return await self._acked(work())
 
     async def on_agenda_goto(self, sid, data=None):
         return await self._act(sid, data, room.goto_item)
@@ -442,8 +439,10 @@ class Realtime:
         live: Live,
         tokens: TokenService,
         settings: Settings,
+        catalogs: Catalogs | None = None,
     ) -> None:
         self.sio, self.live, self._tokens = sio, live, tokens
+        self.tokens = tokens  # the member cards' invites (hall check-in)
         self._redis_url = settings.redis_url
         self.guard = SocketGuard(
             settings.socket_event_rate,
@@ -451,8 +450,13 @@ class Realtime:
             settings.socket_join_timeout,
             disconnect=sio.disconnect,
         )
+        #: error acks in each socket's language (server/i18n.py)
+        self.catalogs = catalogs
         sio.register_namespace(MeetingNamespace(self))
         sio.attach(app)
+
+    def gettext_for(self, locale: str) -> Callable[[str], str] | None:
+        return self.catalogs.gettext_for(locale) if self.catalogs is not None else None
 
     async def resolve(self, token: str) -> Principal:
         async with self.live.database.session() as db:

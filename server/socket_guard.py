@@ -85,8 +85,11 @@ class SocketGuard:
             )
             self.drop_later(sid)
         raise RateLimited(
-            f"too many events: at most {self.event_limits.burst * scale} at once and "
-            f"{self.event_limits.rate * scale:g} a second",
+            "too many events: at most {burst} at once and {rate:g} a second",
+            params={
+                "burst": self.event_limits.burst * scale,
+                "rate": self.event_limits.rate * scale,
+            },
             retry_after=wait,
         )
 

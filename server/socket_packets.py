@@ -83,7 +83,9 @@ def check_event(event: str, args: tuple) -> BadRequest | None:
     if event in RESERVED_EVENTS:
         return None  # raised by the server itself (client ones became REFUSED_EVENT)
     if event == REFUSED_EVENT:
-        return BadRequest(str(args[1]) if len(args) > 1 else "the packet was refused")
+        # the decoder's reason (CheckedPacket._refuse) is technical: it follows a translated lead
+        reason = str(args[1])[:200] if len(args) > 1 else "-"
+        return BadRequest("the packet was refused: {reason}", params={"reason": reason})
     if len(args) > 2:
         return BadRequest("an event carries one payload (a JSON object)")
     try:

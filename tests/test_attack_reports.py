@@ -326,12 +326,13 @@ async def test_a_secret_result_never_shows_a_small_source_apart(aiohttp_client, 
         await phone.connect(client, token)
         assert (await phone.call("join", {"meeting_id": mid}))["ok"]
         phones.append(phone)
-    await member(client, clerk, "会场里的人")  # on the roll: 5 eligible
+    in_hall, _ = await member(client, clerk, "会场里的人")  # on the roll: 5 eligible
     guest = Recorder()
     await guest.connect(client)
     assert (await guest.call("join", {"meeting_id": mid}))["ok"]
     try:
-        assert (await host.call("attendance:hall", {"in_hall": 1}))["ok"]
+        ticked = {"member_id": int(in_hall[1:]), "present": True}  # the hall's voter
+        assert (await host.call("attendance:hall", {"in_hall": 1, **ticked}))["ok"]
         vote_id = (
             await host.call(
                 "vote:open", {"question": "选谁?", "options": ["甲", "乙"], "secret": True}
@@ -376,7 +377,9 @@ async def test_a_secret_result_shows_sources_big_enough_apart(aiohttp_client, se
         assert (await phones[-1].call("join", {"meeting_id": mid}))["ok"]
     try:
         for i in range(2):  # the hall's two voters, on the roll beside the two phones
-            await member(client, clerk, f"会场村民{i}")
+            in_hall, _ = await member(client, clerk, f"会场村民{i}")
+            ticked = {"member_id": int(in_hall[1:]), "present": True}
+            assert (await host.call("attendance:hall", ticked))["ok"]
         assert (await host.call("attendance:hall", {"in_hall": 2}))["ok"]
         vote_id = (
             await host.call(

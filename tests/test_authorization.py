@@ -123,6 +123,8 @@ POLICY = {
     ("GET", "/members/cards"): "public",  # likewise (test_members_and_join.py)
     ("GET", "/m/{code}"): "public",  # a page: says itself who may watch
     ("GET", "/m/{code}/qr.svg"): "public",  # the code is public: it is on the notice board
+    ("GET", "/api/meeting-codes/{code}"): "public",  # whether it exists, as /m/{code} tells
+    ("GET", "/favicon.ico"): "public",
     ("GET", "/meetings/{id}/notice"): "public",  # a page: 404 unless the caller may watch
     ("GET", "/meetings/{id}/audit"): "public",  # a page: 404 unless the caller may watch
     ("GET", "/meetings/{id}/replay"): "public",  # a page: 404 unless the caller may watch

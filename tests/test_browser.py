@@ -180,10 +180,10 @@ async def test_member_opens_invite_link_and_watches_members_only_meeting(server)
                 # without the invite the meeting is closed to this phone
                 await page.goto(f"{base}/m/{meeting['code']}")
                 await wait_state(page, "forbidden")
+                # the card's link lands straight on the meeting live now (issue 14)
                 await page.goto(member["invite_url"])
-                assert page.url.rstrip("/") == base
-                assert "村民代表会议" in await page.inner_text("body")  # their meetings
-                await page.goto(f"{base}/m/{meeting['code']}")
+                assert page.url == f"{base}/m/{meeting['code']}"
+                assert "村民代表会议" in await page.inner_text("body")
                 await wait_state(page, "playing")
                 width, t0, t1 = await video_is_playing(page)
                 assert width == 320 and t1 > t0

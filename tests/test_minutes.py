@@ -45,11 +45,14 @@ async def held(client, clerk_token, room_of):
     await room.join(people["张三"][1])  # a second phone: still one member
     hall_id, _ = await member(client, clerk_token, "赵六")  # in the hall, not online
     hall_member = int(hall_id[1:])
+    hall_voters = [hall_member]
     for name in ("钱七", "孙八"):  # the hall's other voters (on the roll, not online)
-        await member(client, clerk_token, name)
+        hall_voters.append(int((await member(client, clerk_token, name))[0][1:]))
 
     assert (await host.call("attendance:hall", {"in_hall": 3}))["ok"]
-    assert (await host.call("attendance:hall", {"member_id": hall_member, "present": True}))["ok"]
+    for hall_voter in hall_voters:  # ticked on the roll: only they vote from the hall
+        ticked = {"member_id": hall_voter, "present": True}
+        assert (await host.call("attendance:hall", ticked))["ok"]
     assert (await host.call("agenda:goto", {"item_id": first}))["ok"]
     speaker_id, speaker_token, speaker = people["李四"]
     assert (await speaker.call("chat:send", {"text": EVIL}))["ok"]
@@ -170,7 +173,10 @@ async def test_the_markdown_minutes_hold_the_meeting_as_stored(client, clerk_tok
     assert "线上参会村民：4 人" in text
     for name in ("张三", "李四", "王五"):
         assert name in text.split("## 出席")[1].split("##")[0]
-    assert "会场清点人数: 3" in text and "会场登记到会村民：1 人 (赵六)" in text
+    assert "会场清点人数: 3" in text and "会场登记到会村民：3 人 (赵六、钱七、孙八)" in text
+    # what each hall number means (issue 14, wall 3): people for the record, members for votes
+    assert "会场清点人数: 3 （仅记入会议记录，不计入表决）" in text
+    assert "孙八) （刷卡签到或在名册上勾选，计入表决）" in text
     assert held["open"]["quorum_met"] is True
     for result, quorum in ((held["open"], "已达到法定人数"), (held["secret"], "不设法定人数")):
         assert f"| {result['eligible']} | {result['present']} | {quorum} |" in text
@@ -225,11 +231,13 @@ async def test_the_html_minutes_hold_the_same(client, clerk_token, held):
     assert "线上参会村民：4 人" in page and "会场清点人数: 3" in page and "赵六" in page
     t, length = floor_turn(held, "李四")
     assert re.search(
-        rf'<td class="floor-speaker">李四</td><td class="num floor-length">'
+        rf'<td class="floor-speaker"[^>]*>李四</td><td class="num floor-length"[^>]*>'
         rf"{length}</td>",
         page,
     ), page
-    assert f'<td class="num">{minutes_service.clock(t)}</td>' in page
+    # each cell carries its column's name (data-label) for the phone's card layout
+    assert re.search(rf'<td class="num" data-label="t">{minutes_service.clock(t)}</td>', page)
+    assert re.search(r'<td class="floor-speaker" data-label="发言人"[^>]*>李四</td>', page)
     assert "下周装好" in page and "已采纳" in page
     for result in (held["open"], held["secret"]):
         section = page.split(f'id="vote-{result["vote_id"]}"')[1].split("</section>")[0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-import aiohttp
 import pytest
 from playwright.async_api import async_playwright
 
@@ -31,23 +30,15 @@ NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.inner
 
 async def roll_and_meetings(server) -> tuple[dict, dict, dict]:
     """A member (with their PIN), a live meeting open to guests, a members-only one."""
-    clerk = ServerClient(server)
-    headers = await clerk.clerk_headers()
-    async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as session:
-
-        async def post(path: str, body: dict) -> dict:
-            async with session.post(path, json=body, headers=headers) as response:
-                assert response.status in (200, 201), await response.text()
-                return await response.json()
-
-        member = await post("/api/members", {"name": "王秀英"})
-        open_meeting = await post(
-            "/api/meetings", {"title": "村民大会", "allow_guests": True, "agenda": []}
-        )
-        await post(f"/api/meetings/{open_meeting['id']}/start", {})
-        members_only = await post(
-            "/api/meetings", {"title": "村民代表会议", "allow_guests": False, "agenda": []}
-        )
+    post = ServerClient(server).clerk_post
+    member = await post("/api/members", {"name": "王秀英"})
+    open_meeting = await post(
+        "/api/meetings", {"title": "村民大会", "allow_guests": True, "agenda": []}
+    )
+    await post(f"/api/meetings/{open_meeting['id']}/start", {})
+    members_only = await post(
+        "/api/meetings", {"title": "村民代表会议", "allow_guests": False, "agenda": []}
+    )
     assert member["pin"]
     return member, open_meeting, members_only
 

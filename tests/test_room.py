@@ -244,7 +244,8 @@ async def test_one_member_on_two_devices_counts_once_and_leaves_are_recorded(
     tablet, _ = await room.join(token)
     await asyncio.sleep(0.4)
     presence = named(host.events, "presence")[-1]
-    assert presence["online"] == 2 and presence["remote"] == 1
+    # the committee's own device is not counted (issue 14): only the member, once
+    assert presence["online"] == 1 and presence["remote"] == 1 and presence["committee"] == 1
 
     await phone.close()
     await tablet.close()
@@ -252,7 +253,7 @@ async def test_one_member_on_two_devices_counts_once_and_leaves_are_recorded(
     joined = named(host.events, "attendance:joined")
     assert [j["participant"]["id"] for j in joined].count(member_id) == 1
     assert left["seq"] > joined[-1]["seq"]
-    await host.wait_for("presence", lambda d: d["online"] == 1)
+    await host.wait_for("presence", lambda d: d["online"] == 0)
 
 
 # ----------------------------------------------------------------- role × event matrix

@@ -45,7 +45,7 @@ class VoteLifecycle(RuleBasedStateMachine):
         self.accepted: dict[int, str] = {}  # member id -> choice, as the model expects
         self.hall: dict[str, int] = {}
         self.eligible_ids: set[int] = set()
-        self.in_hall = 0
+        self.in_hall: set[int] = set()  # the members ticked present in the hall
 
     def run(self, coro):
         return self.loop.run_until_complete(coro)
@@ -167,14 +167,26 @@ class VoteLifecycle(RuleBasedStateMachine):
 
     @rule(n=st.integers(min_value=0, max_value=10))
     def the_hall_is_counted(self, n):
+        """A headcount of people: refused below the members ticked there; votes ignore it."""
+        try:
+            self.run(self._hall({"in_hall": n}))
+            ok = True
+        except CunhuiError as exc:
+            assert exc.code == "bad_request", exc.code
+            ok = False
+        assert ok == (n >= len(self.in_hall)), (n, self.in_hall)
+
+    @rule(index=st.integers(min_value=0, max_value=20), present=st.booleans())
+    def a_member_is_ticked_in_the_hall(self, index, present):
+        member_id = self.members[index % len(self.members)]
+        self.run(self._hall({"member_id": member_id, "present": present}))
+        (self.in_hall.add if present else self.in_hall.discard)(member_id)
+
+    async def _hall(self, payload):
         from server.services import room
 
-        self.run(self._hall(room, n))
-        self.in_hall = n
-
-    async def _hall(self, room, n):
         async with self.database.session() as db:
-            await room.record_hall(db, self.meeting_id, self.host, {"in_hall": n})
+            await room.record_hall(db, self.meeting_id, self.host, payload)
 
     @precondition(lambda self: self.vote_id is not None and self.closed_result is None)
     @rule(yes=st.integers(min_value=0, max_value=6), no=st.integers(min_value=0, max_value=6))
@@ -186,8 +198,8 @@ class VoteLifecycle(RuleBasedStateMachine):
         except CunhuiError as exc:
             assert exc.code == "bad_request", exc.code
             ok = False
-        # the hall's voters who have not voted by phone, never more than the eligible left
-        room = min(self.in_hall, len(self.eligible_ids) - len(self.accepted))
+        # the hall's voters: the eligible ticked there who have not voted by phone
+        room = len((self.in_hall & self.eligible_ids) - set(self.accepted))
         assert ok == (yes + no <= room), (counts, self.in_hall, room)
         if ok:
             self.hall = counts

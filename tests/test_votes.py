@@ -324,6 +324,7 @@ async def test_hall_and_remote_add_up_and_a_remote_voter_is_not_counted_twice(
         token = (await join_by_invite(client, rep["invite"]))["token"]
         remote.append((await room.join(token))[0])
     await client.post("/api/members", json={"name": "普通村民"}, headers=auth(clerk_token))
+    # 3 people in the hall: a headcount for the minutes; the hall's voters are ticked below
     assert (await host.call("attendance:hall", {"in_hall": 3}))["ok"]
     vote_id = (await host.call("vote:open", {"question": "通过预算?"}))["vote_id"]
     assert (await remote[0].wait_for("vote:opened"))["eligible"] == 6  # representatives only
@@ -334,7 +335,7 @@ async def test_hall_and_remote_add_up_and_a_remote_voter_is_not_counted_twice(
         "vote:roll", {"vote_id": vote_id, "member_id": reps[3]["id"], "choice": "同意"}
     )
     assert untick["error"]["code"] == "bad_request"  # not ticked present in the hall
-    for rep in (reps[0], reps[2]):  # 代表0 voted on the phone, then walked into the hall
+    for rep in (reps[0], reps[2], reps[3]):  # 代表0 voted on the phone, then walked into the hall
         assert (await host.call("attendance:hall", {"member_id": rep["id"], "present": True}))["ok"]
     twice = await host.call(
         "vote:roll", {"vote_id": vote_id, "member_id": reps[0]["id"], "choice": "反对"}
@@ -349,8 +350,8 @@ async def test_hall_and_remote_add_up_and_a_remote_voter_is_not_counted_twice(
     too_many = await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 1, "反对": 1}})
     assert too_many["error"]["code"] == "bad_request"
     assert too_many["error"]["message"] == (
-        "the hall has 2 voters who have not voted another way; "
-        "the counts add up to 3 (2 hands + 1 by roll call)"
+        "the hall has 2 checked-in members who have not voted another way; "
+        "the counts add up to 3 (2 by show of hands + 1 by roll call)"
     )
     assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"反对": 1}}))["ok"]
     closed = await host.call("vote:close", {"vote_id": vote_id})
@@ -388,8 +389,8 @@ async def test_a_phone_voter_in_the_hall_is_not_counted_again_by_hands(
     again = await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 1}})
     assert again["error"]["code"] == "bad_request"
     assert again["error"]["message"] == (
-        "the hall has 0 voters who have not voted another way; "
-        "the counts add up to 1 (1 hand + 0 by roll call)"
+        "the hall has 0 checked-in members who have not voted another way; "
+        "the counts add up to 1 (1 by show of hands + 0 by roll call)"
     )
     assert (again["error"]["hall_voters"], again["error"]["counted"]) == (0, 1)
     assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 0}}))["ok"]
@@ -399,16 +400,64 @@ async def test_a_phone_voter_in_the_hall_is_not_counted_again_by_hands(
     assert closed["passed"] is True
 
 
+async def test_a_hall_voter_counted_by_hands_cannot_vote_again_by_phone(
+    client, clerk_token, room_of
+):
+    """The double count the other way round: the hall's hands took the one checked-in
+    member first; their phone ballot after that is refused, and the result stays 1 of 1."""
+    meeting = await start_meeting(client, clerk_token)
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    ((member_id, person),) = await voters(client, clerk_token, room, 1)
+    ticked = {"member_id": int(member_id[1:]), "present": True}
+    assert (await host.call("attendance:hall", ticked))["ok"]
+    vote_id = (await host.call("vote:open", {"question": "修路?"}))["vote_id"]
+    assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 1}}))["ok"]
+
+    again = await person.call("vote:cast", {"vote_id": vote_id, "choice": "反对"})
+    assert again["error"]["code"] == "already_voted"
+    assert "counted all 1 checked-in members" in again["error"]["message"]
+    assert (again["error"]["hall_voters"], again["error"]["counted"]) == (1, 1)
+    closed = await host.call("vote:close", {"vote_id": vote_id})
+    assert closed["tally"] == {"同意": 1, "反对": 0, "弃权": 0}
+    assert (closed["cast"], closed["present"], closed["eligible"]) == (1, 1, 1)
+
+
+async def test_a_hall_voter_not_taken_by_the_hands_may_still_vote_by_phone(
+    client, clerk_token, room_of
+):
+    """Two checked in, one hand counted: one of them did not raise it, so a phone ballot
+    from either is accepted (2 cast of 2), and then the hands are full."""
+    meeting = await start_meeting(client, clerk_token)
+    room = room_of(meeting)
+    host, _ = await room.join(clerk_token)
+    people = await voters(client, clerk_token, room, 2)
+    for member_id, _ in people:
+        ticked = {"member_id": int(member_id[1:]), "present": True}
+        assert (await host.call("attendance:hall", ticked))["ok"]
+    vote_id = (await host.call("vote:open", {"question": "修路?"}))["vote_id"]
+    assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 1}}))["ok"]
+    (_, first), (_, second) = people
+    assert (await first.call("vote:cast", {"vote_id": vote_id, "choice": "反对"}))["ok"]
+    refused = await second.call("vote:cast", {"vote_id": vote_id, "choice": "反对"})
+    assert refused["error"]["code"] == "already_voted"
+    closed = await host.call("vote:close", {"vote_id": vote_id})
+    assert (closed["cast"], closed["present"], closed["eligible"]) == (2, 2, 2)
+
+
 async def test_hands_beyond_the_hall_voters_are_refused_and_present_stays_within_eligible(
     client, clerk_token, room_of
 ):
-    """35 people in the hall, 3 members on the roll: the hall's voters are at most 3."""
+    """35 people in the hall, 3 members on the roll: the hall's voters are the members
+    checked in there, never the headcount."""
     meeting = await start_meeting(client, clerk_token)
     room = room_of(meeting)
     host, _ = await room.join(clerk_token)
     ((_, person),) = await voters(client, clerk_token, room, 1)
     for i in range(2):
-        await member(client, clerk_token, f"会场村民{i}")
+        hall_member, _ = await member(client, clerk_token, f"会场村民{i}")
+        ticked = {"member_id": int(hall_member[1:]), "present": True}
+        assert (await host.call("attendance:hall", ticked))["ok"]
     assert (await host.call("attendance:hall", {"in_hall": 35}))["ok"]
     opening = {"question": "修路?", "rule": "villagers_assembly"}
     vote_id = (await host.call("vote:open", opening))["vote_id"]
@@ -417,7 +466,7 @@ async def test_hands_beyond_the_hall_voters_are_refused_and_present_stays_within
     assert (await person.call("vote:cast", {"vote_id": vote_id, "choice": "反对"}))["ok"]
     too_many = await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 3}})
     assert too_many["error"]["code"] == "bad_request"
-    assert "the hall has 2 voters" in too_many["error"]["message"]
+    assert "the hall has 2 checked-in members" in too_many["error"]["message"]
     assert "the counts add up to 3" in too_many["error"]["message"]
     assert (await host.call("vote:hall", {"vote_id": vote_id, "counts": {"同意": 2}}))["ok"]
     closed = await host.call("vote:close", {"vote_id": vote_id})
@@ -434,6 +483,11 @@ async def test_hands_beyond_the_hall_voters_are_refused_and_present_stays_within
     )
     assert (closed["quorum_met"], closed["passed"]) == (decision.quorum_met, decision.passed)
     assert closed["passed"] is True  # 2 of 3 present
+    # ... and its explanation says so with the same numbers (tests/test_vote_explanation.py)
+    majority = closed["explanation"]["majority"]
+    assert (majority["got"], majority["of"], majority["needed"]) == (2, closed["present"], 2)
+    assert closed["explanation"]["quorum"]["present"] == closed["present"]
+    assert closed["explanation"]["outcome"] == "passed"
 
 
 def test_rule_profiles_decide_by_the_law():
@@ -578,8 +632,10 @@ async def test_a_secret_vote_shows_no_source_small_enough_to_name_a_voter(
     host, _ = await room.join(clerk_token)
     ((member_id, person),) = await voters(client, clerk_token, room, 1)
     for i in range(4):  # SECRET_VOTE_MIN_ELECTORATE: 5 on the roll (they vote in the hall)
-        await member(client, clerk_token, f"会场村民{i}")
-    assert (await host.call("attendance:hall", {"in_hall": 4, "member_id": int(member_id[1:])}))[
+        hall_member, _ = await member(client, clerk_token, f"会场村民{i}")
+        ticked = {"member_id": int(hall_member[1:]), "present": True}
+        assert (await host.call("attendance:hall", ticked))["ok"]
+    assert (await host.call("attendance:hall", {"in_hall": 5, "member_id": int(member_id[1:])}))[
         "ok"
     ]
     vote_id = (

@@ -85,7 +85,7 @@ def meeting_json(request: web.Request, view: meetings.MeetingView) -> dict:
     data["join_url"] = f"{base_url(request)}/m/{view.meeting.code}"
     media = request.app[keys.MEDIA].stats(str(view.meeting.id))
     data["publishing"] = media.publishing
-    data["viewers"] = media.viewers
+    data["viewers"] = request.app[keys.LIVE].viewer_count(pk(view.meeting))  # not the committee's
     return data
 
 
@@ -120,7 +120,10 @@ async def login(request: web.Request) -> web.Response:
         raise BadRequest("username and password are required")
     username = username.strip()
     if len(username) > accounts.MAX_USERNAME_LENGTH:
-        raise BadRequest(f"the username has at most {accounts.MAX_USERNAME_LENGTH} characters")
+        raise BadRequest(
+            "the username has at most {max_username_length} characters",
+            params={"max_username_length": accounts.MAX_USERNAME_LENGTH},
+        )
     tokens = request.app[keys.TOKENS]
     address, account = address_key(request.remote), username.lower()
     known = identity.is_known_device(tokens, request.cookies.get(DEVICE_COOKIE), username)
@@ -183,7 +186,10 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     if not raw:
         return default
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
-        raise BadRequest(f"{name} must be a whole number from {low} to {high}")
+        raise BadRequest(
+            "{name} must be a whole number from {low} to {high}",
+            params={"name": name, "low": low, "high": high},
+        )
     return max(low, min(int(raw), high))
 
 

@@ -35,16 +35,23 @@ VENDOR_PREFIX = "/vendor/"
 VENDOR_DIRS = {
     "socket.io-client": "socket.io-client/dist",
     "hls.js": "hls.js/dist",
+    "qr-scanner": "qr-scanner",
 }
 
 #: the vendor ES modules our modules import (the import map sends them to versioned URLs)
-VENDOR_MODULES = ("socket.io-client/socket.io.esm.min.js", "hls.js/hls.min.mjs")
+VENDOR_MODULES = (
+    "socket.io-client/socket.io.esm.min.js",
+    "hls.js/hls.min.mjs",
+    # the hall's check-in reads member cards' QR codes; it imports its worker module itself
+    "qr-scanner/qr-scanner.min.js",
+    "qr-scanner/qr-scanner-worker.min.js",
+)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 
 #: the specifier of a static ``import … from "…"``, ``export … from "…"`` or ``import "…"``
-#: (a dynamic ``import("…")`` loads when needed: hls.js, only where HLS plays)
+#: (a dynamic ``import("…")`` loads when needed: hls.js, only where HLS plays; qr-scanner)
 STATIC_IMPORT = re.compile(
     r"""^(?:(?:import|export)\b[^;'"]*?\bfrom\s*|import\s*)["']([^"']+)["']""", re.M
 )

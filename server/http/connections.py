@@ -219,7 +219,8 @@ class GuardedRequestHandler(RequestHandler):
         self.close()
         body.set_exception(
             RequestTimeout(
-                f"the request body did not arrive in time (at least {MIN_BODY_RATE} bytes/s)"
+                "the request body did not arrive in time (at least {min_body_rate} bytes/s)",
+                params={"min_body_rate": MIN_BODY_RATE},
             )
         )
 

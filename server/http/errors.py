@@ -1,15 +1,21 @@
-"""Turn every failure into the contract's JSON error shape."""
+"""Turn every failure into the contract's JSON error shape, in the caller's language.
+
+``message`` is translated as pages are (the ``lang`` cookie, then Accept-Language);
+a caller that names no language at all keeps English (server/i18n.py ``error_locale``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ..errors import BadRequest, CunhuiError, NotFound, for_status
+from .. import keys
+from ..errors import BadRequest, CunhuiError, NotFound, Phrase, for_status
+from ..i18n import LOCALE_COOKIE, error_locale
 from ..services import payload
 from ..services.payload import parse_id
 
@@ -19,11 +25,27 @@ _API_PREFIXES = ("/api/", "/whip/", "/whep/", "/healthz", "/readyz")
 
 
 def json_error(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    request: web.Request | None = None,
 ) -> web.Response:
+    """An error body; with ``request``, ``message`` (an English id) in the caller's language."""
+    if request is not None:
+        message = gettext_of(request)(message)
     return web.json_response(
         {"error": {"code": code, "message": message}}, status=status, headers=headers
     )
+
+
+def gettext_of(request: web.Request) -> Callable[[str], str]:
+    """The caller's language for error messages (English for a client that names none)."""
+    locale = error_locale(
+        request.cookies.get(LOCALE_COOKIE), request.headers.get("Accept-Language")
+    )
+    catalogs = request.app.get(keys.CATALOGS)
+    return catalogs.gettext_for(locale) if catalogs is not None else str
 
 
 def _is_row_id(name: str) -> bool:
@@ -42,12 +64,15 @@ def check_request(request: web.Request) -> None:
     for name, value in request.match_info.items():
         if payload.text_problem(value) or (_is_row_id(name) and parse_id(value) is None):
             if request.path.startswith(_API_PREFIXES):
-                raise NotFound(f"no such {name}")
+                raise NotFound("no such {name}", params={"name": name})
             raise web.HTTPNotFound()
     for key, value in request.query.items():
         problem = payload.text_problem(key) or payload.text_problem(value)
         if problem:
-            raise BadRequest(f"the query parameter {key[:40]!r} {problem}")
+            raise BadRequest(
+                "the query parameter {key!r} {problem}",
+                params={"key": key[:40], "problem": Phrase(problem)},
+            )
 
 
 @web.middleware
@@ -63,7 +88,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.retry_after is not None:
             headers["Retry-After"] = str(exc.retry_after)  # whole seconds (CunhuiError)
         return web.json_response(
-            {"error": exc.as_dict()}, status=exc.status, headers=headers or None
+            {"error": exc.as_dict(gettext_of(request))}, status=exc.status, headers=headers or None
         )
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith(_API_PREFIXES):
@@ -72,7 +97,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         kind = for_status(exc.status)
         code = kind.code if kind is not None else "http_error"
         message = exc.reason if exc.status != 413 else "the request body is too large"
-        return json_error(exc.status, code, message, headers=_cors(request))
+        return json_error(exc.status, code, message, headers=_cors(request), request=request)
     except (ConnectionResetError, asyncio.CancelledError):
         raise  # the client went away mid-request: nothing to answer, nothing crashed
     except Exception:
@@ -81,11 +106,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if not request.path.startswith(_API_PREFIXES):
             return web.Response(
                 status=500,
-                text="500: the server failed; this was logged.",
+                text=gettext_of(request)("500: the server failed; this was logged."),
                 content_type="text/plain",
             )
         return json_error(
-            CunhuiError.status, CunhuiError.code, "the server failed; this was logged"
+            CunhuiError.status,
+            CunhuiError.code,
+            "the server failed; this was logged",
+            request=request,
         )
 
 

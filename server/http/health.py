@@ -159,7 +159,10 @@ def _answer(report: Report) -> web.Response:
     body: dict = {"ok": not failed, **report}
     if failed:
         body["failed"] = failed
-        error = Unavailable("; ".join(f"{name}: {report[name]}" for name in failed))
+        error = Unavailable(
+            "not ready: {failed}",
+            params={"failed": "; ".join(f"{name}: {report[name]}" for name in failed)},
+        )
         body["error"] = error.as_dict()
     return web.json_response(
         body, status=Unavailable.status if failed else 200, headers={"Cache-Control": "no-store"}

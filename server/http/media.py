@@ -43,6 +43,7 @@ from ..errors import (
     Conflict,
     Forbidden,
     NotFound,
+    Phrase,
     RateLimited,
     TooLarge,
     Unprocessable,
@@ -53,7 +54,7 @@ from ..services import meetings
 from ..services.access import check_can_run, check_can_watch
 from ..services.room import floor_holder
 from ..services.tokens import Principal
-from ..store import Meeting
+from ..store import Meeting, pk
 from .auth import principal_of, require_principal
 
 logger = logging.getLogger(__name__)
@@ -73,12 +74,18 @@ SDPFRAG = "application/trickle-ice-sdpfrag"
 
 async def _read_body(request: web.Request, content_type: str) -> str:
     if request.content_length is not None and request.content_length > MAX_SDP_BYTES:
-        raise TooLarge(f"the body is larger than {MAX_SDP_BYTES} bytes")
+        raise TooLarge(
+            "the body is larger than {max_sdp_bytes} bytes", params={"max_sdp_bytes": MAX_SDP_BYTES}
+        )
     if request.content_type != content_type:
-        raise UnsupportedMediaType(f"send the body as Content-Type: {content_type}")
+        raise UnsupportedMediaType(
+            "send the body as Content-Type: {content_type}", params={"content_type": content_type}
+        )
     body = await request.content.read(MAX_SDP_BYTES + 1)
     if len(body) > MAX_SDP_BYTES:
-        raise TooLarge(f"the body is larger than {MAX_SDP_BYTES} bytes")
+        raise TooLarge(
+            "the body is larger than {max_sdp_bytes} bytes", params={"max_sdp_bytes": MAX_SDP_BYTES}
+        )
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -93,7 +100,9 @@ async def _live_meeting(request: web.Request) -> Meeting:
 
 def _require_live(meeting: Meeting) -> None:
     if meeting.status != meetings.LIVE:
-        raise Conflict(f"the meeting is {meeting.status}, not live")
+        raise Conflict(
+            "the meeting is {status}, not live", params={"status": Phrase(meeting.status)}
+        )
 
 
 def _require_floor(principal: Principal, meeting: Meeting) -> None:
@@ -183,10 +192,14 @@ async def _start(request, kind, meeting, start) -> PeerSession:
         raise _too_many(request, exc) from exc
     except CodecMismatch as exc:
         logger.info("%s meeting %s: codec mismatch: %s", kind, meeting.id, exc)
-        raise UnsupportedCodec(str(exc)) from exc
+        raise UnsupportedCodec(
+            "the offer lacks the meeting's video codec: {detail}", params={"detail": str(exc)}
+        ) from exc
     except InvalidOffer as exc:
         logger.info("%s meeting %s: bad offer: %s", kind, meeting.id, exc)
-        raise BadRequest(str(exc)) from exc
+        raise BadRequest(
+            "the SDP offer cannot be used: {detail}", params={"detail": str(exc)}
+        ) from exc
     except FloorStopped as exc:
         logger.info("%s meeting %s: %s", kind, meeting.id, exc)
         raise Forbidden("you do not hold the floor") from exc
@@ -238,7 +251,10 @@ async def whep_subscribe(request: web.Request) -> web.Response:
     check_can_watch(principal, meeting)
     _require_live(meeting)
     hub: MediaHub = request.app[keys.MEDIA]
-    return await _negotiate(request, "whep", meeting, hub.subscribe)
+    session = await _start(request, "whep", meeting, hub.subscribe)
+    if principal is not None and principal.is_committee:  # not counted as a viewer
+        request.app[keys.LIVE].committee_watching(pk(meeting), session)
+    return _created(request, "whep", meeting, session)
 
 
 def _session(request: web.Request, roles: tuple[str, ...]) -> PeerSession:
@@ -270,9 +286,11 @@ async def _patch(request: web.Request, session: PeerSession) -> web.Response:
     try:
         await session.add_trickle(fragment)
     except IceRestartUnsupported as exc:
-        raise Unprocessable(str(exc)) from exc
+        raise Unprocessable("ICE restart is not supported: publish again instead") from exc
     except InvalidTrickle as exc:
-        raise BadRequest(str(exc)) from exc
+        raise BadRequest(
+            "the trickle fragment cannot be used: {detail}", params={"detail": str(exc)}
+        ) from exc
     return web.Response(status=204, headers=CORS_HEADERS)
 
 

@@ -73,10 +73,10 @@ async def import_members(request: web.Request) -> web.Response:
     """A CSV of the roll (UTF-8 or GBK): all rows added, or none with a per-row report."""
     principal = await require_committee(request)
     if request.content_length is not None and request.content_length > MAX_CSV_BYTES:
-        raise TooLarge(f"the file is larger than {MAX_CSV_BYTES // 1024} KB")
+        raise TooLarge("the file is larger than {kb} KB", params={"kb": MAX_CSV_BYTES // 1024})
     data = await request.content.read(MAX_CSV_BYTES + 1)
     if len(data) > MAX_CSV_BYTES:
-        raise TooLarge(f"the file is larger than {MAX_CSV_BYTES // 1024} KB")
+        raise TooLarge("the file is larger than {kb} KB", params={"kb": MAX_CSV_BYTES // 1024})
     async with request.app[keys.DATABASE].session() as db:
         added = await roll_import.import_roll(
             db, request.app[keys.TOKENS], principal.home_village_id, data
@@ -150,7 +150,9 @@ async def join(request: web.Request) -> web.Response:
     else:
         code = body.get("meeting_code")
         if not isinstance(code, str) or not code.strip():
-            raise BadRequest("send {invite}, {meeting_code, pin} or {meeting_code, name}")
+            raise BadRequest(
+                "send an invite, a meeting_code with a pin, or a meeting_code with a name"
+            )
         code = identity.normalize_digits(code)
         if "pin" in body:
             member = await _join_with_pin(request, code, body["pin"])
@@ -189,9 +191,21 @@ async def _join_as_guest(request: web.Request, code: str, name: object) -> web.R
         async with request.app[keys.DATABASE].session() as db:
             meeting = await meetings.find_by_code(db, code)
         if meeting is None:
-            raise NotFound(f"no meeting with the code {code}")
+            raise NotFound("no meeting with the code {code}", params={"code": code})
         token, guest = identity.guest_token(tokens, meeting, name)
     return _joined(request, token, guest.as_dict(), identity.GUEST)
+
+
+@routes.get("/api/meeting-codes/{code}")
+async def meeting_code_exists(request: web.Request) -> web.Response:
+    """Whether a meeting has this code (as the watch page ``/m/{code}`` tells anyone):
+    the PIN form tells an unknown code apart from a wrong PIN, with a 200 either way."""
+    code = identity.normalize_digits(request.match_info["code"])
+    found = None
+    if code.isdigit() and len(code) == meetings.CODE_DIGITS:
+        async with request.app[keys.DATABASE].session() as db:
+            found = await meetings.find_by_code(db, code)
+    return web.json_response({"code": code, "exists": found is not None})
 
 
 def _joined(request: web.Request, token: str, participant: dict, kind: str) -> web.Response:
@@ -202,13 +216,20 @@ def _joined(request: web.Request, token: str, participant: dict, kind: str) -> w
 
 @routes.get("/i/{invite}")
 async def open_invite(request: web.Request) -> web.Response:
-    """A member's personal link or QR code: sign this phone in and go to the meetings."""
+    """A member's personal link or QR code: sign this phone in and go to the meeting.
+
+    Straight to the watch page of the village's meeting that is live now, if exactly
+    one is; else to the home page, which lists the member's meetings.
+    """
     tokens = request.app[keys.TOKENS]
     async with request.app[keys.DATABASE].session() as db:
         try:
             member = await identity.join_with_invite(db, tokens, request.match_info["invite"])
         except Unauthorized:
             raise web.HTTPFound("/?invite=invalid") from None
-    response = web.HTTPFound("/")
+        live = await meetings.list_meetings(
+            db, village_id=member.village_id, filters=meetings.ListFilter(statuses=(meetings.LIVE,))
+        )
+    response = web.HTTPFound(f"/m/{live[0].code}" if len(live) == 1 else "/")
     set_session_cookie(response, request, identity.member_token(tokens, member), identity.MEMBER)
     raise response

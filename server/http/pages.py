@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from urllib.parse import quote, urlsplit
 
 import aiohttp_jinja2
@@ -16,6 +17,7 @@ from .. import keys
 from ..errors import CunhuiError
 from ..i18n import LOCALE_COOKIE, LOCALES, current_locale, pick_locale, reset_locale, set_locale
 from ..services import meetings, members, replays
+from ..services import minutes as minutes_service
 from ..services.access import check_can_watch
 from ..services.tokens import Principal
 from ..store import Meeting, Member, Village, pk
@@ -27,6 +29,21 @@ routes = web.RouteTableDef()
 
 #: finds the URL's meeting if the caller may see the page (api.meeting_to_run, meeting_to_watch)
 MeetingFinder = Callable[[web.Request, AsyncSession], Awaitable[Meeting]]
+
+
+def village_time(iso: str | None) -> str:
+    """An API time ("2026-12-01T01:00:00+00:00") on the village's clock: "2026-12-01 09:00".
+
+    The one rule for times on the pages (the minutes' ``local_date_time``; the
+    browser's web/static/lib/format.js shows the same zone, VILLAGE_TIME_ZONE).
+    """
+    if not iso:
+        return ""
+    try:
+        value = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    return minutes_service.local_date_time(value)
 
 
 @web.middleware
@@ -305,6 +322,12 @@ async def audit_page(request: web.Request) -> web.Response:
         border=2, omitsize=True
     )
     return aiohttp_jinja2.render_template("audit.html", request, context)
+
+
+@routes.get("/favicon.ico")
+async def favicon(request: web.Request) -> web.Response:
+    """Browsers ask for /favicon.ico where a page names none (base.html names the SVG)."""
+    raise web.HTTPMovedPermanently("/static/favicon.svg")
 
 
 @routes.get("/lang/{locale}")

@@ -18,7 +18,7 @@ from media import postprocess
 from media.files import PLAYLIST
 
 from .. import keys
-from ..errors import Conflict, NotFound, ProcessingFailed, StillProcessing
+from ..errors import Conflict, NotFound, Phrase, ProcessingFailed, StillProcessing
 from ..services import replays
 from ..services.replays import file_url
 from ..store import Recording, pk
@@ -30,6 +30,8 @@ routes = web.RouteTableDef()
 FILE_NAME = re.compile(
     r"^(?:meeting\.mp4|audio\.m4a|index\.m3u8|seg_\d{5}\.ts|thumb_\d{1,12}\.jpg)$"
 )
+#: the status of a recording with no part yet (``?if_none=empty``)
+NOT_STARTED = "not_started"
 #: files that exist only once post-processing made them
 PROCESSED = {postprocess.MP4, postprocess.AUDIO}
 CONTENT_TYPES = {
@@ -43,10 +45,17 @@ CONTENT_TYPES = {
 
 @routes.get("/api/meetings/{id}/recording")
 async def recording_status(request: web.Request) -> web.Response:
+    """The recording's parts and files; nothing recorded (yet) is a 404, or with
+    ``?if_none=empty`` a 200 ``{"status": "not_started", "parts": []}`` (the pages ask
+    before the first picture, and a 404 would be an error in the browser's console)."""
     async with request.app[keys.DATABASE].session() as db:
         meeting = await meeting_to_watch(request, db)
         parts = await replays.parts(db, pk(meeting))
     if not parts:
+        if request.query.get("if_none") == "empty":
+            return web.json_response(
+                {"meeting_id": pk(meeting), "status": NOT_STARTED, "parts": [], "thumbnails": {}}
+            )
         raise NotFound("this meeting has no recording (yet)")
     root = request.app[keys.SETTINGS].recordings_dir
     payload = replays.describe(pk(meeting), parts, root)
@@ -95,10 +104,13 @@ async def recording_file(request: web.Request) -> web.StreamResponse:
         raise NotFound("this recording's media was removed after the retention period")
     if name in PROCESSED and recording.status not in replays.FINISHED:
         if recording.status == replays.FAILED:
-            raise ProcessingFailed(f"post-processing failed: {recording.error}")
+            raise ProcessingFailed(
+                "post-processing failed: {error}", params={"error": recording.error}
+            )
         raise StillProcessing(
-            f"the recording is {recording.status}; {name} is ready once processing ends",
+            "the recording is {status}; {name} is ready once processing ends",
             {"status": recording.status, "steps": recording.steps or {}},
+            params={"status": Phrase(recording.status), "name": name},
         )
     root = Path(request.app[keys.SETTINGS].recordings_dir).resolve()
     path = (root / recording.directory / name).resolve()

@@ -30,7 +30,7 @@ def check_can_watch(principal: Principal | None, meeting: Meeting) -> None:
             return
         if meeting.allow_guests:
             return  # open to anyone with the link
-        raise NotFound(f"no meeting {meeting.id}")
+        raise NotFound("no meeting {id}", params={"id": meeting.id})
     if meeting.allow_guests:
         return  # a guest, here or of another open meeting: open to anyone with the link
     raise Forbidden("you may not watch this meeting")
@@ -41,4 +41,4 @@ def check_can_run(principal: Principal, meeting: Meeting) -> None:
     if principal.role != "committee":
         raise Forbidden("only the village committee may do this")
     if principal.village_id != meeting.village_id:
-        raise NotFound(f"no meeting {meeting.id}")
+        raise NotFound("no meeting {id}", params={"id": meeting.id})

@@ -24,7 +24,10 @@ MAX_PASSWORD_LENGTH = 1024
 def check_username(username: str) -> str:
     username = (username or "").strip()
     if not username or len(username) > MAX_USERNAME_LENGTH:
-        raise BadRequest(f"the username must be 1 to {MAX_USERNAME_LENGTH} characters")
+        raise BadRequest(
+            "the username must be 1 to {max_username_length} characters",
+            params={"max_username_length": MAX_USERNAME_LENGTH},
+        )
     if any(c.isspace() for c in username):
         raise BadRequest("the username must not contain spaces")
     return username
@@ -43,12 +46,18 @@ async def create_user(
     """
     username = check_username(username)
     if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise BadRequest(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise BadRequest(
+            "the password must have at least {min_password_length} characters",
+            params={"min_password_length": MIN_PASSWORD_LENGTH},
+        )
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise BadRequest(f"the password must have at most {MAX_PASSWORD_LENGTH} characters")
+        raise BadRequest(
+            "the password must have at most {max_password_length} characters",
+            params={"max_password_length": MAX_PASSWORD_LENGTH},
+        )
     existing = await db.exec(select(User).where(User.username == username))
     if existing.first() is not None:
-        raise Conflict(f"the user {username!r} already exists")
+        raise Conflict("the user {username!r} already exists", params={"username": username})
     home = await village_for_new_account(db, village)
     if pool is not None:
         password_hash = await pool.hash(password)

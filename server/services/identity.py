@@ -148,7 +148,10 @@ def guest_token(tokens: TokenService, meeting: Meeting, name: object) -> tuple[s
         raise BadRequest("a guest needs a display name")
     name = name.strip()
     if len(name) > MAX_GUEST_NAME:
-        raise BadRequest(f"the name must be at most {MAX_GUEST_NAME} characters")
+        raise BadRequest(
+            "the name must be at most {max_guest_name} characters",
+            params={"max_guest_name": MAX_GUEST_NAME},
+        )
     guest_id = secrets.token_hex(6)
     token = tokens.issue(GUEST, guest_id, m=pk(meeting), n=name)
     return token, Principal(id=f"g{guest_id}", name=name, role="guest", meeting_id=meeting.id)

@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..errors import BadRequest, Conflict, NotFound, NoticeTooShort
+from ..errors import BadRequest, Conflict, NotFound, NoticeTooShort, Phrase
 from ..store import AgendaItem, Meeting, pk, utcnow
 from ..store.models import as_utc
 from ..store.models import utcnow as _now
@@ -82,10 +82,12 @@ def _iso(value: datetime | None) -> str | None:
 
 def check_title(title: object, what: str = "title", limit: int = MAX_TITLE) -> str:
     if not isinstance(title, str) or not title.strip():
-        raise BadRequest(f"the {what} is required")
+        raise BadRequest("the {what} is required", params={"what": what})
     title = title.strip()
     if len(title) > limit:
-        raise BadRequest(f"the {what} must be at most {limit} characters")
+        raise BadRequest(
+            "the {what} must be at most {limit} characters", params={"what": what, "limit": limit}
+        )
     return title
 
 
@@ -94,18 +96,24 @@ def parse_agenda(raw: object) -> list[AgendaDraft]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise BadRequest("agenda must be a list of {title, description?}")
+        raise BadRequest("agenda must be a list of items with a title (and a description)")
     if len(raw) > MAX_AGENDA_ITEMS:
-        raise BadRequest(f"an agenda has at most {MAX_AGENDA_ITEMS} items")
+        raise BadRequest(
+            "an agenda has at most {max_agenda_items} items",
+            params={"max_agenda_items": MAX_AGENDA_ITEMS},
+        )
     items = []
     for index, entry in enumerate(raw, start=1):
         if not isinstance(entry, dict):
-            raise BadRequest(f"agenda item {index} must be an object with a title")
+            raise BadRequest(
+                "agenda item {index} must be an object with a title", params={"index": index}
+            )
         description = entry.get("description") or ""
         if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
             raise BadRequest(
-                f"agenda item {index}: the description must be text of at most "
-                f"{MAX_DESCRIPTION} characters"
+                "agenda item {index}: the description must be text of at most "
+                "{max_description} characters",
+                params={"index": index, "max_description": MAX_DESCRIPTION},
             )
         items.append(
             AgendaDraft(
@@ -128,7 +136,10 @@ def parse_time(raw: object) -> datetime | None:
     if value.tzinfo is None:
         raise BadRequest("starts_at needs a time zone, e.g. 2026-12-01T09:00:00+08:00")
     if not FIRST_YEAR <= value.year <= LAST_YEAR:
-        raise BadRequest(f"starts_at must lie in the years {FIRST_YEAR} to {LAST_YEAR}")
+        raise BadRequest(
+            "starts_at must lie in the years {first_year} to {last_year}",
+            params={"first_year": FIRST_YEAR, "last_year": LAST_YEAR},
+        )
     # SQLite keeps no offset: store UTC so every backend reads back the same instant.
     return value.astimezone(UTC)
 
@@ -137,9 +148,11 @@ def _text(raw: object, what: str, limit: int) -> str:
     if raw is None:
         return ""
     if not isinstance(raw, str):
-        raise BadRequest(f"{what} must be text")
+        raise BadRequest("{what} must be text", params={"what": what})
     if len(raw.strip()) > limit:
-        raise BadRequest(f"{what} must be at most {limit} characters")
+        raise BadRequest(
+            "{what} must be at most {limit} characters", params={"what": what, "limit": limit}
+        )
     return raw.strip()
 
 
@@ -165,7 +178,7 @@ def parse_fields(body: dict, *, partial: bool) -> dict:
     if not partial or "kind" in body:
         kind = body.get("kind") or "general"
         if kind not in KINDS:
-            raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
+            raise BadRequest("kind must be one of {kinds}", params={"kinds": ", ".join(KINDS)})
         fields["kind"] = kind
     if not partial or "place" in body:
         fields["place"] = _text(body.get("place"), "place", MAX_PLACE)
@@ -225,7 +238,10 @@ def _agenda_rows(meeting: Meeting, agenda: list[AgendaDraft]) -> list[AgendaItem
 async def update_meeting(db: AsyncSession, meeting: Meeting, fields: dict) -> MeetingView:
     """Edit a meeting until it starts. A new agenda replaces the old one."""
     if meeting.status != SCHEDULED:
-        raise Conflict(f"the meeting is {meeting.status}; only a scheduled meeting can be edited")
+        raise Conflict(
+            "the meeting is {status}; only a scheduled meeting can be edited",
+            params={"status": Phrase(meeting.status)},
+        )
     for name, value in fields.items():
         if name != "agenda":
             setattr(meeting, name, value)
@@ -248,7 +264,8 @@ async def cancel_meeting(db: AsyncSession, meeting: Meeting, reason: object) -> 
         raise BadRequest("say why the meeting is cancelled (reason)")
     if meeting.status != SCHEDULED:
         raise Conflict(
-            f"the meeting is {meeting.status}; only a scheduled meeting can be cancelled"
+            "the meeting is {status}; only a scheduled meeting can be cancelled",
+            params={"status": Phrase(meeting.status)},
         )
     meeting.status = CANCELLED
     meeting.cancel_reason = reason
@@ -270,7 +287,7 @@ async def get_meeting(db: AsyncSession, meeting_id: int | str) -> Meeting:
     key = parse_id(meeting_id)
     meeting = await db.get(Meeting, key) if key is not None else None
     if meeting is None:
-        raise NotFound(f"no meeting {str(meeting_id)[:20]!r}")
+        raise NotFound("no meeting {id!r}", params={"id": str(meeting_id)[:20]})
     return meeting
 
 
@@ -332,10 +349,14 @@ def _parse_day(raw: str, what: str) -> date:
         day = date.fromisoformat(raw)
     except ValueError:
         raise BadRequest(
-            f"{what} must be a date like 2026-12-01 (YYYY-MM-DD), not {raw[:40]!r}"
+            "{what} must be a date like 2026-12-01 (YYYY-MM-DD), not {raw!r}",
+            params={"what": what, "raw": raw[:40]},
         ) from None
     if not FIRST_YEAR <= day.year <= LAST_YEAR:
-        raise BadRequest(f"{what} must lie in the years {FIRST_YEAR} to {LAST_YEAR}, not {raw}")
+        raise BadRequest(
+            "{what} must lie in the years {first_year} to {last_year}, not {raw}",
+            params={"what": what, "first_year": FIRST_YEAR, "last_year": LAST_YEAR, "raw": raw},
+        )
     return day
 
 
@@ -350,17 +371,22 @@ def parse_list_filter(query: Mapping[str, str]) -> ListFilter:
     """
     title = (query.get("q") or "").strip()
     if len(title) > MAX_SEARCH:
-        raise BadRequest(f"q must be at most {MAX_SEARCH} characters")
+        raise BadRequest(
+            "q must be at most {max_search} characters", params={"max_search": MAX_SEARCH}
+        )
     first = _parse_day(query["from"], "from") if query.get("from", "").strip() else None
     last = _parse_day(query["to"], "to") if query.get("to", "").strip() else None
     if first and last and first > last:
-        raise BadRequest(f"from ({first}) is after to ({last})")
+        raise BadRequest(
+            "from ({first}) is after to ({last})", params={"first": first, "last": last}
+        )
     statuses = tuple(s.strip() for s in (query.get("status") or "").split(",") if s.strip())
     for status in statuses:
         if status not in (SCHEDULED, LIVE, ENDED, CANCELLED):
             raise BadRequest(
-                f"status must be scheduled, live, ended or cancelled (comma-separated), "
-                f"not {status!r}"
+                "status must be scheduled, live, ended or cancelled (comma-separated), "
+                "not {status!r}",
+                params={"status": status},
             )
     return ListFilter(
         title=title,
@@ -418,7 +444,10 @@ async def start_meeting(db: AsyncSession, meeting: Meeting) -> tuple[Meeting, in
     Returns the meeting and the seq of the stored status event (None if unchanged).
     """
     if meeting.status in (ENDED, CANCELLED):
-        raise Conflict(f"the meeting is {meeting.status} and cannot be started")
+        raise Conflict(
+            "the meeting is {status} and cannot be started",
+            params={"status": Phrase(meeting.status)},
+        )
     if meeting.status != LIVE:
         meeting.started_at = utcnow()
     return meeting, await _store_status(db, meeting, LIVE)
@@ -427,7 +456,9 @@ async def start_meeting(db: AsyncSession, meeting: Meeting) -> tuple[Meeting, in
 async def end_meeting(db: AsyncSession, meeting: Meeting) -> tuple[Meeting, int | None]:
     """live -> ended. Ending an ended meeting again is harmless."""
     if meeting.status in (SCHEDULED, CANCELLED):
-        raise Conflict(f"the meeting is {meeting.status}, not live")
+        raise Conflict(
+            "the meeting is {status}, not live", params={"status": Phrase(meeting.status)}
+        )
     if meeting.status != ENDED:
         meeting.ended_at = utcnow()
     return meeting, await _store_status(db, meeting, ENDED)

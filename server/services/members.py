@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from sqlmodel import col, select
@@ -52,11 +52,20 @@ FIELDS = ("name", "phone", "household", "birth_year", "representative")
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a member's details: a code pages translate, and English text."""
+    """One thing wrong with a member's details: a code pages translate, and English text.
+
+    ``message`` is an English message id with ``{name}`` placeholders filled from
+    ``params`` (``text``), as error messages are (server/errors.py).
+    """
 
     code: str
     message: str
     value: str = ""
+    params: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def text(self) -> str:
+        return self.message.format(**self.params) if self.params else self.message
 
     def as_dict(self) -> dict:
         return {"code": self.code, "value": self.value}
@@ -68,16 +77,32 @@ def field_problems(name: str, phone: str, household: str, birth_year: int | None
     if not name:
         problems.append(Problem("no_name", "no name"))
     elif len(name) > MAX_NAME:
-        problems.append(Problem("name_too_long", f"the name is longer than {MAX_NAME} characters"))
+        problems.append(
+            Problem(
+                "name_too_long",
+                "the name is longer than {limit} characters",
+                params={"limit": MAX_NAME},
+            )
+        )
     digits = phone.replace("-", "").replace(" ", "").lstrip("+")
     if len(phone) > 32 or (phone and not digits.isdigit()):
-        problems.append(Problem("bad_phone", f"the phone {phone!r} is not a phone number", phone))
+        problems.append(
+            Problem(
+                "bad_phone",
+                "the phone {phone!r} is not a phone number",
+                phone,
+                params={"phone": phone},
+            )
+        )
     if len(household) > 64:
         problems.append(Problem("household_too_long", "the household is longer than 64 characters"))
     if birth_year is not None and not 1900 <= birth_year <= date.today().year:
         problems.append(
             Problem(
-                "bad_birth_year", f"the year of birth {birth_year} is not a year", str(birth_year)
+                "bad_birth_year",
+                "the year of birth {year} is not a year",
+                str(birth_year),
+                params={"year": birth_year},
             )
         )
     return problems
@@ -90,7 +115,7 @@ def parse_fields(body: dict, *, partial: bool) -> dict:
         if name in body or not partial:
             raw = body.get(name)
             if raw is not None and not isinstance(raw, str):
-                raise BadRequest(f"{name} must be text")
+                raise BadRequest("{name} must be text", params={"name": name})
             values[name] = (raw or "").strip()
     if "birth_year" in body or not partial:
         year = body.get("birth_year")
@@ -111,7 +136,8 @@ def parse_fields(body: dict, *, partial: bool) -> dict:
         values.get("birth_year"),
     )
     if problems:
-        raise BadRequest("; ".join(p.message for p in problems))
+        first = problems[0]  # one at a time: the page shows it beside the form
+        raise BadRequest(first.message, params=first.params)
     return values
 
 
@@ -129,7 +155,7 @@ async def check_phone_free(
     if member_id is not None:
         query = query.where(Member.id != member_id)
     if (await db.exec(query)).first() is not None:
-        raise PhoneTaken(f"the phone {phone} is already on the roll")
+        raise PhoneTaken("the phone {phone} is already on the roll", params={"phone": phone})
 
 
 def invite_for(tokens: TokenService, member: Member) -> str:
@@ -175,7 +201,7 @@ async def village_member(db: AsyncSession, village_id: int, member_id: object) -
     key = parse_id(member_id)  # an id no INTEGER column holds is no member (not a crash)
     member = await db.get(Member, key) if key is not None else None
     if member is None or member.village_id != village_id or member.removed_at is not None:
-        raise NotFound(f"no member {member_id!r}")
+        raise NotFound("no member {member_id!r}", params={"member_id": member_id})
     return member
 
 

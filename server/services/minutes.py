@@ -13,6 +13,7 @@ timeline's offset, shown as H:MM:SS by :func:`clock`, whatever its origin.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..store import Meeting, Member, pk
 from ..store.models import as_utc, utcnow
-from . import audit, meetings, rules, suggestions, timeline, votes
+from . import audit, meetings, rules, suggestions, timeline, vote_words, votes
 from .tokens import member_principal_id
 
 #: Beijing time, the villages' clock (one definition, with the meeting search's dates)
@@ -71,6 +72,8 @@ LEGAL_SOURCES = {
 BASE_LABELS = {"eligible": "those eligible", "present": "those present", "cast": "the votes cast"}
 #: a closed vote's quorum: the rule has none, or it was met, or not
 QUORUM_LABELS = {"none": "No quorum required", "met": "Quorum met", "not_met": "Quorum not met"}
+#: the message ids of a result's explanation (VoteEntry.explained)
+WORD_IDS = tuple(vote_words.MESSAGES.values())
 SOURCE_LABELS = {
     "remote": "Online (phones)",
     "proxy": "By proxy",
@@ -88,6 +91,7 @@ LABELS = {
     "base": BASE_LABELS,
     "source": SOURCE_LABELS,
     "quorum": QUORUM_LABELS,
+    "words": {m: m for m in WORD_IDS},
 }
 
 
@@ -165,9 +169,10 @@ class Attendance:
     names_shown: bool = True
     #: distinct guests who joined with a name (anonymous viewers are not recorded)
     remote_guests: int = 0
-    #: the number of people the clerk counted in the hall (None: not counted)
+    #: the number of people the clerk counted in the hall (None: not counted); for the
+    #: record only: the vote rules count the members present there (below), not people
     in_hall: int | None = None
-    #: members ticked present in the hall
+    #: members ticked present in the hall or checked in with their card: the hall's voters
     hall_members: list[Person] = field(default_factory=list)
     #: registered proxies (委托投票): (member, proxy)
     proxies: list[tuple[Person, Person]] = field(default_factory=list)
@@ -230,6 +235,20 @@ class VoteEntry:
         if self.rule.quorum is None:
             return "none"
         return "met" if self.result.get("quorum_met") else "not_met"
+
+    def explained(self, translated: dict[str, str], text: Callable[[str], str] = str) -> list[str]:
+        """Why it passed or failed, in words (:mod:`.vote_words`; [] while open).
+
+        ``translated``: each of :data:`WORD_IDS` in the reader's language (the page's
+        ``_()`` cannot be called from here); ``text`` escapes an option's name.
+        """
+        explanation = rules.stored_explanation(self.result) if self.result else None
+        if not explanation:
+            return []
+        # the minutes name the rule and its source just above
+        return vote_words.sentences(
+            explanation, lambda m: str(translated.get(m, m)), text, rule=False
+        )
 
     @property
     def sources(self) -> list[tuple[str, dict[str, int]]]:

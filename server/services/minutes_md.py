@@ -18,7 +18,7 @@ import re
 import string
 from collections.abc import Callable
 
-from .minutes import LABELS, Minutes, VoteEntry, local_date_time
+from .minutes import LABELS, WORD_IDS, Minutes, VoteEntry, local_date_time
 
 Gettext = Callable[..., str]
 
@@ -114,14 +114,14 @@ def _attendance(minutes: Minutes, _, label, add) -> None:
         line += f" ({_('The committee’s copy lists their names.')})"
     add(line)
     add(f"- {_('Guests who joined online: %(n)s', n=a.remote_guests)}")
-    if a.in_hall is None:
-        add(f"- {_('People counted in the hall')}: {_('Not counted')}")
-    else:
-        add(f"- {_('People counted in the hall')}: {a.in_hall}")
+    # issue 14 (wall 3): the headcount is people, for the record; the members are the voters
+    counted = _("Not counted") if a.in_hall is None else a.in_hall
+    meaning = _("(for the record only; not counted in votes)")
+    add(f"- {_('People counted in the hall')}: {counted} {meaning}")
     line = f"- {_('Members ticked present in the hall: %(n)s', n=len(a.hall_members))}"
     if a.hall_members:
         line += f" ({_names(a.hall_members)})"
-    add(line)
+    add(f"{line} {_('(checked in with their card or ticked on the roll; counted in votes)')}")
     for member, proxy in a.proxies:
         votes_for = _(
             "%(proxy)s votes for %(member)s", proxy=md(proxy.name), member=md(member.name)
@@ -260,6 +260,9 @@ def _vote(vote: VoteEntry, _, label, add) -> None:
     else:
         verdict = _("Passed") if r.get("passed") else _("Not passed")
     add(f"- {_('Vote result')}: **{verdict}**")
+    # why, in words: the same sentences as the pages (vote_words); user text escaped
+    for text in vote.explained({m: _(m) for m in WORD_IDS}, md):
+        add(f"  - {text}")
     add("")
 
 

@@ -20,7 +20,7 @@ import json
 import math
 import re
 
-from ..errors import BadRequest
+from ..errors import BadRequest, Phrase
 
 #: arrays and objects inside each other: our payloads need 4 (a custom voting rule)
 MAX_DEPTH = 32
@@ -39,14 +39,14 @@ def text_problem(text: str) -> str | None:
     if found is None:
         return None
     if found.group() == "\x00":
-        return "contains a NUL character"
-    return "contains a lone UTF-16 surrogate (not valid Unicode text)"
+        return Phrase("contains a NUL character")
+    return Phrase("contains a lone UTF-16 surrogate (not valid Unicode text)")
 
 
 def check_text(text: str, what: str = "the text") -> str:
     problem = text_problem(text)
     if problem:
-        raise BadRequest(f"{what} {problem}")
+        raise BadRequest("{what} {problem}", params={"what": what, "problem": Phrase(problem)})
     return text
 
 
@@ -65,23 +65,35 @@ def check(value: object, what: str = "the payload") -> object:
             continue
         elif isinstance(item, int):
             if not MIN_INT <= item <= MAX_INT:
-                raise BadRequest(f"a number in {what} is out of range ({MIN_INT} to {MAX_INT})")
+                raise BadRequest(
+                    "a number in {what} is out of range ({min_int} to {max_int})",
+                    params={"what": what, "min_int": MIN_INT, "max_int": MAX_INT},
+                )
         elif isinstance(item, float):
             if not math.isfinite(item) or not MIN_INT <= item <= MAX_INT:
-                raise BadRequest(f"a number in {what} is out of range ({MIN_INT} to {MAX_INT})")
+                raise BadRequest(
+                    "a number in {what} is out of range ({min_int} to {max_int})",
+                    params={"what": what, "min_int": MIN_INT, "max_int": MAX_INT},
+                )
         elif isinstance(item, (list, tuple, dict)):
             if depth >= MAX_DEPTH:
-                raise BadRequest(f"{what} is nested more than {MAX_DEPTH} levels deep")
+                raise BadRequest(
+                    "{what} is nested more than {max_depth} levels deep",
+                    params={"what": what, "max_depth": MAX_DEPTH},
+                )
             if isinstance(item, dict):
                 for key, inner in item.items():
                     if not isinstance(key, str):
-                        raise BadRequest(f"{what} has a key that is not text")
+                        raise BadRequest("{what} has a key that is not text", params={"what": what})
                     check_text(key, f"a key in {what}")
                     stack.append((inner, depth + 1))
             else:
                 stack.extend((inner, depth + 1) for inner in item)
         else:  # e.g. a socket.io binary attachment: no event of ours takes one
-            raise BadRequest(f"{what} holds a {type(item).__name__}, which is not accepted")
+            raise BadRequest(
+                "{what} holds a {type}, which is not accepted",
+                params={"what": what, "type": type(item).__name__},
+            )
     return value
 
 
@@ -104,7 +116,10 @@ def parse_id(raw: object) -> int | None:
 
 def _number(text: str) -> None:
     if len(text) > MAX_NUMBER_CHARS:
-        raise BadRequest(f"a number has more than {MAX_NUMBER_CHARS} characters")
+        raise BadRequest(
+            "a number has more than {max_number_chars} characters",
+            params={"max_number_chars": MAX_NUMBER_CHARS},
+        )
 
 
 def _int(text: str) -> int:
@@ -118,7 +133,7 @@ def _float(text: str) -> float:
 
 
 def _constant(name: str) -> None:
-    raise BadRequest(f"{name} is not a number JSON allows")
+    raise BadRequest("{name} is not a number JSON allows", params={"name": name})
 
 
 def loads(data: str | bytes, what: str = "the body") -> object:
@@ -127,15 +142,23 @@ def loads(data: str | bytes, what: str = "the body") -> object:
         try:
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise BadRequest(f"{what} is not UTF-8 text (byte {exc.start})") from None
+            raise BadRequest(
+                "{what} is not UTF-8 text (byte {start})", params={"what": what, "start": exc.start}
+            ) from None
     try:
         value = json.loads(data, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except RecursionError:
-        raise BadRequest(f"{what} is nested more than {MAX_DEPTH} levels deep") from None
+        raise BadRequest(
+            "{what} is nested more than {max_depth} levels deep",
+            params={"what": what, "max_depth": MAX_DEPTH},
+        ) from None
     except json.JSONDecodeError as exc:
         raise BadRequest(
-            f"{what} is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            "{what} is not JSON: {msg} (line {lineno}, column {colno})",
+            params={"what": what, "msg": exc.msg, "lineno": exc.lineno, "colno": exc.colno},
         ) from None
     except ValueError as exc:  # a conversion json left to Python
-        raise BadRequest(f"{what} is not valid JSON: {str(exc)[:100]}") from None
+        raise BadRequest(
+            "{what} is not valid JSON: {error}", params={"what": what, "error": str(exc)[:100]}
+        ) from None
     return check(value, what)

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 
-from ..errors import RateLimited, Unauthorized
+from ..errors import Phrase, RateLimited, Unauthorized
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,22 @@ def wait_text(seconds: float) -> str:
         return f"{seconds} second{'s' if seconds != 1 else ''}"
     minutes = math.ceil(seconds / 60)
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def locked_out(refusal: str, wait: float) -> RateLimited:
+    """The refusal of a locked-out caller: ``refusal`` (a message id) and when to try again."""
+    seconds = max(1, math.ceil(wait))
+    minutes = math.ceil(seconds / 60)
+    params = {"refusal": Phrase(refusal), "seconds": seconds, "minutes": minutes}
+    if seconds >= 60 and minutes == 1:
+        return RateLimited("{refusal}: try again in 1 minute", params=params, retry_after=wait)
+    if seconds >= 60:
+        return RateLimited(
+            "{refusal}: try again in {minutes} minutes", params=params, retry_after=wait
+        )
+    if seconds == 1:
+        return RateLimited("{refusal}: try again in 1 second", params=params, retry_after=wait)
+    return RateLimited("{refusal}: try again in {seconds} seconds", params=params, retry_after=wait)
 
 
 class Attempt:
@@ -133,7 +149,7 @@ class GuessLimiter:
         ]
         if waits:
             wait = max(waits)
-            raise RateLimited(f"{self.refusal}: try again in {wait_text(wait)}", retry_after=wait)
+            raise locked_out(self.refusal, wait)
         counted = []
         for kind, key in keys.items():
             entries = self._entries_of(kind, key)
@@ -238,7 +254,8 @@ class SlidingWindow:
         if len(times) >= self.burst:
             wait = self.window - (now - times[0])
             raise RateLimited(
-                f"at most {self.burst} messages in {self.window:.0f} s: wait {wait:.0f} s",
+                "at most {burst} messages in {window:.0f} s: wait {wait:.0f} s",
+                params={"burst": self.burst, "window": self.window, "wait": wait},
                 retry_after=wait,
             )
 

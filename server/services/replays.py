@@ -51,7 +51,10 @@ async def get_part(db: AsyncSession, meeting_id: int, part: int) -> Recording:
     )
     recording = result.first()
     if recording is None:
-        raise NotFound(f"meeting {meeting_id} has no recording part {part}")
+        raise NotFound(
+            "meeting {meeting_id} has no recording part {part}",
+            params={"meeting_id": meeting_id, "part": part},
+        )
     return recording
 
 

@@ -71,7 +71,8 @@ def _records(reader: Reader) -> Iterator[list[str]]:
             return
         except csv.Error as exc:
             raise BadRequest(
-                f"line {reader.line_num} of the file cannot be read as CSV: {exc}"
+                "line {line_num} of the file cannot be read as CSV: {error}",
+                params={"line_num": reader.line_num, "error": exc},
             ) from None
 
 
@@ -89,7 +90,7 @@ def parse(text: str) -> list[ParsedRow]:
         if not any(c.strip() for c in cells):
             continue
         if len(rows) >= MAX_ROWS:
-            raise BadRequest(f"at most {MAX_ROWS} members per file")
+            raise BadRequest("at most {max_rows} members per file", params={"max_rows": MAX_ROWS})
 
         def cell(name: str, cells: list[str] = cells) -> str:
             index = columns.get(name)
@@ -109,7 +110,12 @@ def parse(text: str) -> list[ParsedRow]:
             else:
                 year = year[:20]
                 row.problems.append(
-                    Problem("bad_birth_year", f"the year of birth {year!r} is not a year", year)
+                    Problem(
+                        "bad_birth_year",
+                        "the year of birth {year!r} is not a year",
+                        year,
+                        params={"year": year},
+                    )
                 )
         row.problems[:0] = field_problems(row.name, row.phone, row.household, row.birth_year)
         flag = cell("representative").lower()
@@ -119,7 +125,10 @@ def parse(text: str) -> list[ParsedRow]:
             flag = flag[:20]
             row.problems.append(
                 Problem(
-                    "bad_representative", f"representative must be yes or no, not {flag!r}", flag
+                    "bad_representative",
+                    "representative must be yes or no, not {flag!r}",
+                    flag,
+                    params={"flag": flag},
                 )
             )
         rows.append(row)
@@ -162,15 +171,19 @@ async def import_roll(
             if row.phone in known:
                 row.problems.append(
                     Problem(
-                        "phone_on_roll", f"the phone {row.phone} is already on the roll", row.phone
+                        "phone_on_roll",
+                        "the phone {phone} is already on the roll",
+                        row.phone,
+                        params={"phone": row.phone},
                     )
                 )
             elif row.phone in seen:
                 row.problems.append(
                     Problem(
                         "phone_repeated",
-                        f"the phone {row.phone} is also on line {seen[row.phone]}",
+                        "the phone {phone} is also on line {line}",
                         str(seen[row.phone]),
+                        params={"phone": row.phone, "line": seen[row.phone]},
                     )
                 )
             else:
@@ -179,7 +192,7 @@ async def import_roll(
         {
             "line": r.line,
             "name": r.name,
-            "problems": [p.message for p in r.problems],
+            "problems": [p.text for p in r.problems],
             "codes": [p.as_dict() for p in r.problems],
         }
         for r in rows
@@ -187,7 +200,9 @@ async def import_roll(
     ]
     if report:
         raise ImportRejected(
-            f"{len(report)} of {len(rows)} rows have problems; nothing was imported", report
+            "{problems} of {rows} rows have problems; nothing was imported",
+            report,
+            params={"problems": len(report), "rows": len(rows)},
         )
     added = []
     for row in rows:

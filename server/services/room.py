@@ -1,4 +1,4 @@
-"""The live room: chat, the hand queue, the floor, attendance.
+"""The live room: chat, the hand queue, the floor (the hall's attendance: ``hall``).
 
 The room's state lives in ``meetings.room_state`` and changes only inside the
 transaction of the event that records the change (``timeline.change_room``), so
@@ -17,9 +17,10 @@ from typing import TypeGuard
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..errors import BadRequest, Conflict, Forbidden, Muted, NotFound, TooLong
+from ..errors import BadRequest, Conflict, Forbidden, Muted, NotFound, Phrase, TooLong
 from ..store import AgendaItem, Event, Meeting, Member
 from .access import is_host
+from .hall import MAX_HALL_COUNT, record_hall, record_presence  # noqa: F401  (callers use room.*)
 from .meetings import LIVE, SCHEDULED
 from .payload import parse_id
 from .timeline import Recorded, change_room
@@ -28,7 +29,6 @@ from .tokens import Principal
 MAX_CHAT = 500
 CHAT_HISTORY = 200
 MAX_SPEAKING_SECONDS = 3600
-MAX_HALL_COUNT = 100_000
 
 
 def floor_holder(meeting: Meeting) -> str | None:
@@ -69,13 +69,15 @@ def require_member(principal: Principal | None, meeting: Meeting) -> Principal:
 
 def require_live(meeting: Meeting) -> None:
     if meeting.status != LIVE:
-        raise Conflict(f"the meeting is {meeting.status}, not live")
+        raise Conflict(
+            "the meeting is {status}, not live", params={"status": Phrase(meeting.status)}
+        )
 
 
 def _participant_id(payload: dict, key: str = "participant_id") -> str:
     value = payload.get(key)
     if not isinstance(value, str) or not value or len(value) > 40:
-        raise BadRequest(f"{key} must be a participant id")
+        raise BadRequest("{key} must be a participant id", params={"key": key})
     return value
 
 
@@ -145,7 +147,10 @@ def check_chat_allowed(principal: Principal | None, meeting: Meeting, state: dic
     else:
         require_host(principal, meeting)
     if meeting.status not in (SCHEDULED, LIVE):
-        raise Conflict(f"the meeting is {meeting.status}: the chat is closed")
+        raise Conflict(
+            "the meeting is {status}: the chat is closed",
+            params={"status": Phrase(meeting.status)},
+        )
     if principal.id in state.get("muted", []):
         raise Muted("the committee has muted your chat")
     return principal
@@ -158,7 +163,7 @@ def parse_chat_text(payload: dict) -> str:
     if not text.strip():
         raise BadRequest("the message is empty")
     if len(text) > MAX_CHAT:
-        raise TooLong(f"a message is at most {MAX_CHAT} characters")
+        raise TooLong("a message is at most {limit} characters", params={"limit": MAX_CHAT})
     return text
 
 
@@ -212,7 +217,7 @@ async def delete_chat(
         return "chat:deleted", {"id": message_id, "by": _person(host)}
 
     if not await exists():
-        raise NotFound(f"no chat message {message_id}")
+        raise NotFound("no chat message {id}", params={"id": message_id})
     if await deleted():
         return None  # already gone
     return await change_room(db, meeting_id, change)
@@ -337,7 +342,10 @@ async def grant_floor(
         or isinstance(seconds, bool)
         or not 1 <= seconds <= MAX_SPEAKING_SECONDS
     ):
-        raise BadRequest(f"seconds must be a whole number from 1 to {MAX_SPEAKING_SECONDS}")
+        raise BadRequest(
+            "seconds must be a whole number from 1 to {limit}",
+            params={"limit": MAX_SPEAKING_SECONDS},
+        )
     member_id = parse_id(target[1:]) if target.startswith("m") else None
     if member_id is None:  # an id no row can have (e.g. past 2**31) is no member either
         raise BadRequest("the floor goes to a member of the village")
@@ -394,81 +402,6 @@ async def revoke_floor(
     return await change_room(db, meeting_id, change)
 
 
-# ------------------------------------------------------------------ attendance
-
-
-async def record_hall(
-    db: AsyncSession, meeting_id: int, principal: Principal | None, payload: dict
-) -> Recorded | None:
-    """The committee counts the hall (``in_hall``) and/or ticks members present there."""
-    count = payload.get("in_hall", ...)
-    if (
-        count is not ...
-        and count is not None
-        and (
-            not isinstance(count, int)
-            or isinstance(count, bool)
-            or not 0 <= count <= MAX_HALL_COUNT
-        )
-    ):
-        raise BadRequest("in_hall must be a number of people")
-    tick = payload.get("member_id", ...)
-    present = payload.get("present", True)
-    if tick is not ...:
-        if not isinstance(tick, int) or isinstance(tick, bool):
-            raise BadRequest("member_id must be a member's id")
-        if not isinstance(present, bool):
-            raise BadRequest("present must be true or false")
-    if count is ... and tick is ...:
-        raise BadRequest("send in_hall, or member_id with present")
-    member = await db.get(Member, tick) if tick is not ... else None
-
-    def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict] | None:
-        host = require_host(principal, meeting)
-        if meeting.status not in (SCHEDULED, LIVE):
-            raise Conflict(f"the meeting is {meeting.status}")
-        before = copy.deepcopy(state)
-        if count is not ...:
-            state["in_hall"] = count
-        hall = state.setdefault("hall_members", [])
-        data = {}
-        if tick is not ...:
-            if member is None or member.village_id != meeting.village_id or member.removed_at:
-                raise BadRequest(f"no member {tick} in this village")
-            if present and tick not in hall:
-                hall.append(tick)
-            elif not present and tick in hall:
-                hall.remove(tick)
-            data["member"] = {"id": tick, "name": member.name, "present": present}
-        if state == before:
-            return None  # nothing changed
-        return "attendance:hall", {
-            "in_hall": state.get("in_hall"),
-            "hall_members": list(hall),
-            **data,
-            "by": _person(host),
-        }
-
-    return await change_room(db, meeting_id, change)
-
-
-async def record_presence(
-    db: AsyncSession, meeting_id: int, principal: Principal, joined: bool
-) -> Recorded | None:
-    """A remote participant's first device joined, or their last one left."""
-
-    def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict] | None:
-        if meeting.status not in (SCHEDULED, LIVE):
-            return None  # replay viewers of an ended meeting are not attendance
-        if principal.role != "guest" and principal.village_id != meeting.village_id:
-            return None  # another village's people watch an open meeting; they are not attending
-        # the floor outlives a dropped phone (it may come back); the chair revokes it
-        kind = "attendance:joined" if joined else "attendance:left"
-        return kind, {"participant": _person(principal)}
-
-    return await change_room(db, meeting_id, change)
-
-
 # ------------------------------------------------------------------ the agenda
 
 
@@ -484,7 +417,7 @@ async def goto_item(
         host = require_host(principal, meeting)
         require_live(meeting)
         if item_id is not None and (item is None or item.meeting_id != meeting.id):
-            raise BadRequest(f"no agenda item {item_id} in this meeting")
+            raise BadRequest("no agenda item {id} in this meeting", params={"id": item_id})
         if state.get("current_item") == item_id:
             return None
         state["current_item"] = item_id

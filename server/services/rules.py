@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeGuard
 
-from ..errors import BadRequest
+from ..errors import BadRequest, Phrase
 
 #: the Organic Law of Village Committees (2018 revision), articles 22 and 26
 VILLAGERS_ASSEMBLY = "villagers_assembly"
@@ -39,6 +39,12 @@ class Threshold:
 
     def as_dict(self) -> dict:
         return {"num": self.num, "den": self.den, "of": self.of, "strict": self.strict}
+
+    def needed(self, base: int) -> int:
+        """The smallest whole ``count`` that meets the threshold against ``base``."""
+        if self.strict:  # count * den > base * num
+            return base * self.num // self.den + 1
+        return -(-base * self.num // self.den)  # count * den >= base * num
 
     @property
     def compare(self) -> str:
@@ -86,7 +92,7 @@ def rule_for(profile: str, custom: dict | None = None) -> Rule:
         return Rule(profile, None, Threshold(2, 3, "cast", False))
     if profile == CUSTOM:
         return _custom(custom or {})
-    raise BadRequest(f"rule must be one of {', '.join(PROFILES)}")
+    raise BadRequest("rule must be one of {profiles}", params={"profiles": ", ".join(PROFILES)})
 
 
 def _whole(value: object) -> TypeGuard[int]:
@@ -95,14 +101,20 @@ def _whole(value: object) -> TypeGuard[int]:
 
 def _threshold(raw: object, what: str) -> Threshold:
     if not isinstance(raw, dict):
-        raise BadRequest(f"{what} must be {{num, den, of, strict}}")
+        raise BadRequest("{what} must be {{num, den, of, strict}}", params={"what": Phrase(what)})
     num, den, of, strict = raw.get("num"), raw.get("den"), raw.get("of"), raw.get("strict", True)
     if not (_whole(num) and _whole(den) and 0 <= num <= den and den > 0):
-        raise BadRequest(f"{what}: num and den must be whole numbers with 0 <= num <= den, den > 0")
+        raise BadRequest(
+            "{what}: num and den must be whole numbers with 0 <= num <= den, den > 0",
+            params={"what": Phrase(what)},
+        )
     if of not in BASES:
-        raise BadRequest(f"{what}: of must be one of {', '.join(BASES)}")
+        raise BadRequest(
+            "{what}: of must be one of {bases}",
+            params={"what": Phrase(what), "bases": ", ".join(BASES)},
+        )
     if not isinstance(strict, bool):
-        raise BadRequest(f"{what}: strict must be true or false")
+        raise BadRequest("{what}: strict must be true or false", params={"what": Phrase(what)})
     return Threshold(num, den, of, strict)
 
 
@@ -126,7 +138,9 @@ def parse_rule(raw: object, meeting_kind: str) -> Rule:
         return _custom(raw)
     if isinstance(raw, dict) and isinstance(raw.get("profile"), str):
         return rule_for(raw["profile"])
-    raise BadRequest(f"rule must be one of {', '.join(PROFILES)} or a custom rule")
+    raise BadRequest(
+        "rule must be one of {profiles} or a custom rule", params={"profiles": ", ".join(PROFILES)}
+    )
 
 
 def rule_from_dict(stored: dict) -> Rule:
@@ -163,3 +177,112 @@ def decide(
         if not quorum_met and rule.households_quorum and households:
             quorum_met = households_present * 3 >= households * 2
     return Decision(quorum_met, quorum_met and rule.majority.met(yes, bases))
+
+
+#: where a profile's thresholds come from (docs/voting-rules.md); any other rule was
+#: chosen or set by the committee for this meeting
+SOURCES = {VILLAGERS_ASSEMBLY: "law_art_22", REPRESENTATIVES: "law_art_26"}
+SET_FOR_THE_MEETING = "meeting"
+
+
+def _part(threshold: Threshold, base: int) -> dict:
+    return {
+        "needed": threshold.needed(base),
+        "of": base,
+        "base": threshold.of,
+        "num": threshold.num,
+        "den": threshold.den,
+        "strict": threshold.strict,
+    }
+
+
+def explain(
+    rule: Rule,
+    *,
+    option: str,
+    yes: int,
+    cast: int,
+    present: int,
+    eligible: int,
+    households_present: int = 0,
+    households: int = 0,
+) -> dict:
+    """Why the vote passed or failed, from the very numbers :func:`decide` judges.
+
+    ``needed`` is the smallest whole number that meets each threshold
+    (:meth:`Threshold.needed`); ``outcome`` is ``passed``, ``not_passed`` or
+    ``no_quorum``; the quorum's ``households`` is art. 22's alternative, given
+    whenever the rule has it and the roll knows households. Shown in words by the
+    pages and the minutes (server/services/vote_words.py, web/static/components/vote-words.js).
+    """
+    decision = decide(
+        rule,
+        yes=yes,
+        cast=cast,
+        present=present,
+        eligible=eligible,
+        households_present=households_present,
+        households=households,
+    )
+    bases = {"eligible": eligible, "present": present, "cast": cast}
+    quorum = None
+    if rule.quorum is not None:
+        quorum = {
+            **_part(rule.quorum, bases[rule.quorum.of]),
+            "present": present,
+            "met": decision.quorum_met,
+            "households": None,
+        }
+        if rule.households_quorum and households:
+            needed = -(-households * 2 // 3)  # households_present * 3 >= households * 2
+            quorum["households"] = {
+                "needed": needed,
+                "present": households_present,
+                "total": households,
+                "met": households_present >= needed,
+            }
+    majority = {
+        **_part(rule.majority, bases[rule.majority.of]),
+        "option": option,
+        "got": yes,
+        "met": rule.majority.met(yes, bases),
+    }
+    outcome = "passed" if decision.passed else "not_passed" if decision.quorum_met else "no_quorum"
+    return {
+        "rule": rule.profile,
+        "source": SOURCES.get(rule.profile, SET_FOR_THE_MEETING),
+        "quorum": quorum,
+        "majority": majority,
+        "outcome": outcome,
+        "present": present,
+        "eligible": eligible,
+    }
+
+
+def stored_explanation(result: dict) -> dict | None:
+    """A closed vote's explanation; for a result stored before results carried one,
+    worked out again from its own numbers (households unknown: None if that matters)."""
+    if result.get("explanation"):
+        return result["explanation"]
+    try:
+        rule = rule_from_dict(result["rule"])
+        option, yes = next(iter(result["tally"].items()))
+        explained = explain(
+            rule,
+            option=option,
+            yes=yes,
+            cast=result["cast"],
+            present=result["present"],
+            eligible=result["eligible"],
+        )
+    except (KeyError, TypeError, StopIteration):
+        return None
+    if explained["outcome"] != _outcome(result):
+        return None  # decided by the households, which the old result does not hold
+    return explained
+
+
+def _outcome(result: dict) -> str:
+    if not result.get("quorum_met"):
+        return "no_quorum"
+    return "passed" if result.get("passed") else "not_passed"

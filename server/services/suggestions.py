@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..errors import BadRequest, Conflict, Forbidden, NotFound, TooLong
+from ..errors import BadRequest, Conflict, Forbidden, NotFound, Phrase, TooLong
 from ..store import AgendaItem, Meeting, Suggestion, pk, utcnow
 from .meetings import CANCELLED, ENDED
 from .room import is_village_member, require_host
@@ -38,12 +38,15 @@ def _text(value: object, what: str, required: bool) -> str:
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise BadRequest(f"{what} must be text")
+        raise BadRequest("{what} must be text", params={"what": what})
     value = value.strip()
     if required and not value:
-        raise BadRequest(f"{what} is empty")
+        raise BadRequest("{what} is empty", params={"what": what})
     if len(value) > MAX_TEXT:
-        raise TooLong(f"{what} must be at most {MAX_TEXT} characters")
+        raise TooLong(
+            "{what} must be at most {max_text} characters",
+            params={"what": what, "max_text": MAX_TEXT},
+        )
     return value
 
 
@@ -57,9 +60,14 @@ async def post(
     if item_id is not None:
         item = await db.get(AgendaItem, item_id) if isinstance(item_id, int) else None
         if item is None or item.meeting_id != meeting.id:
-            raise BadRequest(f"no agenda item {item_id!r} in this meeting")
+            raise BadRequest(
+                "no agenda item {item_id!r} in this meeting", params={"item_id": item_id}
+            )
     if meeting.status in (ENDED, CANCELLED):
-        raise Conflict(f"the meeting is {meeting.status}: suggestions are closed")
+        raise Conflict(
+            "the meeting is {status}: suggestions are closed",
+            params={"status": Phrase(meeting.status)},
+        )
     suggestion = Suggestion(
         meeting_id=pk(meeting),
         item_id=item_id,
@@ -82,11 +90,11 @@ async def answer(
     assert principal is not None, "require_host refuses a caller with no principal"
     status = body.get("status")
     if status not in ANSWERS:
-        raise BadRequest(f"status must be one of {', '.join(ANSWERS)}")
+        raise BadRequest("status must be one of {answers}", params={"answers": ", ".join(ANSWERS)})
     reply = _text(body.get("reply"), "reply", required=False)
     suggestion = await db.get(Suggestion, suggestion_id)
     if suggestion is None or suggestion.meeting_id != meeting.id:
-        raise NotFound(f"no suggestion {suggestion_id}")
+        raise NotFound("no suggestion {suggestion_id}", params={"suggestion_id": suggestion_id})
     suggestion.status, suggestion.reply, suggestion.replied_at = status, reply, utcnow()
     db.add(suggestion)
     await db.flush()

@@ -44,7 +44,7 @@ async def _next_seq(db: AsyncSession, meeting_id: int) -> tuple[int, str]:
     )
     row = result.first()
     if row is None:
-        raise NotFound(f"no meeting {meeting_id}")
+        raise NotFound("no meeting {meeting_id}", params={"meeting_id": meeting_id})
     return row[0], row[1] or audit.GENESIS
 
 

@@ -55,6 +55,9 @@ def require_browser_sandbox() -> None:
 class Browser:
     """One Chromium process with a fresh profile."""
 
+    #: the browser context's options (a subclass may be a real phone: tests/support/phone.py)
+    CONTEXT: dict = {"viewport": PHONE, "locale": "zh-CN"}
+
     def __init__(self, playwright, *extra_args: str) -> None:
         self._playwright = playwright
         self._args = [*CHROMIUM_ARGS, *extra_args]
@@ -67,8 +70,7 @@ class Browser:
             executable_path=CHROMIUM,
             headless=True,
             args=self._args,
-            viewport=PHONE,
-            locale="zh-CN",
+            **self.CONTEXT,
         )
         # an uncaught error in a page script fails the test, even if the page looks fine
         self.page_errors = []
@@ -116,6 +118,15 @@ class ServerClient:
 
     def __init__(self, server) -> None:
         self._server = server
+        self._clerk: dict | None = None
+
+    async def clerk_post(self, path: str, body: dict) -> dict:
+        """POST ``body`` as the clerk (logged in once), which must be accepted: the JSON."""
+        if self._clerk is None:
+            self._clerk = await self.clerk_headers()
+        response = await self.post(path, json=body, headers=self._clerk)
+        assert response.status in (200, 201), await response.text()
+        return await response.json()
 
     async def clerk_headers(self) -> dict:
         """Log the clerk in: the headers that carry its token."""

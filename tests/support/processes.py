@@ -32,49 +32,52 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m server serve`` on a free port, with its own folders under ``tmp_path``."""
+    """``python -m server serve`` on a free port, with its own folders under ``tmp_path``.
 
-    def __init__(self, tmp_path) -> None:
+    ``launch()`` starts it, ``wait_ready()`` waits for ``/healthz`` (``start()`` does
+    both); a subclass may run it elsewhere (tests/support/netlink.py: in a namespace).
+    """
+
+    #: what the command line starts with (a namespace's ``ip netns exec NAME``)
+    prefix: list[str] = []
+
+    def __init__(self, tmp_path, *, env: dict | None = None, host: str = "127.0.0.1") -> None:
         self.port = free_port()
-        self.env = {
-            **os.environ,
-            **server_env(tmp_path),
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-        }
+        self.host = host
+        self.env = env or {**os.environ, **server_env(tmp_path), "HOST": host}
+        self.env["PORT"] = str(self.port)
         self.process: subprocess.Popen | None = None
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.log = tmp_path / "server.log"
 
     def cli(self, *args) -> subprocess.CompletedProcess:
         return run_cli(*args, env=self.env)
 
-    async def start(self) -> None:
+    def launch(self) -> None:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "server",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
+                [*self.prefix, sys.executable, "-m", "server", "serve",
+                 "--host", self.host, "--port", str(self.port)],
                 env=self.env,
                 stdout=log,
                 stderr=log,
-            )
-        deadline = time.monotonic() + 30
+            )  # fmt: skip
+
+    async def start(self) -> None:
+        self.launch()
+        await self.wait_ready()
+
+    async def wait_ready(self, seconds: float = 60) -> None:
+        """Until ``/healthz`` answers (a busy machine may take a while to start Python)."""
+        deadline = time.monotonic() + seconds
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
-                assert self.process.poll() is None, self.log.read_text()[-3000:]
+                assert self.process and self.process.poll() is None, self.log.read_text()[-3000:]
                 try:
                     async with http.get(f"{self.url}/healthz") as response:
                         if response.status == 200:
                             return
-                except aiohttp.ClientError:
+                except (aiohttp.ClientError, OSError):
                     pass
                 await asyncio.sleep(0.2)
         raise AssertionError("the server did not start: " + self.log.read_text()[-3000:])
@@ -90,6 +93,7 @@ class ServerProcess:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait(timeout=10)
 
 
 class Remote:

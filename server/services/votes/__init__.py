@@ -15,14 +15,16 @@
 
 The modules: ``opening`` (open, read back), ``casting`` (ballots, roll call, the
 hall's hands), ``closing`` (the count, receipts), ``electorate`` (who may vote, who
-takes part), ``proxies`` (委托投票). Callers use the names below: ``votes.open_vote``.
+takes part), ``proxies`` (委托投票), ``joining`` (what a joining phone learns).
+Callers use the names below: ``votes.open_vote``.
 """
 
 from __future__ import annotations
 
 from .casting import Cast, cast_ballot, hall_counts
 from .closing import close_vote, receipts
-from .opening import get_vote, meeting_votes, open_vote, vote_dict, voted_in
+from .joining import votes_on_join
+from .opening import get_vote, meeting_votes, open_vote, present_now, vote_dict, voted_in
 from .proxies import proxies_of, register_proxy
 
 __all__ = [
@@ -33,9 +35,11 @@ __all__ = [
     "hall_counts",
     "meeting_votes",
     "open_vote",
+    "present_now",
     "proxies_of",
     "receipts",
     "register_proxy",
     "vote_dict",
+    "votes_on_join",
     "voted_in",
 ]

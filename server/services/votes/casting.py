@@ -18,6 +18,7 @@ from ...errors import (
     Forbidden,
     InvalidOption,
     NotEligible,
+    Phrase,
     Unauthorized,
     VoteClosed,
 )
@@ -87,10 +88,10 @@ async def _hall_room(
 ) -> tuple[int, int]:
     """The hall voters who have not voted another way, and the roll call's ballots so far.
 
-    The hall's voters (:func:`hall_voters`) less the members ticked there who voted by
-    phone or proxy, and never more than the eligible who did not: hands and roll-call
-    ballots share what is left. ``voter``, about to be roll-called, is not taken off
-    (if they voted already, the ballot is refused as ``already_voted``).
+    The hall's voters (:func:`hall_voters`: the eligible members ticked or checked in
+    there, never the headcount of people) less those who voted by phone or proxy: hands
+    and roll-call ballots share what is left. ``voter``, about to be roll-called, is not
+    taken off (if they voted already, the ballot is refused as ``already_voted``).
     """
     rows = (
         await db.exec(
@@ -108,18 +109,17 @@ async def _hall_room(
             )
         ).all()
     )
-    ticked = set((meeting.room_state or {}).get("hall_members", []))
-    free = min(hall_voters(meeting, eligible) - len(elsewhere & ticked), len(eligible - elsewhere))
-    return max(free, 0), roll_called
+    in_hall = set((meeting.room_state or {}).get("hall_members", []))
+    return hall_voters(meeting, eligible) - len(in_hall & eligible & elsewhere), roll_called
 
 
 def _too_many(free: int, hands: int, roll_called: int) -> BadRequest:
-    voters = "voter" if free == 1 else "voters"
+    numbers = {"hall_voters": free, "counted": hands + roll_called}
     return BadRequest(
-        f"the hall has {free} {voters} who have not voted another way; the counts add up "
-        f"to {hands + roll_called} ({hands} hand{'' if hands == 1 else 's'} + {roll_called} "
-        "by roll call)",
-        details={"hall_voters": free, "counted": hands + roll_called},
+        "the hall has {hall_voters} checked-in members who have not voted another way; "
+        "the counts add up to {counted} ({hands} by show of hands + {roll_called} by roll call)",
+        params={**numbers, "hands": hands, "roll_called": roll_called},
+        details=numbers,
     )
 
 
@@ -160,10 +160,13 @@ async def _cast(
         if member_id not in (meeting.room_state or {}).get("hall_members", []):
             raise BadRequest("tick the member present in the hall first")
     if meeting.status != LIVE:
-        raise VoteClosed(f"the meeting is {meeting.status}: the vote is closed")
+        raise VoteClosed(
+            "the meeting is {status}: the vote is closed",
+            params={"status": Phrase(meeting.status)},
+        )
     choice = payload.get("choice")
     if not isinstance(choice, str) or choice not in vote.options:
-        raise InvalidOption(f"choose one of: {', '.join(vote.options)}")
+        raise InvalidOption("choose one of: {options}", params={"options": "、".join(vote.options)})
     # the lock: nothing closes the vote between here and the commit
     bumped = await db.exec(
         update(Vote)
@@ -182,6 +185,23 @@ async def _cast(
         if hands + roll_called + 1 > free:
             await db.rollback()
             raise _too_many(free, hands, roll_called + 1)
+    elif member_id in (meeting.room_state or {}).get("hall_members", []):
+        # A member checked in at the hall votes by phone (or by proxy) after the hall's
+        # hands were counted: if the hands already took every hall voter, theirs was one
+        # of them, and this ballot would count them twice.
+        await db.refresh(vote)
+        hands = sum(vote.hall_counts.values())
+        if hands:
+            free, roll_called = await _hall_room(db, vote, meeting)
+            if hands + roll_called > free - 1:
+                await db.rollback()
+                raise AlreadyVoted(
+                    "this member is checked in at the hall, whose show of hands already "
+                    "counted all {hall_voters} checked-in members who had not voted another "
+                    "way: their vote was counted there",
+                    params={"hall_voters": free},
+                    details={"hall_voters": free, "counted": hands + roll_called},
+                )
     if caster.role == "member":
         # Under the vote's row lock: a removal committed while this ballot was on its way
         # (the socket's own check came before it) still refuses the ballot.
@@ -240,9 +260,14 @@ async def hall_counts(
         raise BadRequest("counts must be {option: number of hands}")
     unknown = set(counts) - set(vote.options)
     if unknown:
-        raise InvalidOption(f"not an option of this vote: {', '.join(sorted(unknown))}")
+        raise InvalidOption(
+            "not an option of this vote: {options}", params={"options": "、".join(sorted(unknown))}
+        )
     if meeting.status != LIVE:
-        raise VoteClosed(f"the meeting is {meeting.status}: the vote is closed")
+        raise VoteClosed(
+            "the meeting is {status}: the vote is closed",
+            params={"status": Phrase(meeting.status)},
+        )
     free, roll_called = await _hall_room(db, vote, meeting)
     total = sum(counts.values())
     if total + roll_called > free:
@@ -255,8 +280,13 @@ async def hall_counts(
     if bumped.rowcount == 0:
         await db.rollback()
         raise VoteClosed("the vote is closed")
+    # the numbers the counts were checked against go with them: the hall section shows them
+    checked = {"hall_voters": free, "roll_called": roll_called}
     recorded = await record_event(
-        db, meeting, "vote:hall", {"vote_id": vote.id, "counts": counts, "by": host.as_dict()}
+        db,
+        meeting,
+        "vote:hall",
+        {"vote_id": vote.id, "counts": counts, **checked, "by": host.as_dict()},
     )
     await db.commit()
     return recorded

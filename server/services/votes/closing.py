@@ -136,15 +136,16 @@ async def _count(db: AsyncSession, meeting: Meeting, vote: Vote, min_secret_grou
     present = min(max(attending, cast), vote.eligible)
     households_present, households = await _households(db, pk(vote), present_ids)
     rule = rules.rule_from_dict(vote.rule)
-    decision = rules.decide(
-        rule,
-        yes=tally[vote.options[0]],
-        cast=cast,
-        present=present,
-        eligible=vote.eligible,
-        households_present=households_present,
-        households=households,
-    )
+    # one set of numbers for the decision and its explanation
+    counts = {
+        "yes": tally[vote.options[0]],
+        "cast": cast,
+        "present": present,
+        "eligible": vote.eligible,
+        "households_present": households_present,
+        "households": households,
+    }
+    decision = rules.decide(rule, **counts)
     return {
         "vote_id": vote.id,
         "item_id": vote.item_id,
@@ -160,6 +161,8 @@ async def _count(db: AsyncSession, meeting: Meeting, vote: Vote, min_secret_grou
         "secret": vote.secret,
         #: True: a secret vote's sources are not shown apart (one would name a small group)
         "sources_merged": merged,
+        #: why it passed or failed, in numbers (docs/voting-rules.md, "The explanation")
+        "explanation": rules.explain(rule, option=vote.options[0], **counts),
     }
 
 

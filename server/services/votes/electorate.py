@@ -52,37 +52,38 @@ async def present_members(db: AsyncSession, meeting: Meeting) -> set[int]:
     return online | hall
 
 
+def hall_headcount(meeting: Meeting) -> int | None:
+    """The people in the hall, as the committee counted them: for the minutes only.
+
+    Villagers without a vote, children and guests sit in the hall too; no rule reads it.
+    """
+    return (meeting.room_state or {}).get("in_hall")
+
+
 def hall_present(meeting: Meeting) -> int:
-    """The hall: the count the committee entered, else the members ticked there."""
-    state = meeting.room_state or {}
-    in_hall = state.get("in_hall")
-    return in_hall if in_hall is not None else len(state.get("hall_members", []))
+    """The members present in the hall: ticked on the roll or checked in by their card."""
+    return len(set((meeting.room_state or {}).get("hall_members", [])))
 
 
 def hall_voters(meeting: Meeting, eligible: set[int]) -> int:
-    """The hall's voters: the count the committee entered (it includes the members
-    ticked there), else the eligible members ticked there."""
-    state = meeting.room_state or {}
-    if state.get("in_hall") is not None:
-        return hall_present(meeting)
-    return len(set(state.get("hall_members", [])) & eligible)
+    """The hall's voters: the eligible members ticked or checked in there.
+
+    The headcount (``in_hall``) never counts: people are not voters.
+    """
+    return len(set((meeting.room_state or {}).get("hall_members", [])) & eligible)
 
 
 async def attendance(
     db: AsyncSession, meeting: Meeting, eligible: set[int]
 ) -> tuple[int, set[int]]:
-    """How many of those who may vote take part now, and which of them we know by name.
+    """How many of those who may vote take part now, and which of them.
 
-    Eligible members online (not ticked in the hall), plus the hall — its count if the
-    committee entered one (a bare number: the clerk counts voters), else the eligible
-    members ticked there — plus eligible members represented by a registered proxy
-    (委托 counts as taking part), and never more than the eligible. Other villagers
-    watching do not count.
+    Eligible members online or present in the hall (ticked on the roll or checked in
+    by their card), plus eligible members represented by a registered proxy (委托
+    counts as taking part), never more than the eligible. The hall's headcount of
+    people, other villagers watching, guests: none of them count.
     """
-    online = (await present_members(db, meeting)) & eligible
-    hall_ticked = set((meeting.room_state or {}).get("hall_members", []))
-    hall = hall_voters(meeting, eligible)
-    represented = (await proxied(db, pk(meeting)) & eligible) - online - hall_ticked
-    known = online | (hall_ticked & eligible) | represented
-    # never more than may vote: a hall count above the roll is people, not voters
-    return min(len(online - hall_ticked) + hall + len(represented), len(eligible)), known
+    online = (await present_members(db, meeting)) & eligible  # the hall's members included
+    represented = (await proxied(db, pk(meeting)) & eligible) - online
+    known = online | represented
+    return min(len(known), len(eligible)), known

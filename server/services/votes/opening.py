@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ...errors import BadRequest, Conflict, ElectorateTooSmall, NotFound
-from ...store import AgendaItem, Vote, VoteEligible, VoteParticipation, pk
+from ...errors import BadRequest, Conflict, ElectorateTooSmall, NotFound, Phrase
+from ...store import AgendaItem, Meeting, Vote, VoteEligible, VoteParticipation, pk
 from .. import rules
 from ..meetings import LIVE, get_meeting
 from ..room import require_host
@@ -25,7 +25,7 @@ async def get_vote(db: AsyncSession, meeting_id: int, vote_id: object) -> Vote:
         raise BadRequest("vote_id must be a vote's id")
     vote = await db.get(Vote, vote_id)
     if vote is None or vote.meeting_id != meeting_id:
-        raise NotFound(f"no vote {vote_id} in this meeting")
+        raise NotFound("no vote {id} in this meeting", params={"id": vote_id})
     return vote
 
 
@@ -47,7 +47,7 @@ def vote_dict(vote: Vote) -> dict:
 def parse_open(payload: dict) -> dict:
     question = payload.get("question")
     if not isinstance(question, str) or not question.strip() or len(question) > MAX_QUESTION:
-        raise BadRequest(f"question must be 1 to {MAX_QUESTION} characters")
+        raise BadRequest("question must be 1 to {limit} characters", params={"limit": MAX_QUESTION})
     options = payload.get("options") or DEFAULT_OPTIONS
     if (
         not isinstance(options, list)
@@ -55,7 +55,9 @@ def parse_open(payload: dict) -> dict:
         or not all(isinstance(o, str) and o.strip() and len(o) <= MAX_OPTION for o in options)
         or len({o.strip() for o in options}) != len(options)
     ):
-        raise BadRequest(f"options must be 2 to {MAX_OPTIONS} different texts")
+        raise BadRequest(
+            "options must be 2 to {limit} different texts", params={"limit": MAX_OPTIONS}
+        )
     secret = payload.get("secret", False)
     if not isinstance(secret, bool):
         raise BadRequest("secret must be true or false")
@@ -84,19 +86,24 @@ async def open_vote(
     meeting = await get_meeting(db, meeting_id)
     host = require_host(principal, meeting)
     if meeting.status != LIVE:
-        raise Conflict(f"the meeting is {meeting.status}, not live")
+        raise Conflict(
+            "the meeting is {status}, not live", params={"status": Phrase(meeting.status)}
+        )
     if fields["item_id"] is not None:
         item = await db.get(AgendaItem, fields["item_id"])
         if item is None or item.meeting_id != meeting_id:
-            raise BadRequest(f"no agenda item {fields['item_id']} in this meeting")
+            raise BadRequest(
+                "no agenda item {id} in this meeting", params={"id": fields["item_id"]}
+            )
     rule = rules.parse_rule(fields["rule"], meeting.kind)
     eligible = await eligible_members(db, meeting, rule)
     if fields["secret"] and len(eligible) < min_secret_electorate:
         # with one eligible voter (say, the only representative) the tally is their ballot
         raise ElectorateTooSmall(
-            f"a secret vote needs at least {min_secret_electorate} eligible voters; this one "
-            f"would have {len(eligible)}, and its result would show how they voted. "
-            "Hold an open vote, or a secret one with more voters."
+            "a secret vote needs at least {minimum} eligible voters; this one would have "
+            "{eligible}, and its result would show how they voted. Hold an open vote, or a "
+            "secret one with more voters.",
+            params={"minimum": min_secret_electorate, "eligible": len(eligible)},
         )
     vote = Vote(
         meeting_id=meeting_id,
@@ -129,6 +136,20 @@ async def open_vote(
     )
     await db.commit()
     return recorded
+
+
+async def present_now(
+    db: AsyncSession, meeting: Meeting, vote: Vote, joining: int | None = None
+) -> int:
+    """Those who may vote in ``vote`` attending now, counted as ``vote:opened``'s ``present``
+    (for a phone that joins while the vote is open: its card shows 到会 N 人 too).
+    ``joining``: a member whose join is not on the timeline yet, counted if eligible."""
+    rows = await db.exec(select(VoteEligible.member_id).where(col(VoteEligible.vote_id) == vote.id))
+    eligible = set(rows.all())
+    present, known = await attendance(db, meeting, eligible)
+    if joining is not None and joining in eligible and joining not in known:
+        present = min(present + 1, len(eligible))
+    return present
 
 
 async def meeting_votes(db: AsyncSession, meeting_id: int) -> list[Vote]:

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ...errors import BadRequest, Conflict
+from ...errors import BadRequest, Conflict, Phrase
 from ...store import Meeting, Member, Proxy, pk
 from ..meetings import LIVE
 from ..room import require_host
@@ -36,20 +36,26 @@ async def register_proxy(
     for key in (member_id, proxy_id):
         person = await db.get(Member, key)
         if person is None or person.village_id != meeting.village_id or person.removed_at:
-            raise BadRequest(f"no member {key} in this village")
+            raise BadRequest("no member {key} in this village", params={"key": key})
         people[key] = person
     if meeting.status not in ("scheduled", LIVE):
-        raise Conflict(f"the meeting is {meeting.status}")
+        raise Conflict("the meeting is {status}", params={"status": Phrase(meeting.status)})
     if await db.get(Proxy, (meeting.id, member_id)) is not None:
-        raise Conflict(f"{people[member_id].name} already has a proxy in this meeting")
+        raise Conflict(
+            "{name} already has a proxy in this meeting", params={"name": people[member_id].name}
+        )
     if await db.get(Proxy, (meeting.id, proxy_id)) is not None:
-        raise BadRequest(f"{people[proxy_id].name} has given their own vote to a proxy")
+        raise BadRequest(
+            "{name} has given their own vote to a proxy", params={"name": people[proxy_id].name}
+        )
     db.add(Proxy(meeting_id=pk(meeting), member_id=member_id, proxy_id=proxy_id))
     try:
         await db.flush()
     except IntegrityError:
         await db.rollback()
-        raise Conflict(f"{people[member_id].name} already has a proxy in this meeting") from None
+        raise Conflict(
+            "{name} already has a proxy in this meeting", params={"name": people[member_id].name}
+        ) from None
     recorded = await record_event(
         db,
         meeting,

@@ -1,7 +1,7 @@
 // A member's ballot: one big button per option, a confirmation, then the receipt.
 // A registered proxy (委托投票) gets one more ballot per member they vote for.
 
-import { el, showError } from "../lib/dom.js";
+import { el, showError, userText } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { recalled, remember } from "../lib/receipts.js";
 
@@ -45,7 +45,7 @@ export function ballotBlock(vote, votes, forMember = null) {
   }
 
   for (const option of vote.options) {
-    const choice = el("button", "button big block ballot-option", option);
+    const choice = userText("button", "button big block ballot-option", option);
     choice.type = "button";
     choice.addEventListener("click", () => cast(option));
     box.append(choice);

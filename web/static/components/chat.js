@@ -2,7 +2,7 @@
 // committee's delete and mute tools. All user text goes in as text, never as HTML.
 
 import { postJSON } from "../lib/api.js";
-import { $, button, el, showError } from "../lib/dom.js";
+import { $, button, el, showError, userText } from "../lib/dom.js";
 import { timeOf } from "../lib/format.js";
 import { t } from "../lib/i18n.js";
 import { roleBadge } from "./badges.js";
@@ -69,14 +69,14 @@ export function createChat(room) {
     const li = el("li", "chat-line");
     li.dataset.id = message.id;
     const head = el("div", "chat-head");
-    head.append(el("span", "chat-author", message.author?.name ?? ""));
+    head.append(userText("span", "chat-author", message.author?.name ?? ""));
     const role = message.author?.role;
     if (role === "guest" || role === "committee") head.append(" ", roleBadge(role));
     head.append(" ", el("time", "chat-time", timeOf(message.at)));
     if (room.isHost && message.author && message.author.id !== room.you?.id) {
       head.append(" ", hostTools(message));
     }
-    const body = el("p", "chat-text");
+    const body = userText("p", "chat-text");
     body.append(...chatTextNodes(message.text ?? ""));
     li.append(head, body);
     return li;
@@ -127,27 +127,86 @@ export function createChat(room) {
     $("chat-count").textContent = left < 50 ? String(left) : "";
   });
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const text = input.value;
-    if (!text.trim()) return;
+  // A line typed while the network is down stays in the box and is sent after the
+  // rejoin (never before it: the server would refuse it). `pending` holds the newest
+  // chat id seen when it was first tried, to tell whether a late ack's line arrived.
+  let pending = null;
+  let sending = false;
+
+  const newestId = () => room.state.chat.reduce((id, m) => Math.max(id, Number(m.id) || 0), 0);
+
+  function waitForNetwork() {
+    if (!pending) pending = { after: newestId() };
+    showError(error, t("chat_not_sent_offline"));
+  }
+
+  function sent() {
+    pending = null;
+    input.value = "";
+    $("chat-count").textContent = "";
     error.hidden = true;
-    const send = form.querySelector("button");
-    send.disabled = true;
+  }
+
+  async function send() {
+    const text = input.value;
+    if (!text.trim() || sending) return;
+    if (!room.connected) {
+      waitForNetwork();
+      return;
+    }
+    error.hidden = true;
+    const before = newestId();
+    const button = form.querySelector("button");
+    sending = true;
+    button.disabled = true;
     const ack = await room.call("chat:send", { text });
-    send.disabled = !mayChat();
+    sending = false;
+    button.disabled = !mayChat();
     if (ack.ok) {
-      input.value = "";
-      $("chat-count").textContent = "";
+      if (input.value === text) sent();
+      else pending = null;
+    } else if (ack.error?.code === "network_error" && !room.connected) {
+      waitForNetwork();
+    } else if (ack.error?.code === "network_error") {
+      // no answer in time, though the room is joined: the line may still arrive (then
+      // arrived() clears the box), so the reader is told it *may* not have been sent
+      if (!pending) pending = { after: before };
+      showError(error, t("chat_not_sent"));
     } else {
       showError(error, room.describe(ack.error));
     }
+  }
+
+  /** A line of ours that reached the room while we thought it had not: done. */
+  function arrived(message) {
+    if (!pending || message.author?.id !== room.you?.id) return false;
+    if (Number(message.id) <= pending.after || message.text !== input.value) return false;
+    sent();
+    return true;
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    await send();
     input.focus();
+  });
+
+  input.addEventListener("input", () => {
+    if (pending && !input.value.trim()) {
+      pending = null; // emptied by hand: nothing waits any more
+      error.hidden = true;
+    }
   });
 
   return {
     render,
     renderForm,
+    /** In the room again: send the line that waited, unless it got through after all. */
+    rejoined() {
+      if (!pending) return;
+      if (room.state.chat.some(arrived)) return;
+      send();
+    },
     /** The committee removed this member or re-issued their invite: say so. */
     revoked() {
       showError(error, t("signin_revoked"));
@@ -156,6 +215,7 @@ export function createChat(room) {
     onEvent(name, data) {
       const state = room.state;
       if (name === "chat:message") {
+        arrived(data);
         state.chat.push(data);
         if (state.chat.length > 300) state.chat.shift();
         list.append(line(data));

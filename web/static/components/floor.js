@@ -1,6 +1,10 @@
 // The floor: who holds it (a banner with a timer), and for the holder speaking
 // into the hall over WHIP with their microphone; the committee can take it back.
+// Given the floor, the member's screen changes wherever it is scrolled: the speaking
+// state is a sheet fixed to the bottom of the screen (mute button and timer in it),
+// with a vibration and two short beeps (lib/alert.js).
 
+import { primeAlerts, signal } from "../lib/alert.js";
 import { $ } from "../lib/dom.js";
 import { stopwatch } from "../lib/format.js";
 import { t } from "../lib/i18n.js";
@@ -19,6 +23,8 @@ export function createFloor(room, options = {}) {
   let micStream = null;
   let micPublisher = null;
   let micMuted = false;
+  let wasMine = false;
+  if (speaking) primeAlerts(); // the sound may then start without a tap of its own
 
   const mine = () => {
     const floor = room.state.floor;
@@ -47,6 +53,10 @@ export function createFloor(room, options = {}) {
     if (floor && !isMine) $("floor-text").textContent = t("floor_holder", { name: floor.name });
     if (speaking) speaking.hidden = !isMine;
     document.body.classList.toggle("is-speaking", isMine);
+    // the page can still scroll past the sheet to its end
+    if (speaking && isMine) {
+      document.body.style.setProperty("--speaking-sheet", `${speaking.offsetHeight}px`);
+    }
     tick();
     options.afterRender?.();
   }
@@ -82,10 +92,11 @@ export function createFloor(room, options = {}) {
     });
   }
 
-  function stopSpeaking() {
+  /** @param {object} [how] closedByServer: the floor ended, and the server closed our session with it */
+  function stopSpeaking(how) {
     const publisher = micPublisher;
     micPublisher = null;
-    if (publisher) publisher.stop();
+    if (publisher) publisher.stop(how);
     if (micStream) for (const track of micStream.getTracks()) track.stop();
     micStream = null;
   }
@@ -103,8 +114,10 @@ export function createFloor(room, options = {}) {
   /** The floor changed (or the room was joined): speak if it is ours, then redraw. */
   function changed() {
     const isMine = mine();
+    if (isMine && !wasMine && speaking) signal({ vibrate: true, sound: true });
+    wasMine = isMine;
     if (isMine) startSpeaking();
-    else stopSpeaking();
+    else stopSpeaking({ closedByServer: true });
     options.onChange?.(room.state.floor, isMine);
     render();
   }

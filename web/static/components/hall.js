@@ -1,23 +1,46 @@
-// The hall: who is online, how many sit in the hall (a count, or members ticked on
-// the roll, for the quorum and the minutes), and the committee's "who is here" list.
+// The hall: who is online, and two numbers kept apart: the members present in the
+// hall (ticked on the roll or checked in by scanning their card: they count for votes)
+// and the people in the hall (a bare headcount, for the minutes only). The committee's
+// "who is here" list.
 
-import { $, el } from "../lib/dom.js";
+import { $, el, userText } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { roleBadge } from "./badges.js";
+import { createCheckin } from "./checkin.js";
 import { fetchRoll, memberLabel } from "./roll.js";
 
 /** @param {object} room the room's shared state and calls (room.js) */
 export function createHall(room) {
   const hallRoll = $("hall-roll");
   let rollLoaded = false;
+  let lastPresence = null;
 
   function renderPresence(presence) {
     const line = $("room-presence");
-    if (!line || !presence) return;
-    let text = t("online", { n: presence.online ?? 0 });
-    const inHall = presence.in_hall ?? room.state.in_hall;
+    if (presence) lastPresence = presence;
+    if (!line || !lastPresence) return;
+    let text = t("online", { n: lastPresence.online ?? 0 });
+    const members = (room.state.hall_members || []).length;
+    if (members) text += ` · ${t("hall_members_present", { n: members })}`;
+    const inHall = room.state.in_hall ?? lastPresence.in_hall;
     if (typeof inHall === "number") text += ` · ${t("in_hall", { n: inHall })}`;
     line.textContent = text;
+  }
+
+  /** The committee's two numbers, saying which one counts for the vote. */
+  function renderNumbers() {
+    const numbers = $("hall-numbers");
+    if (!numbers) return;
+    const members = (room.state.hall_members || []).length;
+    const inHall = room.state.in_hall;
+    numbers.textContent = t("hall_numbers", {
+      members,
+      people: typeof inHall === "number" ? inHall : t("hall_not_counted"),
+    });
+    const warning = $("hall-warning");
+    const wrong = typeof inHall === "number" && inHall < members;
+    warning.hidden = !wrong;
+    warning.textContent = wrong ? t("hall_headcount_low", { people: inHall, members }) : "";
   }
 
   function renderTicks() {
@@ -27,6 +50,21 @@ export function createHall(room) {
       box.checked = present.has(Number(box.value));
     }
     hallRoll.querySelector("summary").dataset.count = t("hall_ticked", { n: present.size });
+  }
+
+  if (room.isHost) createCheckin(room);
+
+  /** The committee's show-of-hands count, and the numbers the server checked it against. */
+  function renderHandsChecked(data) {
+    const line = $("hall-hands-check");
+    if (!line || typeof data.hall_voters !== "number") return;
+    const hands = Object.values(data.counts || {}).reduce((sum, n) => sum + n, 0);
+    line.textContent = t("hall_hands_checked", {
+      hands,
+      hall_voters: data.hall_voters,
+      roll: data.roll_called ?? 0,
+    });
+    line.hidden = false;
   }
 
   function tickRow(member) {
@@ -76,7 +114,7 @@ export function createHall(room) {
   });
 
   function whoRow(participant) {
-    const li = el("li", "", participant.name);
+    const li = userText("li", "", participant.name);
     if (participant.role !== "member") li.append(" ", roleBadge(participant.role));
     return li;
   }
@@ -98,15 +136,20 @@ export function createHall(room) {
     /** After a join: the ticks, and the committee's count field. */
     reset() {
       renderTicks();
+      renderNumbers();
+      renderPresence();
       if (room.isHost && typeof room.state.in_hall === "number") {
         $("hall-count").value = String(room.state.in_hall);
       }
     },
     onEvent(name, data) {
+      if (name === "vote:hall") renderHandsChecked(data);
       if (name !== "attendance:hall") return;
       room.state.in_hall = data.in_hall;
       room.state.hall_members = data.hall_members || [];
       renderTicks();
+      renderNumbers();
+      renderPresence();
     },
   };
 }

@@ -1,7 +1,7 @@
 // The hand queue: members raise and lower their hand; the committee gives the
 // floor or lowers a hand.
 
-import { $, button, el } from "../lib/dom.js";
+import { $, button, el, userText } from "../lib/dom.js";
 import { timeOf } from "../lib/format.js";
 import { t } from "../lib/i18n.js";
 
@@ -23,7 +23,7 @@ export function createHands(room) {
     const li = el("li", "queue-item");
     li.dataset.participantId = hand.participant_id;
     const since = el("span", "muted small", ` ${timeOf(hand.since)}`);
-    li.append(`${index + 1}. `, el("span", "queue-name", hand.name), since);
+    li.append(`${index + 1}. `, userText("span", "queue-name", hand.name), since);
     if (room.isHost) {
       const tools = el("span", "queue-tools");
       tools.append(
@@ -54,14 +54,26 @@ export function createHands(room) {
     list.replaceChildren(...items);
     $("hand-queue-empty").hidden = items.length > 0;
     if (room.you && room.you.role === "member") renderMine();
+    // the page's own summary (the host page's hand count at the top) follows the queue;
+    // `joined`: the queue is the room's (not the empty one before the join's answer)
+    const detail = { hands: room.state.hands, joined: Boolean(room.you) };
+    list.dispatchEvent(new CustomEvent("hands:render", { bubbles: true, detail }));
   }
 
   handButton?.addEventListener("click", async () => {
     const raised = room.state.hands.some((h) => h.participant_id === room.you?.id);
+    // offline, a hand would reach the committee late, maybe after the item: say so now
+    const notSent = raised ? t("hand_lower_not_sent") : t("hand_not_sent");
+    if (!room.connected) {
+      handStatus.textContent = notSent;
+      return;
+    }
     handButton.disabled = true;
     const ack = await room.call(raised ? "hand:lower" : "hand:raise", {});
     handButton.disabled = false;
-    if (!ack.ok) handStatus.textContent = room.describe(ack.error);
+    if (ack.ok) return;
+    handStatus.textContent =
+      ack.error?.code === "network_error" ? notSent : room.describe(ack.error);
   });
 
   return {

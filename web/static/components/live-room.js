@@ -2,6 +2,7 @@
 // to the meeting over socket.io. The page adds its own handlers for the video.
 
 import { joinMeeting } from "../lib/realtime.js";
+import { createConnectionBanner } from "./connection-banner.js";
 import { createRoom } from "./room.js";
 import { createSuggestions } from "./suggestions.js";
 import { createVotes } from "./votes.js";
@@ -18,6 +19,7 @@ export function joinLiveRoom(meeting, { isHost, onFloorChange, ...handlers }) {
   const ballots = createVotes({ meetingId, isHost });
   const notes = createSuggestions({ meetingId, isHost, agenda: meeting.agenda });
   const panels = [room, ballots, notes];
+  const banner = createConnectionBanner();
   const realtime = joinMeeting(meetingId, {
     ...handlers,
     onJoin(ack) {
@@ -29,7 +31,13 @@ export function joinLiveRoom(meeting, { isHost, onFloorChange, ...handlers }) {
     },
     onVoteProgress: ballots.onProgress,
     onRevoked: room.onRevoked,
+    onConnectionChange(inRoom) {
+      banner.update(inRoom);
+      room.onConnectionChange(inRoom);
+      handlers.onConnectionChange?.(inRoom);
+    },
     onPresence(presence) {
+      banner.presenceArrived();
       room.onPresence(presence);
       handlers.onPresence?.(presence);
     },

@@ -2,7 +2,7 @@
 // (POST /api/join {meeting_code, pin}). The answer sets the session cookie, the same
 // one an invite link sets, so the phone stays signed in as the member.
 
-import { postJSON } from "../lib/api.js";
+import { getJSON, postJSON } from "../lib/api.js";
 import { t } from "../lib/i18n.js";
 
 /** Digits only: people type "123 456 789", "123-456-789" or full-width digits. */
@@ -12,11 +12,11 @@ export function digitsOf(text) {
     .replace(/\D/g, "");
 }
 
-/** Whether no meeting has this code (the watch page answers 404 for an unknown one). */
+/** Whether no meeting has this code (a 200 either way: no error in the console). */
 async function meetingMissing(code) {
   try {
-    const response = await fetch(`/m/${encodeURIComponent(code)}`, { method: "HEAD" });
-    return response.status === 404;
+    const answer = await getJSON(`/api/meeting-codes/${encodeURIComponent(digitsOf(code))}`);
+    return answer.exists === false;
   } catch {
     return false;
   }

@@ -1,7 +1,7 @@
 // 委托投票: the committee registers who votes for a member who cannot attend.
 
 import { getJSON, postJSON } from "../lib/api.js";
-import { $, el, showError } from "../lib/dom.js";
+import { $, el, showError, userText } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { fetchRoll, memberLabel } from "./roll.js";
 
@@ -15,7 +15,7 @@ export function setupProxies(meetingId) {
     for (const id of ["proxy-member", "proxy-holder"]) {
       $(id).replaceChildren(
         ...roll.map((m) => {
-          const option = el("option", "", memberLabel(m));
+          const option = userText("option", "", memberLabel(m));
           option.value = String(m.id);
           return option;
         }),

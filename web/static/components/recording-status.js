@@ -84,14 +84,15 @@ export function createRecordingStatus({ meetingId, root, canRetry = false }) {
   }
 
   function update(next) {
-    recording = next && next.parts ? next : null;
+    recording = next && next.parts && next.parts.length ? next : null; // none: not started
     receivedAt = Date.now();
     render();
   }
 
   async function load() {
     try {
-      update(await getJSON(base));
+      // nothing recorded yet is a 200 with no parts (a 404 would be a console error)
+      update(await getJSON(`${base}?if_none=empty`));
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) update(null);
     }

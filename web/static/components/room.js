@@ -14,16 +14,10 @@ import { setupProxies } from "./proxies.js";
 
 const EMPTY_ROOM = { hands: [], floor: null, chat: [], muted: false, in_hall: null, hall_members: [] };
 
-/** An ack error in the reader's words. */
+/** An ack error in the reader's words: the server answers in the page's language. */
 function describe(error) {
-  const known = {
-    rate_limited: t("chat_rate_limited"),
-    muted: t("chat_muted"),
-    too_large: t("chat_too_long"),
-    forbidden: t("not_allowed"),
-    network_error: t("no_connection"),
-  };
-  return known[error && error.code] || (error && error.message) || t("failed");
+  if (error && error.code === "network_error") return t("no_connection"); // no answer came
+  return (error && error.message) || t("failed");
 }
 
 /**
@@ -37,6 +31,7 @@ export function createRoom(options) {
     meetingId: options.meetingId,
     meeting: options.meeting,
     rt: null, // from joinMeeting
+    connected: false, // in the meeting's room now (false while the network is down)
     you: null, // the join ack's participant
     status: "scheduled", // the meeting's
     state: { ...EMPTY_ROOM },
@@ -89,6 +84,11 @@ export function createRoom(options) {
       hands.render();
     },
     onPresence: hall.renderPresence,
+    /** In the room again (after a drop: send what waited), or out of it. */
+    onConnectionChange(inRoom) {
+      room.connected = inRoom;
+      if (inRoom) chat.rejoined();
+    },
     /** The committee removed this member or re-issued their invite: send nothing more. */
     onRevoked() {
       room.rt = null;

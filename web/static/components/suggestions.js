@@ -2,7 +2,7 @@
 // the meeting; the committee adopts, answers or declines with a reply. Text only.
 
 import { getJSON, postJSON } from "../lib/api.js";
-import { $, el, showError } from "../lib/dom.js";
+import { $, el, showError, userText } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 
 /** @param {object} options meetingId; isHost; agenda ([{id, title}]) */
@@ -44,12 +44,12 @@ export function createSuggestions(options) {
     const li = el("li", `suggestion ${suggestion.status}`);
     li.dataset.id = suggestion.id;
     const head = el("p", "suggestion-head");
-    head.append(el("strong", "", suggestion.author.name), " ",
+    head.append(userText("strong", "", suggestion.author.name), " ",
       el("span", `badge badge-${suggestion.status === "open" ? "scheduled" : "ended"}`, t(`status_${suggestion.status}`)));
     if (suggestion.item_id && titles.has(suggestion.item_id)) {
       head.append(" ", el("span", "muted small", t("on_item", { title: titles.get(suggestion.item_id) })));
     }
-    li.append(head, el("p", "suggestion-text", suggestion.text));
+    li.append(head, userText("p", "suggestion-text", suggestion.text));
     if (suggestion.reply) li.append(el("p", "suggestion-reply", suggestion.reply));
     if (options.isHost) li.append(answerTools(suggestion));
     return li;

@@ -1,7 +1,7 @@
 // The committee's tools on an open vote: the counts from the hall (show of hands),
 // the roll call (点名表决) and closing the vote.
 
-import { button, el } from "../lib/dom.js";
+import { button, el, userText } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { fetchRoll } from "./roll.js";
 
@@ -16,7 +16,7 @@ function hallCounts(vote, votes) {
     input.min = "0";
     input.inputMode = "numeric";
     input.dataset.option = option;
-    label.append(el("span", "", option), input);
+    label.append(userText("span", "", option), input);
     form.append(label);
   }
   const save = el("button", "button secondary small", t("vote_save_counts"));
@@ -37,12 +37,12 @@ function hallCounts(vote, votes) {
 
 function rollCallRow(vote, votes, member) {
   const li = el("li", "roll-call-row");
-  li.append(el("span", "", member.name));
+  li.append(userText("span", "", member.name));
   const select = el("select", "roll-call-choice");
   select.setAttribute("aria-label", member.name);
   select.append(el("option", "", "—"));
   for (const option of vote.options) {
-    const o = el("option", "", option);
+    const o = userText("option", "", option);
     o.value = option;
     select.append(o);
   }

@@ -2,9 +2,19 @@
 // came from; a member checks their receipt against the published list.
 
 import { getJSON } from "../lib/api.js";
-import { el } from "../lib/dom.js";
+import { el, userText } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { recalled } from "../lib/receipts.js";
+import { explanationLines } from "./vote-words.js";
+
+/** Why it passed or failed, in words (nothing for a result stored without an explanation). */
+export function explanationBlock(result) {
+  const lines = explanationLines(result);
+  const box = el("div", "vote-explanation");
+  box.hidden = lines.length === 0;
+  for (const line of lines) box.append(el("p", "vote-explanation-line", line));
+  return box;
+}
 
 /** The verdict line and the tally (options in `options`' order; by default the tally's). */
 export function verdictAndTally(result, options = Object.keys(result.tally || {})) {
@@ -17,7 +27,7 @@ export function verdictAndTally(result, options = Object.keys(result.tally || {}
   for (const option of options) {
     const li = el("li");
     const count = String((result.tally || {})[option] ?? 0);
-    li.append(el("span", "vote-option-name", option), el("strong", "vote-option-count", count));
+    li.append(userText("span", "vote-option-name", option), el("strong", "vote-option-count", count));
     tally.append(li);
   }
   return [el("p", `vote-verdict ${result.passed ? "passed" : "failed"}`, verdict), tally];
@@ -61,7 +71,7 @@ function receiptCheck(vote, receipt, meetingId) {
 export function resultBlock(vote, { meetingId, isHost }) {
   const r = vote.result;
   const box = el("div", "vote-result");
-  box.append(...verdictAndTally(r, vote.options));
+  box.append(...verdictAndTally(r, vote.options), explanationBlock(r));
   const figures = { cast: r.cast, present: r.present, eligible: r.eligible };
   box.append(el("p", "muted small", t("vote_figures", figures)));
   // a secret vote whose split would show a small group has none (docs/voting-rules.md)

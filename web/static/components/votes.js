@@ -2,11 +2,12 @@
 // progress, results with their sources; the host opens, counts the hall and closes.
 // All user text is set with textContent.
 
-import { $, el, showError } from "../lib/dom.js";
+import { $, el, showError, userText } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { ballotBlock } from "./ballot.js";
 import { hostBlock } from "./vote-host.js";
 import { resultBlock } from "./vote-result.js";
+import { openLines } from "./vote-words.js";
 
 function describe(error) {
   const known = {
@@ -52,9 +53,12 @@ export function createVotes(options) {
     const status = open ? t("vote_open") : t("vote_closed");
     head.append(el("span", `badge ${open ? "badge-live" : "badge-ended"}`, status));
     if (vote.secret) head.append(" ", el("span", "badge badge-scheduled", t("vote_secret")));
-    li.append(head, el("p", "vote-question", vote.question));
+    li.append(head, userText("p", "vote-question", vote.question));
     if (open) {
-      li.append(el("p", "muted vote-progress", progressText(vote)), ...openBlocks(vote));
+      // who is present, who may vote and what it takes, from the moment it opens
+      const rule = el("div", "vote-rule-words");
+      for (const line of openLines(vote)) rule.append(el("p", "vote-rule-line", line));
+      li.append(rule, el("p", "muted vote-progress", progressText(vote)), ...openBlocks(vote));
     } else if (vote.result) {
       li.append(resultBlock(vote, { meetingId: options.meetingId, isHost }));
     }
@@ -101,8 +105,13 @@ export function createVotes(options) {
     },
     onJoin(ack) {
       you = ack.you;
+      // an open vote's `present` in the join is the count now; after a rejoin, keep the
+      // number vote:opened announced (the one the phone has been showing)
+      const presentAtOpen = new Map([...votes].map(([id, v]) => [id, v.present]));
       votes.clear();
-      for (const vote of (ack.state && ack.state.votes) || []) votes.set(vote.vote_id, vote);
+      for (const vote of (ack.state && ack.state.votes) || []) {
+        votes.set(vote.vote_id, { ...vote, present: presentAtOpen.get(vote.vote_id) ?? vote.present });
+      }
       proxiesHeld = (ack.state && ack.state.proxies_held) || [];
       render();
     },

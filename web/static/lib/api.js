@@ -1,11 +1,13 @@
 // Small fetch helpers for the JSON API. Errors come back as
 // {"error": {"code", "message"}}; they are thrown as ApiError.
 
+import { t } from "./i18n.js";
+
 export class ApiError extends Error {
   /**
    * @param {number} status HTTP status (0: the network failed)
    * @param {string} code   the contract's snake_case code ("network_error" when offline)
-   * @param {string} message the server's human text (English)
+   * @param {string} message the server's human text (in the page's language)
    */
   constructor(status, code, message, details = {}) {
     super(message || code || `HTTP ${status}`);
@@ -19,6 +21,11 @@ export class ApiError extends Error {
   get isNetwork() {
     return this.status === 0;
   }
+}
+
+/** The network failed (no answer at all): said in the page's language, not the browser's. */
+export function networkError() {
+  return new ApiError(0, "network_error", t("network_error"));
 }
 
 /** Turn a failed Response into an ApiError, reading the JSON error body if there is one. */
@@ -65,7 +72,7 @@ async function request(method, url, body, options = {}) {
     response = await fetch(url, init);
   } catch (exc) {
     if (exc && exc.name === "AbortError") throw exc;
-    throw new ApiError(0, "network_error", String((exc && exc.message) || exc));
+    throw networkError();
   }
   if (!response.ok) throw await errorFromResponse(response);
   if (response.status === 204) return null;

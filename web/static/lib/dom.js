@@ -11,6 +11,14 @@ export function el(tag, className, text) {
   return node;
 }
 
+/** `el` for what people wrote (names, titles, chat, questions): translate="no", so a
+ * translator leaves it alone and the pages' untranslated-English check skips it. */
+export function userText(tag, className, text) {
+  const node = el(tag, className, text);
+  node.translate = false;
+  return node;
+}
+
 /** A <button type="button" class="button …"> that calls onClick. */
 export function button(label, className, onClick) {
   const b = el("button", `button ${className}`, label);

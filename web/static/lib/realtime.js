@@ -8,6 +8,7 @@
 // was missed; the snapshot already covers those.)
 
 import { io } from "/vendor/socket.io-client/socket.io.esm.min.js";
+import { pageLang } from "./i18n.js";
 
 /** Stored events a page may listen to with handlers.onEvent(name, data). */
 export const ROOM_EVENTS = [
@@ -31,18 +32,24 @@ export const ROOM_EVENTS = [
 /**
  * @param {number|string} meetingId
  * @param {object} handlers onJoin(ack) after each successful join (ack: {ok, you, state, seq});
- *                          onJoinError(error); onPresence(p); onStatus(s); onConnectionChange(connected);
+ *                          onJoinError(error); onPresence(p); onStatus(s);
+ *                          onConnectionChange(inRoom): false as soon as the link drops (or the
+ *                          browser goes offline), true after each successful (re)join;
  *                          onRevoked({reason}) when the committee revoked this member's sign-in;
  *                          onEvent(name, data) for stored room events (after onJoin's snapshot)
  *                          onRecording(r) for the transient recording:status
- * @returns {{socket, call(event, data, timeoutMs?): Promise<object>, lastSeq(): number}}
+ * @returns {{socket, call(event, data, timeoutMs?): Promise<object>, lastSeq(): number, joined(): boolean}}
  */
 export function joinMeeting(meetingId, handlers = {}) {
-  const socket = io({ transports: ["websocket", "polling"] });
+  // auth.lang: the server answers refusals in the page's language (its WebSocket
+  // handshake need not carry Accept-Language)
+  const socket = io({ transports: ["websocket", "polling"], auth: { lang: pageLang() } });
   let lastSeq = null; // the newest seq handed over
   let snapshotSeq = 0; // the seq the last join's state reflects
   let joining = false;
+  let joined = false; // in the room now: events may be sent
   let buffered = [];
+  let waiting = []; // calls made while not in the room: sent once it is joined again
 
   function deliver(name, data) {
     if (typeof data.seq === "number") {
@@ -59,28 +66,82 @@ export function joinMeeting(meetingId, handlers = {}) {
     else deliver(name, data);
   }
 
-  socket.on("connect", () => {
-    handlers.onConnectionChange?.(true);
-    // Re-join on every (re)connect: a new connection is in no room.
+  /** Out of the room (the link dropped, or the phone says it is offline): say so once. */
+  function lost() {
+    const was = joined;
+    joined = false;
+    if (!socket.io.reconnection()) return; // revoked: nothing to reconnect to (onRevoked says why)
+    if (was || !navigator.onLine) handlers.onConnectionChange?.(false);
+  }
+
+  /** Join (again) with the last seq seen; resolves true once in the room. */
+  function join(timeoutMs) {
     joining = true;
     buffered = [];
     const payload = { meeting_id: meetingId };
     if (lastSeq !== null) payload.since_seq = lastSeq;
-    socket.emit("join", payload, (ack) => {
-      const events = buffered.sort((a, b) => (a[1].seq ?? 0) - (b[1].seq ?? 0));
-      joining = false;
-      buffered = [];
-      if (ack && ack.ok) {
-        snapshotSeq = ack.seq || 0;
-        handlers.onJoin?.(ack);
-        for (const [name, data] of events) deliver(name, data);
-        if (lastSeq === null || lastSeq < snapshotSeq) lastSeq = snapshotSeq;
-      } else {
-        handlers.onJoinError?.((ack && ack.error) || { code: "unknown", message: "join failed" });
-      }
+    return new Promise((resolve) => {
+      const answered = (error, ack) => {
+        const events = buffered.sort((a, b) => (a[1].seq ?? 0) - (b[1].seq ?? 0));
+        joining = false;
+        buffered = [];
+        if (error) {
+          for (const [name, data] of events) deliver(name, data);
+          resolve(false);
+          return;
+        }
+        if (ack && ack.ok) {
+          snapshotSeq = ack.seq || 0;
+          handlers.onJoin?.(ack);
+          for (const [name, data] of events) deliver(name, data);
+          if (lastSeq === null || lastSeq < snapshotSeq) lastSeq = snapshotSeq;
+          joined = true;
+          handlers.onConnectionChange?.(true);
+          const calls = waiting;
+          waiting = [];
+          for (const resume of calls) resume(true);
+          resolve(true);
+        } else {
+          handlers.onJoinError?.((ack && ack.error) || { code: "unknown", message: "join failed" });
+          resolve(false);
+        }
+      };
+      if (timeoutMs) socket.timeout(timeoutMs).emit("join", payload, answered);
+      else socket.emit("join", payload, (ack) => answered(null, ack));
     });
+  }
+
+  // Re-join on every (re)connect: a new connection is in no room.
+  socket.on("connect", () => join(0));
+  socket.on("disconnect", (reason) => {
+    // the page itself reconnects (e.g. a guest who took a name): no banner for that
+    if (reason === "io client disconnect") {
+      joined = false;
+      return;
+    }
+    lost();
+    // The server closed the connection (its flood or join-time limits, a restart):
+    // socket.io does not come back by itself then. Come back after a pause, unless the
+    // sign-in was revoked (reconnection is off then, and onRevoked says why).
+    if (reason === "io server disconnect" && socket.io.reconnection()) {
+      setTimeout(() => {
+        if (!socket.connected && socket.io.reconnection()) socket.connect();
+      }, 2000 + Math.random() * 3000);
+    }
   });
-  socket.on("disconnect", () => handlers.onConnectionChange?.(false));
+  socket.on("connect_error", () => {
+    if (!navigator.onLine) lost(); // e.g. the page came from the cache on a phone without network
+  });
+  // The phone says its network is gone: tell the reader at once (socket.io itself
+  // notices a dead link only after its ping timeout).
+  window.addEventListener("offline", lost);
+  // The network is back, perhaps another one (Wi-Fi to 4G): the old connection may be
+  // dead without knowing it. Ask the server; without a quick answer, connect anew.
+  window.addEventListener("online", async () => {
+    if (!socket.io.reconnection()) return; // revoked
+    if (socket.connected && (await join(5000))) return;
+    socket.disconnect().connect();
+  });
   // this member was taken off the roll or given a new invite: the server closes the
   // socket next; reconnecting would only come back as someone else (or be refused)
   socket.on("session:revoked", (data) => {
@@ -94,15 +155,39 @@ export function joinMeeting(meetingId, handlers = {}) {
   socket.on("meeting:status", (status) => receive("meeting:status", status || {}));
   for (const name of ROOM_EVENTS) socket.on(name, (data) => receive(name, data));
 
+  /** Resolves true once in the room, false after timeoutMs. */
+  function whenJoined(timeoutMs) {
+    if (joined) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        waiting = waiting.filter((w) => w !== resume);
+        resolve(false);
+      }, timeoutMs);
+      const resume = (ok) => {
+        clearTimeout(timer);
+        resolve(ok);
+      };
+      waiting.push(resume);
+    });
+  }
+
   return {
     socket,
     lastSeq: () => lastSeq,
-    /** Send a client event; resolves with its ack ({ok: false, error} on timeout too). */
-    call(event, data = {}, timeoutMs = 8000) {
+    /** In the room now (events sent now reach it). */
+    joined: () => joined,
+    /**
+     * Send a client event; resolves with its ack ({ok: false, error} on timeout too).
+     * Out of the room (offline, reconnecting) it waits for the next join, at most
+     * timeoutMs, and is never sent before it: the server would refuse it.
+     */
+    async call(event, data = {}, timeoutMs = 8000) {
+      const offline = { ok: false, error: { code: "network_error", message: "no answer" } };
+      if (!(await whenJoined(timeoutMs))) return offline;
       return socket
         .timeout(timeoutMs)
         .emitWithAck(event, data)
-        .catch(() => ({ ok: false, error: { code: "network_error", message: "no answer" } }));
+        .catch(() => offline);
     },
   };
 }

@@ -6,7 +6,7 @@
 // No DOM here, so anything that publishes or plays (the host's camera, the
 // floor speaker's microphone, viewers) can reuse it.
 
-import { ApiError, errorFromResponse } from "./api.js";
+import { ApiError, errorFromResponse, networkError } from "./api.js";
 
 /** Resolve when ICE gathering is complete, or after `timeoutMs` (whatever was gathered is used). */
 export function waitForIceGathering(pc, timeoutMs = 2000) {
@@ -80,7 +80,7 @@ export async function exchangeSdp(url, offerSdp, { headers = {}, timeoutMs = 150
       signal: timeout.signal,
     });
   } catch (exc) {
-    throw new ApiError(0, "network_error", String((exc && exc.message) || exc));
+    throw networkError();
   } finally {
     timeout.clear();
   }
@@ -208,8 +208,12 @@ export class HttpPeerSession {
     this._connect();
   }
 
-  /** Close for good; DELETE the session resource (best effort). */
-  async stop() {
+  /**
+   * Close for good; DELETE the session resource (best effort). `closedByServer`: the
+   * server already ended it (the floor was taken back, the meeting ended), so a DELETE
+   * would only 404, which browsers log as a console error.
+   */
+  async stop({ closedByServer = false } = {}) {
     if (this._stopped) return;
     this._stopped = true;
     this._generation += 1;
@@ -220,8 +224,10 @@ export class HttpPeerSession {
     this._setState("closed");
     // DELETE first (the server then knows it was on purpose), then hang up;
     // don't let a dead network keep the connection open for long.
-    const deleted = deleteResource(location, { headers: this.options.headers || {} });
-    await Promise.race([deleted, new Promise((resolve) => setTimeout(resolve, 1500))]);
+    if (!closedByServer) {
+      const deleted = deleteResource(location, { headers: this.options.headers || {} });
+      await Promise.race([deleted, new Promise((resolve) => setTimeout(resolve, 1500))]);
+    }
     this._closePc();
   }
 

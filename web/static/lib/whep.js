@@ -79,6 +79,6 @@ export function play(url, options = {}) {
       return session.location;
     },
     restart: () => session.restart(),
-    stop: () => session.stop(),
+    stop: (options) => session.stop(options),
   };
 }

@@ -93,6 +93,6 @@ export function publish(url, stream, options = {}) {
     /** Start over now with a new connection (e.g. the user pressed "retry"). */
     restart: () => session.restart(),
     /** Stop sending and DELETE the WHIP session. The tracks are left running (the caller owns them). */
-    stop: () => session.stop(),
+    stop: (options) => session.stop(options),
   };
 }

@@ -11,7 +11,9 @@ import { createWakeLock } from "../lib/wake-lock.js";
 import { publish } from "../lib/whip.js";
 import { showMeetingBadge } from "../components/badges.js";
 import { cameraErrorMessage, createCamera } from "../components/host/camera.js";
+import { guardChatDelete } from "../components/host/confirm-delete.js";
 import { createFloorListener } from "../components/host/floor-listener.js";
+import { createHandAlert } from "../components/host/hand-alert.js";
 import { setupCancel, setupShare } from "../components/host/schedule.js";
 import { joinLiveRoom } from "../components/live-room.js";
 import { createRecordingStatus } from "../components/recording-status.js";
@@ -42,6 +44,8 @@ function showDetail(text) {
 const camera = createCamera({ publisher: () => publisher, onError: showDetail });
 const wakeLock = createWakeLock(() => Boolean(publisher));
 const floorListener = createFloorListener(meetingId);
+const handAlert = createHandAlert();
+handAlert.setLive(status === "live");
 
 // ---------------------------------------------------------------- UI state
 
@@ -71,6 +75,7 @@ function updateButtons() {
 /** The meeting went live (here or on another device). */
 function showLive() {
   status = "live";
+  handAlert.setLive(true);
   showMeetingBadge($("meeting-badge"), status);
   updateButtons();
 }
@@ -172,6 +177,7 @@ async function start() {
         return;
       }
       showMeetingBadge($("meeting-badge"), status);
+      handAlert.setLive(status === "live");
     }
     startPublishing();
   } finally {
@@ -211,6 +217,7 @@ async function end() {
 
 function showEnded() {
   status = "ended";
+  handAlert.setLive(false);
   showMeetingBadge($("meeting-badge"), status);
   setState("ended", t("ended"));
 }
@@ -277,6 +284,7 @@ joinLiveRoom(meeting, {
 
 setupShare();
 setupCancel(meetingId);
+guardChatDelete();
 startButton.addEventListener("click", start);
 endButton.addEventListener("click", end);
 

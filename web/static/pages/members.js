@@ -3,7 +3,7 @@
 
 import { deleteJSON, getJSON, patchJSON, postFile, postJSON } from "../lib/api.js";
 import { copyText } from "../lib/clipboard.js";
-import { $, button, el, pageData, showError } from "../lib/dom.js";
+import { $, button, el, pageData, showError, userText } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 
 const rollBody = $("roll-body");
@@ -52,21 +52,25 @@ function render() {
   const rows = shown.map((member) => {
     const tr = el("tr");
     tr.dataset.memberId = member.id;
-    const name = el("td", "member-name", member.name ?? "");
+    const name = userText("td", "member-name", member.name ?? "");
     if (member.representative) {
       name.append(" ", el("span", "badge badge-scheduled", t("representative")));
     }
     const actions = el("td", "row-actions");
-    actions.append(
-      button(t("edit"), "secondary small edit", () => openForm(member)),
-      button(t("reissue"), "secondary small reissue", () => reissue(member)),
-      button(t("remove"), "danger-outline small remove", () => remove(member)),
-    );
-    const card = el("a", "button secondary small", t("card"));
+    const card = el("a", "button secondary small card-link", t("card"));
     card.href = `/members/cards?ids=${encodeURIComponent(member.id)}`;
     card.target = "_blank";
     card.rel = "noopener";
-    actions.append(card);
+    // the everyday buttons together; 删除 apart at the other end, behind a confirmation
+    const everyday = el("span", "row-actions-main");
+    everyday.append(
+      button(t("edit"), "secondary small edit", () => openForm(member)),
+      button(t("reissue"), "secondary small reissue", () => reissue(member)),
+      card,
+    );
+    const danger = el("span", "row-actions-danger");
+    danger.append(button(t("remove"), "danger-outline small remove", () => remove(member)));
+    actions.append(everyday, danger);
     tr.append(name, cell(member.household), cell(member.phone), cell(member.birth_year), actions);
     return tr;
   });

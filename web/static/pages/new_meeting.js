@@ -82,6 +82,10 @@ rows.addEventListener("click", (event) => {
   const button = event.target.closest(".remove-row");
   if (!button) return;
   const row = button.closest(".agenda-row");
+  // what was typed in the row is lost: ask first
+  const typed = row.querySelector(".agenda-title").value.trim();
+  const words = (typed || row.querySelector(".agenda-description").value.trim()).slice(0, 40);
+  if (words && !window.confirm(t("confirm_remove_item", { title: words }))) return;
   if (rows.children.length > 1) {
     const next = row.nextElementSibling || row.previousElementSibling;
     row.remove();

@@ -71,7 +71,8 @@ function applyRecording(answer) {
 
 async function fetchRecording() {
   try {
-    return await getJSON(`/api/meetings/${meeting.id}/recording`);
+    const answer = await getJSON(`/api/meetings/${meeting.id}/recording?if_none=empty`);
+    return answer && answer.parts && answer.parts.length ? answer : null; // not recorded yet
   } catch (exc) {
     if (exc instanceof ApiError && exc.status === 404) return null;
     throw exc;

@@ -173,10 +173,11 @@ function startPlaying() {
   });
 }
 
-function stopPlaying() {
+/** @param {object} [how] closedByServer: the meeting ended, and the server closed our session */
+function stopPlaying(how) {
   const current = viewer;
   viewer = null;
-  if (current) current.stop();
+  if (current) current.stop(how);
   hls.stop();
   player.pause();
   player.srcObject = null;
@@ -186,7 +187,7 @@ function stopPlaying() {
 
 function showEnded() {
   status = "ended";
-  stopPlaying();
+  stopPlaying({ closedByServer: true });
   const replayLink = $("replay-link");
   if (replayLink) replayLink.hidden = false; // the recording is being prepared
   showMeetingBadge($("meeting-badge"), status);
@@ -196,7 +197,7 @@ function showEnded() {
 function showCancelled(reason) {
   status = "cancelled";
   if (typeof reason === "string" && reason) cancelReason = reason;
-  stopPlaying();
+  stopPlaying({ closedByServer: true });
   setState("cancelled");
 }
 

@@ -1,7 +1,7 @@
 // The agenda as chapters: each item from the moment it was first taken up, with a
 // thumbnail once processed; the chapter playing is marked.
 
-import { $, el } from "../../lib/dom.js";
+import { $, el, userText } from "../../lib/dom.js";
 import { clock } from "../../lib/format.js";
 import { t } from "../../lib/i18n.js";
 
@@ -30,7 +30,7 @@ export function createChapters(options) {
     const thumb = el("span", "chapter-thumb");
     thumb.setAttribute("aria-hidden", "true");
     const text = el("span", "chapter-text");
-    text.append(el("span", "chapter-title", `${index + 1}. ${item.title}`));
+    text.append(userText("span", "chapter-title", `${index + 1}. ${item.title}`));
     text.append(el("span", "chapter-time muted small", at === null ? t("not_taken_up") : clock(at)));
     b.append(thumb, text);
     if (at === null) {

@@ -5,10 +5,11 @@
 // frame of part 1 of the recording. The server leaves deleted chat lines out.
 
 import { ApiError, getJSON } from "../../lib/api.js";
-import { $, el } from "../../lib/dom.js";
+import { $, el, userText } from "../../lib/dom.js";
 import { clock } from "../../lib/format.js";
 import { t } from "../../lib/i18n.js";
-import { verdictAndTally } from "../vote-result.js";
+import { explanationBlock, verdictAndTally } from "../vote-result.js";
+import { openLines } from "../vote-words.js";
 
 function nameOf(person) {
   return (person && person.name) || "?";
@@ -16,7 +17,7 @@ function nameOf(person) {
 
 function voteResult(event) {
   const box = el("div", "tl-vote-result");
-  box.append(...verdictAndTally(event));
+  box.append(...verdictAndTally(event), explanationBlock(event));
   if (event.cast != null && event.eligible != null) {
     box.append(el("p", "muted small", t("vote_counts", { cast: event.cast, eligible: event.eligible })));
   }
@@ -24,12 +25,12 @@ function voteResult(event) {
 }
 
 function chatBody(body, event) {
-  body.append(el("span", "chat-author", nameOf(event.author)));
+  body.append(userText("span", "chat-author", nameOf(event.author)));
   const role = event.author && event.author.role;
   if (role === "committee" || role === "guest") {
     body.append(el("span", `badge badge-${role}`, t(role)));
   }
-  body.append(el("p", "chat-text", event.text));
+  body.append(userText("p", "chat-text", event.text));
 }
 
 function floorBody(body, event) {
@@ -71,6 +72,12 @@ function describeEvent(body, event, titleOf) {
     }
     case "vote:opened":
       text("tl-vote", t("ev_vote_opened", { question: event.question || "" }));
+      // who was present and what it took, as the phones showed it when it opened
+      if (event.eligible != null) {
+        const rule = el("div", "vote-rule-words");
+        for (const line of openLines(event)) rule.append(el("p", "vote-rule-line", line));
+        body.append(rule);
+      }
       return true;
     case "vote:closed":
       text("tl-vote", t("ev_vote_closed", { question: event.question || "" }));

@@ -12,7 +12,9 @@ const SAVE_DATA_KEY = "cunhui.saveData";
 /** The playlist of the part being recorded now, or null (not recording yet). */
 async function livePlaylist(meetingId) {
   try {
-    const recording = await getJSON(`/api/meetings/${encodeURIComponent(meetingId)}/recording`);
+    const recording = await getJSON(
+      `/api/meetings/${encodeURIComponent(meetingId)}/recording?if_none=empty`,
+    );
     const parts = (recording && recording.parts) || [];
     const live = parts.filter((p) => p.status === "recording" && p.hls);
     return live.length ? live[live.length - 1].hls : null;
