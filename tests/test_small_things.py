@@ -139,3 +139,20 @@ async def test_the_favicon_is_served(client):
     assert old.status == 301 and old.headers["Location"] == "/static/favicon.svg"
     home = await (await client.get("/")).text()
     assert 'rel="icon"' in home and "favicon.svg" in home
+
+
+async def test_the_pin_form_is_for_villagers_not_the_committee(client, clerk_token):
+    """The watch page offers the card's PIN sign-in to anyone not signed in as a member,
+    but not to the committee, who are signed in already."""
+    meeting = await (
+        await client.post(
+            "/api/meetings",
+            json={"title": "村民大会", "allow_guests": True, "agenda": []},
+            headers=auth(clerk_token),
+        )
+    ).json()
+    anonymous = await (await client.get(f"/m/{meeting['code']}")).text()
+    assert 'id="pin-form"' in anonymous
+    clerk = await (await client.get(f"/m/{meeting['code']}", headers=auth(clerk_token))).text()
+    assert 'id="pin-form"' not in clerk
+    assert 'id="player-box"' in clerk  # the page itself is there
