@@ -4,6 +4,7 @@
 // present in the hall: those are the hall's voters. The QR decoder is qr-scanner
 // (npm, /vendor/qr-scanner/), loaded only when the clerk presses 扫码签到.
 
+import { primeAlerts, signal } from "../lib/alert.js";
 import { $ } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 
@@ -11,22 +12,9 @@ const SCANNER = "/vendor/qr-scanner/qr-scanner.min.js";
 /** The same card held in front of the camera is read many times a second: once is enough. */
 const SAME_CARD_MS = 4000;
 
-/** A short beep (a higher one for a check-in, a low one for a refusal) and a buzz. */
-function signal(audio, ok) {
-  if (navigator.vibrate) navigator.vibrate(ok ? 120 : [80, 60, 80]);
-  if (!audio) return;
-  try {
-    const tone = audio.createOscillator();
-    const gain = audio.createGain();
-    tone.frequency.value = ok ? 880 : 220;
-    gain.gain.value = 0.2;
-    tone.connect(gain).connect(audio.destination);
-    tone.start();
-    tone.stop(audio.currentTime + (ok ? 0.15 : 0.3));
-  } catch {
-    // no sound: the message on screen says it all
-  }
-}
+/** A check-in: one short high beep and a buzz; a refusal: a longer low one. */
+const ACCEPTED = { vibrate: [120], sound: [[880, 0.15]] };
+const REFUSED = { vibrate: [80, 60, 80], sound: [[220, 0.3]] };
 
 /** The whole frame: a card anywhere in view is read (the default is its middle only). */
 function wholeFrame(video) {
@@ -56,7 +44,6 @@ export function createCheckin(room, onCheckedIn) {
   if (!openButton || !box || !video || !result) return;
 
   let scanner = null;
-  let audio = null;
   let last = { text: "", at: 0 };
   let busy = false;
 
@@ -75,11 +62,11 @@ export function createCheckin(room, onCheckedIn) {
       if (ack.ok) {
         const key = ack.member.already ? "checkin_already" : "checkin_done";
         show(t(key, { name: ack.member.name }), "ok");
-        signal(audio, true);
+        signal(ACCEPTED);
         onCheckedIn?.();
       } else {
         show(room.describe(ack.error), "error");
-        signal(audio, false);
+        signal(REFUSED);
       }
     } finally {
       last.at = Date.now();
@@ -107,12 +94,6 @@ export function createCheckin(room, onCheckedIn) {
     box.hidden = false;
     show(t("checkin_hold_card"), "waiting");
     try {
-      // a user gesture: the beep may sound later
-      audio ??= new (window.AudioContext || window.webkitAudioContext)();
-    } catch {
-      audio = null;
-    }
-    try {
       const QrScanner = (await import(SCANNER)).default;
       if (mine !== attempt) return; // stopped while the library loaded
       const opened = new QrScanner(video, (found) => onCode(found.data), {
@@ -137,6 +118,7 @@ export function createCheckin(room, onCheckedIn) {
     }
   }
 
+  primeAlerts(); // the tap on 扫码签到 lets the check-in beeps sound
   openButton.addEventListener("click", start);
   stopButton?.addEventListener("click", stop);
 }
