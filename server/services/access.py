@@ -42,3 +42,10 @@ def check_can_run(principal: Principal, meeting: Meeting) -> None:
         raise Forbidden("only the village committee may do this")
     if principal.village_id != meeting.village_id:
         raise NotFound("no meeting {id}", params={"id": meeting.id})
+
+
+def require_host(principal: Principal | None, meeting: Meeting) -> Principal:
+    """The caller, if they are the committee of the meeting's village; else Forbidden."""
+    if not is_host(principal, meeting):
+        raise Forbidden("only the village committee may do this")
+    return principal

@@ -20,9 +20,9 @@ import copy
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..errors import BadRequest, Conflict, Forbidden, Unauthorized
+from ..errors import BadRequest, Conflict, Unauthorized
 from ..store import Meeting, Member, pk
-from .access import is_host
+from .access import require_host
 from .meetings import LIVE, SCHEDULED, get_meeting
 from .members import INVITE
 from .timeline import Recorded, change_room
@@ -31,16 +31,6 @@ from .tokens import Principal, TokenService
 MAX_HALL_COUNT = 100_000
 #: longer than any invite link a card carries: anything longer is not a card
 MAX_CARD_TEXT = 2000
-
-
-def _person(principal: Principal) -> dict:
-    return {"id": principal.id, "name": principal.name, "role": principal.role}
-
-
-def _host(principal: Principal | None, meeting: Meeting) -> Principal:
-    if not is_host(principal, meeting):
-        raise Forbidden("only the village committee may do this")
-    return principal
 
 
 def _open(meeting: Meeting) -> None:
@@ -96,7 +86,7 @@ async def record_hall(
     member = await db.get(Member, tick) if tick is not ... else None
 
     def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict] | None:
-        host = _host(principal, meeting)
+        host = require_host(principal, meeting)
         _open(meeting)
         before = copy.deepcopy(state)
         hall = state.setdefault("hall_members", [])
@@ -117,7 +107,7 @@ async def record_hall(
             state["in_hall"] = count
         if state == before:
             return None  # nothing changed
-        return "attendance:hall", {**hall_numbers(state), **data, "by": _person(host)}
+        return "attendance:hall", {**hall_numbers(state), **data, "by": host.as_dict()}
 
     return await change_room(db, meeting_id, change)
 
@@ -185,7 +175,7 @@ async def check_in(
     they were checked in already).
     """
     meeting = await get_meeting(db, meeting_id)
-    _host(principal, meeting)  # before reading the card: a stranger learns nothing from it
+    require_host(principal, meeting)  # before reading the card: a stranger learns nothing from it
     invite = payload.get("invite")
     if not isinstance(invite, str) or not invite.strip() or len(invite) > MAX_CARD_TEXT:
         raise not_a_card()
@@ -212,6 +202,6 @@ async def record_presence(
             return None  # another village's people watch an open meeting; they are not attending
         # the floor outlives a dropped phone (it may come back); the chair revokes it
         kind = "attendance:joined" if joined else "attendance:left"
-        return kind, {"participant": _person(principal)}
+        return kind, {"participant": principal.as_dict()}
 
     return await change_room(db, meeting_id, change)

@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import BadRequest, Conflict, Forbidden, Muted, NotFound, Phrase, TooLong
 from ..store import AgendaItem, Event, Meeting, Member
-from .access import is_host
+from .access import require_host
 from .hall import MAX_HALL_COUNT, record_hall, record_presence  # noqa: F401  (callers use room.*)
 from .meetings import LIVE, SCHEDULED
 from .payload import parse_id
@@ -41,23 +41,12 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _person(principal: Principal) -> dict:
-    return {"id": principal.id, "name": principal.name, "role": principal.role}
-
-
 def is_village_member(principal: Principal | None, meeting: Meeting) -> TypeGuard[Principal]:
     return (
         principal is not None
         and principal.role == "member"
         and principal.village_id == meeting.village_id
     )
-
-
-def require_host(principal: Principal | None, meeting: Meeting) -> Principal:
-    """The caller, if they are the committee of the meeting's village; else Forbidden."""
-    if not is_host(principal, meeting):
-        raise Forbidden("only the village committee may do this")
-    return principal
 
 
 def require_member(principal: Principal | None, meeting: Meeting) -> Principal:
@@ -177,7 +166,7 @@ async def send_chat(
         # stored and sent exactly as typed; pages render it as text
         return "chat:message", {
             "id": seq,
-            "author": _person(author),
+            "author": author.as_dict(),
             "text": text,
             "at": now_iso(),
         }
@@ -214,7 +203,7 @@ async def delete_chat(
 
     def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict]:
         host = require_host(principal, meeting)
-        return "chat:deleted", {"id": message_id, "by": _person(host)}
+        return "chat:deleted", {"id": message_id, "by": host.as_dict()}
 
     if not await exists():
         raise NotFound("no chat message {id}", params={"id": message_id})
@@ -240,7 +229,7 @@ async def mute_chat(
             current.append(target)
         else:
             current.remove(target)
-        return "chat:muted", {"participant_id": target, "muted": muted, "by": _person(host)}
+        return "chat:muted", {"participant_id": target, "muted": muted, "by": host.as_dict()}
 
     return await change_room(db, meeting_id, change)
 
@@ -253,7 +242,7 @@ def _queue_event(
 ) -> tuple[str, dict]:
     data = {"queue": list(state.get("hands", [])), "action": action, "participant": who}
     if by is not None:
-        data["by"] = _person(by)
+        data["by"] = by.as_dict()
     return "hand:queue", data
 
 
@@ -267,7 +256,7 @@ async def raise_hand(
         if any(h["participant_id"] == member.id for h in hands):
             return None  # already in the queue: keep the place
         hands.append({"participant_id": member.id, "name": member.name, "since": now_iso()})
-        return _queue_event(state, "raise", _person(member))
+        return _queue_event(state, "raise", member.as_dict())
 
     return await change_room(db, meeting_id, change)
 
@@ -328,7 +317,7 @@ def _floor_event(state: dict, ended: dict | None, by: Principal | None) -> tuple
     if ended:
         data["ended"] = ended
     if by is not None:
-        data["by"] = _person(by)
+        data["by"] = by.as_dict()
     return "floor:changed", data
 
 
@@ -424,7 +413,7 @@ async def goto_item(
         return "agenda:current", {
             "item_id": item_id,
             "title": item.title if item else None,
-            "by": _person(host),
+            "by": host.as_dict(),
         }
 
     return await change_room(db, meeting_id, change)
