@@ -81,11 +81,19 @@ async def _read_body(request: web.Request, content_type: str) -> str:
         raise UnsupportedMediaType(
             "send the body as Content-Type: {content_type}", params={"content_type": content_type}
         )
-    body = await request.content.read(MAX_SDP_BYTES + 1)
-    if len(body) > MAX_SDP_BYTES:
-        raise TooLarge(
-            "the body is larger than {max_sdp_bytes} bytes", params={"max_sdp_bytes": MAX_SDP_BYTES}
-        )
+    # read() returns what has arrived so far: on a slow link an offer comes in several
+    # TCP segments (the first 1,448 bytes alone are no offer), so read until the end
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(MAX_SDP_BYTES + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_SDP_BYTES:
+            raise TooLarge(
+                "the body is larger than {max_sdp_bytes} bytes",
+                params={"max_sdp_bytes": MAX_SDP_BYTES},
+            )
+    body = b"".join(chunks)
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
