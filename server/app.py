@@ -14,6 +14,7 @@ from media import MediaHub, install_aiortc_patches
 from . import keys
 from .archive import Archive
 from .http import api, assets, health, media, members, minutes, pages, replays
+from .http.compression import compression_middleware
 from .http.errors import error_middleware
 from .http.proxies import forwarded_middleware
 from .i18n import Catalogs
@@ -34,7 +35,8 @@ MAX_BODY_BYTES = 256 * 1024
 def create_app(settings: Settings) -> web.Application:
     settings = settings.with_secret()
     install_aiortc_patches()  # process-wide, idempotent: receivers hand over encoded frames
-    middlewares = [error_middleware, pages.locale_middleware]
+    # outermost but for the proxy headers: pages, JSON and errors leave compressed
+    middlewares = [compression_middleware, error_middleware, pages.locale_middleware]
     if settings.trusted_proxies:
         middlewares.insert(0, forwarded_middleware(settings.trusted_proxies))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
@@ -78,7 +80,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(minutes.routes)
     members.setup(app)
     app.router.add_routes(pages.routes)
-    assets.setup(app, settings.web_dir)  # /static/ and /vendor/, versioned URLs
+    # /static/ and /vendor/, versioned URLs, compressed (and ours minified)
+    assets.setup(app, settings.web_dir, minify=settings.minify_assets)
     return app
 
 

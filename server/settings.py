@@ -37,6 +37,9 @@ class Settings:
     #: record every live meeting (and serve it as live HLS); off only for
     #: benchmarks and nodes without a disk for media
     record_meetings: bool = True
+    #: the live HLS's low video rendition (~360p, at most 300 kbit/s), encoded
+    #: once per meeting; off (HLS_LOW_RENDITION=0) on a node short of CPU
+    hls_low_rendition: bool = True
     secret_key: str = field(default="", repr=False)
     public_url: str = ""
     ice_servers: str = ""
@@ -58,6 +61,10 @@ class Settings:
     #: WHIP/WHEP sessions not yet connected, per client address and in all
     media_pending_per_address: int = 8
     media_pending_total: int = 200
+    #: viewers get the meeting's audio re-encoded once with Opus in-band FEC (AUDIO_FEC)
+    audio_fec: bool = True
+    #: viewers that offer audio/red get each Opus frame twice, in two packets (AUDIO_RED)
+    audio_red: bool = True
     #: seconds a WHIP/WHEP session may take to connect (and a publisher to send media)
     media_connect_timeout: float = 30.0
     #: seconds a socket.io connection may stay without joining a meeting
@@ -69,6 +76,8 @@ class Settings:
     guest_joins_per_address: int = 30
     #: seconds an HTTP client may take to send a request's headers (slow clients)
     http_header_timeout: float = 20.0
+    #: our own JavaScript and CSS go out minified (MINIFY_ASSETS=0: as written, to debug)
+    minify_assets: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -99,6 +108,14 @@ class Settings:
             recordings_dir=Path(env.get("RECORDINGS_DIR") or REPO_ROOT / "recordings"),
             recordings_retention_days=retention,
             record_meetings=(env.get("RECORD_MEETINGS") or "1").strip().lower()
+            not in ("0", "false", "no", "off"),
+            hls_low_rendition=(env.get("HLS_LOW_RENDITION") or "1").strip().lower()
+            not in ("0", "false", "no", "off"),
+            audio_fec=(env.get("AUDIO_FEC") or "1").strip().lower()
+            not in ("0", "false", "no", "off"),
+            audio_red=(env.get("AUDIO_RED") or "1").strip().lower()
+            not in ("0", "false", "no", "off"),
+            minify_assets=(env.get("MINIFY_ASSETS") or "1").strip().lower()
             not in ("0", "false", "no", "off"),
             secret_key=env.get("SECRET_KEY", ""),
             public_url=(env.get("PUBLIC_URL") or "").rstrip("/"),
@@ -149,6 +166,8 @@ class Settings:
             connect_timeout=self.media_connect_timeout,
             pending_per_client=self.media_pending_per_address,
             pending_total=self.media_pending_total,
+            audio_fec=self.audio_fec,
+            audio_red=self.audio_red,
         )
 
     def base_url(self, request_url: str | None = None) -> str:

@@ -8,7 +8,6 @@ import { primeAlerts, signal } from "../lib/alert.js";
 import { $ } from "../lib/dom.js";
 import { stopwatch } from "../lib/format.js";
 import { t } from "../lib/i18n.js";
-import { publish } from "../lib/whip.js";
 
 /**
  * @param {object} room the room's shared state and calls (room.js)
@@ -84,6 +83,18 @@ export function createFloor(room, options = {}) {
     }
     micMuted = false;
     muteButton.textContent = t("mute_mic");
+    let publish;
+    try {
+      ({ publish } = await import("../lib/whip.js")); // loaded only once given the floor
+    } catch {
+      stopSpeaking();
+      speakingFailed(t("mic_send_failed"));
+      return;
+    }
+    if (!mine() || !micStream || micPublisher) {
+      if (!micPublisher) stopSpeaking();
+      return;
+    }
     micPublisher = publish(`/whip/${encodeURIComponent(room.meetingId)}`, micStream, {
       onState(next, error) {
         if (next === "failed") speakingFailed(`${t("mic_send_failed")} ${error?.message ?? ""}`);

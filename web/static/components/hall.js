@@ -6,8 +6,6 @@
 import { $, el, userText } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { roleBadge } from "./badges.js";
-import { createCheckin } from "./checkin.js";
-import { fetchRoll, memberLabel } from "./roll.js";
 
 /** @param {object} room the room's shared state and calls (room.js) */
 export function createHall(room) {
@@ -52,7 +50,8 @@ export function createHall(room) {
     hallRoll.querySelector("summary").dataset.count = t("hall_ticked", { n: present.size });
   }
 
-  if (room.isHost) createCheckin(room);
+  // The committee's tools load only on its page (a villager's phone never downloads them).
+  if (room.isHost) import("./checkin.js").then(({ createCheckin }) => createCheckin(room));
 
   /** The committee's show-of-hands count, and the numbers the server checked it against. */
   function renderHandsChecked(data) {
@@ -67,7 +66,7 @@ export function createHall(room) {
     line.hidden = false;
   }
 
-  function tickRow(member) {
+  function tickRow(member, memberLabel) {
     const li = el("li");
     const box = el("input");
     box.type = "checkbox";
@@ -90,13 +89,15 @@ export function createHall(room) {
     if (!hallRoll.open || rollLoaded) return;
     rollLoaded = true;
     let roll = [];
+    let rollModule;
     try {
-      roll = await fetchRoll();
+      rollModule = await import("./roll.js");
+      roll = await rollModule.fetchRoll();
     } catch {
       rollLoaded = false;
       return;
     }
-    $("hall-roll-list").replaceChildren(...roll.map(tickRow));
+    $("hall-roll-list").replaceChildren(...roll.map((m) => tickRow(m, rollModule.memberLabel)));
     renderTicks();
   });
 

@@ -10,7 +10,6 @@ import { createChat } from "./chat.js";
 import { createFloor } from "./floor.js";
 import { createHall } from "./hall.js";
 import { createHands } from "./hands.js";
-import { setupProxies } from "./proxies.js";
 
 const EMPTY_ROOM = { hands: [], floor: null, chat: [], muted: false, in_hall: null, hall_members: [] };
 
@@ -53,7 +52,8 @@ export function createRoom(options) {
   const hall = createHall(room);
   const agenda = createAgenda(room);
   const parts = [chat, hands, floor, hall, agenda];
-  setupProxies(room.meetingId);
+  // committee only: villagers on a weak link do not download it
+  if (room.isHost) import("./proxies.js").then(({ setupProxies }) => setupProxies(room.meetingId));
 
   return {
     setRealtime(realtime) {

@@ -5,7 +5,6 @@
 import { $, el, showError, userText } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { ballotBlock } from "./ballot.js";
-import { hostBlock } from "./vote-host.js";
 import { resultBlock } from "./vote-result.js";
 import { openLines } from "./vote-words.js";
 
@@ -30,6 +29,14 @@ export function createVotes(options) {
   let you = null;
   const votes = new Map(); // vote_id -> vote (as in the join ack), kept current
   let proxiesHeld = []; // members this member votes for (委托投票)
+  // The committee's controls (open, count the hall, close) load only on its page.
+  let hostBlock = null;
+  if (isHost) {
+    import("./vote-host.js").then((module) => {
+      hostBlock = module.hostBlock;
+      render();
+    });
+  }
 
   // what the ballot and the committee's tools need
   const panel = {
@@ -40,7 +47,7 @@ export function createVotes(options) {
   };
 
   function openBlocks(vote) {
-    if (isHost) return [hostBlock(vote, panel)];
+    if (isHost) return hostBlock ? [hostBlock(vote, panel)] : [];
     if (!you || you.role !== "member") return [];
     return [ballotBlock(vote, panel), ...proxiesHeld.map((held) => ballotBlock(vote, panel, held))];
   }
