@@ -17,6 +17,22 @@ PLAYLIST = "index.m3u8"
 #: the playlist as ffmpeg writes it (never served): copied to PLAYLIST once complete
 LIVE_PLAYLIST = ".live.m3u8"
 SEGMENT_PATTERN = "seg_%05d.ts"
+#: the live HLS's master playlist, naming the renditions (variant playlists) below
+MASTER_PLAYLIST = "master.m3u8"
+#: the sound alone: the very AAC packets of PLAYLIST's audio, in segments of their own
+AUDIO_PLAYLIST = "audio.m3u8"
+AUDIO_LIVE_PLAYLIST = ".audio.live.m3u8"
+AUDIO_SEGMENT_PATTERN = "audio_%05d.ts"
+#: the low video rendition (about 360p), encoded once per meeting
+LOW_PLAYLIST = "low.m3u8"
+LOW_LIVE_PLAYLIST = ".low.live.m3u8"
+LOW_SEGMENT_PATTERN = "low_%05d.ts"
+#: every variant playlist as published, with the name ffmpeg writes it under
+VARIANT_PLAYLISTS = {
+    PLAYLIST: LIVE_PLAYLIST,
+    AUDIO_PLAYLIST: AUDIO_LIVE_PLAYLIST,
+    LOW_PLAYLIST: LOW_LIVE_PLAYLIST,
+}
 LOCK_FILE = ".lock"
 ENDLIST = "#EXT-X-ENDLIST"
 #: a recording stops (closing its files properly) when the disk has less than this

@@ -156,15 +156,19 @@ class MediaHub:
         on_event: Callable[[RecordingEvent], None],
         *,
         segment_seconds: float = 2.0,
+        low_rendition: bool = True,
     ) -> Recorder:
         """Record the room into ``directory`` (raw.mp4 and live HLS) until stopped.
 
         Frames are muxed without re-encoding H.264 (VP8 is transcoded once);
         ``on_event`` hears "started" (with the wall time of t = 0), then
         "stopped" or "failed". While recording H.264, the publisher is asked
-        for a keyframe every ``segment_seconds``.
+        for a keyframe every ``segment_seconds``. ``low_rendition`` False leaves the
+        live HLS's low picture out.
         """
-        return self.room(room_id).start_recording(directory, on_event, segment_seconds)
+        return self.room(room_id).start_recording(
+            directory, on_event, segment_seconds, low_rendition=low_rendition
+        )
 
     async def stop_recording(self, room_id: str) -> bool:
         """Close the room's recording files (False if it was not recording)."""

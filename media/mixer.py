@@ -11,7 +11,7 @@ from .encoded import AUDIO_TIME_BASE
 
 AUDIO_RATE = 48000
 AAC_FRAME = 1024
-AAC_BITRATE = 64000  # mono speech: ~28 MB an hour for the audio-only file
+AAC_BITRATE = 32000  # mono speech: ~15 MB an hour for the audio-only file (~18 as HLS)
 #: the mixed sound is encoded this far behind the newest sample of either source
 MIX_DELAY = AUDIO_RATE // 4
 #: a frame further ahead of the output than this is a clock jump, not a real position

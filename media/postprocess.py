@@ -27,10 +27,10 @@ import ffmpeg
 from .files import (
     DISK_FULL,
     ENDLIST,
-    LIVE_PLAYLIST,
     MIN_FREE_BYTES,
     PLAYLIST,
     RAW_MP4,
+    VARIANT_PLAYLISTS,
     free_bytes,
     is_disk_full,
     write_atomically,
@@ -187,23 +187,26 @@ _DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("set
 
 
 def close_playlist(directory: Path) -> bool:
-    """End a live playlist left open by a crash, so players stop waiting for more.
+    """End the live playlists left open by a crash (the full, low and audio renditions),
+    so players stop waiting for more; False if the part has no playlist.
 
-    Replaced atomically: on a full disk the playlist stays as it was (DiskFull).
+    Replaced atomically: on a full disk a playlist stays as it was (DiskFull). The
+    master playlist names only playlists that were published, and stays as it is.
     """
-    playlist = Path(directory) / PLAYLIST
-    if not playlist.exists():
-        return False
-    text = playlist.read_text()
-    if ENDLIST not in text and text.startswith("#EXTM3U"):
-        try:
-            write_atomically(playlist, text.rstrip("\n") + f"\n{ENDLIST}\n")
-        except OSError as exc:
-            if is_disk_full(exc):
-                raise DiskFull(DISK_FULL) from exc
-            raise
-    (Path(directory) / LIVE_PLAYLIST).unlink(missing_ok=True)  # the writer's copy
-    return True
+    directory = Path(directory)
+    for name, source in VARIANT_PLAYLISTS.items():
+        playlist = directory / name
+        if playlist.exists():
+            text = playlist.read_text()
+            if ENDLIST not in text and text.startswith("#EXTM3U"):
+                try:
+                    write_atomically(playlist, text.rstrip("\n") + f"\n{ENDLIST}\n")
+                except OSError as exc:
+                    if is_disk_full(exc):
+                        raise DiskFull(DISK_FULL) from exc
+                    raise
+        (directory / source).unlink(missing_ok=True)  # the writer's copy
+    return (directory / PLAYLIST).exists()
 
 
 async def faststart_mp4(

@@ -65,7 +65,9 @@ class Recorder:
 
     Create it, :meth:`start` it, feed it with :meth:`tap` from the event loop,
     and :meth:`stop` it. ``expect_video`` False starts the output at the first
-    audio frame instead of waiting for a picture.
+    audio frame instead of waiting for a picture. ``low_rendition`` False
+    makes no low video rendition (read when the files open, at the first frame:
+    it may be set after :meth:`start`).
     """
 
     def __init__(
@@ -76,8 +78,10 @@ class Recorder:
         *,
         segment_seconds: float = 2.0,
         expect_video: bool = True,
+        low_rendition: bool = True,
     ) -> None:
         self.room_id = room_id
+        self.low_rendition = low_rendition
         self.directory = Path(directory)
         self.segment_seconds = segment_seconds
         self.expect_video = expect_video
@@ -97,7 +101,9 @@ class Recorder:
         if not self._lock.acquire():
             raise RuntimeError(f"{self.directory} is being written by another process")
         self._loop = asyncio.get_running_loop()
-        self.writer = Writer(self.directory, self.segment_seconds, self._started)
+        self.writer = Writer(
+            self.directory, self.segment_seconds, self._started, name=f"recorder-{self.room_id}"
+        )
         self._thread = threading.Thread(
             target=self._run, args=(self.writer,), name=f"recorder-{self.room_id}", daemon=True
         )
@@ -165,6 +171,8 @@ class Recorder:
                     if item is None:
                         running = False
                         break
+                    if writer.t0_wall is None:
+                        writer.low_rendition = self.low_rendition
                     writer.write(*item, expect_video=self.expect_video)
                 writer.publish_playlist()
                 free = free_bytes(self.directory)

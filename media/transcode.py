@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import av
 from av.video.frame import PictureType
@@ -11,12 +11,16 @@ from .encoded import VIDEO_TIME_BASE
 
 #: (Annex B bytes, pts in VIDEO_TIME_BASE, keyframe?) of one encoded H.264 frame
 H264Packet = tuple[bytes, int, bool]
+#: told of each decoded picture once encoded: (picture, pts, made a keyframe?)
+OnPicture = Callable[[av.VideoFrame, int, bool], None]
 
 
 class Vp8ToH264:
     """Decodes VP8 and encodes H.264 once, for every viewer of the HLS and the recording."""
 
-    def __init__(self, segment_seconds: float) -> None:
+    def __init__(self, segment_seconds: float, on_picture: OnPicture | None = None) -> None:
+        #: the decoded pictures go on to the low rendition too (decoded once)
+        self.on_picture = on_picture
         self._decoder = av.CodecContext.create("vp8", "r")
         self._encoder: av.VideoCodecContext | None = None
         self._size = (0, 0)
@@ -43,12 +47,16 @@ class Vp8ToH264:
             frame = frame.reformat(width=width, height=height, format="yuv420p")
         frame.pts = pts
         frame.time_base = VIDEO_TIME_BASE
-        if pts >= self._next_keyframe:
+        keyframe = pts >= self._next_keyframe
+        if keyframe:
             frame.pict_type = PictureType.I
             self._next_keyframe = pts + self._keyframe_every
         else:
             frame.pict_type = PictureType.NONE
-        return _packets(self._encoder.encode(frame))
+        packets = _packets(self._encoder.encode(frame))
+        if self.on_picture is not None:
+            self.on_picture(frame, pts, keyframe)
+        return packets
 
     def _open_encoder(self, width: int, height: int) -> av.VideoCodecContext:
         encoder = av.CodecContext.create("libx264", "w")

@@ -2,7 +2,10 @@
 
 H.264 video is muxed as it arrives (VP8 is transcoded once, :mod:`media.transcode`);
 the main audio and the floor's voice are mixed and encoded once to AAC
-(:mod:`media.mixer`). Both go into a fragmented MP4 and into HLS segments.
+(:mod:`media.mixer`). Both go into a fragmented MP4 and into HLS segments; the
+same AAC alone into the audio rendition, and the picture, scaled and encoded
+once, into the low rendition (:mod:`media.renditions`), all named by the
+master playlist.
 """
 
 from __future__ import annotations
@@ -17,15 +20,27 @@ from av.stream import Stream
 
 from .encoded import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame
 from .files import (
-    ENDLIST,
+    AUDIO_LIVE_PLAYLIST,
+    AUDIO_PLAYLIST,
+    AUDIO_SEGMENT_PATTERN,
     LIVE_PLAYLIST,
+    LOW_LIVE_PLAYLIST,
+    LOW_PLAYLIST,
+    MASTER_PLAYLIST,
     PLAYLIST,
     RAW_MP4,
     SEGMENT_PATTERN,
-    whole_playlist,
     write_atomically,
 )
 from .mixer import AUDIO_RATE, AudioMixer
+from .renditions import (
+    AAC_CODECS,
+    LowRendition,
+    PublishedPlaylist,
+    h264_codecs,
+    hls_options,
+    master_text,
+)
 from .transcode import H264Packet, Vp8ToH264, h264_parameter_sets, h264_size
 
 logger = logging.getLogger(__name__)
@@ -35,7 +50,8 @@ class Writer:
     """The writer thread's state: containers, codecs and the time origin.
 
     ``on_start(t0_wall, video_codec)`` is called (in the writer thread) when the
-    files are opened, at the output's t = 0.
+    files are opened, at the output's t = 0. ``low_rendition`` False makes no
+    low video rendition (a node short of CPU).
     """
 
     def __init__(
@@ -43,12 +59,25 @@ class Writer:
         directory: Path,
         segment_seconds: float,
         on_start: Callable[[float, str | None], None],
+        *,
+        low_rendition: bool = True,
+        name: str = "recorder",
     ) -> None:
         self.directory = directory
         self.segment_seconds = segment_seconds
+        self.low_rendition = low_rendition
+        self.name = name
         self._on_start = on_start
         #: (container, video stream | None, audio stream) for the MP4 and the HLS
         self.outputs: list[tuple[OutputContainer, Stream | None, Stream]] = []
+        #: the audio rendition's container (a recording with a picture only)
+        self._audio_only: tuple[OutputContainer, Stream] | None = None
+        self.low: LowRendition | None = None
+        #: the variant playlists, full first (the master names them: low, full, audio)
+        self.variants: dict[str, PublishedPlaylist] = {
+            PLAYLIST: PublishedPlaylist(directory, PLAYLIST, LIVE_PLAYLIST)
+        }
+        self._master = ""
         self.t0_wall: float | None = None
         self.video_codec: str | None = None
         self._video_origin: int | None = None  # RTP pts of t = 0 (video)
@@ -56,8 +85,6 @@ class Writer:
         self._transcoder: Vp8ToH264 | None = None
         self._audio: AudioMixer | None = None
         self._audio_anchor: dict[str, tuple[int, int]] = {}  # track -> (rtp pts, samples)
-        self._live_seen: tuple[int, int] | None = None  # ffmpeg's playlist: (mtime, size)
-        self._published = ""
 
     # -- frames -----------------------------------------------------------------
 
@@ -79,18 +106,25 @@ class Writer:
         width = height = 0
         extradata = b""
         pending: list[H264Packet] = []  # a VP8 keyframe's first H.264 packets, muxed once open
+        pictures: list[tuple[av.VideoFrame, int, bool]] = []  # its decoded picture, for low
+        full = self.variants[PLAYLIST]
+        full.codecs = AAC_CODECS
         if keyframe is not None:
             self.video_codec = keyframe.codec
             self._video_origin = keyframe.pts
             first = keyframe.data
             if keyframe.codec != "video/h264":
-                self._transcoder = Vp8ToH264(self.segment_seconds)
+                self._transcoder = Vp8ToH264(
+                    self.segment_seconds, lambda *picture: pictures.append(picture)
+                )
                 pending = self._transcoder.transcode(keyframe.data, 0)
                 if not pending:
                     raise ValueError("the first VP8 keyframe did not encode")
                 first = pending[0][0]
             width, height = h264_size(first)
             extradata = h264_parameter_sets(first)
+            full.codecs = f"{h264_codecs(first)},{AAC_CODECS}"
+            full.resolution = (width, height)
         mp4 = av.open(
             str(directory / RAW_MP4),
             "w",
@@ -105,14 +139,8 @@ class Writer:
             str(directory / LIVE_PLAYLIST),
             "w",
             format="hls",
-            options={
-                # cut at each requested keyframe (they come every segment_seconds, give or take)
-                "hls_time": str(round(self.segment_seconds * 0.9, 3)),
-                "hls_list_size": "0",
-                "hls_playlist_type": "event",
-                "hls_segment_filename": str(directory / SEGMENT_PATTERN),
-                "hls_flags": "temp_file+independent_segments",
-            },
+            # cut at each requested keyframe (they come every segment_seconds, give or take)
+            options=hls_options(directory, SEGMENT_PATTERN, self.segment_seconds * 0.9),
         )
         for container in (mp4, hls):
             video = None
@@ -125,11 +153,47 @@ class Writer:
             audio.layout = "mono"
             audio.time_base = AUDIO_TIME_BASE
             self.outputs.append((container, video, audio))
+        if keyframe is not None:
+            self._open_renditions(width, height, pictures)
         self._audio = AudioMixer(self._mux_audio)
         self.t0_wall = arrived
         self._on_start(arrived, self.video_codec)
         for data, pts, key in pending:
             self._mux_video(data, pts, key)
+
+    def _open_renditions(
+        self,
+        width: int,
+        height: int,
+        pictures: list[tuple[av.VideoFrame, int, bool]],
+    ) -> None:
+        """The audio rendition and (unless turned off) the low one, beside a picture."""
+        directory = self.directory
+        container = av.open(
+            str(directory / AUDIO_LIVE_PLAYLIST),
+            "w",
+            format="hls",
+            options=hls_options(directory, AUDIO_SEGMENT_PATTERN, self.segment_seconds),
+        )
+        stream = container.add_stream("aac", rate=AUDIO_RATE)
+        stream.layout = "mono"
+        stream.time_base = AUDIO_TIME_BASE
+        self._audio_only = (container, stream)
+        self.variants[AUDIO_PLAYLIST] = PublishedPlaylist(
+            directory, AUDIO_PLAYLIST, AUDIO_LIVE_PLAYLIST, codecs=AAC_CODECS
+        )
+        if self._transcoder is not None:
+            self._transcoder.on_picture = None  # the first pictures are in ``pictures``
+        if not self.low_rendition:
+            return
+        low = self.low = LowRendition(directory, self.segment_seconds, (width, height), self.name)
+        self.variants[LOW_PLAYLIST] = PublishedPlaylist(
+            directory, LOW_PLAYLIST, LOW_LIVE_PLAYLIST, resolution=low.size
+        )
+        if self._transcoder is not None:  # (H.264: the first keyframe comes by write())
+            for picture in pictures:
+                low.decoded(*picture)
+            self._transcoder.on_picture = low.decoded
 
     def _write_video(self, frame: EncodedFrame) -> None:
         if self._video_origin is None:
@@ -142,6 +206,8 @@ class Writer:
                 self._mux_video(data, out_pts, key)
         elif frame.codec == "video/h264":
             self._mux_video(frame.data, pts, frame.keyframe)
+            if self.low is not None:
+                self.low.encoded(frame.data, pts, frame.keyframe)
 
     def _mux_video(self, data: bytes, pts: int, keyframe: bool) -> None:
         if pts <= self._last_video_pts:
@@ -168,39 +234,62 @@ class Writer:
             self._audio_anchor[name] = (anchor[0], anchor[1] + shift)
 
     def _mux_audio(self, packet: av.Packet) -> None:
-        for container, _, audio in self.outputs:
-            copy = av.Packet(bytes(packet))
-            copy.pts = copy.dts = packet.pts
+        data, pts = bytes(packet), packet.pts
+        outputs = [(container, audio) for container, _, audio in self.outputs]
+        if self._audio_only is not None:
+            outputs.append(self._audio_only)
+        for container, audio in outputs:
+            copy = av.Packet(data)
+            copy.pts = copy.dts = pts
             copy.time_base = AUDIO_TIME_BASE
             copy.stream = audio
             container.mux(copy)
+        if self.low is not None and pts is not None:
+            self.low.audio(data, pts)
 
-    # -- the published playlist ---------------------------------------------------
+    # -- the published playlists -------------------------------------------------
 
     def publish_playlist(self) -> None:
-        """Copy ffmpeg's playlist to ``index.m3u8`` once it lists only segments on disk.
+        """Publish each variant playlist once it lists only segments on disk, then the
+        master playlist naming the published ones.
 
-        ffmpeg renames its playlist into place even when writing it failed (a
+        ffmpeg renames its playlists into place even when writing them failed (a
         full disk leaves an empty file): players only ever see a playlist that
-        was checked, replaced atomically. Raises OSError if it cannot be written.
+        was checked, replaced atomically. Raises OSError if one cannot be written.
         """
-        directory = self.directory
-        source = directory / LIVE_PLAYLIST
-        try:
-            stat = source.stat()
-            seen = (stat.st_mtime_ns, stat.st_size)
-            if seen == self._live_seen:
-                return
-            self._live_seen = seen
-            text = source.read_text()
-        except (FileNotFoundError, UnicodeDecodeError):
+        changed = False
+        for variant in self.variants.values():
+            changed = variant.publish() or changed
+        low = self.low
+        if low is not None and low.failed:
+            try:
+                self.variants[LOW_PLAYLIST].end()  # its players reach its end, not a stall
+            except OSError:  # a full disk: post-processing ends it (the others go on)
+                logger.debug("ending the low rendition's playlist", exc_info=True)
+            del self.variants[LOW_PLAYLIST]
+            self.low = None
+            changed = True
+        if changed:
+            self._publish_master()
+
+    def _publish_master(self) -> None:
+        full = self.variants[PLAYLIST]
+        if not full.published:
             return
-        if text == self._published or not whole_playlist(text, directory, self._published):
+        low = self.variants.get(LOW_PLAYLIST)
+        if low is not None and self.low is not None:
+            low.codecs = self.low.codecs
+        # wait for each rendition's first segment, but not for ever (a low encoder that
+        # falls behind from the start; no sound yet from a camera without a microphone):
+        # a rendition that comes later is added once it is there
+        if len(full.segments) < 3 and not all(v.published for v in self.variants.values()):
             return
-        if len(text) < len(self._published) and ENDLIST not in text:
-            return  # an event playlist only grows
-        write_atomically(directory / PLAYLIST, text)
-        self._published = text
+        shown = [v for v in self.variants.values() if v.published and v.codecs]
+        order = {LOW_PLAYLIST: 0, PLAYLIST: 1, AUDIO_PLAYLIST: 2}  # players start at the first
+        text = master_text(sorted(shown, key=lambda v: order[v.name]))
+        if text != self._master:
+            write_atomically(self.directory / MASTER_PLAYLIST, text)
+            self._master = text
 
     # -- end ----------------------------------------------------------------------
 
@@ -215,20 +304,31 @@ class Writer:
                 self._mux_video(data, pts, key)
         if self._audio is not None:
             self._audio.flush()
-        for container, _, _ in self.outputs:
+        for container in self._containers():
             container.close()
-        self.outputs = []
-        self.publish_playlist()  # the final one, with its end mark
-        if ENDLIST in self._published:
-            (self.directory / LIVE_PLAYLIST).unlink(missing_ok=True)
+        self.outputs, self._audio_only = [], None
+        if self.low is not None:
+            self.low.close()
+        self.publish_playlist()  # the final ones, with their end marks
+        for variant in self.variants.values():
+            if variant.ended:
+                (self.directory / variant.source).unlink(missing_ok=True)
 
     def abort(self) -> None:
-        for container, _, _ in self.outputs:
+        if self.low is not None:
+            self.low.abort()
+        for container in self._containers():
             try:
                 container.close()
             except Exception:
                 logger.debug("closing a failed recording's file", exc_info=True)
-        self.outputs = []
+        self.outputs, self._audio_only = [], None
+
+    def _containers(self) -> list[OutputContainer]:
+        found = [container for container, _, _ in self.outputs]
+        if self._audio_only is not None:
+            found.append(self._audio_only[0])
+        return found
 
 
 def _can_start(name: str, frame: EncodedFrame, expect_video: bool) -> bool:

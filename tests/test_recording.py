@@ -85,12 +85,14 @@ async def record_thirty_seconds(client, clerk_token, meeting, room_of, codec) ->
         assert now["status"] == "recording" and 3.5 <= now["duration"] <= 6
         # while recording, the MP4 is not ready: 409 with the progress, not a half file
         early = await client.get(
-            now["hls"].replace("index.m3u8", "meeting.mp4"), headers=auth(clerk_token)
+            now["hls"].rsplit("/", 1)[0] + "/meeting.mp4", headers=auth(clerk_token)
         )
         assert early.status == 409
         assert (await early.json())["error"]["code"] == "processing"
         # live HLS: a playlist with segments anyone allowed can fetch
         playlist = await client.get(now["hls"], headers=auth(clerk_token))
+        assert playlist.status == 200 and (await playlist.text()).startswith("#EXTM3U")
+        playlist = await client.get(now["renditions"]["full"], headers=auth(clerk_token))
         assert playlist.status == 200 and "#EXTINF" in await playlist.text()
 
         await sleep_until(started + CHAT_AT)
@@ -136,6 +138,13 @@ async def check_recording(
     assert abs(playlist_seconds(directory / "index.m3u8") - published) <= SEGMENT
     assert abs(duration(directory / "index.m3u8") - published) <= SEGMENT
     assert (directory / "index.m3u8").read_text().rstrip().endswith("#EXT-X-ENDLIST")
+    # the master playlist names the low picture, the full one and the sound alone, all ended
+    assert done["hls"].endswith("/master.m3u8")
+    assert set(done["renditions"]) == {"low", "full", "audio"}
+    for name in ("low.m3u8", "audio.m3u8"):
+        assert name in (directory / "master.m3u8").read_text()
+        assert (directory / name).read_text().rstrip().endswith("#EXT-X-ENDLIST")
+        assert abs(playlist_seconds(directory / name) - published) <= SEGMENT
     # the small audio-only file: audio, nothing else, the whole meeting
     audio = directory / postprocess.AUDIO
     assert codecs(audio) == [("audio", "aac")]
@@ -265,6 +274,13 @@ async def test_an_audio_only_publisher_is_recorded(client, clerk_token, live_mee
     assert codecs(directory / postprocess.MP4) == [("audio", "aac")]
     assert abs(duration(directory / postprocess.MP4) - 5) <= SEGMENT
     assert done["audio"] and done["thumbnails"] == {}
+    # its live HLS is sound only: the master names one variant, which is also "audio"
+    assert done["hls"].endswith("/master.m3u8")
+    assert done["renditions"] == {
+        "full": done["renditions"]["full"],
+        "audio": done["renditions"]["full"],
+    }
+    assert 'CODECS="mp4a.40.2"' in (directory / "master.m3u8").read_text()
 
 
 async def test_a_meeting_nobody_published_in_leaves_no_recording(client, clerk_token, live_meeting):

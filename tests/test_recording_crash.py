@@ -116,8 +116,17 @@ async def test_kill_minus_nine_leaves_a_playable_recording_listed_as_interrupted
         )
         assert check.returncode == 0, check.stderr
         assert raw.exists()  # the raw recording is kept, never deleted
-        playlist = (directory / "index.m3u8").read_text()
-        assert "#EXTINF" in playlist and playlist.rstrip().endswith("#EXT-X-ENDLIST")
+        # every rendition of the live HLS is ended, the master names them all, and
+        # nothing of ffmpeg's private playlists is left
+        for name in ("index.m3u8", "low.m3u8", "audio.m3u8"):
+            playlist = (directory / name).read_text()
+            assert "#EXTINF" in playlist and playlist.rstrip().endswith("#EXT-X-ENDLIST"), name
+            assert name in (directory / "master.m3u8").read_text()
+        assert not list(directory.glob(".*.live.m3u8"))
+        assert recording["hls"].endswith("/master.m3u8")
+        assert set(recording["renditions"]) == {"low", "full", "audio"}
+        master = await http.get(server_process.url + recording["hls"], headers=auth(token))
+        assert master.status == 200 and "low.m3u8" in await master.text()
         served = await http.get(server_process.url + recording["mp4"], headers=auth(token))
         assert served.status == 200
 

@@ -1,6 +1,8 @@
-"""The cost of recording + live HLS: the same meeting with RECORD_MEETINGS=0 and =1.
+"""The cost of recording + live HLS: the same meeting with RECORD_MEETINGS=0 and =1,
+and of the HLS's low rendition: HLS_LOW_RENDITION=0 and =1.
 
-Each round starts two fresh Cunhui servers in turn, recording off then on,
+Each round starts fresh Cunhui servers in turn, recording off, then on without the
+low rendition (unless ``--recording-skip-low``), then on with it,
 each with the same publisher settings and ``--recording-compare`` counting
 viewers, and measures each server's own CPU (utime+stime of its process tree,
 from /proc) in two windows of ``--seconds``: the publisher alone, then with
@@ -13,12 +15,17 @@ ends the run with an error.
 Per-thread CPU comes from /proc/PID/task/TID/stat; the server runs with
 ``thread_names/sitecustomize.py`` so that its threads carry their Python names
 (the recorder's writer thread is ``recorder-<meeting id>``; x264's threads,
-started from it for a VP8 transcode, inherit that name).
+started from it for a VP8 transcode, inherit that name; the low rendition's
+encoder thread is ``recorder-<meeting id>-low``, its x264 threads inherit that).
+
+Each rendition's bitrate is measured from the files: the bytes of the segments its
+published playlist lists over the playlist's seconds, and as MB an hour.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import statistics
 import time
@@ -31,6 +38,9 @@ from .runner import Phase, add_viewers, leave_all, start_phase, stop_phase
 from .servers import Target, start_cunhui, stop_server
 
 RECORDER_THREAD = "recorder-"
+LOW_THREAD_SUFFIX = "-low"
+#: the live HLS's variant playlists, by rendition
+RENDITIONS = {"full": "index.m3u8", "low": "low.m3u8", "audio": "audio.m3u8"}
 #: how long the "on" server may take from the publisher's first frames to a
 #: playlist with one segment (first keyframe + one 2 s segment)
 START_TIMEOUT = 20.0
@@ -49,6 +59,33 @@ async def _recording_status(target: Target) -> tuple[int, dict | str]:
         if response.status == 200:
             return 200, await response.json()
         return response.status, await response.text()
+
+
+def _renditions(target: Target, part: int = 1) -> dict:
+    """Each rendition's published playlist: seconds, bytes, measured kbit/s, MB an hour."""
+    directory = target.recordings_dir / target.meeting / str(part)
+    found = {}
+    for kind, name in RENDITIONS.items():
+        try:
+            text = (directory / name).read_text()
+        except FileNotFoundError:
+            continue
+        seconds = sum(float(x) for x in EXTINF.findall(text))
+        size = 0
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                try:
+                    size += (directory / line).stat().st_size
+                except FileNotFoundError:
+                    pass
+        kbps = size * 8 / seconds / 1000 if seconds else None
+        found[kind] = {
+            "seconds": rnd(seconds, 2),
+            "bytes": size,
+            "kbps": rnd(kbps, 1),
+            "mb_per_hour": rnd(kbps * 3600 / 8 / 1000, 1) if kbps else None,
+        }
+    return found
 
 
 def _files(target: Target, part: int = 1) -> dict:
@@ -140,23 +177,49 @@ def _threads(target: Target, a: dict, b: dict) -> dict[str, float]:
     return {k: round(v, 2) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1]) if v >= 0.005}
 
 
-def _recorder(target: Target, a: dict, b: dict) -> tuple[float | None, int]:
-    """CPU % of the recorder's threads (writer + any it started) and how many there were."""
+def _recorder(
+    target: Target, a: dict, b: dict, *, low_only: bool = False
+) -> tuple[float | None, int]:
+    """CPU % of the recorder's threads (writer + any it started) and how many there were;
+    ``low_only``: those of the low rendition's encoder."""
     wall = b["t"] - a["t"]
     names = b["cpu"]["server_thread_names"]
-    keys = [k for k, n in names.items() if n.startswith(RECORDER_THREAD)]
+    keys = [
+        k
+        for k, n in names.items()
+        if n.startswith(RECORDER_THREAD) and (not low_only or n.endswith(LOW_THREAD_SUFFIX))
+    ]
     if not keys:
         return None, 0
     used = sum(b["cpu"]["server_threads"][k] - a["cpu"]["server_threads"].get(k, 0.0) for k in keys)
     return round(pct(used, wall), 2), len(keys)
 
 
-async def run_side(http, tmp: Path, children, args, record: bool, name: str) -> dict:
-    """One fresh server, recording ``record``: publisher-only window, then N viewers."""
+async def _start(http, tmp: Path, children, record: bool, low: bool, name: str) -> Target:
+    """start_cunhui with HLS_LOW_RENDITION set (the server's environment is this one's)."""
+    before = os.environ.get("HLS_LOW_RENDITION")
+    os.environ["HLS_LOW_RENDITION"] = "1" if low else "0"
+    try:
+        return await start_cunhui(http, tmp, children, record=record, name=name)
+    finally:
+        if before is None:
+            os.environ.pop("HLS_LOW_RENDITION", None)
+        else:
+            os.environ["HLS_LOW_RENDITION"] = before
+
+
+async def run_side(
+    http, tmp: Path, children, args, record: bool, name: str, low: bool = True
+) -> dict:
+    """One fresh server, recording ``record`` (with the low rendition ``low``):
+    publisher-only window, then N viewers."""
     n = args.recording_compare
-    log(f"{name}: starting the Cunhui server (RECORD_MEETINGS={int(record)})")
-    target = await start_cunhui(http, tmp, children, record=record, name=name)
-    side: dict = {"record_meetings": record}
+    log(
+        f"{name}: starting the Cunhui server (RECORD_MEETINGS={int(record)}, "
+        f"HLS_LOW_RENDITION={int(low)})"
+    )
+    target = await _start(http, tmp, children, record, low, name)
+    side: dict = {"record_meetings": record, "hls_low_rendition": low if record else None}
     phase: Phase | None = None
     try:
         phase = await start_phase(name, target, args, tmp, children, decoder=False)
@@ -178,6 +241,9 @@ async def run_side(http, tmp: Path, children, args, record: bool, name: str) -> 
             "server_cpu_pct": rnd(phase.idle["server_cpu_pct"], 2),
             "main_thread_cpu_pct": _threads(target, a, b).get("main"),
             "recorder_threads_cpu_pct": _recorder(target, a, b)[0] if record else None,
+            "low_rendition_threads_cpu_pct": _recorder(target, a, b, low_only=True)[0]
+            if record and low
+            else None,
             "threads_cpu_pct": _threads(target, a, b),
             "window_s": rnd(wall, 2),
         }
@@ -230,6 +296,10 @@ async def run_side(http, tmp: Path, children, args, record: bool, name: str) -> 
             recorder_pct, recorder_threads = _recorder(target, a, b)
             side["recorder_threads_cpu_pct"] = recorder_pct
             side["recorder_threads"] = recorder_threads
+            side["low_rendition_threads_cpu_pct"] = (
+                _recorder(target, a, b, low_only=True)[0] if low else None
+            )
+            side["renditions"] = _renditions(target)
             code, body = await _recording_status(target)
             grew = (
                 files_b["segments"] > files_a["segments"]
@@ -244,7 +314,8 @@ async def run_side(http, tmp: Path, children, args, record: bool, name: str) -> 
             side.update(
                 {
                     "status": {
-                        k: body.get(k) for k in ("status", "started_at", "video_codec", "hls")
+                        k: body.get(k)
+                        for k in ("status", "started_at", "video_codec", "hls", "renditions")
                     },
                     "started_at_before_window": status.get("started_at"),
                     "hls_segments_in_window": files_b["segments"] - files_a["segments"],
@@ -290,11 +361,27 @@ async def compare(http, tmp: Path, children, args) -> dict:
     for r in range(1, args.recording_rounds + 1):
         suffix = "" if args.recording_rounds == 1 else f"-{r}"
         off = await run_side(http, tmp, children, args, False, f"rec-off{suffix}")
+        no_low = None
+        if not getattr(args, "recording_skip_low", False):
+            no_low = await run_side(
+                http, tmp, children, args, True, f"rec-on-nolow{suffix}", low=False
+            )
         on = await run_side(http, tmp, children, args, True, f"rec-on{suffix}")
         rounds.append(
             {
                 "off": off,
+                "on_without_low": no_low,
                 "on": on,
+                "low_delta_cpu_pct": rnd(on["server_cpu_pct"] - no_low["server_cpu_pct"], 2)
+                if no_low
+                else None,
+                "low_delta_cpu_pct_publisher_only": rnd(
+                    on["publisher_only"]["server_cpu_pct"]
+                    - no_low["publisher_only"]["server_cpu_pct"],
+                    2,
+                )
+                if no_low
+                else None,
                 "delta_cpu_pct": rnd(on["server_cpu_pct"] - off["server_cpu_pct"], 2),
                 "delta_cpu_pct_publisher_only": rnd(
                     on["publisher_only"]["server_cpu_pct"]
@@ -315,6 +402,13 @@ async def compare(http, tmp: Path, children, args) -> dict:
 
     last_on = rounds[-1]["on"]
     delta = _median([r["delta_cpu_pct"] for r in rounds])
+    delta_without_low = _median(
+        [
+            r["on_without_low"]["server_cpu_pct"] - r["off"]["server_cpu_pct"]
+            for r in rounds
+            if r["on_without_low"]
+        ]
+    )
     return {
         "codec": args.codec,
         "video_codec_recorded": last_on["status"]["video_codec"],
@@ -333,6 +427,24 @@ async def compare(http, tmp: Path, children, args) -> dict:
         "recorder_threads_cpu_pct_publisher_only": med(
             "on", "publisher_only", "recorder_threads_cpu_pct"
         ),
+        # HLS_LOW_RENDITION=1 against =0 (both recording): the low rendition's cost
+        "server_cpu_pct_on_without_low": med("on_without_low", "server_cpu_pct"),
+        # recording as before issue 15 (no low rendition) against none (issue 7's target)
+        "delta_cpu_pct_without_low": delta_without_low,
+        "delta_without_low_lt_10_pct_of_a_core": delta_without_low < 10
+        if delta_without_low is not None
+        else None,
+        "low_delta_cpu_pct": _median([r["low_delta_cpu_pct"] for r in rounds]),
+        "low_delta_cpu_pct_publisher_only": _median(
+            [r["low_delta_cpu_pct_publisher_only"] for r in rounds]
+        ),
+        "low_rendition_threads_cpu_pct": med("on", "low_rendition_threads_cpu_pct"),
+        "low_rendition_threads_cpu_pct_publisher_only": med(
+            "on", "publisher_only", "low_rendition_threads_cpu_pct"
+        ),
+        "recorder_threads_cpu_pct_without_low": med("on_without_low", "recorder_threads_cpu_pct"),
+        # each rendition's bitrate as stored (the last round's "on" server, whole part)
+        "renditions": last_on.get("renditions"),
         "main_thread_cpu_pct_off": med("off", "main_thread_cpu_pct"),
         "main_thread_cpu_pct_on": med("on", "main_thread_cpu_pct"),
         "hls_segments": last_on["hls_segments"],

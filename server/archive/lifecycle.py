@@ -125,6 +125,7 @@ class Lifecycle:
                     directory,
                     self._on_event(pk(recording)),
                     segment_seconds=SEGMENT_SECONDS,
+                    low_rendition=ctx.settings.hls_low_rendition,
                 )
             except Exception as exc:
                 logger.exception("meeting %s: recording could not start", meeting_id)

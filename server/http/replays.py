@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from media import postprocess
-from media.files import PLAYLIST
+from media.files import MASTER_PLAYLIST, VARIANT_PLAYLISTS
 
 from .. import keys
 from ..errors import Conflict, NotFound, Phrase, ProcessingFailed, StillProcessing
@@ -26,10 +26,14 @@ from .api import meeting_to_run, meeting_to_watch
 
 routes = web.RouteTableDef()
 
-#: the only file names ever served (segments: the recorder's seg_NNNNN.ts)
+#: the only file names ever served (the live HLS: the master playlist, the variant
+#: playlists index, low and audio, and their segments seg_, low_ and audio_NNNNN.ts)
 FILE_NAME = re.compile(
-    r"^(?:meeting\.mp4|audio\.m4a|index\.m3u8|seg_\d{5}\.ts|thumb_\d{1,12}\.jpg)$"
+    r"^(?:meeting\.mp4|audio\.m4a|(?:master|index|low|audio)\.m3u8"
+    r"|(?:seg|low|audio)_\d{5}\.ts|thumb_\d{1,12}\.jpg)$"
 )
+#: the playlists that change while a part is recorded
+PLAYLISTS = {MASTER_PLAYLIST, *VARIANT_PLAYLISTS}
 #: the status of a recording with no part yet (``?if_none=empty``)
 NOT_STARTED = "not_started"
 #: files that exist only once post-processing made them
@@ -128,8 +132,9 @@ async def recording_file(request: web.Request) -> web.StreamResponse:
 
 def _cache_control(public: bool, name: str, recording: Recording) -> str:
     scope = "public" if public else "private"
-    if name == PLAYLIST and recording.status == replays.RECORDING:
-        return f"{scope}, max-age=1"  # a live playlist grows every segment
-    if name.startswith("seg_"):
+    if name in PLAYLISTS and recording.status == replays.RECORDING:
+        # a live playlist grows every segment (the master's measured bandwidths change)
+        return f"{scope}, max-age=1"
+    if name.endswith(".ts"):
         return f"{scope}, max-age=31536000, immutable"
     return f"{scope}, max-age=3600"

@@ -20,7 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from media import postprocess
-from media.files import PLAYLIST
+from media.files import AUDIO_PLAYLIST, LOW_PLAYLIST, MASTER_PLAYLIST, PLAYLIST
 
 from ..errors import Conflict, NotFound
 from ..store import Event, Meeting, Recording, pk, utcnow
@@ -217,13 +217,7 @@ def describe(meeting_id: int, found: list[Recording], root: Path) -> dict[str, A
 
 def _part(recording: Recording, start: datetime | None, root: Path) -> dict[str, Any]:
     finished = recording.status in FINISHED
-    # the playlist is written once the first segment is complete (~2 s after the
-    # first picture): a player given its URL earlier would only get a 404
-    has_hls = (
-        recording.started_at is not None
-        and recording.status != EXPIRED
-        and (root / recording.directory / PLAYLIST).exists()
-    )
+    renditions = _renditions(recording, root)
     started = as_utc(recording.started_at)
     return {
         "part": recording.part,
@@ -233,7 +227,9 @@ def _part(recording: Recording, start: datetime | None, root: Path) -> dict[str,
         "offset": round((started - start).total_seconds(), 3) if started and start else None,
         "duration": _duration(recording),
         "video_codec": recording.video_codec or None,
-        "hls": file_url(recording.meeting_id, recording.part, PLAYLIST) if has_hls else None,
+        # the master playlist (a part recorded before it existed: its only playlist)
+        "hls": renditions.get("master") or renditions.get("full"),
+        "renditions": {k: v for k, v in renditions.items() if k != "master"},
         "mp4": file_url(recording.meeting_id, recording.part, postprocess.MP4)
         if finished
         else None,
@@ -243,6 +239,31 @@ def _part(recording: Recording, start: datetime | None, root: Path) -> dict[str,
         "steps": recording.steps or {},
         "error": recording.error or None,
     }
+
+
+def _renditions(recording: Recording, root: Path) -> dict[str, str]:
+    """The part's live HLS playlists that exist: "master", "full", "low", "audio".
+
+    Each is written once its first segment is complete (~2 s after the first
+    picture; the master once each playlist it names is): a player given a URL
+    earlier would only get a 404. A part with no picture has its sound in "full",
+    which is then "audio" too.
+    """
+    if recording.started_at is None or recording.status == EXPIRED:
+        return {}
+    directory = root / recording.directory
+    found = {}
+    for key, name in (
+        ("master", MASTER_PLAYLIST),
+        ("full", PLAYLIST),
+        ("low", LOW_PLAYLIST),
+        ("audio", AUDIO_PLAYLIST),
+    ):
+        if (directory / name).exists():
+            found[key] = file_url(recording.meeting_id, recording.part, name)
+    if "full" in found and "audio" not in found and not recording.video_codec:
+        found["audio"] = found["full"]
+    return found
 
 
 def _duration(recording: Recording) -> float | None:

@@ -46,6 +46,23 @@ def playlist_seconds(path: Path) -> float:
     )
 
 
+def master_variants(text: str) -> list[tuple[str, str]]:
+    """A master playlist's (variant playlist, its #EXT-X-STREAM-INF attributes), in order."""
+    lines = text.splitlines()
+    return [
+        (lines[n + 1], line.split(":", 1)[1])
+        for n, line in enumerate(lines)
+        if line.startswith("#EXT-X-STREAM-INF:")
+    ]
+
+
+def measured_kbps(playlist: Path) -> float:
+    """A variant's bitrate as stored: its segments' bytes over its playlist's seconds."""
+    names = [line for line in playlist.read_text().splitlines() if line and line[0] != "#"]
+    size = sum((playlist.parent / name).stat().st_size for name in names)
+    return round(size * 8 / playlist_seconds(playlist) / 1000, 1)
+
+
 def frame_at(path: Path, t: float, width: int = 320, height: int = 240) -> np.ndarray:
     """The picture a player shows at ``t`` seconds, as 8-bit gray."""
     out = subprocess.run(
