@@ -35,6 +35,12 @@ class MediaConfig:
     #: viewers wait at most this long for their first picture, and the host's
     #: uplink pays for at most two extra keyframes a second during a join rush
     keyframe_interval: float = 0.5
+    #: viewers get the meeting's audio (and the floor's) re-encoded once per room with
+    #: Opus in-band FEC (media/opus_fec.py); False forwards the publisher's own frames
+    audio_fec: bool = True
+    #: a viewer whose offer has ``audio/red`` (Chromium's does) gets each Opus frame
+    #: again in the next packet (RFC 2198): one lost packet loses no sound
+    audio_red: bool = True
 
     @property
     def loopback_only(self) -> bool:

@@ -141,7 +141,12 @@ class ViewerTrack(MediaStreamTrack):
 class Fanout:
     """Reads one kind of the room's source, packetises each frame once, sends it to all."""
 
-    def __init__(self, source: SwitchableTrack, keyframes: KeyframeRequester) -> None:
+    def __init__(
+        self,
+        source: SwitchableTrack,
+        keyframes: KeyframeRequester,
+        reencode: Callable[[EncodedFrame], list[EncodedFrame]] | None = None,
+    ) -> None:
         self.kind = source.kind
         self.source = source
         self.keyframes = keyframes
@@ -149,6 +154,9 @@ class Fanout:
         self.frames = 0
         #: callables given every frame as it is forwarded (the recorder's queue)
         self.taps: list[Callable[[EncodedFrame], None]] = []
+        #: what viewers get instead of the source's frames (Opus with FEC, made once
+        #: for all of them); the taps still get the source's own frames
+        self.reencode = reencode
         self._codec: str | None = None
         self._pack: Packetizer | None = None
         self._task = asyncio.ensure_future(self._pump())
@@ -165,24 +173,32 @@ class Fanout:
         try:
             while True:
                 frame: EncodedFrame = await self.source.recv()
-                pack = self._pack
-                if frame.codec != self._codec or pack is None:
-                    self._codec, self._pack = frame.codec, (pack := packetizer(frame.codec))
-                packet = av.Packet(frame.data)
-                packet.pts = frame.pts
-                packet.time_base = frame.time_base
-                payloads, timestamp = pack(packet)
                 self.frames += 1
                 for tap in self.taps:
                     tap(frame)
-                for viewer in tuple(self.viewers):
-                    viewer.forward(payloads, timestamp, frame.keyframe)
+                if not self.viewers:
+                    continue
+                outgoing = self.reencode(frame) if self.reencode is not None else (frame,)
+                for out in outgoing:
+                    self._send(out)
         except MediaStreamError:
             pass
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("%s fan-out stopped", self.kind)
+
+    def _send(self, frame: EncodedFrame) -> None:
+        """Packetise ``frame`` once and hand the payloads to every viewer."""
+        pack = self._pack
+        if frame.codec != self._codec or pack is None:
+            self._codec, self._pack = frame.codec, (pack := packetizer(frame.codec))
+        packet = av.Packet(frame.data)
+        packet.pts = frame.pts
+        packet.time_base = frame.time_base
+        payloads, timestamp = pack(packet)
+        for viewer in tuple(self.viewers):
+            viewer.forward(payloads, timestamp, frame.keyframe)
 
     async def close(self) -> None:
         self._task.cancel()

@@ -26,12 +26,19 @@ from typing import Any
 from aiortc import RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamTrack
 
-from .aiortc_hooks import RtpForwarder, on_keyframe_request, receive_encoded, send_pli
+from .aiortc_hooks import (
+    RtpForwarder,
+    add_red,
+    on_keyframe_request,
+    receive_encoded,
+    send_pli,
+)
 from .config import MediaConfig
 from .encoded import EncodedFrame
 from .errors import FloorStopped, InvalidOffer
 from .fanout import Fanout, KeyframeRequester, ViewerTrack
 from .negotiation import FLOOR, KINDS, choose_codecs, offered_lines, viewer_feeds
+from .opus_fec import OpusFecReencoder
 from .pending import Reservation
 from .recorder import Recorder, RecordingEvent
 from .sdp import OfferSummary
@@ -80,7 +87,12 @@ class Room:
         )
         #: "audio" and "video" (the main publisher's), FLOOR (the floor speaker's)
         self.fanouts = {
-            name: Fanout(source, self.keyframes) for name, source in self._sources.items()
+            name: Fanout(
+                source,
+                self.keyframes,
+                OpusFecReencoder() if config.audio_fec and source.kind == "audio" else None,
+            )
+            for name, source in self._sources.items()
         }
         #: the video codec this room forwards, pinned by its first publisher or viewer
         self.video_codec: str | None = None
@@ -268,7 +280,11 @@ class Room:
             if not feeds:
                 raise InvalidOffer("a WHEP offer must receive audio or video (recvonly)")
             chosen["video"] = self._choose_codecs([t for t, _ in feeds])
+            lines = dict(offered_lines(session, offer))
             for transceiver, name in feeds:
+                red = lines[transceiver].red if transceiver.kind == "audio" else None
+                if red is not None and self._config.audio_red:
+                    add_red(transceiver, red)
                 track = self.fanouts[name].subscribe()
                 tracks.append(track)
                 # the server only ever sends to a viewer
@@ -308,6 +324,8 @@ class Room:
         directory: Path,
         on_event: Callable[[RecordingEvent], None],
         segment_seconds: float,
+        *,
+        low_rendition: bool = True,
     ) -> Recorder:
         if self.recorder is not None:
             raise RuntimeError(f"room {self.id} is already recording")
@@ -317,6 +335,7 @@ class Room:
             on_event,
             segment_seconds=segment_seconds,
             expect_video=self._video_receiver is not None or not self.publishing,
+            low_rendition=low_rendition,
         )
         recorder.start()
         self.recorder = recorder
@@ -372,6 +391,12 @@ class Room:
             "frames": {k: f.frames for k, f in self.fanouts.items()},
             "delivered": sum(t.delivered for t in tracks),
             "dropped": sum(t.dropped for t in tracks),
+            # frames re-encoded with Opus FEC for the viewers, per audio fan-out
+            "audio_fec": {
+                name: f.reencode.stats()
+                for name, f in self.fanouts.items()
+                if isinstance(f.reencode, OpusFecReencoder)
+            },
             "keyframe_requests": self.keyframes.requested,
             "keyframes_requested_upstream": self.keyframes.sent,
             "keyframe_wait_frames": _percentiles(

@@ -45,6 +45,9 @@ class MediaLine:
     #: the offerer's direction; "inactive" also for a disabled (port 0) m-line
     direction: str | None
     mid: str | None
+    #: the payload type of ``audio/red`` carrying this m-line's Opus (RFC 2198, as
+    #: Chromium offers it: ``a=fmtp:63 111/111``), if the offer has one
+    red: int | None = None
 
     @property
     def sends(self) -> bool:
@@ -144,9 +147,81 @@ def check_offer(sdp: str) -> OfferSummary:
         receives=frozenset(m.kind for m in media if m.port and m.direction in _RECEIVING),
         ice_ufrag=ufrag,
         lines=tuple(
-            MediaLine(m.kind, m.direction if m.port else "inactive", m.rtp.muxId) for m in media
+            MediaLine(m.kind, m.direction if m.port else "inactive", m.rtp.muxId, _red(m))
+            for m in media
         ),
     )
+
+
+def _red(media) -> int | None:
+    """The payload type of the m-line's RED codec whose blocks are all its Opus, if any."""
+    codecs = media.rtp.codecs
+    opus = next((c.payloadType for c in codecs if c.mimeType.lower() == "audio/opus"), None)
+    if opus is None:
+        return None
+    for codec in codecs:
+        if codec.mimeType.lower() == "audio/red" and codec.payloadType is not None:
+            blocks = [key for key in codec.parameters if "/" in key]
+            if blocks and all(set(key.split("/")) == {str(opus)} for key in blocks):
+                return codec.payloadType
+    return None
+
+
+def without_data_channels(sdp: str) -> tuple[str, list[tuple[int, str | None]]]:
+    """``sdp`` (normalised, CRLF) without its m=application sections, and where they were.
+
+    The server opens no data channel; aiortc would accept one (an SCTP association per
+    viewer for nothing). So the offer aiortc sees has no such m-line, and
+    :func:`reject_data_channels` puts each back into the answer, rejected (port 0), at
+    its place: the answer keeps the offer's m-lines in order, as SDP requires.
+    Returns ``(sdp, [(m-line index, mid), ...])``.
+    """
+    head, *sections = sdp.split("\r\nm=")
+    kept, removed = [], []
+    for index, section in enumerate(sections):
+        if section.startswith("application "):
+            mid = next(
+                (
+                    line[len("a=mid:") :]
+                    for line in section.split("\r\n")
+                    if line.startswith("a=mid:")
+                ),
+                None,
+            )
+            removed.append((index, mid))
+        else:
+            kept.append(section)
+    if not removed:
+        return sdp, []
+    gone = {mid for _, mid in removed if mid is not None}
+    lines = []
+    for line in head.split("\r\n"):
+        if line.startswith("a=group:BUNDLE"):
+            line = " ".join(word for word in line.split(" ") if word not in gone)
+        lines.append(line)
+    result = "\r\n".join(lines) + "".join("\r\nm=" + section for section in kept)
+    return (result if result.endswith("\r\n") else result + "\r\n"), removed
+
+
+def reject_data_channels(answer: str, removed: list[tuple[int, str | None]]) -> str:
+    """Put the offer's m=application lines back into ``answer``, rejected (port 0)."""
+    if not removed:
+        return answer
+    head, *sections = answer.rstrip("\r\n").split("\r\nm=")
+    # a rejected m-line needs no ICE or DTLS lines, but some parsers (aiortc's) want them
+    transport = [
+        line
+        for line in (sections[0].split("\r\n") if sections else [])
+        if line.startswith(("a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "a=setup:"))
+    ]
+    for index, mid in removed:
+        rejected = "\r\n".join(
+            ["application 0 UDP/DTLS/SCTP webrtc-datachannel", "c=IN IP4 0.0.0.0", *transport]
+        )
+        if mid is not None:
+            rejected += f"\r\na=mid:{mid}"
+        sections.insert(min(index, len(sections)), rejected)
+    return head + "".join("\r\nm=" + section for section in sections) + "\r\n"
 
 
 def is_loopback_candidate(candidate: RTCIceCandidate) -> bool:

@@ -22,6 +22,8 @@ from .sdp import (
     keep_loopback_candidates,
     normalize,
     parse_trickle,
+    reject_data_channels,
+    without_data_channels,
 )
 
 logger = logging.getLogger(__name__)
@@ -98,7 +100,7 @@ class PeerSession:
         try:
             self.offer = check_offer(offer_sdp)
             self.remote_candidates = self.offer.candidates
-            offer_sdp = normalize(offer_sdp)
+            offer_sdp, data_channels = without_data_channels(normalize(offer_sdp))
             if self._config.loopback_only:
                 offer_sdp = keep_loopback_candidates(offer_sdp)
             try:
@@ -115,7 +117,7 @@ class PeerSession:
         except BaseException:
             await self.close()
             raise
-        self.answer_sdp = self.pc.localDescription.sdp
+        self.answer_sdp = reject_data_channels(self.pc.localDescription.sdp, data_channels)
         self._timeout_task = asyncio.create_task(self._close_if_not_ready())
         return self.answer_sdp
 

@@ -30,6 +30,7 @@ Internal entry points (used by the coordinator):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -143,6 +144,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "medians (default 1, at most 5)",
     )
     parser.add_argument(
+        "--recording-skip-low",
+        action="store_true",
+        help="--recording-compare without its third server per round (recording on, "
+        "HLS_LOW_RENDITION=0), which measures the low HLS rendition's cost",
+    )
+    parser.add_argument(
         "--fanout-recording",
         action="store_true",
         help="run the fan-out phase's server with RECORD_MEETINGS=1 (default: "
@@ -153,6 +160,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="keep the temporary directory with every process's log",
     )
+    parser.add_argument(
+        "--audio-only",
+        action="store_true",
+        help="the fan-out viewers watch sound only, as the watch page's 只听声音 does "
+        "(two audio m-lines, RED offered, no video); frames_ratio counts audio "
+        "packets. The MediaRelay baseline is skipped (it has no audio-only mode)",
+    )
     parser.add_argument("--json-only", action="store_true", help="no table on stderr")
     args = parser.parse_args(argv)
     if args.width is None:
@@ -160,6 +174,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.height is None:
         args.height = 720 if args.codec == "h264" else 480
     args.x264_preset = None if args.publisher_preset == "aiortc" else args.publisher_preset
+    if args.audio_only:
+        args.relay_viewers = []
     if args.viewer_procs < 1 or args.join_batch < 1 or args.seconds <= 0:
         parser.error("--viewer-procs, --join-batch and --seconds must be positive")
     if args.recording_compare < 0 or not 1 <= args.recording_rounds <= 5:
@@ -183,9 +199,12 @@ def main(argv: list[str]) -> int:
             return viewers.main()
         print(f"unknown worker {argv[1]!r}", file=sys.stderr)
         return 2
+    args = parse_args(argv)
+    if args.audio_only:  # read (on import) by bench/measure.py and the viewer workers
+        os.environ["BENCH_AUDIO_ONLY"] = "1"
     from bench import runner
 
-    return runner.main(parse_args(argv))
+    return runner.main(args)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ encoded media without the app). aiortc is pinned exactly in pyproject.toml;
 from __future__ import annotations
 
 from . import receive
-from .codecs import negotiated_codecs, restrict_codecs
+from .codecs import add_red, negotiated_codecs, restrict_codecs
 from .forward import Packetizer, RtpForwarder, packetizer
 from .ice import host_addresses_hook_attached, restrict_host_addresses
 from .keyframes import media_ssrc, on_keyframe_request, send_pli
@@ -32,6 +32,7 @@ def install_aiortc_patches() -> None:
 __all__ = [
     "Packetizer",
     "RtpForwarder",
+    "add_red",
     "encoded_hook_attached",
     "host_addresses_hook_attached",
     "install_aiortc_patches",

@@ -39,6 +39,22 @@ def packetizer(mime: str) -> Packetizer:
     return get_encoder(params).pack
 
 
+def red_payload(block: int, previous: tuple[int, bytes] | None, ts: int, payload: bytes) -> bytes:
+    """RFC 2198: the previous frame ``(timestamp, payload)`` as a redundant block, then this one.
+
+    A viewer that loses one packet finds its audio in the next (two packets lost in a
+    row are needed to lose a frame: 0.25 % of frames at 5 % random loss), at the cost
+    of sending each frame twice. ``block`` is the Opus payload type of both blocks.
+    """
+    if previous is not None:
+        offset = (ts - previous[0]) & 0xFFFFFFFF
+        if 0 < offset < 1 << 14 and len(previous[1]) < 1 << 10:
+            # F=1 | block PT, 14-bit timestamp offset, 10-bit length; then F=0 | block PT
+            redundant = bytes((0x80 | block,)) + (offset << 10 | len(previous[1])).to_bytes(3)
+            return redundant + bytes((block,)) + previous[1] + payload
+    return bytes((block,)) + payload
+
+
 class RtpForwarder:
     """Sends shared, already packetised frames to one viewer's sender."""
 
@@ -55,6 +71,14 @@ class RtpForwarder:
             None,
         )
         self._rtx_payload_type = rtx.payloadType if rtx else None
+        red = next((c for c in transceiver._codecs if c.mimeType.lower() == "audio/red"), None)
+        #: RFC 2198 for this viewer: (RED payload type, the Opus block's payload type)
+        self._red = (
+            (red.payloadType, self.payload_type)
+            if red is not None and red.payloadType is not None
+            else None
+        )
+        self._red_previous: tuple[int, bytes] | None = None  # (timestamp, payload)
         self._rtx_seq = random16()
         self._sender = sender
         self.ssrc = sender._ssrc
@@ -124,6 +148,9 @@ class RtpForwarder:
         protect, send, _ = path
         header, history, pt = self._header, self._history, self.payload_type
         ts = (self._ts_origin + timestamp) & 0xFFFFFFFF
+        if self._red is not None and len(payloads) == 1:
+            pt = self._red[0]
+            payloads = [self._wrap_red(payloads[0], ts)]
         seq = self._seq
         last = len(payloads) - 1
         for i, payload in enumerate(payloads):
@@ -144,6 +171,11 @@ class RtpForwarder:
             _RTCRtpSender__octet_count=self._octets,
         )
         return True
+
+    def _wrap_red(self, payload: bytes, ts: int) -> bytes:
+        assert self._red is not None
+        previous, self._red_previous = self._red_previous, (ts, payload)
+        return red_payload(self._red[1], previous, ts, payload)
 
     async def _retransmit(self, sequence_number: int) -> None:
         entry = self._history[sequence_number % _HISTORY]

@@ -112,9 +112,16 @@ def rnd(x, digits=3):
     return None if x is None else round(x, digits)
 
 
+#: BENCH_AUDIO_ONLY=1 (bench_fanout.py --audio-only): the viewers receive sound only, so
+#: frames_ratio counts their audio packets (one per Opus frame) against the server's
+#: audio frames; everything else is measured as for video viewers
+AUDIO_ONLY = os.environ.get("BENCH_AUDIO_ONLY") == "1"
+
+
 def summarize(phase: Phase, n: int, step: int, a: dict, b: dict) -> dict:
     wall = b["t"] - a["t"]
     sent = b["media"]["frames"].get("video", 0) - a["media"]["frames"].get("video", 0)
+    audio_sent = b["media"]["frames"].get("audio", 0) - a["media"]["frames"].get("audio", 0)
     published = b["published"] - a["published"]
     server_cpu = pct(b["cpu"]["server"] - a["cpu"]["server"], wall)
     server_sys = pct(b["cpu"]["server_sys"] - a["cpu"]["server_sys"], wall)
@@ -145,7 +152,10 @@ def summarize(phase: Phase, n: int, step: int, a: dict, b: dict) -> dict:
         if error is not None or join is None or start is None:
             failed += 1
             continue
-        ratios.append((vframes - start[0]) / sent if sent > 0 else 0.0)
+        if AUDIO_ONLY:
+            ratios.append((apkts - start[2]) / audio_sent if audio_sent > 0 else 0.0)
+        else:
+            ratios.append((vframes - start[0]) / sent if sent > 0 else 0.0)
         if vts is not None and start[10] is not None:
             expected = ((vts - start[10]) & 0xFFFFFFFF) / ticks_per_frame
             if expected > 0:
@@ -168,6 +178,7 @@ def summarize(phase: Phase, n: int, step: int, a: dict, b: dict) -> dict:
 
     return {
         "viewers": n,
+        "audio_only": AUDIO_ONLY,
         "server_cpu_pct": rnd(server_cpu, 1),
         "cpu_pct_per_viewer": rnd(server_cpu / n if n else None),
         "server_kernel_cpu_pct": rnd(server_sys, 1),
@@ -279,7 +290,7 @@ async def settle(phase: Phase, args, limit: float = 15.0) -> dict:
             for key, row in b["viewers"].items()
             if key in a["viewers"] and row[4] is not None
         ]
-        mean = statistics.fmean(got) if got else sent
+        mean = statistics.fmean(got) if got and not AUDIO_ONLY else sent
         if (
             published > 0
             and abs(sent - published) <= 0.1 * published

@@ -25,6 +25,9 @@ def params(args) -> dict:
         "bitrate": args.bitrate,
         "seconds": args.seconds,
         "viewer_procs": args.viewer_procs,
+        # sound only (the watch page's 只听声音): two audio m-lines, RED offered, no video;
+        # frames_ratio then counts audio packets against the server's audio frames
+        "audio_only": getattr(args, "audio_only", False),
         "publisher_x264_preset": args.x264_preset or "aiortc default (x264 medium)",
         "relay_encoders": "aiortc stock H264Encoder/Vp8Encoder (x264 preset medium), "
         "bitrate pinned to --bitrate",

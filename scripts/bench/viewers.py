@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import socket
 import time
 
@@ -47,6 +48,7 @@ class Counter:
         "apkts",
         "vpayload",
         "first_video",
+        "first_audio",
         "drop",
         "probe",
         "tag",
@@ -63,6 +65,7 @@ class Counter:
         self.apkts = 0
         self.vpayload = 0  # video RTP payload bytes (probe viewers only)
         self.first_video: float | None = None
+        self.first_audio: float | None = None
         self.drop = drop
         self.probe = probe
         self.tag = 16  # SRTP auth tag length (AEAD GCM); set once DTLS is up
@@ -105,6 +108,8 @@ def _install_counting_hook() -> None:
                     return True
             elif pt in counter.audio_pts:
                 counter.apkts += 1
+                if counter.first_audio is None:
+                    counter.first_audio = _monotonic()
                 if counter.drop:
                     return True
         original(self, data, addr)  # aiortc's own path (and the decoding viewer's media)
@@ -130,6 +135,38 @@ def _install_counting_hook() -> None:
             count(self, counter, data, addr)
 
     aioice.ice.StunProtocol.datagram_received = datagram_received
+
+
+#: BENCH_AUDIO_ONLY=1 (bench_fanout.py --audio-only): every viewer is the watch page's
+#: "sound only": two audio m-lines (the meeting, the floor), no video, RED offered as
+#: Chromium offers it; its "join" is its first audio packet
+AUDIO_ONLY = os.environ.get("BENCH_AUDIO_ONLY") == "1"
+
+
+def offer_red(sdp: str) -> str:
+    """Add ``audio/red`` over Opus to each audio m-line, as Chromium's offers have it."""
+    out = []
+    opus = None
+    for line in sdp.split("\r\n"):
+        if line.startswith("m="):
+            opus = None
+            if line.startswith("m=audio "):
+                line += " 63"
+        elif line.startswith("a=rtpmap:") and "opus/48000" in line.lower():
+            opus = line[len("a=rtpmap:") :].split()[0]
+        out.append(line)
+        if opus is not None and line.startswith("a=rtpmap:" + opus + " "):
+            out += ["a=rtpmap:63 red/48000/2", f"a=fmtp:63 {opus}/{opus}"]
+    return "\r\n".join(out)
+
+
+def red_payload_types(sdp: str) -> frozenset[int]:
+    """The answer's ``audio/red`` payload types (what a RED viewer's packets carry)."""
+    return frozenset(
+        int(line[len("a=rtpmap:") :].split()[0])
+        for line in sdp.splitlines()
+        if line.startswith("a=rtpmap:") and " red/" in line.lower()
+    )
 
 
 DRAIN_MAX = 64  # datagrams read per wake-up, so one busy socket cannot starve the rest
@@ -159,8 +196,12 @@ class Viewer:
         from aiortc import RTCSessionDescription
 
         pc = self.pc
-        prefer_codec(pc.addTransceiver("video", direction="recvonly"), codec)
-        pc.addTransceiver("audio", direction="recvonly")
+        if AUDIO_ONLY:  # the watch page's sound only: the meeting and the floor, no video
+            pc.addTransceiver("audio", direction="recvonly")
+            pc.addTransceiver("audio", direction="recvonly")
+        else:
+            prefer_codec(pc.addTransceiver("video", direction="recvonly"), codec)
+            pc.addTransceiver("audio", direction="recvonly")
         if self.decode:
             pc.on("track", self._on_track)
 
@@ -178,9 +219,10 @@ class Viewer:
                     sock = protocol.transport.get_extra_info("socket")
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         self.t_post = _monotonic()
+        offer = pc.localDescription.sdp
         async with http.post(
             f"{base}/whep/{meeting}",
-            data=pc.localDescription.sdp,
+            data=offer_red(offer) if AUDIO_ONLY else offer,
             headers={"Content-Type": "application/sdp"},
         ) as response:
             text = await response.text()
@@ -190,7 +232,7 @@ class Viewer:
             self.location = response.headers.get("Location")
         pts = payload_types(text)
         self.counter.video_pts = frozenset(pts.get("video", ()))
-        self.counter.audio_pts = frozenset(pts.get("audio", ()))
+        self.counter.audio_pts = frozenset(pts.get("audio", ())) | red_payload_types(text)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="answer"))
 
     def _on_track(self, track) -> None:
@@ -215,9 +257,8 @@ class Viewer:
 
     def snapshot(self) -> list:
         c = self.counter
-        join = (
-            None if (c.first_video is None or self.t_post is None) else c.first_video - self.t_post
-        )
+        first = c.first_audio if AUDIO_ONLY else c.first_video  # first media packet
+        join = None if (first is None or self.t_post is None) else first - self.t_post
         answer = None if self.t_answer is None else self.t_answer - self.t_post
         connected = None if self.t_connected is None else self.t_connected - self.t_post
         return [
@@ -322,8 +363,6 @@ class Worker:
 
 
 def main() -> int:
-    import os
-
     worker = Worker()
     coalesce = float(os.environ.get("BENCH_COALESCE_MS", "0")) / 1000
     return run_worker(
