@@ -141,8 +141,10 @@ class NamespacedServer(ServerProcess):
 
 
 @contextlib.asynccontextmanager
-async def chromium_in(playwright, netns: str, viewport: dict):
-    """A fresh Chromium whose network is namespace ``netns``: its context."""
+async def chromium_in(playwright, netns: str, viewport: dict, *extra_args: str):
+    """A fresh Chromium whose network is namespace ``netns``: its context.
+
+    ``extra_args``: more Chromium flags (e.g. an autoplay policy)."""
     folder = Path(tempfile.mkdtemp(prefix="cunhui-chromium-"))
     wrapper = folder / "chromium-in-netns"
     wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {netns} {CHROMIUM} "$@"\n')
@@ -151,7 +153,7 @@ async def chromium_in(playwright, netns: str, viewport: dict):
         str(folder / "profile"),
         executable_path=str(wrapper),
         headless=True,
-        args=CHROMIUM_ARGS,
+        args=[*CHROMIUM_ARGS, *extra_args],
         viewport=viewport,
         locale="zh-CN",
     )
