@@ -17,11 +17,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import aiohttp
 import pytest
 from playwright.async_api import async_playwright
 
-from .support.api import PASSWORD, auth, server_env
+from .support.api import PASSWORD, server_env
 from .support.browser import require_browser_sandbox
 from .support.netlink import (
     LinkedNamespaces,
@@ -29,6 +28,7 @@ from .support.netlink import (
     NamespaceLoop,
     chromium_in,
     require_namespaces,
+    setup_meeting,
 )
 from .support.processes import run_cli
 from .support.realtime import Recorder
@@ -61,25 +61,6 @@ class Url:
 
     def make_url(self, path: str) -> str:
         return self.base + path
-
-
-async def setup_meeting(base: str) -> tuple[dict, dict, str]:
-    """(In the server's namespace.) A member, a live meeting open to guests, the clerk's token."""
-    async with aiohttp.ClientSession(base_url=base) as http:
-        login = await http.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-        token = (await login.json())["token"]
-
-        async def post(path: str, body: dict) -> dict:
-            async with http.post(path, json=body, headers=auth(token)) as response:
-                assert response.status in (200, 201), await response.text()
-                return await response.json()
-
-        member = await post("/api/members", {"name": "在外打工的李四"})
-        meeting = await post(
-            "/api/meetings", {"title": "村民大会", "allow_guests": True, "agenda": []}
-        )
-        await post(f"/api/meetings/{meeting['id']}/start", {})
-    return member, meeting, token
 
 
 async def joined(base: str, meeting_id: int, token: str | None = None) -> Recorder:

@@ -23,8 +23,10 @@ import threading
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from .api import PASSWORD, auth
 from .browser import CHROMIUM, CHROMIUM_ARGS
 from .processes import ServerProcess
 
@@ -162,3 +164,25 @@ async def chromium_in(playwright, netns: str, viewport: dict, *extra_args: str):
     finally:
         await context.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+async def setup_meeting(base: str) -> tuple[dict, dict, str]:
+    """(In the server's namespace.) A member, a live meeting open to guests, the clerk's token.
+
+    The server must have a committee account ``clerk`` with the tests' ``PASSWORD``.
+    """
+    async with aiohttp.ClientSession(base_url=base) as http:
+        login = await http.post("/api/login", json={"username": "clerk", "password": PASSWORD})
+        token = (await login.json())["token"]
+
+        async def post(path: str, body: dict) -> dict:
+            async with http.post(path, json=body, headers=auth(token)) as response:
+                assert response.status in (200, 201), await response.text()
+                return await response.json()
+
+        member = await post("/api/members", {"name": "在外打工的李四"})
+        meeting = await post(
+            "/api/meetings", {"title": "村民大会", "allow_guests": True, "agenda": []}
+        )
+        await post(f"/api/meetings/{meeting['id']}/start", {})
+    return member, meeting, token

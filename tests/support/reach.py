@@ -29,12 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from scripts.bench.common import REPO, Children, Worker, child_env
 
-from .api import PASSWORD, auth, server_env
-from .netlink import NamespacedServer, NamespaceLoop, chromium_in
+from .api import PASSWORD, server_env
+from .netlink import NamespacedServer, NamespaceLoop, chromium_in, setup_meeting
 from .processes import run_cli
 from .realtime import Recorder
 from .shaped import Profile, ShapedLink
@@ -250,26 +248,9 @@ class ReachRig:
         self._stack.callback(self.server.stop)
         await self.near.run(self.server.wait_ready())
         self.base = self.server.url
-        self.member, self.meeting, self.token = await self.near.run(self._meeting())
+        self.member, self.meeting, self.token = await self.near.run(setup_meeting(self.base))
         self.clerk = await self.near.run(self._joined(self.token))
         self.publisher = await self.near.run(self._publish())
-
-    async def _meeting(self) -> tuple[dict, dict, str]:
-        async with aiohttp.ClientSession(base_url=self.base) as http:
-            login = await http.post("/api/login", json={"username": "clerk", "password": PASSWORD})
-            token = (await login.json())["token"]
-
-            async def post(path: str, body: dict) -> dict:
-                async with http.post(path, json=body, headers=auth(token)) as response:
-                    assert response.status in (200, 201), await response.text()
-                    return await response.json()
-
-            member = await post("/api/members", {"name": "在外打工的李四"})
-            meeting = await post(
-                "/api/meetings", {"title": "村民大会", "allow_guests": True, "agenda": []}
-            )
-            await post(f"/api/meetings/{meeting['id']}/start", {})
-        return member, meeting, token
 
     async def _joined(self, token: str) -> TimedRecorder:
         person = TimedRecorder()
