@@ -28,8 +28,8 @@ from scripts.bench.peers import speech_like
 from scripts.bench.viewers import offer_red
 from server.keys import MEDIA
 
+from .support.floor import SOUND_ONLY, Counted
 from .support.peers import Publisher, until
-from .test_whep_modes import SOUND_ONLY, Counted
 
 
 def publisher_frames(seconds: float = 2.0) -> list[EncodedFrame]:
@@ -75,7 +75,11 @@ def test_reencoded_audio_carries_fec_at_the_same_timestamps_and_a_lower_rate():
 def test_an_undecodable_frame_is_passed_through_not_dropped():
     reencode = OpusFecReencoder()
     bad = EncodedFrame("audio", "audio/opus", b"\xff" * 3, 0, AUDIO_TIME_BASE, True)
-    assert reencode(bad) in ([bad], [])
+    assert reencode(bad) == [bad]  # the publisher's frame goes on: a gap, not silence
+    good = publisher_frames(0.5)
+    later = [o for f in good for o in reencode(f)]  # and the frames after it are re-encoded
+    assert [o.pts for o in later] == [f.pts for f in good]
+    assert [o.data for o in later] != [f.data for f in good]
 
 
 class Frames(MediaStreamTrack):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import yarl
+
 from server.http.assets import (
     IMMUTABLE,
     REVALIDATE,
@@ -72,6 +74,34 @@ async def test_a_current_version_is_cached_for_a_year_anything_else_is_revalidat
             response = await client.get(stale)
             assert response.status == 200 and response.headers["Cache-Control"] == REVALIDATE
     assert (await client.get("/static/../server/app.py?v=1")).status == 404
+
+
+async def test_no_path_leaves_the_static_and_vendor_folders(client):
+    """Encoded dots and slashes reach the handler as written: it must still refuse them."""
+    assert (await client.get("/static/favicon.svg")).status == 200  # what is inside is served
+    for raw in (
+        "/static/%2e%2e/%2e%2e/server/app.py",
+        "/static/..%2f..%2fserver%2fapp.py",
+        "/static/lib/%2e%2e%2f%2e%2e%2f%2e%2e%2fpyproject.toml",
+        "/vendor/hls.js/%2e%2e/%2e%2e/%2e%2e/%2e%2e/pyproject.toml",
+        "/vendor/%2e%2e/package.json",
+    ):
+        response = await client.get(yarl.URL(raw, encoded=True))
+        assert response.status == 404, raw
+        assert "[project]" not in await response.text()
+
+
+async def test_a_link_out_of_the_static_folder_is_not_followed(tmp_path):
+    (tmp_path / "inside.js").write_text("export const a = 1;\n")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.txt"
+    outside.write_text("secret")
+    (tmp_path / "out.js").symlink_to(outside)
+    try:
+        assets = Assets({STATIC_PREFIX: tmp_path})
+        assert assets.file("/static/inside.js") is not None
+        assert assets.file("/static/out.js") is None
+    finally:
+        outside.unlink()
 
 
 def test_a_changed_file_gets_a_new_version(tmp_path):

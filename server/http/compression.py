@@ -79,6 +79,9 @@ DYNAMIC_QUALITY = {"br": 5, "gzip": 6}
 #: than this is first compressed fast (hls.js: 0.1 s, not 2.5 s, for the first phone that needs
 #: it), then again at the best setting in the background
 THREAD_BYTES = 128 * 1024
+#: larger files (source maps, unminified builds) keep the quick compression: the best
+#: setting would take seconds of a core each
+IMPROVE_MAX_BYTES = 1024 * 1024
 #: the file cache's ceiling (bytes kept); the oldest entries go first past it
 CACHE_BYTES = 48 * 1024 * 1024
 #: what a page without a Cache-Control of its own gets with its ETag: asked again each time
@@ -108,12 +111,7 @@ def file_type(path: Path) -> str:
     return known or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-def chosen_coding(accept_encoding: str) -> str | None:
-    """The coding to send for an ``Accept-Encoding`` header: "br", "gzip" or None (as it is).
-
-    The highest ``q`` wins, brotli on a tie; ``q=0`` refuses a coding, ``*`` stands for
-    any coding not named.
-    """
+def _weights(accept_encoding: str) -> dict[str, float]:
     weights: dict[str, float] = {}
     for item in accept_encoding.lower().split(","):
         name, *params = (part.strip() for part in item.split(";"))
@@ -128,12 +126,28 @@ def chosen_coding(accept_encoding: str) -> str | None:
                 except ValueError:
                     weight = 0.0
         weights[name] = weight
+    return weights
+
+
+def chosen_coding(accept_encoding: str) -> str | None:
+    """The coding to send for an ``Accept-Encoding`` header: "br", "gzip" or None (as it is).
+
+    The highest ``q`` wins, brotli on a tie; ``q=0`` refuses a coding, ``*`` stands for
+    any coding not named.
+    """
+    weights = _weights(accept_encoding)
     best, best_weight = None, 0.0
     for coding in CODINGS:
         weight = weights.get(coding, weights.get("*", 0.0))
         if weight > best_weight:
             best, best_weight = coding, weight
     return best
+
+
+def accepts(accept_encoding: str, coding: str) -> bool:
+    """Whether the ``Accept-Encoding`` header allows ``coding`` at all (q > 0)."""
+    weights = _weights(accept_encoding)
+    return weights.get(coding, weights.get("*", 0.0)) > 0
 
 
 def compress(data: bytes, coding: str, quality: int) -> bytes:
@@ -199,8 +213,9 @@ async def compression_middleware(request: web.Request, handler: Handler) -> web.
         # a text file served by a handler (an HLS playlist): gzipped as it streams, whole
         # files only; a conditional request may become a 304, which must stay empty
         conditional = (hdrs.RANGE, hdrs.IF_NONE_MATCH, hdrs.IF_MODIFIED_SINCE, hdrs.IF_RANGE)
-        if coding and not any(name in request.headers for name in conditional):
-            response.enable_compression(web.ContentCoding.gzip)
+        gzip_ok = accepts(request.headers.get(hdrs.ACCEPT_ENCODING, ""), "gzip")
+        if gzip_ok and not any(name in request.headers for name in conditional):
+            response.enable_compression(web.ContentCoding.gzip)  # aiohttp streams gzip only
         return response
     if not isinstance(response, web.Response) or response.compression:
         return response
@@ -267,6 +282,8 @@ class FileCache:
         self._bytes = 0
         self._pending: dict[tuple[Path, str, int, int], asyncio.Future[_Packed]] = {}
         self._improving: set[asyncio.Future[None]] = set()
+        # best-setting passes one at a time: anyone may ask for every vendor file once
+        self._best_turn = asyncio.Semaphore(1)
 
     def _store(self, key: tuple[Path, str], packed: _Packed) -> None:
         old = self._packed.pop(key, None)
@@ -299,7 +316,7 @@ class FileCache:
             finally:
                 self._pending.pop(version, None)
             self._store(key, packed)
-            if quick:
+            if quick and stat.st_size <= IMPROVE_MAX_BYTES:
                 self._improve(key, path, coding, minify_as)
             return packed
         return await asyncio.shield(pending)
@@ -311,7 +328,8 @@ class FileCache:
 
         async def best() -> None:
             try:
-                better = await asyncio.to_thread(_pack, path, coding, minify_as)
+                async with self._best_turn:
+                    better = await asyncio.to_thread(_pack, path, coding, minify_as)
             except OSError:
                 return  # gone or changed: the next request packs it again
             current = self._packed.get(key)

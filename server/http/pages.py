@@ -213,7 +213,11 @@ async def watch_page(request: web.Request) -> web.Response:
             context["can_watch"] = True
         except CunhuiError:
             context["can_watch"] = False
-        context["meeting"] = meeting_json(request, await meetings.view(db, meeting))
+        watched = meeting_json(request, await meetings.view(db, meeting))
+        # the page learns the audience from its room's join; a count in the HTML would give
+        # it another ETag at every join and leave, and the phone no 304 on its next visit
+        watched.pop("viewers", None)
+        context["meeting"] = watched
     return aiohttp_jinja2.render_template("watch.html", request, context)
 
 

@@ -261,6 +261,15 @@ def _renditions(recording: Recording, root: Path) -> dict[str, str]:
     ):
         if (directory / name).exists():
             found[key] = file_url(recording.meeting_id, recording.part, name)
+    if "master" in found and "low" in found:
+        # a low rendition that failed (a full disk, its encoder) is ended and taken out of
+        # the master, but its playlist stays: pinned to it, a player would play a still end
+        try:
+            named = LOW_PLAYLIST in (directory / MASTER_PLAYLIST).read_text()
+        except OSError:
+            named = False
+        if not named:
+            del found["low"]
     if "full" in found and "audio" not in found and not recording.video_codec:
         found["audio"] = found["full"]
     return found

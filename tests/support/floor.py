@@ -7,6 +7,7 @@ import time
 from functools import partial
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.sdp import SessionDescription
 
 from media.aiortc_hooks import receive_encoded
 from scripts.bench.peers import consume
@@ -115,3 +116,44 @@ class Listener:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+SOUND_ONLY = (("audio", "recvonly"), ("audio", "recvonly"))
+
+
+class Counted(Listener):
+    """A :class:`Listener` that also counts the RTP packets reaching it, per payload type."""
+
+    def __init__(self, lines, *, data_channel: bool = False) -> None:
+        super().__init__(lines)
+        if data_channel:
+            self.pc.createDataChannel("chat")  # an m=application line in the offer
+        self.packets: dict[int, int] = {}
+
+    async def watch(self, client, meeting_id: int, token: str | None = None, munge=None) -> None:
+        """WHEP with this peer's offer (``munge(offer)`` instead, if given)."""
+        offer = await gathered_offer(self.pc)
+        if munge is not None:
+            offer = munge(offer)
+        for transceiver in self.pc.getTransceivers()[:1]:  # bundled: one ICE connection
+            connection = transceiver.receiver.transport.transport.iceGatherer._connection
+            for protocol in connection._protocols:
+                protocol.datagram_received = self._counting(protocol.datagram_received)
+        response = await client.post(f"/whep/{meeting_id}", data=offer, headers=SDP)
+        assert response.status == 201, await response.text()
+        self.location = response.headers["Location"]
+        self.answer = await response.text()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=self.answer, type="answer"))
+
+    def _counting(self, received):
+        def datagram_received(data: bytes, addr) -> None:
+            # RTP (version 2), not RTCP (whose second byte reads as payload types 72-78)
+            if 127 < data[0] < 192 and len(data) > 12 and not 72 <= data[1] & 0x7F <= 78:
+                pt = data[1] & 0x7F
+                self.packets[pt] = self.packets.get(pt, 0) + 1
+            received(data, addr)
+
+        return datagram_received
+
+    def answered(self) -> list:
+        return SessionDescription.parse(self.answer).media

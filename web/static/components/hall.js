@@ -3,7 +3,7 @@
 // and the people in the hall (a bare headcount, for the minutes only). The committee's
 // "who is here" list.
 
-import { $, el, userText } from "../lib/dom.js";
+import { $, el, importSoon, userText } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { roleBadge } from "./badges.js";
 
@@ -51,7 +51,9 @@ export function createHall(room) {
   }
 
   // The committee's tools load only on its page (a villager's phone never downloads them).
-  if (room.isHost) import("./checkin.js").then(({ createCheckin }) => createCheckin(room));
+  if (room.isHost) {
+    importSoon(() => import("./checkin.js"), ({ createCheckin }) => createCheckin(room));
+  }
 
   /** The committee's show-of-hands count, and the numbers the server checked it against. */
   function renderHandsChecked(data) {

@@ -3,7 +3,7 @@
 // own; this one holds what they share (who we are, the meeting's status, the room's
 // state from the join ack) and hands them the socket.io events.
 
-import { $ } from "../lib/dom.js";
+import { $, importSoon } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { createAgenda } from "./agenda.js";
 import { createChat } from "./chat.js";
@@ -53,7 +53,9 @@ export function createRoom(options) {
   const agenda = createAgenda(room);
   const parts = [chat, hands, floor, hall, agenda];
   // committee only: villagers on a weak link do not download it
-  if (room.isHost) import("./proxies.js").then(({ setupProxies }) => setupProxies(room.meetingId));
+  if (room.isHost) {
+    importSoon(() => import("./proxies.js"), ({ setupProxies }) => setupProxies(room.meetingId));
+  }
 
   return {
     setRealtime(realtime) {

@@ -2,7 +2,7 @@
 // progress, results with their sources; the host opens, counts the hall and closes.
 // All user text is set with textContent.
 
-import { $, el, showError, userText } from "../lib/dom.js";
+import { $, el, importSoon, showError, userText } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { ballotBlock } from "./ballot.js";
 import { resultBlock } from "./vote-result.js";
@@ -32,10 +32,13 @@ export function createVotes(options) {
   // The committee's controls (open, count the hall, close) load only on its page.
   let hostBlock = null;
   if (isHost) {
-    import("./vote-host.js").then((module) => {
-      hostBlock = module.hostBlock;
-      render();
-    });
+    importSoon(
+      () => import("./vote-host.js"),
+      (module) => {
+        hostBlock = module.hostBlock;
+        render();
+      },
+    );
   }
 
   // what the ballot and the committee's tools need

@@ -37,3 +37,12 @@ export function showError(node, message) {
   node.textContent = message;
   node.hidden = false;
 }
+
+/** Import a module the page needs later, trying again on a weak link (3 tries, 3 s apart). */
+export function importSoon(load, then, tries = 3) {
+  load()
+    .then(then)
+    .catch(() => {
+      if (tries > 1) setTimeout(() => importSoon(load, then, tries - 1), 3000);
+    });
+}

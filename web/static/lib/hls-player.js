@@ -61,12 +61,16 @@ export async function playHls(
       });
     }
     let retries = 0;
+    let retryTimer = null;
+    let destroyed = false;
     hls.on(Hls.Events.ERROR, (event, data) => {
       if (!data.fatal) return;
       if (data.type === Hls.ErrorTypes.NETWORK_ERROR && retries < MAX_RETRIES) {
         // a dropped request, or a playlist not written yet: ask again, a little later
         retries += 1;
-        setTimeout(() => {
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(() => {
+          if (destroyed) return;
           if (data.details === Hls.ErrorDetails.MANIFEST_LOAD_ERROR) hls.loadSource(url);
           else hls.startLoad();
         }, RETRY_MS);
@@ -86,6 +90,8 @@ export async function playHls(
         return level ? { height: level.height || 0, bitrate: level.bitrate || 0 } : null;
       },
       stop() {
+        destroyed = true;
+        clearTimeout(retryTimer); // a retry must not touch a destroyed player
         hls.destroy();
         video.removeAttribute("src");
       },

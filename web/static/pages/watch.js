@@ -472,6 +472,7 @@ window.addEventListener("pagehide", () => {
   room?.stop(); // the floor speaker's microphone, if any
   if (viewer) viewer.stop(); // DELETE the WHEP session (keepalive)
   viewer = null;
+  hls.stop(); // else a page restored from the cache would think HLS still plays
 });
 window.addEventListener("pageshow", (event) => {
   if (event.persisted && status === "live" && state !== "ended") {

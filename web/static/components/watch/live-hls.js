@@ -110,6 +110,15 @@ export function createLiveHls(options) {
     options.onPlaying();
   }
 
+  // A live playlist that ends while the meeting goes on (a low rendition whose encoder
+  // failed is ended and taken out of the master): start again on what the part offers now.
+  player.addEventListener("ended", () => {
+    if (!handle || !options.isLive()) return;
+    const rendition = playing ? playing.rendition : "auto";
+    stop();
+    start(rendition);
+  });
+
   return {
     start,
     stop,
