@@ -396,6 +396,9 @@ async function refreshStatus() {
     if (fresh && fresh.status) {
       status = fresh.status;
       if (typeof fresh.publishing === "boolean") publishing = fresh.publishing;
+      if (typeof fresh.cancel_reason === "string" && fresh.cancel_reason) {
+        cancelReason = fresh.cancel_reason;
+      }
     }
   } catch {
     // keep what we know
@@ -437,7 +440,8 @@ async function joinRoom() {
       if (typeof live.publishing === "boolean") publishing = live.publishing;
       showViewers(live.viewers);
       const serverStatus = live.meeting && live.meeting.status;
-      if (serverStatus) applyStatus(serverStatus);
+      // cancelled before we joined (a phone that connected late): the reason comes with it
+      if (serverStatus) applyStatus(serverStatus, live.meeting.cancel_reason);
       render();
     },
     onPresence(presence) {
