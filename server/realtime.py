@@ -22,7 +22,7 @@ from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from . import socket_packets
-from .errors import BadRequest, CunhuiError, Unauthorized
+from .errors import BadRequest, Unauthorized
 from .i18n import Catalogs
 from .live import Live, hidden_from, hosts_of, principal_room, room_of
 from .services import hall, identity, meetings, room, votes
@@ -31,8 +31,9 @@ from .services.ratelimit import address_key
 from .services.timeline import Recorded, events_after
 from .services.tokens import Principal, TokenService
 from .settings import Settings
-from .socket_acks import answering_in, client_address, ok, refusal, socket_locale
+from .socket_acks import answering_in, client_address, connect_failure, failure, ok, socket_locale
 from .socket_guard import SocketGuard
+from .sockets import PING_TIMEOUT
 from .store import pk
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class MeetingNamespace(socketio.AsyncNamespace):
                     raise socketio.exceptions.ConnectionRefusedError(
                         exc.code, exc.as_dict(gettext)
                     ) from exc
+            except Exception as exc:  # the database busy or down: refused, with retry_after
+                connect_failure(exc, self.rt.gettext_for(socket_locale(environ, auth)))
         await self.save_session(
             sid,
             {
@@ -92,10 +95,14 @@ class MeetingNamespace(socketio.AsyncNamespace):
 
     async def on_disconnect(self, sid, reason=None):
         self.rt.guard.socket_gone(sid)
+        if self.rt.closing:
+            return  # a restart, not a leave: they reconnect in seconds (as after a kill -9)
         session = await self.get_session(sid)
         meeting_id = session.get("meeting_id")
         if meeting_id is not None:
-            await self.live.device_left(sid, meeting_id, session.get("principal"))
+            # silent past the ping timeout: it went (at the latest) when the unanswered ping left
+            silent = PING_TIMEOUT if reason == self.server.reason.PING_TIMEOUT else 0
+            await self.live.device_left(sid, meeting_id, session.get("principal"), silent)
             self.live.schedule_presence(meeting_id)
 
     # ------------------------------------------------------------- every event
@@ -199,6 +206,8 @@ class MeetingNamespace(socketio.AsyncNamespace):
         state = {
             "meeting": view.as_dict(),
             "publishing": stats.publishing,
+            # the host's connection is lost: {since, grace_s, asked}, else None
+            "host_away": self.live.host_away.state(meeting_id),
             "viewers": self.live.viewer_count(meeting_id),
             **snap.as_dict(principal, meeting),
             "votes": vote_list,
@@ -214,11 +223,8 @@ class MeetingNamespace(socketio.AsyncNamespace):
         """Run a handler; its refusal or a bug becomes an error ack, never a dropped one."""
         try:
             return await work
-        except CunhuiError as exc:
-            return refusal(exc)
-        except Exception:
-            logger.exception("socket.io handler failed")
-            return refusal(CunhuiError("server error"))
+        except Exception as exc:  # a refusal; the database busy or down (503-like); a bug
+            return failure(exc)
 
     async def _joined(self, sid, data) -> tuple[int, Principal | None, dict]:
         """A room event's prelude: its payload (a JSON object), the meeting this socket joined."""
@@ -449,9 +455,12 @@ class Realtime:
             settings.socket_event_burst,
             settings.socket_join_timeout,
             disconnect=sio.disconnect,
+            flood_disconnect=settings.socket_flood_disconnect,
         )
         #: error acks in each socket's language (server/i18n.py)
         self.catalogs = catalogs
+        #: the server is stopping (SIGTERM): dropped sockets are not recorded as leaving
+        self.closing = False
         sio.register_namespace(MeetingNamespace(self))
         sio.attach(app)
 

@@ -67,17 +67,29 @@ class Settings:
     audio_red: bool = True
     #: seconds a WHIP/WHEP session may take to connect (and a publisher to send media)
     media_connect_timeout: float = 30.0
+    #: seconds the host's connection may stay lost before the committee is asked
+    #: whether to end the meeting (HOST_AWAY_GRACE); nothing ends by itself
+    host_away_grace: float = 120.0
+    #: seconds a participant whose last device left may take to come back before the
+    #: leave is recorded (ATTENDANCE_LEAVE_GRACE; 0: at once): a short drop is not leaving
+    attendance_leave_grace: float = 60.0
     #: seconds a socket.io connection may stay without joining a meeting
     socket_join_timeout: float = 30.0
     #: socket.io events per participant: a steady rate per second and a burst
     socket_event_rate: float = 5.0
     socket_event_burst: int = 20
+    #: a socket refused this many events without a calm spell (the burst's refill time,
+    #: burst / rate) is flooding and is disconnected (SOCKET_FLOOD_DISCONNECT; x10 committee)
+    socket_flood_disconnect: int = 200
     #: guest sign-ins per client address per 10 minutes
     guest_joins_per_address: int = 30
     #: seconds an HTTP client may take to send a request's headers (slow clients)
     http_header_timeout: float = 20.0
     #: our own JavaScript and CSS go out minified (MINIFY_ASSETS=0: as written, to debug)
     minify_assets: bool = True
+    #: seconds a request waits for the database (a pooled connection, connecting, each
+    #: PostgreSQL statement, SQLite's lock) before it is answered 503 (DB_TIMEOUT)
+    db_timeout: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -188,10 +200,14 @@ _LIMITS = (
     ("MEDIA_PENDING_TOTAL", "media_pending_total", int, 1),
     ("MEDIA_CONNECT_TIMEOUT", "media_connect_timeout", float, 1),
     ("SOCKET_JOIN_TIMEOUT", "socket_join_timeout", float, 1),
+    ("HOST_AWAY_GRACE", "host_away_grace", float, 1),
+    ("ATTENDANCE_LEAVE_GRACE", "attendance_leave_grace", float, 0),
     ("SOCKET_EVENT_RATE", "socket_event_rate", float, 0.1),
     ("SOCKET_EVENT_BURST", "socket_event_burst", int, 1),
+    ("SOCKET_FLOOD_DISCONNECT", "socket_flood_disconnect", int, 1),
     ("GUEST_JOINS_PER_ADDRESS", "guest_joins_per_address", int, 1),
     ("HTTP_HEADER_TIMEOUT", "http_header_timeout", float, 1),
+    ("DB_TIMEOUT", "db_timeout", float, 0.5),
 )
 
 

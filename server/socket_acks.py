@@ -8,12 +8,19 @@ the language of the socket whose event is being handled (:func:`answering_in`).
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.cookies import CookieError, SimpleCookie
+from typing import NoReturn
+
+import socketio
 
 from .errors import CunhuiError
 from .i18n import LOCALE_COOKIE, error_locale
+from .store.outage import database_refusal
+
+logger = logging.getLogger("server.realtime")
 
 Gettext = Callable[[str], str]
 
@@ -31,6 +38,37 @@ def ok(**fields) -> dict:
 def refusal(exc: CunhuiError) -> dict:
     """An error ack, its message in the sender's language (English outside an event)."""
     return {"ok": False, "error": exc.as_dict(_answer_in.get())}
+
+
+def failure(exc: Exception) -> dict:
+    """The error ack for a handler that raised ``exc``.
+
+    A refusal (:class:`CunhuiError`) as it is; the database busy or not answering is a
+    503-like ``busy``/``unavailable`` with ``retry_after`` (its session rolled back:
+    nothing was written); anything else is a bug, logged with its traceback.
+    """
+    if isinstance(exc, CunhuiError):
+        return refusal(exc)
+    refused = database_refusal(exc)
+    if refused is not None:
+        return refusal(refused)
+    logger.error("socket.io handler failed", exc_info=exc)
+    return refusal(CunhuiError("server error"))
+
+
+def connect_failure(exc: Exception, gettext: Gettext) -> NoReturn:
+    """Raise what a socket's connect handler raises for ``exc`` (raised as it signs in).
+
+    The database busy or down: socket.io's refusal with the error object (``code``,
+    ``message`` in ``gettext``'s language, ``retry_after``), after which the page
+    connects again (web/static/lib/realtime.js); anything else: ``exc`` itself.
+    """
+    refused = database_refusal(exc)
+    if refused is None:
+        raise exc
+    raise socketio.exceptions.ConnectionRefusedError(
+        refused.code, refused.as_dict(gettext)
+    ) from exc
 
 
 @contextmanager

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
+import json
 import logging
+import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +23,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from sqlalchemy import event
+from sqlmodel import select
 
 from media import recorder
 from media.files import free_bytes
@@ -27,10 +32,12 @@ from server.archive.disk import STOPPED_DISK_FULL
 from server.keys import DATABASE
 from server.services import accounts
 from server.settings import Settings
+from server.store import Event
 
 from .support.api import PASSWORD, auth, server_env
 from .support.databases import ADMIN_DSN, fresh_database
 from .support.peers import Publisher, Viewer
+from .support.realtime import Recorder
 from .support.recording import duration, playlist_seconds, probe, wait_recording
 
 
@@ -190,7 +197,9 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
 ):
     """The disk fills while a meeting is live: viewers keep watching, what was recorded is
     kept whole and listed as interrupted (never failed, never a 0-byte playlist), health
-    says why, and recording and post-processing resume once space is freed."""
+    says why, the host page says "磁盘已满，录制已暂停" (``paused: "disk_full"``, rendered
+    by the page's own module), chat and votes are stored, and recording (a new part) and
+    post-processing resume by themselves once space is freed."""
     caplog.set_level(logging.INFO)
     with tmpfs(tmp_path / "recordings", "8m") as recordings:
         client = await aiohttp_client(create_app(app_settings(tmp_path)))
@@ -224,7 +233,10 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
                 await asyncio.sleep(0.02)
 
         watcher = asyncio.ensure_future(watch_playlists())
+        host = Recorder()  # the host page's socket: it shows what recording:status says
         try:
+            await host.connect(client, token)
+            assert (await host.call("join", {"meeting_id": meeting_id}))["ok"]
             await publisher.publish(client, meeting_id, token)
             await viewer.watch(client, meeting_id, token)
             await viewer.wait_for(video=10, timeout=15)
@@ -247,8 +259,27 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
             status, body = await health(client, want=503)
             assert status == 503 and body["recordings"].startswith("full"), body
 
-            # the meeting goes on: the viewer still gets pictures
+            # the host page says so, in its words: "磁盘已满，录制已暂停"
+            assert stopped["paused"] == "disk_full", stopped
+            told = await host.wait_for(
+                "recording:status", lambda d: d.get("paused") == "disk_full", timeout=10
+            )
+            assert told["parts"][0]["interrupted"] is True
+            zh = await host_page_strings(client, token, meeting_id, "zh-CN")
+            assert render_recording_status(zh, told)["text"] == "磁盘已满，录制已暂停"
+            en = await host_page_strings(client, token, meeting_id, "en")
+            assert render_recording_status(en, stopped) == {
+                "text": "Disk full: recording paused",
+                "status": "paused",
+                "hidden": False,
+            }
+
+            # the meeting goes on: the viewer still gets pictures, chat and votes are stored
             frames = viewer.video_frames
+            chat = await host.call("chat:send", {"text": "磁盘满了也能发言"})
+            vote = await host.call("vote:open", {"question": "录像满了还表决吗?"})
+            assert chat["ok"] and vote["ok"], (chat, vote)
+            assert (await host.call("vote:close", {"vote_id": vote["vote_id"]}))["ok"]
             await wait_until(lambda: viewer.video_frames >= frames + 20, 10)
 
             # nothing is destroyed: the playlist is whole, every listed segment plays
@@ -271,8 +302,17 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
                 ),
                 timeout=40,
             )
+            assert resumed["paused"] is None, resumed
             first = resumed["parts"][0]
             assert first["mp4"] and first["error"] == STOPPED_DISK_FULL, first
+            # the host page is told (nobody pressed anything): recording again, part 2
+            back = await host.wait_for(
+                "recording:status",
+                lambda d: d.get("paused") is None and len(d["parts"]) == 2,
+                timeout=10,
+            )
+            assert back["parts"][1]["status"] == "recording", back
+            assert "磁盘" not in render_recording_status(zh, back)["text"]
             assert duration(part1 / "meeting.mp4") > 1.0
             assert (await health(client, want=200))[0] == 200
 
@@ -306,8 +346,19 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
         finally:
             watching = False
             await watcher
+            await host.close()
             await viewer.close()
             await publisher.close()
+
+        # nothing the meeting did while the disk was full is lost
+        async with client.app[DATABASE].session() as db:
+            stored = (
+                await db.exec(select(Event.type, Event.data).where(Event.meeting_id == meeting_id))
+            ).all()
+        assert ("chat:message", "磁盘满了也能发言") in [
+            (kind, data.get("text")) for kind, data in stored
+        ]
+        assert {"vote:opened", "vote:closed"} <= {kind for kind, _ in stored}
 
         assert any(
             "No space left on device" in r.getMessage()
@@ -339,6 +390,72 @@ async def test_a_recordings_disk_filling_up_mid_meeting_loses_nothing(
 
 
 SPACE_CHECK = 2.0  # server.archive.SPACE_CHECK_SECONDS
+RECORDING_STATUS_JS = Path(__file__).resolve().parent.parent / (
+    "web/static/components/recording-status.js"
+)
+#: the host page's recording line, rendered by its own module with a stand-in DOM
+RENDER_JS = """
+const [strings, payload, module] = process.argv.slice(1);
+class Node {
+  constructor() { this.children = []; this.dataset = {}; this.hidden = false; this.text = ""; }
+  set textContent(v) { this.text = String(v); this.children = []; }
+  get textContent() {
+    const parts = this.children.map((c) => (typeof c === "string" ? c : c.textContent));
+    return this.text + parts.join("");
+  }
+  append(...nodes) { this.children.push(...nodes); }
+  replaceChildren() { this.children = []; this.text = ""; }
+  addEventListener() {}
+}
+globalThis.document = {
+  getElementById: (id) => (id === "i18n" ? { textContent: strings } : null),
+  createElement: () => new Node(),
+};
+globalThis.setInterval = () => 0;
+const { createRecordingStatus } = await import(module);
+const root = new Node();
+createRecordingStatus({ meetingId: 1, root }).update(JSON.parse(payload));
+const shown = { text: root.textContent, status: root.dataset.status, hidden: root.hidden };
+console.log(JSON.stringify(shown));
+"""
+
+
+async def host_page_strings(client, token: str, meeting_id: int, language: str) -> str:
+    """The host page's translated strings for its scripts (its ``#i18n`` JSON)."""
+    response = await client.get(
+        f"/meetings/{meeting_id}/host",
+        headers={**auth(token), "Accept-Language": language},
+    )
+    assert response.status == 200
+    found = re.search(
+        r'<script type="application/json" id="i18n">(.*?)</script>', await response.text(), re.S
+    )
+    assert found, "no i18n block on the host page"
+    return html.unescape(found.group(1))
+
+
+def render_recording_status(strings: str, recording: dict) -> dict:
+    """What web/static/components/recording-status.js shows for ``recording`` (node)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("SKIPPED LOUDLY: node is needed to render the host page's recording line")
+    shown = subprocess.run(
+        [
+            node,
+            "--experimental-default-type=module",
+            "--input-type=module",
+            "-e",
+            RENDER_JS,
+            strings,
+            json.dumps(recording),
+            RECORDING_STATUS_JS.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)
 
 
 def segments(directory: Path) -> int:

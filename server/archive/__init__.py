@@ -79,6 +79,10 @@ class Archive:
         """Delete the media of recordings past retention now; returns how many parts."""
         return await retention.sweep(self._ctx)
 
+    def paused_reason(self, meeting_id: int) -> str | None:
+        """``"disk_full"`` while the meeting's recording waits for space (in this process)."""
+        return self._ctx.paused_reason(meeting_id)
+
     def check_disk(self) -> str:
         """Why recordings cannot be written now; empty if they can (or recording is off).
 

@@ -17,6 +17,9 @@ from .disk import Disk
 
 logger = logging.getLogger(__name__)
 
+#: a recording object's ``paused`` while a full disk holds it up (the host page says so)
+PAUSED_DISK_FULL = "disk_full"
+
 #: sends a transient event (not stored, no seq) to a meeting's clients: (event, payload, meeting)
 Emit = Callable[[str, dict[str, Any], int], Awaitable[None]]
 
@@ -30,6 +33,9 @@ class Context:
         self._database: Database | None = None
         self._media: MediaHub | None = None
         self.disk = Disk(Path(settings.recordings_dir))
+        #: meetings whose recording stopped (or could not start) on a full disk: their
+        #: clients are told ``paused: "disk_full"``; resumed as a new part once space is freed
+        self.paused: set[int] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def attach(self, database: Database, media: MediaHub) -> None:
@@ -59,13 +65,22 @@ class Context:
             str(self.root), "recordings"
         )[:500]
 
+    def paused_reason(self, meeting_id: int) -> str | None:
+        """``"disk_full"`` while the meeting's recording waits for space, else ``None``."""
+        return PAUSED_DISK_FULL if meeting_id in self.paused else None
+
     async def broadcast(self, meeting_id: int) -> None:
         """Tell the meeting's clients how its recording stands (host page, replay page)."""
         async with self.db.session() as db:
             found = await replays.parts(db, meeting_id)
-        if not found:
+        paused = self.paused_reason(meeting_id)
+        if found:
+            payload = replays.describe(meeting_id, found, self.root)
+        elif paused:  # a full disk before the first part: the host is told all the same
+            payload = {"meeting_id": meeting_id, "status": "not_started", "parts": []}
+        else:
             return
-        payload = replays.describe(meeting_id, found, self.root)
+        payload["paused"] = paused
         await self._emit("recording:status", payload, meeting_id)
 
     # -- background tasks --------------------------------------------------------------

@@ -51,11 +51,18 @@ class Lifecycle:
         self._handlers: set[asyncio.Task[None]] = set()
         self._locks: dict[int, asyncio.Lock] = {}
         self._restarts: dict[int, int] = {}
-        #: meetings whose recording stopped on a full disk (resumed when space is freed)
-        self.paused: set[int] = set()
         #: meeting id -> its publisher sessions in this process (room events)
         self._publishers: dict[int, int] = {}
         self._closing = False
+
+    @property
+    def paused(self) -> set[int]:
+        """Meetings whose recording stopped on a full disk (resumed when space is freed)."""
+        return self._ctx.paused
+
+    @paused.setter
+    def paused(self, meetings: set[int]) -> None:
+        self._ctx.paused = meetings
 
     def _lock(self, meeting_id: int) -> asyncio.Lock:
         return self._locks.setdefault(meeting_id, asyncio.Lock())
@@ -112,6 +119,7 @@ class Lifecycle:
                 # no empty part: it starts when space is back
                 self.paused.add(meeting_id)
                 ctx.disk.note_full(f"meeting {meeting_id}: recording starts once space is freed")
+                ctx.spawn(ctx.broadcast(meeting_id))  # the host page: "Disk full: …paused"
                 return
             async with ctx.db.session() as db:
                 meeting = await db.get(Meeting, meeting_id)
@@ -145,6 +153,7 @@ class Lifecycle:
 
     async def stop_recording(self, meeting_id: int) -> None:
         """Close the meeting's files (the meeting ended); processing follows."""
+        self.paused.discard(meeting_id)  # an ended meeting waits for no space
         async with self._lock(meeting_id):
             if meeting_id not in self.active:
                 return
@@ -187,10 +196,10 @@ class Lifecycle:
             del self.active[meeting_id]
         if await self._keep(recording_id, event):
             self._processing.start(recording_id)
-        await ctx.broadcast(meeting_id)
         if event.disk_full:
-            self.paused.add(meeting_id)  # resumed once space is freed
-        elif event.kind == "failed":
+            self.paused.add(meeting_id)  # resumed once space is freed (told with the status)
+        await ctx.broadcast(meeting_id)
+        if event.kind == "failed" and not event.disk_full:
             self._restarts[meeting_id] = self._restarts.get(meeting_id, 0) + 1
             if self._restarts[meeting_id] <= MAX_RESTARTS:
                 await asyncio.sleep(RESTART_DELAY)  # a full disk does not mend in a second

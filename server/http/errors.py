@@ -18,6 +18,7 @@ from ..errors import BadRequest, CunhuiError, NotFound, Phrase, for_status
 from ..i18n import LOCALE_COOKIE, error_locale
 from ..services import payload
 from ..services.payload import parse_id
+from ..store.outage import database_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +84,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except CunhuiError as exc:
         if exc.status >= 500 and exc.status != 503:  # 503: shedding load on purpose
             logger.error("%s %s failed: %s", request.method, request.path, exc.message)
-        # as_dict() is {code, message}, plus details some errors carry (an import's rows)
-        headers = _cors(request) or {}
-        if exc.retry_after is not None:
-            headers["Retry-After"] = str(exc.retry_after)  # whole seconds (CunhuiError)
-        return web.json_response(
-            {"error": exc.as_dict(gettext_of(request))}, status=exc.status, headers=headers or None
-        )
+        return _refuse(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith(_API_PREFIXES):
             raise
@@ -100,7 +95,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(exc.status, code, message, headers=_cors(request), request=request)
     except (ConnectionResetError, asyncio.CancelledError):
         raise  # the client went away mid-request: nothing to answer, nothing crashed
-    except Exception:
+    except Exception as exc:
+        # the database busy or not answering (refused, stalled, locked): 503 + Retry-After,
+        # logged now and then by database_refusal; the session rolled back (nothing written)
+        refused = database_refusal(exc)
+        if refused is not None:
+            if not request.path.startswith(_API_PREFIXES):
+                return web.Response(
+                    status=refused.status,
+                    text=refused.translated(gettext_of(request)),
+                    content_type="text/plain",
+                    headers={"Retry-After": str(refused.retry_after)},
+                )
+            return _refuse(request, refused)
         # the traceback goes to the log, never to the client (pages included)
         logger.exception("%s %s crashed", request.method, request.path)
         if not request.path.startswith(_API_PREFIXES):
@@ -115,6 +122,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             "the server failed; this was logged",
             request=request,
         )
+
+
+def _refuse(request: web.Request, exc: CunhuiError) -> web.Response:
+    # as_dict() is {code, message}, plus details some errors carry (an import's rows)
+    headers = _cors(request) or {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)  # whole seconds (CunhuiError)
+    return web.json_response(
+        {"error": exc.as_dict(gettext_of(request))}, status=exc.status, headers=headers or None
+    )
 
 
 def _cors(request: web.Request) -> dict[str, str] | None:

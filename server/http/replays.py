@@ -55,14 +55,23 @@ async def recording_status(request: web.Request) -> web.Response:
     async with request.app[keys.DATABASE].session() as db:
         meeting = await meeting_to_watch(request, db)
         parts = await replays.parts(db, pk(meeting))
+    # "disk_full" while a full recordings disk holds the recording up (else null)
+    paused = request.app[keys.ARCHIVE].paused_reason(pk(meeting))
     if not parts:
-        if request.query.get("if_none") == "empty":
+        if request.query.get("if_none") == "empty" or paused:
             return web.json_response(
-                {"meeting_id": pk(meeting), "status": NOT_STARTED, "parts": [], "thumbnails": {}}
+                {
+                    "meeting_id": pk(meeting),
+                    "status": NOT_STARTED,
+                    "parts": [],
+                    "thumbnails": {},
+                    "paused": paused,
+                }
             )
         raise NotFound("this meeting has no recording (yet)")
     root = request.app[keys.SETTINGS].recordings_dir
     payload = replays.describe(pk(meeting), parts, root)
+    payload["paused"] = paused
     for part in payload["parts"]:
         part["thumbnails"] = _thumbnails(root, pk(meeting), part)
     payload["thumbnails"] = payload["parts"][0]["thumbnails"]

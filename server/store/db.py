@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from . import models  # noqa: F401  (registers the tables)
@@ -28,18 +29,44 @@ class NotWritable(Exception):
         self.state = state
 
 
-class Database:
-    """Owns the engine; ``session()`` opens a unit of work."""
+#: DB_TIMEOUT's default: seconds a request waits for the database (see ``Database``)
+DEFAULT_TIMEOUT = 5.0
 
-    def __init__(self, url: str) -> None:
+
+class Database:
+    """Owns the engine; ``session()`` opens a unit of work.
+
+    ``timeout`` (DB_TIMEOUT) bounds every wait on the database, so a stalled or
+    refusing one answers 503 (server/store/outage.py) instead of holding requests:
+    a connection from the pool, connecting (PostgreSQL), each statement
+    (PostgreSQL's command timeout: a server that stopped answering), and SQLite's
+    busy timeout (another writer holding the lock). ``None``: no statement timeout
+    (the command line's long checks), still a bounded connect.
+    """
+
+    def __init__(self, url: str, timeout: float | None = None) -> None:
         self.url = url
+        self.timeout = timeout
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_async_engine(url, pool_pre_ping=not self.is_sqlite)
+        wait = timeout if timeout is not None else DEFAULT_TIMEOUT * 6
+        in_memory = self.is_sqlite and parsed.database in (None, "", ":memory:")
+        options: dict = {} if in_memory else {"pool_timeout": wait}
+        if not self.is_sqlite:
+            # a dead connection in the pool (the server restarted, a reset) is replaced at
+            # checkout; connecting and each command are bounded (asyncpg's own timeouts)
+            options["pool_pre_ping"] = True
+            options["connect_args"] = {"timeout": wait, "command_timeout": timeout}
+        self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            busy_ms = int(wait * 1000)
+            event.listen(
+                self.engine.sync_engine,
+                "connect",
+                lambda connection, _record: _sqlite_pragmas(connection, busy_ms),
+            )
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -48,9 +75,21 @@ class Database:
         return self._sessions()
 
     async def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent; runs at start-up)."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(_upgrade)
+        """Bring the schema to the newest migration (idempotent; runs at start-up).
+
+        On PostgreSQL without the command timeout: a migration may take long.
+        """
+        engine = self.engine
+        if not self.is_sqlite and self.timeout is not None:
+            engine = create_async_engine(
+                self.url, poolclass=NullPool, connect_args={"timeout": self.timeout}
+            )
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_upgrade)
+        finally:
+            if engine is not self.engine:
+                await engine.dispose()
 
     async def ping(self) -> bool:
         from sqlalchemy import text
@@ -121,10 +160,12 @@ def _upgrade(sync_connection) -> None:
     command.upgrade(alembic_config(sync_connection), "head")
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection, busy_ms: int) -> None:
     # WAL keeps readers going while a write commits; a crash loses no committed row.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    # another writer (a second process, `sqlite3` at a console) holding the lock longer
+    # than this: "database is locked", answered 503 busy (server/store/outage.py)
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms:d}")
     cursor.close()

@@ -1,5 +1,6 @@
 // The meeting's recording as the host sees it: "recording 00:12:34", processing
-// progress, ready (replay link), interrupted, failed with the reason and a retry.
+// progress, ready (replay link), interrupted, failed with the reason and a retry;
+// "Disk full: recording paused" while a full disk holds it up (`paused: "disk_full"`).
 //
 //   const rec = createRecordingStatus({ meetingId, root: element, canRetry: true });
 //   rec.update(recordingObject)   // from GET …/recording or the recording:status event
@@ -21,6 +22,11 @@ function progressOf(steps) {
   return Math.round((100 * done) / names.length);
 }
 
+/** The line for a recording held up (`paused` of the recording object), e.g. "disk_full". */
+export function pausedText(reason) {
+  return reason === "disk_full" ? t("rec_disk_full") : String(reason);
+}
+
 export function createRecordingStatus({ meetingId, root, canRetry = false }) {
   let recording = null;
   let receivedAt = 0;
@@ -33,6 +39,13 @@ export function createRecordingStatus({ meetingId, root, canRetry = false }) {
 
   function render() {
     root.replaceChildren();
+    if (recording && recording.paused) {
+      // a full recordings disk: what was recorded is kept, a new part starts by itself
+      root.hidden = false;
+      root.dataset.status = "paused";
+      root.append(el("span", "rec-dot idle"), pausedText(recording.paused));
+      return;
+    }
     const part = latest();
     if (!part) {
       root.hidden = true;
@@ -84,7 +97,8 @@ export function createRecordingStatus({ meetingId, root, canRetry = false }) {
   }
 
   function update(next) {
-    recording = next && next.parts && next.parts.length ? next : null; // none: not started
+    // none (not started) unless the disk is full before the first part
+    recording = next && ((next.parts && next.parts.length) || next.paused) ? next : null;
     receivedAt = Date.now();
     render();
   }
