@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import aiohttp_jinja2
 import jinja2
@@ -23,13 +24,17 @@ from .realtime import Realtime
 from .services import identity
 from .services.tokens import TokenService
 from .settings import Settings
-from .sockets import SocketAudience, socket_server
+from .sockets import SocketAudience, drop_for_restart, socket_server
 from .store import Database
 
 logger = logging.getLogger(__name__)
 
 #: JSON bodies are small; SDP has its own tighter limit in http/media.py
 MAX_BODY_BYTES = 256 * 1024
+#: on shutdown, the recordings get this long to close their files and the peers to hang
+#: up; server/cli.py's STOP_DEADLINE bounds the whole stop
+CLOSE_RECORDINGS_SECONDS = 4.0
+HANG_UP_PEERS_SECONDS = 2.0
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -93,6 +98,8 @@ def _live(app: web.Application, settings: Settings) -> None:
         database=lambda: app[keys.DATABASE],
         media=lambda: app[keys.MEDIA],
         secret_vote_minimum=settings.secret_vote_min_electorate,
+        host_away_grace=settings.host_away_grace,
+        attendance_leave_grace=settings.attendance_leave_grace,
     )
     app[keys.REALTIME] = Realtime(
         app, sio, live, app[keys.TOKENS], settings, catalogs=app[keys.CATALOGS]
@@ -101,7 +108,7 @@ def _live(app: web.Application, settings: Settings) -> None:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, timeout=settings.db_timeout)
     await database.migrate()
     app[keys.DATABASE] = database
     logger.info("database: %s", database.engine.url.render_as_string(hide_password=True))
@@ -110,12 +117,26 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _hang_up(app: web.Application) -> None:
-    """On shutdown, close sockets and peers first: open ones would hold the exit for a minute."""
-    await app[keys.ARCHIVE].close()
+    """On shutdown: sockets told to reconnect and dropped, recordings closed, peers hung up.
+
+    Open sockets and peers would hold the exit (aiohttp waits for their handlers).
+    """
+    app[keys.REALTIME].closing = True
+    dropped = await drop_for_restart(app[keys.REALTIME].sio)
+    logger.info("stopping: %s socket.io clients told to reconnect", dropped)
+    await _bounded(app[keys.ARCHIVE].close(), CLOSE_RECORDINGS_SECONDS, "closing the recordings")
     await app[keys.REALTIME].sio.shutdown()
     await app[keys.REALTIME].close()
     await app[keys.LIVE].close()
-    await app[keys.MEDIA].close()
+    await _bounded(app[keys.MEDIA].close(), HANG_UP_PEERS_SECONDS, "hanging up the peers")
+
+
+async def _bounded(work: Awaitable[None], seconds: float, what: str) -> None:
+    """A shutdown step that may hang (an aiortc close on a dead peer): at most ``seconds``."""
+    try:
+        await asyncio.wait_for(work, seconds)
+    except TimeoutError:
+        logger.warning("stopping: %s took over %s s; going on", what, seconds)
 
 
 async def _media(app: web.Application) -> AsyncIterator[None]:

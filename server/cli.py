@@ -5,12 +5,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import resource
 import signal
 import sys
+import threading
+import time
 
 from .errors import CunhuiError
 from .settings import ConfigError, Settings
+
+logger = logging.getLogger(__name__)
+
+#: SIGTERM (a deploy) or SIGINT: the process is gone within this many seconds, whatever hangs
+STOP_DEADLINE = 9.5
+#: requests still running when the server stops (sockets are dropped before) get this long
+REQUESTS_GRACE = 3.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +91,13 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-    return 0
+    # Everything is closed: skip Python's own teardown (aiortc, PyAV, numpy...), which
+    # takes seconds on a busy machine and counts against a deploy's stop timeout.
+    logger.info("exiting")
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 async def _run_server(app, guard, host: str, port: int) -> None:
@@ -92,17 +108,46 @@ async def _run_server(app, guard, host: str, port: int) -> None:
     # a signal during start-up (migrations) lets it finish, then stops cleanly
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stopping(number: int) -> None:
+        if not stop.is_set():
+            logger.info("%s: stopping", signal.Signals(number).name)
+        stop.set()
+
     for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, stop.set)
-    # a restart should not wait on idle keep-alive clients: shutdown_timeout
-    runner = GuardedAppRunner(app, guard, shutdown_timeout=10)
+        loop.add_signal_handler(number, stopping, number)
+    # a restart should not wait on idle keep-alive clients, nor long on busy ones
+    runner = GuardedAppRunner(app, guard, shutdown_timeout=REQUESTS_GRACE)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
         _announce(host, port)
         await stop.wait()
     finally:
+        # stops listening, then app.py's _hang_up: sockets told server:restarting and
+        # dropped, recordings closed, peers hung up; then the requests still running
+        began = time.monotonic()
+        _exit_after(STOP_DEADLINE)  # not during start-up: migrations are never cut short
         await runner.cleanup()
+        logger.info("stopped in %.1f s", time.monotonic() - began)
+
+
+def _exit_after(seconds: float) -> None:
+    """Whatever hangs while stopping (a peer, a request, a database), exit after ``seconds``.
+
+    A supervisor or deploy waits for the exit; a part left open is finalised at the next
+    start (server/archive/recovery.py). Status 1: the stop was not clean.
+    """
+
+    def give_up() -> None:
+        logger.error("the server did not stop within %s s: exiting now", seconds)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
 
 
 def _raise_descriptor_limit() -> None:

@@ -18,6 +18,10 @@ PING_INTERVAL = 15
 PING_TIMEOUT = 15
 #: sent to a participant's sockets when their sign-in is revoked, just before they close
 REVOKED = "session:revoked"
+#: sent to every socket when the server stops (SIGTERM): ``{reconnect_in_s}``, then the
+#: connection drops; the client reconnects in about that many seconds
+RESTARTING = "server:restarting"
+RECONNECT_IN_S = 3
 
 
 def socket_server(settings: Settings) -> socketio.AsyncServer:
@@ -45,6 +49,26 @@ async def close_sockets_of(sio: socketio.AsyncServer, room_name: str) -> None:
     sids = [sid for sid, _ in sio.manager.get_participants("/", room_name)]
     for sid in sids:
         await sio.disconnect(sid)
+
+
+async def drop_for_restart(sio: socketio.AsyncServer) -> int:
+    """Shutdown: tell this process's sockets to reconnect soon, then drop their connections.
+
+    Not a socket.io disconnect: a client does not come back by itself after one. Each
+    transport is closed under it, as when a network drops, once what is queued for it
+    (the notice) is sent; clients then reconnect with their usual back-off, to this
+    server once it is back or to another process. Returns how many were dropped.
+    """
+    # this process's sockets only (ignore_queue: not relayed through Redis to the others)
+    await sio.emit(RESTARTING, {"reconnect_in_s": RECONNECT_IN_S}, ignore_queue=True)
+    sockets = list(sio.eio.sockets.items())
+    for eio_sid, socket in sockets:
+        try:
+            await socket.close(wait=False, abort=True)  # no engine.io "close" packet
+            await socket.queue.put(None)  # its writer sends what is queued, then closes
+        except Exception:  # engine.io's internals changed: an ordinary disconnect
+            await sio.eio.disconnect(eio_sid)
+    return len(sockets)
 
 
 class SocketAudience:

@@ -86,6 +86,22 @@ class ServerProcess:
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
+    async def terminate(self, seconds: float = 30) -> tuple[int, float]:
+        """SIGTERM, as a deploy sends it: (exit status, seconds from the signal to the exit).
+
+        Waits without blocking the event loop, so the test's clients hear what the
+        server says while it stops; SIGKILL after ``seconds`` (then the status is -9).
+        """
+        assert self.process is not None
+        signalled = time.monotonic()
+        self.process.terminate()
+        while self.process.poll() is None and time.monotonic() - signalled < seconds:
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - signalled
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.process.wait(timeout=10), took
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
