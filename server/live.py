@@ -22,7 +22,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from media import MediaHub, PeerSession, RoomEvent
 
-from .errors import CunhuiError
+from .attendance import Attendance
+from .host_away import HostAway
 from .room_lock import RoomLock, RoomTurn
 from .services import meetings, room, votes
 from .services.access import is_host
@@ -102,6 +103,8 @@ class Live:
         database: Callable[[], Database],
         media: Callable[[], MediaHub],
         secret_vote_minimum: int,
+        host_away_grace: float = 120.0,
+        attendance_leave_grace: float = 60.0,
     ) -> None:
         self.audience = audience
         #: getters: the database and the media hub are opened after the app is built
@@ -112,8 +115,10 @@ class Live:
         self.max_queued = MAX_QUEUED
         #: meeting id -> its lock, only while a change holds or waits for it
         self._locks: dict[int, RoomLock] = {}
+        #: who is here on this process's sockets, and leaves in their grace (server/attendance.py)
+        self.attendance = Attendance(self._record_presence, attendance_leave_grace)
         #: meeting id -> participant id -> this process's connected sids
-        self._devices: dict[int, dict[str, set[str]]] = {}
+        self._devices: dict[int, dict[str, set[str]]] = self.attendance.devices
         self._presence_due: set[int] = set()
         #: vote id -> (meeting id, newest count) waiting to be sent as vote:progress
         self._progress_due: dict[int, tuple[int, int]] = {}
@@ -122,6 +127,8 @@ class Live:
         self.hall_counts: dict[int, int | None] = {}
         #: meeting id -> ids of the WHEP sessions the committee's own devices opened
         self._committee_viewers: dict[int, set[str]] = {}
+        #: the host's lost connection: host:away / host:back, and the committee's prompt
+        self.host_away = HostAway(self._emit_host_away, host_away_grace)
 
     @property
     def database(self) -> Database:
@@ -199,6 +206,7 @@ class Live:
         await self.take_floor_back(meeting_id, reason="meeting_ended")
         await self._close_open_votes(meeting_id)
         self.hall_counts.pop(meeting_id, None)
+        self.host_away.forget(meeting_id)
 
     async def _close_open_votes(self, meeting_id: int) -> None:
         """Ending the meeting closes its open votes, each with its result announced.
@@ -259,37 +267,23 @@ class Live:
     # ------------------------------------------------------------- attendance and presence
 
     async def device_joined(self, sid: str, meeting_id: int, principal: Principal | None) -> None:
-        """A participant's first device in the room is a join on the timeline."""
-        if principal is None:
-            return
-        devices = self._devices.setdefault(meeting_id, {}).setdefault(principal.id, set())
-        first = not devices
-        devices.add(sid)
-        if first:
-            await self._record_presence(meeting_id, principal, True)
+        """A participant's first device in the room is a join on the timeline (one back
+        within ATTENDANCE_LEAVE_GRACE of their last one going: nothing)."""
+        await self.attendance.joined(sid, meeting_id, principal)
 
-    async def device_left(self, sid: str, meeting_id: int, principal: Principal | None) -> None:
-        """A participant's last device gone (closed, or silent past the ping timeout)."""
-        if principal is None:
-            return
-        here = self._devices.get(meeting_id, {})
-        devices = here.get(principal.id)
-        if not devices or sid not in devices:
-            return
-        devices.discard(sid)
-        if not devices:
-            del here[principal.id]
-            if not here:  # nobody of this meeting left in this process
-                del self._devices[meeting_id]
-            try:
-                await self._record_presence(meeting_id, principal, False)
-            except CunhuiError:
-                logger.info("leave of %s in meeting %s not recorded", principal.id, meeting_id)
+    async def device_left(
+        self, sid: str, meeting_id: int, principal: Principal | None, silent: float = 0
+    ) -> None:
+        """A participant's last device gone (closed, or ``silent`` seconds past the ping
+        timeout): their leave is recorded once the grace has run out with none back."""
+        await self.attendance.left(sid, meeting_id, principal, silent)
 
-    async def _record_presence(self, meeting_id: int, principal: Principal, joined: bool) -> None:
+    async def _record_presence(
+        self, meeting_id: int, principal: Principal, joined: bool, left_at: str | None = None
+    ) -> None:
         await self.record_and_broadcast(
             meeting_id,
-            lambda db: room.record_presence(db, meeting_id, principal, joined),
+            lambda db: room.record_presence(db, meeting_id, principal, joined, left_at=left_at),
             by=principal,
         )
 
@@ -387,6 +381,14 @@ class Live:
         except ValueError:
             return
         self.schedule_presence(meeting_id)
+        self.host_away.update(meeting_id, event.publisher_lost)
+
+    async def _emit_host_away(
+        self, event: str, payload: dict, meeting_id: int, committee: bool
+    ) -> None:
+        await self.audience.emit(
+            event, payload, hosts_of(meeting_id) if committee else room_of(meeting_id)
+        )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -394,6 +396,8 @@ class Live:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        await self.attendance.close()  # leaves in their grace are recorded now
+        self.host_away.close()
         for timer in self._floor_timers.values():
             timer.cancel()
         for task in list(self._tasks):

@@ -407,6 +407,11 @@ async def start_meeting(request: web.Request) -> web.Response:
 
 @routes.post("/api/meetings/{id}/end")
 async def end_meeting(request: web.Request) -> web.Response:
+    # leaves still in their grace (ATTENDANCE_LEAVE_GRACE) are recorded before the end:
+    # an ended meeting records no attendance
+    async with request.app[keys.DATABASE].session() as db:
+        meeting_id = pk(await meeting_to_run(request, db))
+    await request.app[keys.LIVE].attendance.leave_now(meeting_id, within=2.0)
     view, ended = await _change_status(request, meetings.end_meeting, "ended")
     if ended:
         meeting_id = pk(view.meeting)

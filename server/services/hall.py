@@ -191,9 +191,18 @@ async def check_in(
 
 
 async def record_presence(
-    db: AsyncSession, meeting_id: int, principal: Principal, joined: bool
+    db: AsyncSession,
+    meeting_id: int,
+    principal: Principal,
+    joined: bool,
+    *,
+    left_at: str | None = None,
 ) -> Recorded | None:
-    """A remote participant's first device joined, or their last one left."""
+    """A remote participant's first device joined, or their last one left.
+
+    ``left_at``: when the last device went (ISO 8601), a leave being recorded after its
+    grace (server/attendance.py); it is stored in the leave's data.
+    """
 
     def change(meeting: Meeting, state: dict, seq: int) -> tuple[str, dict] | None:
         if meeting.status not in (SCHEDULED, LIVE):
@@ -201,7 +210,23 @@ async def record_presence(
         if principal.role != "guest" and principal.village_id != meeting.village_id:
             return None  # another village's people watch an open meeting; they are not attending
         # the floor outlives a dropped phone (it may come back); the chair revokes it
-        kind = "attendance:joined" if joined else "attendance:left"
-        return kind, {"participant": principal.as_dict()}
+        # Who is recorded as here is kept with the room, so a rejoin after a restart (or
+        # through another process) is not a second join, nor a leave without a join a
+        # second leave. Meetings from before this list existed record as they did.
+        attending = state.get("attending")
+        if attending is not None and (principal.id in attending) == joined:
+            return None
+        here = set(attending or ())
+        if joined:
+            here.add(principal.id)
+        else:
+            here.discard(principal.id)
+        state["attending"] = sorted(here)
+        if joined:
+            return "attendance:joined", {"participant": principal.as_dict()}
+        left: dict[str, object] = {"participant": principal.as_dict()}
+        if left_at is not None:
+            left["left_at"] = left_at
+        return "attendance:left", left
 
     return await change_room(db, meeting_id, change)

@@ -26,6 +26,9 @@ def server_env(tmp_path: Path) -> dict[str, str]:
         # MEDIA-NOTES: keep ICE on loopback; no STUN server.
         "ICE_HOST_ADDRESSES": "127.0.0.1",
         "ICE_SERVERS": "",
+        # a leave is recorded at once, as the tests of who came and went expect
+        # (tests/test_attendance_grace.py and the link-cut test use the grace)
+        "ATTENDANCE_LEAVE_GRACE": "0",
     }
 
 

@@ -102,7 +102,15 @@ export function joinMeeting(meetingId, handlers = {}) {
           for (const resume of calls) resume(true);
           resolve(true);
         } else {
-          handlers.onJoinError?.((ack && ack.error) || { code: "unknown", message: "join failed" });
+          const failure = (ack && ack.error) || { code: "unknown", message: "join failed" };
+          handlers.onJoinError?.(failure);
+          // the server's database is busy or down for a moment (a 503 with retry_after):
+          // join again then, by itself, as after a lost connection
+          if (["busy", "unavailable"].includes(failure.code) && failure.retry_after > 0) {
+            setTimeout(() => {
+              if (socket.connected && !joined && !joining) join(0);
+            }, failure.retry_after * 1000);
+          }
           resolve(false);
         }
       };
@@ -129,8 +137,16 @@ export function joinMeeting(meetingId, handlers = {}) {
       }, 2000 + Math.random() * 3000);
     }
   });
-  socket.on("connect_error", () => {
+  socket.on("connect_error", (error) => {
     if (!navigator.onLine) lost(); // e.g. the page came from the cache on a phone without network
+    // refused for a moment (the server's database busy or down): socket.io does not
+    // come back by itself after a refusal, so connect again after its retry_after
+    const retryAfter = Number(error && error.data && error.data.retry_after);
+    if (retryAfter > 0 && !socket.active) {
+      setTimeout(() => {
+        if (!socket.connected && socket.io.reconnection()) socket.connect();
+      }, retryAfter * 1000);
+    }
   });
   // The phone says its network is gone: tell the reader at once (socket.io itself
   // notices a dead link only after its ping timeout).
