@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Measure what hostile clients do to a live server: the figures of issue 12, items 1-5.
 
-    .venv/bin/python scripts/bench_attacks.py [--only logins,guesses,hands,revoke,locks,whep]
-        [--repo DIR] [--logins 100] [--guesses 300] [--hand-seconds 10]
+    .venv/bin/python scripts/bench_attacks.py [--only logins,guesses,hands,flood,revoke,locks,whep]
+        [--repo DIR] [--logins 100] [--guesses 300] [--hand-seconds 10] [--flood-seconds 10]
         [--start-requests 20000] [--offers 1100] [--timeout 600]
 
 Starts the real server (``python -m server serve`` of ``--repo``, default this
@@ -21,6 +21,13 @@ runs each attack against it while a prober times ``GET /healthz`` every 20 ms:
   for ``--hand-seconds`` (at most 40,000 events); meanwhile the chair moves the agenda
   twice a second and another member chats once a second. Figures: events stored,
   the chair's ack latency (p50/max, timeouts), chat lines that reached a listener.
+- ``flood``: another member's chat latency (chat:send to a listener's chat:message),
+  first for 5 lines in a quiet room, then while a member floods ``chat:send`` for
+  ``--flood-seconds`` twice: as fast as the socket takes them, then steadily at 40 a
+  second (above the 5 a second allowed, below a burst's worth of refusals at once).
+  Like a hostile client it reconnects and joins again each time it is cut off.
+  Figures: times cut off (SOCKET_FLOOD_DISCONNECT), seconds to the first cut, events
+  sent and acked ok, the talker's chat latency p50/max (quiet vs flood), lines lost.
 - ``revoke``: a member joins, the committee removes them, the member's socket
   casts a ballot: was it accepted, and is it in the tally?
 - ``locks``: N anonymous ``POST /api/meetings/{n}/start`` with new n: the server's
@@ -53,7 +60,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from scripts.bench.common import LOOPBACK, free_port, percentile, rss_kb, tail  # noqa: E402
 
-ATTACKS = ("logins", "guesses", "hands", "revoke", "locks", "whep")
+ATTACKS = ("logins", "guesses", "hands", "flood", "revoke", "locks", "whep")
 
 
 def log(msg: str) -> None:
@@ -410,6 +417,85 @@ class Bench:
             "chat_heard": len(set(said) & set(heard)),
         }
 
+    async def flood(self) -> dict:
+        """A member flooding chat:send is cut off; another member's chat latency meanwhile."""
+        import socketio
+
+        token = await self.clerk_token()
+        meeting = await self.live_meeting(token)
+        _, flooder = await self.member(token, "刷屏者")
+        _, talker = await self.member(token, "村民甲")
+
+        async def client(tok: str | None) -> socketio.AsyncClient:
+            sio = socketio.AsyncClient(reconnection=False)
+            await sio.connect(
+                self.s.base,
+                auth={"token": tok} if tok else None,
+                transports=["websocket"],
+                wait_timeout=30,
+            )
+            ack = await sio.call("join", {"meeting_id": meeting["id"]}, timeout=60)
+            assert ack.get("ok"), ack
+            return sio
+
+        good, listener = await client(talker), await client(None)
+        arrived: dict[str, float] = {}
+        listener.on("chat:message", lambda data: arrived.setdefault(data["text"], time.monotonic()))
+
+        async def talk(prefix: str, until: float, limit: int) -> dict:
+            """Lines 2.1 s apart (inside the chat limit): delivery latency to the listener."""
+            sent: dict[str, float] = {}
+            timeouts = 0
+            for i in range(limit):
+                if time.monotonic() >= until:
+                    break
+                text = f"{prefix} {i}"
+                sent[text] = time.monotonic()
+                try:
+                    ack = await good.call("chat:send", {"text": text}, timeout=30)
+                    if not ack.get("ok"):
+                        sent.pop(text)
+                except socketio.exceptions.TimeoutError:
+                    timeouts += 1
+                await asyncio.sleep(2.1)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not set(sent) <= set(arrived):
+                await asyncio.sleep(0.05)
+            latency = [arrived[t] - at for t, at in sent.items() if t in arrived]
+            return {
+                "lines": len(sent),
+                "lost": len(set(sent) - set(arrived)),
+                "ack_timeouts": timeouts,
+                "latency_p50_ms": round((percentile(latency, 50) or 0) * 1000, 1),
+                "latency_max_ms": round(max(latency, default=0) * 1000, 1),
+            }
+
+        async def flooding(every: float, seconds: float) -> dict:
+            """The flooder in a process of its own: its emits must not slow this loop."""
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--flood-worker",
+                json.dumps([self.s.base, meeting["id"], flooder, every, seconds]),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            out, _ = await asyncio.wait_for(proc.communicate(), seconds + 120)
+            return json.loads(out)
+
+        seconds = self.args.flood_seconds
+        out: dict = {"seconds": seconds, "quiet": await talk("安静", time.monotonic() + 12, 5)}
+        for name, every in (("fast", 0.0), ("steady_40_per_s", 0.025)):
+            until = time.monotonic() + seconds + 2  # the flooder's process starts
+            flood_figures, talk_figures = await asyncio.gather(
+                flooding(every, seconds), talk(name, until, 100)
+            )
+            out[name] = {**flood_figures, "other_member_chat": talk_figures}
+            await asyncio.sleep(4)  # the flooder's bucket refills
+        for sio in (good, listener):
+            if sio.connected:
+                await sio.disconnect()
+        return out
+
     async def revoke(self) -> dict:
         import socketio
 
@@ -531,6 +617,56 @@ class Bench:
         }
 
 
+async def flood_worker(
+    base: str, meeting_id: int, token: str, every: float, seconds: float
+) -> dict:
+    """``bench_attacks.py --flood-worker``: flood chat:send, come back each time cut off."""
+    import socketio
+
+    async def client() -> socketio.AsyncClient:
+        sio = socketio.AsyncClient(reconnection=False)
+        await sio.connect(base, auth={"token": token}, transports=["websocket"], wait_timeout=30)
+        ack = await sio.call("join", {"meeting_id": meeting_id}, timeout=60)
+        assert ack.get("ok"), ack
+        return sio
+
+    bad = await client()
+    acks: Counter[str] = Counter()
+    started = time.monotonic()
+    until = started + seconds
+    first_cut, sent, cuts = None, 0, 0
+
+    def count(ack) -> None:
+        acks["ok" if ack.get("ok") else ack.get("error", {}).get("code", "?")] += 1
+
+    while time.monotonic() < until and sent < 200_000:
+        if not bad.connected:
+            cuts += 1
+            first_cut = first_cut or round(time.monotonic() - started, 2)
+            try:  # a hostile client comes straight back
+                bad = await client()
+            except Exception:  # noqa: BLE001 - a refused join is an answer too
+                await asyncio.sleep(0.1)
+            continue
+        try:
+            await bad.emit("chat:send", {"text": f"刷{sent}"}, callback=count)
+        except socketio.exceptions.BadNamespaceError:
+            continue
+        sent += 1
+        if every:
+            await asyncio.sleep(every)
+        elif sent % 50 == 0:
+            await asyncio.sleep(0)
+    if bad.connected:
+        await bad.disconnect()
+    return {
+        "events_sent": sent,
+        "acks": dict(acks),
+        "cut_off": cuts,
+        "first_cut_after_s": first_cut,
+    }
+
+
 async def main_async(args) -> dict:
     import aiohttp
 
@@ -566,12 +702,16 @@ async def main_async(args) -> dict:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--flood-worker"]:
+        print(json.dumps(asyncio.run(flood_worker(*json.loads(sys.argv[2])))))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help=f"comma-separated, of {','.join(ATTACKS)}")
     parser.add_argument("--repo", default=str(HERE.parent), help="the checkout to run")
     parser.add_argument("--logins", type=int, default=100)
     parser.add_argument("--guesses", type=int, default=300)
     parser.add_argument("--hand-seconds", type=float, default=10.0)
+    parser.add_argument("--flood-seconds", type=float, default=10.0)
     parser.add_argument("--start-requests", type=int, default=20_000)
     parser.add_argument("--offers", type=int, default=1_100)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per attack")
@@ -579,8 +719,8 @@ def main() -> int:
     for name in ("logins", "guesses", "start_requests", "offers"):
         if not 1 <= getattr(args, name) <= 50_000:
             parser.error(f"--{name.replace('_', '-')} must be 1 to 50000")
-    if not 1 <= args.hand_seconds <= 120:
-        parser.error("--hand-seconds must be 1 to 120")
+    if not 1 <= args.hand_seconds <= 120 or not 3 <= args.flood_seconds <= 120:
+        parser.error("--hand-seconds must be 1 to 120 and --flood-seconds 3 to 120")
     print(json.dumps(asyncio.run(main_async(args)), ensure_ascii=False, indent=2))
     return 0
 

@@ -28,9 +28,11 @@ GUEST_CHAT_PER_ADDRESS = 3 * CHAT_BURST
 #: a committee account may send this many times the participants' event rate and burst:
 #: one clerk works the meeting from several screens (roll calls, closing votes)
 COMMITTEE_EVENT_FACTOR = 10
-#: a socket refused this many times its burst within the time its bucket takes to fill
-#: (burst / rate: 4 s by default) is not a person tapping: it is disconnected
-HAMMER_FACTOR = 10
+#: the default of SOCKET_FLOOD_DISCONNECT: a socket refused this many events, with never
+#: a calm spell as long as its bucket takes to fill (burst / rate: 4 s by default) between
+#: two refusals, is not a person tapping: it is disconnected (x COMMITTEE_EVENT_FACTOR
+#: for the committee)
+FLOOD_DISCONNECT = 200
 
 
 class SocketGuard:
@@ -42,8 +44,10 @@ class SocketGuard:
         event_burst: int,
         join_timeout: float,
         disconnect: Callable[[str], Awaitable[None]],
+        flood_disconnect: int = FLOOD_DISCONNECT,
     ) -> None:
         self._disconnect = disconnect
+        self.flood_disconnect = flood_disconnect
         self.chat_limits = SlidingWindow(CHAT_BURST, CHAT_WINDOW)
         self.guest_chat_limits = SlidingWindow(GUEST_CHAT_PER_ADDRESS, CHAT_WINDOW)
         #: ballots (and refused attempts) per participant: a voter needs a few, not hundreds
@@ -52,7 +56,8 @@ class SocketGuard:
         self.hand_limits = SlidingWindow(HAND_CHANGES, HAND_WINDOW)
         #: every client event, per participant (per socket for anonymous viewers)
         self.event_limits = TokenBuckets(event_rate, event_burst)
-        #: sid -> [start, events refused since] (a socket hammering past its limit is closed)
+        #: sid -> [first refusal, last refusal, events refused since the first] (a socket
+        #: refused without a calm spell is closed)
         self._refused: dict[str, list[float]] = {}
         self._join_timeout = join_timeout
         #: sid -> the timer that closes a connection that never joins a meeting
@@ -62,8 +67,11 @@ class SocketGuard:
     def admit(self, sid: str, principal: Principal | None) -> None:
         """Take one event from the sender's bucket, or refuse it (``rate_limited``).
 
-        A socket refused HAMMER_FACTOR times its burst within burst / rate seconds
-        is closed: no person taps that fast, and each refusal still costs an ack.
+        A socket refused ``flood_disconnect`` events (SOCKET_FLOOD_DISCONNECT) with no
+        calm spell between two refusals as long as its bucket takes to fill (burst / rate)
+        is closed: no person taps like that, and each refusal still costs an ack. A fast
+        flood is cut within a second; a slow one (a few events a second over the rate)
+        within minutes, never refused for ever.
         """
         key = principal.id if principal is not None else f"sid:{sid}"
         scale = COMMITTEE_EVENT_FACTOR if principal is not None and principal.is_committee else 1
@@ -72,15 +80,17 @@ class SocketGuard:
             return
         now = time.monotonic()
         refused = self._refused.get(sid)
-        if refused is None or now - refused[0] > self.event_limits.burst / self.event_limits.rate:
-            refused = self._refused[sid] = [now, 0]
-        refused[1] += 1
-        if refused[1] == HAMMER_FACTOR * self.event_limits.burst * scale:
+        calm = self.event_limits.burst / self.event_limits.rate
+        if refused is None or now - refused[1] > calm:
+            refused = self._refused[sid] = [now, now, 0]
+        refused[1] = now
+        refused[2] += 1
+        if refused[2] == self.flood_disconnect * scale:
             logger.info(
                 "socket %s of %s closed: %d events refused in %.1f s",
                 sid,
                 key,
-                refused[1],
+                refused[2],
                 now - refused[0],
             )
             self.drop_later(sid)

@@ -146,6 +146,51 @@ async def test_a_hand_flood_is_refused_while_the_chair_and_the_others_go_on(clie
     await close_all(host, calm, listener)
 
 
+async def test_a_steady_flood_is_cut_off_and_the_others_chat_goes_on(aiohttp_client, settings):
+    """40 events a second, for ever: too slow for a burst's worth of refusals at once,
+    it is still refused without a calm spell, so it is disconnected after
+    SOCKET_FLOOD_DISCONNECT refusals; another member's chat arrives meanwhile."""
+    client, token = await app_with_clerk(aiohttp_client, settings, socket_flood_disconnect=60)
+    meeting = await start_meeting(client, token, allow_guests=True)
+    _, flooder_token = await member(client, token, "刷屏者")
+    _, calm_token = await member(client, token, "村民")
+    flooder = await joined(client, meeting["id"], flooder_token)
+    calm = await joined(client, meeting["id"], calm_token)
+    listener = await joined(client, meeting["id"])
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    sent = 0
+
+    async def flood() -> None:
+        nonlocal sent
+        while sent < 2000 and loop.time() - started < 15 and flooder.sio.connected:
+            try:
+                await flooder.sio.emit("chat:send", {"text": f"刷{sent}"})
+            except socketio.exceptions.BadNamespaceError:
+                return  # closed by the server
+            sent += 1
+            await asyncio.sleep(0.025)
+
+    flooding = asyncio.ensure_future(flood())
+    latencies = []
+    for i in range(4):  # within the chat limit of 5 per 10 s
+        said, t = f"正常{i}", loop.time()
+        assert (await calm.call("chat:send", {"text": said}))["ok"]
+        await listener.wait_for("chat:message", lambda d, said=said: d["text"] == said)
+        latencies.append(loop.time() - t)
+        await asyncio.sleep(0.5)
+    assert await disconnected(flooder, timeout=15)
+    cut_after = loop.time() - started
+    await flooding
+    print(
+        f"steady flood: cut off after {cut_after:.1f} s and {sent} events; another member's "
+        f"chat latency {[round(x * 1000) for x in latencies]} ms"
+    )
+    assert sent < 2000 and max(latencies) < 3.0  # loose: a busy machine
+    assert calm.sio.connected and (await calm.call("chat:send", {"text": "还在"}))["ok"]
+    await close_all(calm, listener)
+
+
 async def test_the_chair_goes_before_every_queued_participant_change(
     client, clerk_token, monkeypatch
 ):

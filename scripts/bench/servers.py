@@ -96,7 +96,13 @@ async def serve(
 
 
 async def start_cunhui(
-    http, tmp: Path, children: Children, *, record: bool, name: str = "fanout"
+    http,
+    tmp: Path,
+    children: Children,
+    *,
+    record: bool,
+    name: str = "fanout",
+    log_level: str = "WARNING",
 ) -> Target:
     """A fresh Cunhui server (its own DATA_DIR and RECORDINGS_DIR under ``tmp``) with a
     live meeting; ``record`` sets RECORD_MEETINGS (recording + live HLS) on or off."""
@@ -115,7 +121,7 @@ async def start_cunhui(
             "RECORD_MEETINGS": "1" if record else "0",
             "ICE_HOST_ADDRESSES": LOOPBACK,
             "ICE_SERVERS": "",
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": log_level,
             "SECRET_KEY": secrets.token_urlsafe(32),
             # every bench viewer connects from 127.0.0.1, where a real audience comes from
             # many addresses: the per-address cap of sessions still connecting (8) would
