@@ -22,7 +22,7 @@ from .support.processes import Remote, ServerProcess
 from .support.realtime import Recorder
 from .support.recording import at_time, codecs, duration, sleep_until
 
-KILL_AFTER = 20
+KILL_AFTER = 10  # seconds of recording before the kill: several 2 s fragments
 
 
 @pytest.fixture
