@@ -29,6 +29,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from .aiortc_hooks import (
     RtpForwarder,
     add_red,
+    fresh_after_gaps,
     on_keyframe_request,
     receive_encoded,
     send_pli,
@@ -48,6 +49,12 @@ from .switchable import PrimedTrack, SwitchableTrack
 
 logger = logging.getLogger(__name__)
 
+#: seconds without any frame from the main publisher on the air before its connection
+#: counts as lost (a camera and a microphone on a working link never pause this long)
+PUBLISHER_SILENCE = 1.5
+#: how often the main publisher's silence is checked, in seconds
+SILENCE_CHECK = 0.25
+
 
 @dataclass(frozen=True)
 class RoomEvent:
@@ -61,6 +68,10 @@ class RoomEvent:
     #: the main publisher's open sessions: the one on the air and those negotiated and
     #: waiting for their first frame (a new one is a host publishing, again or anew)
     publishers: int = 0
+    #: the main publisher's connection was lost (its media stopped arriving, or its
+    #: connection failed) and no publisher has delivered since; a publisher that hung
+    #: up (DELETE) or was replaced is not lost
+    publisher_lost: bool = False
 
 
 class Room:
@@ -100,6 +111,9 @@ class Room:
         self.viewers: dict[str, PeerSession] = {}
         self.recorder: Recorder | None = None
         self._keyframe_ticker: asyncio.Task[None] | None = None
+        #: see RoomEvent.publisher_lost
+        self.publisher_lost = False
+        self._silence_watch: asyncio.Task[None] | None = None
 
     @property
     def publisher(self) -> PeerSession | None:
@@ -126,6 +140,7 @@ class Room:
             viewers=len(self.viewers),
             floor_publishing=self.floor_publishing,
             publishers=len(self.main.sessions),
+            publisher_lost=self.publisher_lost,
         )
 
     def session(self, session_id: str) -> PeerSession | None:
@@ -145,6 +160,7 @@ class Room:
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind in self._sources:
                 receive_encoded(track)
+                fresh_after_gaps(session.pc, track)  # the picture is back with the network
                 tracks.append(track)
 
         def prepare(offer: OfferSummary) -> None:
@@ -234,6 +250,9 @@ class Room:
             )
             if self.recorder is not None and not self.recorder.started:
                 self.recorder.expect_video = self._video_receiver is not None
+            self.publisher_lost = False
+            if self._silence_watch is None or self._silence_watch.done():
+                self._silence_watch = asyncio.ensure_future(self._watch_silence())
             logger.info(
                 "room %s: %r on the air (%s)", self.id, session, self.video_codec or "audio only"
             )
@@ -244,6 +263,11 @@ class Room:
     def went_off(self, slot: Slot, session: PeerSession) -> None:
         if slot is self.main:
             self._video_receiver = None
+            if session.lost and not self.publisher_lost:
+                self.publisher_lost = True
+                logger.warning("room %s: %r lost its connection", self.id, session)
+            elif not session.lost:
+                self.publisher_lost = False  # hung up on purpose (even after a silence)
         self.unpin_codec()
         self._on_change(self)
 
@@ -261,6 +285,28 @@ class Room:
             return
         if not (self.main.sessions or self.floor_slot.sessions or self.viewers):
             self.video_codec = None
+
+    async def _watch_silence(self) -> None:
+        """While a main publisher is on the air: tell listeners when its media stops, and resumes.
+
+        A phone whose network drops goes silent at once, while the server learns that
+        its connection failed only when ICE consent runs out (~30 s).
+        """
+        while True:
+            await asyncio.sleep(SILENCE_CHECK)
+            silent = self.main.silent_for()
+            if silent is None:
+                return  # nobody on the air: went_off said whether it was lost
+            lost = silent > PUBLISHER_SILENCE
+            if lost != self.publisher_lost:
+                self.publisher_lost = lost
+                if lost:
+                    logger.warning(
+                        "room %s: no media from %r for %.1f s", self.id, self.main.live, silent
+                    )
+                else:
+                    logger.info("room %s: media from %r again", self.id, self.main.live)
+                self._on_change(self)
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -409,6 +455,9 @@ class Room:
         }
 
     async def close(self) -> None:
+        if self._silence_watch is not None:
+            self._silence_watch.cancel()
+        self.publisher_lost = False
         await self.stop_recording()
         sessions = list(self.viewers.values())
         sessions += self.main.sessions + self.floor_slot.sessions

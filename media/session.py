@@ -73,6 +73,9 @@ class PeerSession:
         self._pending = pending
         self._ready = asyncio.Event()
         self._closed = False
+        #: the connection failed (ICE consent lost, the peer's network went), as opposed
+        #: to a hang-up (DELETE, replaced, the room closed)
+        self.lost = False
         self._on_close: list[Callable[[PeerSession], Awaitable[None] | None]] = []
         self._timeout_task: asyncio.Task | None = None
         self.pc.on("connectionstatechange", self._on_state_change)
@@ -187,6 +190,8 @@ class PeerSession:
             if self.role == "viewer":
                 self.mark_ready()
         elif state in ("failed", "closed"):
+            if state == "failed" and not self._closed:
+                self.lost = True
             await self.close()
 
     async def _close_if_not_ready(self) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
@@ -12,6 +14,21 @@ from .session import PeerSession
 from .switchable import PrimedTrack, SwitchableTrack
 
 logger = logging.getLogger(__name__)
+
+
+class _TimedTrack(PrimedTrack):
+    """A :class:`PrimedTrack` that notes when its last frame arrived."""
+
+    last_frame_at = 0.0
+
+    def _arrived(self, first: asyncio.Future) -> None:
+        self.last_frame_at = time.monotonic()
+        super()._arrived(first)
+
+    async def recv(self) -> Any:
+        frame = await super().recv()
+        self.last_frame_at = time.monotonic()
+        return frame
 
 
 class SlotOwner(Protocol):
@@ -65,7 +82,7 @@ class Slot:
     def try_out(self, session: PeerSession, tracks: list[MediaStreamTrack]) -> None:
         """Put a negotiated ``session`` on trial; it goes live with its first frame."""
         self._trials[session] = [
-            PrimedTrack(track, lambda: self._delivered(session)) for track in tracks
+            _TimedTrack(track, lambda: self._delivered(session)) for track in tracks
         ]
         session.on_close(self._closed)
 
@@ -111,6 +128,13 @@ class Slot:
         for track in tracks:
             track.stop()
         self._room.went_off(self, session)
+
+    def silent_for(self) -> float | None:
+        """Seconds since the live session's last frame (of any kind); None when none is live."""
+        if self.live is None or not self._live_tracks:
+            return None
+        last = max(getattr(track, "last_frame_at", 0.0) for track in self._live_tracks)
+        return time.monotonic() - last
 
     def take_off_air(self) -> list[PeerSession]:
         """Stop forwarding now, and keep every trial off the air; return the sessions to close.

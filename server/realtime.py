@@ -14,6 +14,7 @@ open socket can do nothing more).
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from http.cookies import SimpleCookie
 
@@ -215,7 +216,8 @@ class MeetingNamespace(socketio.AsyncNamespace):
         }
         self.live.schedule_presence(meeting_id)
         you = principal.as_dict() if principal else {"id": None, "name": None, "role": "viewer"}
-        return ok(you=you, state=state, seq=meeting.last_seq, replayed=replayed)
+        server = self.rt.instance
+        return ok(you=you, state=state, seq=meeting.last_seq, replayed=replayed, server=server)
 
     # ------------------------------------------------------------- room events
 
@@ -461,6 +463,8 @@ class Realtime:
         self.catalogs = catalogs
         #: the server is stopping (SIGTERM): dropped sockets are not recorded as leaving
         self.closing = False
+        #: this process's run: a client that rejoins to another knows its media sessions are gone
+        self.instance = secrets.token_hex(6)
         sio.register_namespace(MeetingNamespace(self))
         sio.attach(app)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from . import receive
 from .codecs import add_red, negotiated_codecs, restrict_codecs
 from .forward import Packetizer, RtpForwarder, packetizer
+from .gaps import fresh_after_gaps
 from .ice import host_addresses_hook_attached, restrict_host_addresses
 from .keyframes import media_ssrc, on_keyframe_request, send_pli
 from .receive import encoded_hook_attached, receive_encoded
@@ -34,6 +35,7 @@ __all__ = [
     "RtpForwarder",
     "add_red",
     "encoded_hook_attached",
+    "fresh_after_gaps",
     "host_addresses_hook_attached",
     "install_aiortc_patches",
     "media_ssrc",

@@ -83,6 +83,17 @@ class LinkedNamespaces:
     def restore(self) -> None:
         ip("-n", self.far, "link", "set", "v-far", "up")
 
+    def move_far(self, address: str) -> None:
+        """The phone's address changes at once (Wi-Fi hands over to 4G): the old one is gone.
+
+        ``address`` (e.g. 10.213.15.2) gets a host route each way, so the server keeps
+        its own address and the phone reaches it from the new one only.
+        """
+        ip("-n", self.far, "addr", "flush", "dev", "v-far")
+        ip("-n", self.far, "addr", "add", f"{address}/32", "dev", "v-far")
+        ip("-n", self.far, "route", "replace", f"{self.NEAR_ADDRESS}/32", "dev", "v-far")
+        ip("-n", self.near, "route", "replace", f"{address}/32", "dev", "v-near")
+
 
 class NamespaceLoop:
     """An asyncio loop on a thread that lives in network namespace ``netns``."""

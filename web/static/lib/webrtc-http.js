@@ -31,6 +31,31 @@ export function waitForIceGathering(pc, timeoutMs = 2000) {
   });
 }
 
+const LOOPBACK = /^(127\.|::1$|localhost$)/;
+
+/**
+ * Whether an offer may connect: one gathered while the network was down has only
+ * loopback candidates (which count only when the page itself came over loopback) and
+ * would never connect. An offer with no candidates at all is usable while the browser
+ * says it is online: on a plain-HTTP page Chromium may offer none and still connect (to
+ * the server's candidates, which then see ours as peer-reflexive).
+ */
+export function hasUsableCandidate(
+  sdp,
+  pageHost = globalThis.location?.hostname || "",
+  online = globalThis.navigator?.onLine === true,
+) {
+  const loopbackPage = LOOPBACK.test(pageHost.replace(/^\[|\]$/g, ""));
+  let candidates = 0;
+  for (const line of sdp.split(/\r?\n/)) {
+    if (!line.startsWith("a=candidate:")) continue;
+    candidates += 1;
+    const address = line.split(" ")[4] || "";
+    if (loopbackPage || !LOOPBACK.test(address)) return true;
+  }
+  return candidates === 0 && online;
+}
+
 /**
  * ICE servers from the `Link` headers of a WHIP/WHEP answer (RFC 9725 §4.6):
  *   <turn:turn.example.net?transport=udp>; rel="ice-server"; username="u"; credential="p"
@@ -122,6 +147,30 @@ export async function deleteResource(location, { headers = {}, keepalive = true,
   }
 }
 
+/**
+ * How much the other end has answered: RTT measurements from its RTCP receiver reports
+ * (they need our media to reach it, and its reports to reach us), else bytes received
+ * on the nominated candidate pairs; 0 if unknown. Only ever compared with itself.
+ */
+async function heard(pc) {
+  try {
+    let rtts = 0;
+    let bytes = 0;
+    let measured = false;
+    (await pc.getStats()).forEach((report) => {
+      if (report.type === "remote-inbound-rtp" && report.roundTripTimeMeasurements !== undefined) {
+        measured = true;
+        rtts += report.roundTripTimeMeasurements;
+      } else if (report.type === "candidate-pair" && report.nominated) {
+        bytes += report.bytesReceived || 0;
+      }
+    });
+    return measured ? rtts : bytes;
+  } catch {
+    return 0;
+  }
+}
+
 /** Exponential backoff with jitter: 1 s, 2 s, 4 s … up to `max`. */
 export class Backoff {
   constructor({ base = 1000, max = 15000 } = {}) {
@@ -168,6 +217,11 @@ export function isRetryable(error) {
  *   disconnectGrace  ms a "disconnected" connection may take to recover before starting over (5000)
  *   connectTimeout   ms from the answer to "connected" before starting over (20000)
  *   backoff          {base, max} in ms
+ *   followNetwork    follow the browser's online/offline events: while offline, a lost
+ *                    connection is kept (it often comes back by itself when the network
+ *                    does); when the network comes back or changes ("online"), start over
+ *                    at once unless the connection is heard again within networkCheck ms
+ *   networkCheck     ms (default 2500), see followNetwork
  *   shouldRetry({error, gone})  optional, may be async: called before starting over after a
  *                    lost connection; `gone` is true when the server had already closed the
  *                    session (e.g. another publisher replaced it). Return false to stop
@@ -186,9 +240,12 @@ export class HttpPeerSession {
     this._retryTimer = null;
     this._graceTimer = null;
     this._connectTimer = null;
+    this._attempt = null; // the generation of the attempt under way (offer → "connected")
+    this._answeredAt = null; // when that attempt's offer was answered (Date.now())
     this._backoff = new Backoff(options.backoff);
     this._onOnline = () => {
       if (this._retryTimer !== null) this.restart();
+      else if (this.options.followNetwork) this._networkBack();
     };
     globalThis.addEventListener?.("online", this._onOnline);
   }
@@ -206,6 +263,26 @@ export class HttpPeerSession {
     this._clearTimers();
     this._setState("reconnecting");
     this._connect();
+  }
+
+  /**
+   * Start over (as restart()) unless the attempt under way may still connect: its offer
+   * is not answered yet (it ends soon either way), or was answered at or after `since`
+   * (ms since the epoch, e.g. when the page rejoined a restarted server), or less than
+   * `patience` ms ago. For callers that learn of trouble from elsewhere (the server's
+   * room state says nobody is publishing) and are told so again and again: they must not
+   * keep aborting an attempt that is about to connect. Returns whether it started over.
+   */
+  restartUnlessUnderway({ since = 0, patience = 2500 } = {}) {
+    if (this._stopped) return false;
+    const underway =
+      this._attempt === this._generation && this.pc && this.pc.connectionState !== "connected";
+    if (underway) {
+      const answered = this._answeredAt;
+      if (answered === null || answered >= since || Date.now() - answered < patience) return false;
+    }
+    this.restart();
+    return true;
   }
 
   /**
@@ -229,6 +306,41 @@ export class HttpPeerSession {
       await Promise.race([deleted, new Promise((resolve) => setTimeout(resolve, 1500))]);
     }
     this._closePc();
+  }
+
+  /**
+   * The network is back, or another (Wi-Fi to 4G: "offline" then "online"). An attempt
+   * made meanwhile starts over now. A connection that still says "connected" is kept
+   * only if the other end still hears us (a short gap): it answers our RTCP sender
+   * reports (or, where a browser does not count those, packets still arrive). After an
+   * address change it doesn't, even when the browser's ICE answers from the new address.
+   */
+  async _networkBack() {
+    const pc = this.pc;
+    const generation = this._generation;
+    if (this._stopped) return;
+    if (!pc || !["connected", "disconnected"].includes(pc.connectionState)) {
+      this.restart();
+      return;
+    }
+    this._networkCheck = pc; // meanwhile the disconnect grace waits for this check
+    try {
+      // what arrives in the first moments may have been on its way before the change
+      // (and getStats answers from a short cache): count from a little later
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      if (generation !== this._generation || this._stopped || this.pc !== pc) return;
+      const before = await heard(pc);
+      const deadline = Date.now() + (this.options.networkCheck ?? 2500);
+      while (Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        if (generation !== this._generation || this._stopped || this.pc !== pc) return;
+        if (globalThis.navigator?.onLine === false) return; // gone again: wait for "online"
+        if (pc.connectionState === "connected" && (await heard(pc)) > before) return; // back
+      }
+    } finally {
+      if (this._networkCheck === pc) this._networkCheck = null;
+    }
+    if (generation === this._generation && !this._stopped && this.pc === pc) this.restart();
   }
 
   _setState(state, detail) {
@@ -263,6 +375,8 @@ export class HttpPeerSession {
   async _connect() {
     const generation = ++this._generation;
     const stale = () => generation !== this._generation || this._stopped;
+    this._attempt = generation;
+    this._answeredAt = null;
     this._clearTimers();
     this._closePc();
     // The previous session (if any) is replaced or times out on the server;
@@ -287,6 +401,10 @@ export class HttpPeerSession {
       await pc.setLocalDescription(await pc.createOffer());
       await waitForIceGathering(pc, this.options.gatherTimeout ?? 2000);
       if (stale()) return;
+      // no network (a phone between Wi-Fi and 4G): try again shortly, not with this offer
+      if (!hasUsableCandidate(pc.localDescription.sdp)) {
+        throw Object.assign(networkError(), { noCandidates: true });
+      }
       const result = await exchangeSdp(this.url, pc.localDescription.sdp, {
         headers: this.options.headers || {},
       });
@@ -294,6 +412,7 @@ export class HttpPeerSession {
         deleteResource(result.location, { headers: this.options.headers || {} });
         return;
       }
+      this._answeredAt = Date.now();
       this.location = result.location;
       if (result.iceServers.length) {
         this._iceServers = result.iceServers;
@@ -322,6 +441,7 @@ export class HttpPeerSession {
   _onConnectionState(pc, generation) {
     const state = pc.connectionState;
     if (state === "connected") {
+      this._attempt = null;
       clearTimeout(this._graceTimer);
       clearTimeout(this._connectTimer);
       this._graceTimer = this._connectTimer = null;
@@ -336,11 +456,19 @@ export class HttpPeerSession {
       // Often recovers by itself (a short radio gap); start over if it doesn't.
       this._setState("reconnecting");
       clearTimeout(this._graceTimer);
-      this._graceTimer = setTimeout(() => {
-        if (generation === this._generation && pc.connectionState !== "connected") {
-          this._retry(new Error("the connection was lost"));
+      const expire = () => {
+        if (generation !== this._generation || pc.connectionState === "connected") return;
+        if (
+          this.options.followNetwork &&
+          (globalThis.navigator?.onLine === false || this._networkCheck === pc)
+        ) {
+          // no network at all: nothing to try; "online" decides (see _networkBack)
+          this._graceTimer = setTimeout(expire, 1000);
+          return;
         }
-      }, this.options.disconnectGrace ?? 5000);
+        this._retry(new Error("the connection was lost"));
+      };
+      this._graceTimer = setTimeout(expire, this.options.disconnectGrace ?? 5000);
     } else if (state === "failed") {
       this._retry(new Error("the connection failed"));
     }
@@ -382,8 +510,13 @@ export class HttpPeerSession {
         return;
       }
     }
-    // the server says when it can take us (a full queue answers 429/503 with retry_after)
-    const delay = Math.max(this._backoff.next(), retryAfterMs(error));
+    // the server says when it can take us (a full queue answers 429/503 with retry_after);
+    // online but no address yet (the browser learns of a new network a moment after
+    // "online"): look again very soon, that costs no request
+    const delay =
+      error && error.noCandidates && globalThis.navigator?.onLine !== false
+        ? 200
+        : Math.max(this._backoff.next(), retryAfterMs(error));
     this._retryTimer = setTimeout(() => {
       this._retryTimer = null;
       this._connect();

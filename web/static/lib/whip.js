@@ -92,6 +92,11 @@ export function publish(url, stream, options = {}) {
     replaceAudioTrack: (track) => replaceTrack("audio", track),
     /** Start over now with a new connection (e.g. the user pressed "retry"). */
     restart: () => session.restart(),
+    /**
+     * Start over unless an attempt under way may still connect (see
+     * HttpPeerSession.restartUnlessUnderway): {since, patience}; returns whether it did.
+     */
+    restartUnlessUnderway: (options) => session.restartUnlessUnderway(options),
     /** Stop sending and DELETE the WHIP session. The tracks are left running (the caller owns them). */
     stop: (options) => session.stop(options),
   };

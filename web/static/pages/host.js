@@ -12,6 +12,7 @@ import { publish } from "../lib/whip.js";
 import { showMeetingBadge } from "../components/badges.js";
 import { cameraErrorMessage, createCamera } from "../components/host/camera.js";
 import { guardChatDelete } from "../components/host/confirm-delete.js";
+import { createHostAway } from "../components/host-away.js";
 import { createFloorListener } from "../components/host/floor-listener.js";
 import { createHandAlert } from "../components/host/hand-alert.js";
 import { setupCancel, setupShare } from "../components/host/schedule.js";
@@ -35,6 +36,31 @@ let serverPublishing = Boolean(meeting.publishing); // the server has a publishe
 let socketConnected = false;
 let takenOver = false; // another device replaced this phone as the publisher
 let republishTimer = null;
+let republishDue = 0; // when republishTimer fires (Date.now())
+let joinedOnce = false; // the room's state has arrived once (serverPublishing is known)
+let joinedAt = 0; // when the room was last (re)joined (Date.now())
+let connectedAt = 0; // when this phone's publishing last connected (Date.now())
+
+// This device was publishing this meeting (set when connected, cleared when it stops on
+// purpose): a reload resumes by itself. Another device's sending is never fought.
+const PUBLISHING_KEY = `cunhui:publishing:${meetingId}`;
+
+function rememberPublishing(on) {
+  try {
+    if (on) localStorage.setItem(PUBLISHING_KEY, String(Date.now()));
+    else localStorage.removeItem(PUBLISHING_KEY);
+  } catch {
+    // private mode: a reload waits for 继续直播
+  }
+}
+
+function wasPublishing() {
+  try {
+    return Boolean(localStorage.getItem(PUBLISHING_KEY));
+  } catch {
+    return false;
+  }
+}
 
 function showDetail(text) {
   statusDetail.textContent = text;
@@ -46,6 +72,8 @@ const wakeLock = createWakeLock(() => Boolean(publisher));
 const floorListener = createFloorListener(meetingId);
 const handAlert = createHandAlert();
 handAlert.setLive(status === "live");
+// "主持人网络中断" for the committee's other devices, and the prompt after the grace period
+const hostAway = createHostAway({ onEnd: () => end(false), onAway: checkNotAway });
 
 // ---------------------------------------------------------------- UI state
 
@@ -95,19 +123,25 @@ function onPublishState(publishState, error) {
       setState("starting", t("starting"));
       break;
     case "connected":
+      connectedAt = Date.now();
       setState("live", t("live"));
+      rememberPublishing(true);
       wakeLock.keep();
       floorListener.start();
+      checkServerHasUs();
       break;
     case "reconnecting":
       setState("reconnecting", t("reconnecting"));
+      checkServerHasUs(); // lost here too, and the server has nobody: publish again soon
       break;
     case "failed": {
       publisher = null;
+      hostAway.setSelf(false);
       wakeLock.release();
       if (error && error.code === "not_retried") {
         // Another phone or laptop is sending now: don't fight over the meeting.
         takenOver = true;
+        rememberPublishing(false);
         camera.stop();
         setState("idle", t("taken_over"));
       } else if (error && error.status === 401) setState("error", t("login_again"), error.message);
@@ -135,24 +169,83 @@ function startPublishing() {
   publisher = publish(`/whip/${encodeURIComponent(meetingId)}`, camera.stream, {
     onState: onPublishState,
     shouldRetry: shouldRepublish,
+    // The whole meeting waits for this phone: after a drop, try again every second or
+    // two (each try costs one small POST), so it is back within moments of the network.
+    backoff: { base: 500, max: 2000 },
+    disconnectGrace: 4000,
+    connectTimeout: 8000,
+    followNetwork: true, // back from a drop, or a new address: publish again at once
+    networkCheck: 1500,
   });
+  hostAway.setSelf(true);
+}
+
+// The server says nobody is publishing: while our connection is new, a "presence" about
+// it may be on its way (the server counts a publisher once its media arrives), so give
+// it 3 s; after that, or while our own connection is lost too (the server restarted:
+// the browser would notice only ~10 s later), go almost at once.
+const REPUBLISH_NEW_CONNECTION_MS = 3000;
+const REPUBLISH_SOON_MS = 500;
+
+/** The room, rejoined, says nobody is publishing, and this phone means to (and was not replaced). */
+function serverLostUs() {
+  return (
+    Boolean(publisher) &&
+    !takenOver &&
+    socketConnected &&
+    joinedOnce &&
+    !serverPublishing &&
+    (state === "live" || state === "reconnecting")
+  );
 }
 
 /**
- * The server says nobody is publishing while we think we are live (it restarted,
- * or it dropped our session before our browser noticed): publish again.
+ * The server says nobody is publishing while this phone is live or reconnecting (it
+ * restarted, or it dropped our session before our browser noticed): publish again. An
+ * attempt under way that may still connect (answered since we rejoined, or moments
+ * ago) is left to finish; we look again shortly.
  */
 function checkServerHasUs() {
-  if (serverPublishing || !publisher || state !== "live") {
+  if (!serverLostUs()) {
     clearTimeout(republishTimer);
     republishTimer = null;
     return;
   }
-  if (republishTimer) return;
+  const sinceConnected = Date.now() - connectedAt;
+  const wait =
+    state === "reconnecting"
+      ? REPUBLISH_SOON_MS
+      : Math.max(REPUBLISH_SOON_MS, REPUBLISH_NEW_CONNECTION_MS - sinceConnected);
+  const due = Date.now() + wait;
+  if (republishTimer && republishDue <= due) return;
+  clearTimeout(republishTimer);
+  republishDue = due;
   republishTimer = setTimeout(() => {
     republishTimer = null;
-    if (!serverPublishing && publisher && state === "live") publisher.restart();
-  }, 3000);
+    if (!serverLostUs()) return;
+    // connected meanwhile: the server may not have counted us yet (see above)
+    if (state === "live" && Date.now() - connectedAt < REPUBLISH_NEW_CONNECTION_MS) {
+      checkServerHasUs();
+      return;
+    }
+    if (!publisher.restartUnlessUnderway({ since: joinedAt })) checkServerHasUs();
+  }, wait);
+}
+
+/**
+ * The server hears nothing from the host while this phone thinks it is sending (its
+ * address changed, and the old connection does not know yet): unless the media comes
+ * back in a moment, publish again.
+ */
+function checkNotAway() {
+  const current = publisher;
+  if (!current || state !== "live") return;
+  const heardAt = Date.now();
+  setTimeout(() => {
+    if (hostAway.away && publisher === current && state === "live") {
+      current.restartUnlessUnderway({ since: heardAt });
+    }
+  }, 1500);
 }
 
 /** Start the meeting if need be, then send the camera. */
@@ -189,15 +282,18 @@ async function start() {
 async function stopPublishing() {
   const current = publisher;
   publisher = null;
+  hostAway.setSelf(false);
+  rememberPublishing(false);
   wakeLock.release();
   floorListener.stop();
   if (current) await current.stop();
   camera.stop();
 }
 
-async function end() {
+/** End the meeting; `ask` false: the clerk already said so (the host-away prompt). */
+async function end(ask = true) {
   if (busy || status !== "live") return;
-  if (!window.confirm(t("confirm_end"))) return;
+  if (ask !== false && !window.confirm(t("confirm_end"))) return;
   busy = true;
   setState(state, t("ending"));
   try {
@@ -217,6 +313,7 @@ async function end() {
 
 function showEnded() {
   status = "ended";
+  rememberPublishing(false);
   handAlert.setLive(false);
   showMeetingBadge($("meeting-badge"), status);
   setState("ended", t("ended"));
@@ -242,16 +339,20 @@ const recordingStatus = createRecordingStatus({
 });
 recordingStatus.load();
 
-joinLiveRoom(meeting, {
+hostAway.attach(joinLiveRoom(meeting, hostAway.wrap({
   isHost: true,
   onConnectionChange(connected) {
     socketConnected = connected;
+    if (!connected) checkServerHasUs(); // what we knew of the server may be stale now
   },
   onRecording: recordingStatus.update,
   onJoin(ack) {
     const live = ack.state || {};
     showViewers(live.viewers);
     serverPublishing = Boolean(live.publishing);
+    socketConnected = true; // (onConnectionChange follows)
+    joinedOnce = true;
+    joinedAt = Date.now();
     checkServerHasUs();
     const serverStatus = live.meeting && live.meeting.status;
     if (serverStatus === "ended" && status !== "ended") {
@@ -278,7 +379,7 @@ joinLiveRoom(meeting, {
     // a meeting that started can no longer be edited or cancelled
     if (event.status !== "scheduled") $("schedule-card")?.remove();
   },
-});
+})));
 
 // ---------------------------------------------------------------- wiring
 
@@ -298,6 +399,34 @@ window.addEventListener("pageshow", (event) => {
   if (event.persisted) window.location.reload();
 });
 
+async function permitted(name) {
+  try {
+    return (await navigator.permissions.query({ name })).state === "granted";
+  } catch {
+    return false; // no Permissions API for cameras (Safari, WeChat)
+  }
+}
+
+/**
+ * Reloaded (or reopened) on the device that was publishing this live meeting, with the
+ * camera and microphone already allowed: publish again without a click. Never starts a
+ * meeting, and never replaces another device that is sending (only one whose
+ * connection is lost).
+ */
+async function resumeAfterReload() {
+  if (status !== "live" || !wasPublishing()) return;
+  if (!(await permitted("camera")) || !(await permitted("microphone"))) return;
+  // wait for the room's state (who is sending), then give a lost session a moment to show
+  for (let waited = 0; waited < 8000; waited += 250) {
+    if (status !== "live" || publisher || busy || takenOver || state !== "idle") return;
+    if (joinedOnce && (!serverPublishing || hostAway.away)) {
+      await start();
+      return;
+    }
+    await sleep(250);
+  }
+}
+
 // Open the camera right away if the browser already allows it, so the clerk can
 // frame the picture before going live.
 (async () => {
@@ -314,4 +443,5 @@ window.addEventListener("pageshow", (event) => {
   } catch {
     // no Permissions API for cameras (Safari, WeChat): the camera opens on "Start"
   }
+  await resumeAfterReload();
 })();

@@ -426,9 +426,12 @@ function showViewers(n) {
 // 300 kbit/s link its modules and socket.io are most of the page's bytes, and the
 // WHEP offer should not wait for them (first sound within a few seconds).
 let room = null;
+let serverRun = ""; // the server run (join ack's `server`) our media session belongs to
 async function joinRoom() {
   const { joinLiveRoom } = await import("../components/live-room.js");
-  room = joinLiveRoom(meeting, {
+  const { createHostAway } = await import("../components/host-away.js");
+  const hostAway = createHostAway(); // "主持人网络中断，正在重连…" (issue 16)
+  room = hostAway.attach(joinLiveRoom(meeting, hostAway.wrap({
     isHost: false,
     onFloorChange(floor, mine) {
       floorAudio.muted = mine; // the speaker does not hear themself
@@ -437,6 +440,10 @@ async function joinRoom() {
     },
     onJoin(ack) {
       const live = ack.state || {};
+      // another run of the server (it restarted): our media session died with the old one,
+      // so start it again now rather than when the browser notices (issue 16)
+      if (serverRun && ack.server && ack.server !== serverRun && viewer) viewer.restart();
+      serverRun = ack.server || serverRun;
       if (typeof live.publishing === "boolean") publishing = live.publishing;
       showViewers(live.viewers);
       const serverStatus = live.meeting && live.meeting.status;
@@ -455,7 +462,7 @@ async function joinRoom() {
     onStatus(event) {
       applyStatus(event.status, event.reason);
     },
-  }).room;
+  }))).room;
 }
 
 watchForStalls(
