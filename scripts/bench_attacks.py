@@ -245,6 +245,21 @@ class Bench:
         assert status == 200
         return meeting
 
+    async def joined(self, token: str | None, meeting_id: int):  # -> socketio.AsyncClient
+        """A socket.io client (a member's, or anonymous) joined to the meeting."""
+        import socketio
+
+        sio = socketio.AsyncClient(reconnection=False)
+        await sio.connect(
+            self.s.base,
+            auth={"token": token} if token else None,
+            transports=["websocket"],
+            wait_timeout=30,
+        )
+        ack = await sio.call("join", {"meeting_id": meeting_id}, timeout=60)
+        assert ack.get("ok"), ack
+        return sio
+
     async def member(self, token: str, name: str) -> tuple[int, str]:
         h = {"Authorization": f"Bearer {token}"}
         status, added = await call(
@@ -327,16 +342,7 @@ class Bench:
         items = [a["id"] for a in meeting["agenda"]]
 
         async def client(tok: str | None) -> socketio.AsyncClient:
-            sio = socketio.AsyncClient(reconnection=False)
-            await sio.connect(
-                self.s.base,
-                auth={"token": tok} if tok else None,
-                transports=["websocket"],
-                wait_timeout=30,
-            )
-            ack = await sio.call("join", {"meeting_id": meeting["id"]}, timeout=60)
-            assert ack.get("ok"), ack
-            return sio
+            return await self.joined(tok, meeting["id"])
 
         chair, bad, good, listener = (
             await client(token),
@@ -427,16 +433,7 @@ class Bench:
         _, talker = await self.member(token, "村民甲")
 
         async def client(tok: str | None) -> socketio.AsyncClient:
-            sio = socketio.AsyncClient(reconnection=False)
-            await sio.connect(
-                self.s.base,
-                auth={"token": tok} if tok else None,
-                transports=["websocket"],
-                wait_timeout=30,
-            )
-            ack = await sio.call("join", {"meeting_id": meeting["id"]}, timeout=60)
-            assert ack.get("ok"), ack
-            return sio
+            return await self.joined(tok, meeting["id"])
 
         good, listener = await client(talker), await client(None)
         arrived: dict[str, float] = {}
