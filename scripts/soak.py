@@ -91,6 +91,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--server-log-level", default="WARNING", help="the server's LOG_LEVEL (default WARNING)"
     )
     parser.add_argument(
+        "--database-url",
+        default="",
+        help="the server's DATABASE_URL (default: a SQLite database of its own), "
+        "e.g. postgresql://postgres@127.0.0.1:5432/soak (a database that may be filled)",
+    )
+    parser.add_argument(
         "--server-env",
         action="append",
         default=[],
@@ -553,6 +559,8 @@ async def main_async(args, children) -> dict:
 
     loopback_only()
     _install_counting_hook()
+    if args.database_url:  # start_cunhui drops DATABASE_URL; this one it passes on
+        os.environ["BENCH_DATABASE_URL"] = args.database_url
     for kv in args.server_env:  # start_cunhui gives the server this process's environment
         name, _, value = kv.partition("=")
         os.environ[name] = value

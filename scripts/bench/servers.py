@@ -134,7 +134,11 @@ async def start_cunhui(
             ),
         }
     )
+    # the bench's own SQLite unless asked otherwise (a DATABASE_URL of the shell is not taken
+    # by surprise): BENCH_DATABASE_URL, e.g. soak.py --database-url
     env.pop("DATABASE_URL", None)
+    if os.environ.get("BENCH_DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
     env.pop("REDIS_URL", None)
     password = secrets.token_urlsafe(12)
     created = subprocess.run(
