@@ -64,12 +64,19 @@ LOW_MAX_QUEUED = 160
 LOW_MAX_PENDING_AUDIO = 500
 
 
+#: segments in ffmpeg's own playlist: ffmpeg keeps a record of every segment of its list
+#: in memory (about 12.5 KB each: with three renditions, about 70 MB in an hour's part), so
+#: it is given a window and :class:`PublishedPlaylist` keeps the whole event playlist
+WINDOW = 10
+#: tags that belong to the segment after them, not to the playlist's header
+SEGMENT_TAGS = ("#EXTINF", "#EXT-X-DISCONTINUITY", "#EXT-X-PROGRAM-DATE-TIME", "#EXT-X-BYTERANGE")
+
+
 def hls_options(directory: Path, segment_pattern: str, hls_time: float) -> dict[str, str]:
-    """ffmpeg's HLS muxer options shared by every rendition (an event playlist, temp files)."""
+    """ffmpeg's HLS muxer options shared by every rendition (a window of the list, temp files)."""
     return {
         "hls_time": str(round(hls_time, 3)),
-        "hls_list_size": "0",
-        "hls_playlist_type": "event",
+        "hls_list_size": str(WINDOW),
         "hls_segment_filename": str(directory / segment_pattern),
         "hls_flags": "temp_file+independent_segments",
         # MPEG-TS: sound in PES packets of up to 0.35 s (ffmpeg's command line does the
@@ -105,9 +112,10 @@ def low_size(width: int, height: int) -> tuple[int, int]:
 class PublishedPlaylist:
     """One variant: ffmpeg's private playlist (``source``) published as ``name``.
 
-    ``publish()`` copies it once it lists only segments on disk (ffmpeg renames
-    its playlist into place even when writing it failed: a full disk leaves an
-    empty file), replacing the served one atomically, and keeps each new
+    ffmpeg's playlist is a window of the last :data:`WINDOW` segments; ``publish()``
+    adds its new segments to the whole event playlist once it lists only segments on
+    disk (ffmpeg renames its playlist into place even when writing it failed: a full
+    disk leaves an empty file), replaces the served one atomically, and keeps each new
     segment's (seconds, bytes) for the master playlist's bandwidth.
     """
 
@@ -120,6 +128,10 @@ class PublishedPlaylist:
     text: str = ""
     segments: dict[str, tuple[float, int]] = field(default_factory=dict)
     _seen: tuple[int, int] | None = None
+    _header: list[str] = field(default_factory=list)
+    _entries: list[str] = field(default_factory=list)  # each segment's tags and URI
+    _uris: set[str] = field(default_factory=set)
+    _target: int = 0
 
     @property
     def published(self) -> bool:
@@ -142,14 +154,52 @@ class PublishedPlaylist:
             text = source.read_text()
         except (FileNotFoundError, UnicodeDecodeError):
             return False
-        if text == self.text or not whole_playlist(text, self.directory, self.text):
+        if not whole_playlist(text, self.directory, self.text):
             return False
-        if len(text) < len(self.text) and ENDLIST not in text:
-            return False  # an event playlist only grows
-        write_atomically(self.directory / self.name, text)
-        self.text = text
+        merged = self._merged(text)
+        if merged == self.text:
+            return False
+        write_atomically(self.directory / self.name, merged)
+        self.text = merged
         self._measure(text)
         return True
+
+    def _merged(self, window: str) -> str:
+        """The whole event playlist: what was published, and the window's new segments."""
+        ended, in_header = False, True
+        header: list[str] = []
+        block: list[str] = []  # the tags of the segment being read (#EXTINF...)
+        entries, uris, target = list(self._entries), set(self._uris), self._target
+        for line in window.splitlines():
+            if line == ENDLIST:
+                ended = True
+            elif line.startswith("#EXT-X-TARGETDURATION:"):
+                target = max(target, int(line.split(":", 1)[1] or 0))
+            elif line.startswith(("#EXT-X-MEDIA-SEQUENCE:", "#EXT-X-PLAYLIST-TYPE:")):
+                continue  # the whole playlist starts at 0, and is an event playlist
+            elif in_header and line.startswith("#EXT") and not line.startswith(SEGMENT_TAGS):
+                if line != "#EXTM3U":
+                    header.append(line)  # #EXT-X-VERSION, #EXT-X-INDEPENDENT-SEGMENTS
+            elif line:
+                in_header = False
+                if line.startswith("#"):
+                    block.append(line)
+                    continue
+                if line not in uris:
+                    uris.add(line)
+                    entries.append("\n".join([*block, line]))
+                block = []
+        self._header = self._header or header
+        self._entries, self._uris, self._target = entries, uris, target
+        lines = [
+            "#EXTM3U",
+            *self._header,
+            f"#EXT-X-TARGETDURATION:{target}",
+            "#EXT-X-MEDIA-SEQUENCE:0",
+            "#EXT-X-PLAYLIST-TYPE:EVENT",
+            *entries,
+        ]
+        return "\n".join([*lines, ENDLIST] if ended else lines) + "\n"
 
     def _measure(self, text: str) -> None:
         seconds = 0.0

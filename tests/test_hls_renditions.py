@@ -150,3 +150,37 @@ async def test_rendition_files_are_served_with_the_recordings_access_check(
         assert (await client.get(url, headers=auth(clerk_token))).status == 200
         assert (await client.get(url + ".tmp", headers=auth(clerk_token))).status == 404
         await sleep_until(started + 1)
+
+
+def test_the_published_playlist_keeps_every_segment_of_ffmpegs_window(tmp_path):
+    """ffmpeg lists only the last WINDOW segments (its list costs memory per segment);
+    the served playlist is still the whole event playlist, in order, ended at the end."""
+    from media.renditions import WINDOW, PublishedPlaylist
+
+    variant = PublishedPlaylist(tmp_path, "index.m3u8", ".live.m3u8")
+    total = WINDOW * 3
+    for n in range(1, total + 1):
+        (tmp_path / f"index_{n - 1:05d}.ts").write_bytes(b"ts")
+        first = max(0, n - WINDOW)
+        window = [
+            "#EXTM3U",
+            "#EXT-X-VERSION:3",
+            f"#EXT-X-TARGETDURATION:{3 if n == 5 else 2}",
+            f"#EXT-X-MEDIA-SEQUENCE:{first}",
+            "#EXT-X-INDEPENDENT-SEGMENTS",
+        ]
+        for k in range(first, n):
+            window += [f"#EXTINF:{2.5 if k == 4 else 2.0:.6f},", f"index_{k:05d}.ts"]
+        if n == total:
+            window.append("#EXT-X-ENDLIST")
+        (tmp_path / ".live.m3u8").write_text("\n".join(window) + "\n")
+        variant._seen = None  # the same second and size can repeat here
+        assert variant.publish()
+    served = (tmp_path / "index.m3u8").read_text().splitlines()
+    uris = [line for line in served if line and not line.startswith("#")]
+    assert uris == [f"index_{k:05d}.ts" for k in range(total)]
+    assert "#EXT-X-MEDIA-SEQUENCE:0" in served and "#EXT-X-PLAYLIST-TYPE:EVENT" in served
+    assert "#EXT-X-TARGETDURATION:3" in served  # the longest segment's, though out of the window
+    assert served[served.index("index_00004.ts") - 1] == "#EXTINF:2.500000,"
+    assert served[-1] == "#EXT-X-ENDLIST" and variant.ended
+    assert len(variant.segments) == total

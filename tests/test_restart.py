@@ -294,7 +294,7 @@ class Meeting:
             print(f"\nSIGTERM: exit status {status} after {seconds:.2f} s")
             assert status == 0, server.log.read_text()[-3000:]
             assert seconds < EXIT_BOUND, seconds
-        down_at = time.monotonic()
+        down_at = self.down_at = time.monotonic()
         server.launch()  # as a supervisor would, on the same database and folders
         await server.wait_ready()
         ready = self.ready = time.monotonic()
@@ -361,7 +361,8 @@ class Meeting:
             return
         await self.republisher.wait()
         published = self.republisher.published[-1]
-        assert published > self.ready
+        # after the old process was gone (it may beat our own readiness poll by a moment)
+        assert published > self.down_at
         print(f"{how}: published again {published - self.ready:.1f} s after ready")
         self.viewers.append(await _watch(self.server.url, self.id, self.clerk))
         n = self.restarts
