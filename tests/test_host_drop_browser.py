@@ -34,6 +34,7 @@ from .support.netlink import (
     NamespaceLoop,
     chromium_in,
     require_namespaces,
+    secure_origin,
     setup_meeting,
 )
 from .support.processes import Remote, run_cli
@@ -155,7 +156,7 @@ async def test_the_host_drops_and_comes_back_by_itself(tmp_path):
                         pw,
                         link.far,
                         SMALL_PHONE,
-                        f"--unsafely-treat-insecure-origin-as-secure={base}",
+                        secure_origin(base),
                     ) as host_browser,
                     chromium_in(pw, link.near, SMALL_PHONE) as watch_browser,
                 ):

@@ -36,6 +36,7 @@ from .support.netlink import (
     NamespaceLoop,
     chromium_in,
     require_namespaces,
+    secure_origin,
     setup_meeting,
 )
 from .support.peers import Viewer
@@ -109,7 +110,7 @@ async def test_the_host_page_publishes_again_after_kill_minus_nine(tmp_path):
                         pw,
                         link.far,
                         SMALL_PHONE,
-                        f"--unsafely-treat-insecure-origin-as-secure={base}",
+                        secure_origin(base),
                     ) as host_browser,
                     # the watch page stays plain HTTP
                     chromium_in(pw, link.near, SMALL_PHONE, AUTOPLAY) as watch_browser,

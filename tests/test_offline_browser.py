@@ -38,6 +38,7 @@ from .support.netlink import (
     NamespaceLoop,
     chromium_in,
     require_namespaces,
+    secure_origin,
     setup_meeting,
 )
 from .support.peers import Publisher
@@ -84,13 +85,6 @@ FIRST_DECODED_SINCE = "(t) => window.__decodedAt.find((at) => at >= t) ?? null"
 #: what plays: WebRTC's picture (the WHEP session), not the HLS fallback
 WEBRTC = "() => document.body.dataset.mode === 'video' && document.body.dataset.state === 'playing'"
 QUEUE = "() => [...document.querySelectorAll('#hand-queue .queue-name')].map((n) => n.textContent)"
-
-
-def secure_origin(base: str) -> str:
-    """The page is a secure context, as over HTTPS in a deployment: Chromium offers its
-    host candidates then (on plain HTTP it offers none, and connects by peer-reflexive
-    ones: webrtc-http.js now refuses such offers as "gathered without a network")."""
-    return f"--unsafely-treat-insecure-origin-as-secure={base}"
 
 
 class Url:

@@ -153,6 +153,13 @@ class NamespacedServer(ServerProcess):
         self.prefix = ["ip", "netns", "exec", netns]
 
 
+def secure_origin(base: str) -> str:
+    """A Chromium flag: the server's plain-HTTP address counts as a secure origin, as over
+    HTTPS in a deployment (the camera needs one; the page's offers then carry host
+    candidates)."""
+    return f"--unsafely-treat-insecure-origin-as-secure={base}"
+
+
 @contextlib.asynccontextmanager
 async def chromium_in(playwright, netns: str, viewport: dict, *extra_args: str):
     """A fresh Chromium whose network is namespace ``netns``: its context.
